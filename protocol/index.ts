@@ -1,0 +1,9 @@
+/**
+ * identgate's protocol core: RFC 1413 request parsing, line framing, reply
+ * formatting and parsing, and (with the worker) the gateway<->worker wire contract.
+ * Pure: no sockets, no timers, no node: imports — it runs unchanged in workerd.
+ */
+export * from './tokens.js';
+export * from './request.js';
+export * from './framing.js';
+export * from './reply.js';
