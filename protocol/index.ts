@@ -7,3 +7,5 @@ export * from './tokens.js';
 export * from './request.js';
 export * from './framing.js';
 export * from './reply.js';
+export * from './wire.js';
+export * from './signature.js';

@@ -1,0 +1,116 @@
+/**
+ * The gateway<->worker wire contract, version 1: one zod schema per message,
+ * used by both sides wherever untrusted JSON enters (the worker parses requests,
+ * the gateway parses answers). Inside, code trusts the inferred types.
+ * Documented with examples in docs/wire.md.
+ *
+ * @example
+ * const request = LookupRequestSchema.parse(JSON.parse(body));
+ * const answer: LookupAnswer = { id: request.id, answer: { type: 'ERROR', error: 'NO-USER' }, rule: 'default' };
+ */
+import { z } from 'zod';
+import { isErrorToken, isToken, type ErrorToken } from './tokens.js';
+import { replyRuleViolation, type IdentAnswer } from './reply.js';
+
+export const WIRE_VERSION = 1;
+
+/** Most queries one batch may carry. */
+export const MAX_BATCH = 256;
+
+/** Largest request or answer body either side accepts, in octets. */
+export const MAX_BODY_OCTETS = 256 * 1024;
+
+/** Routes, relative to the worker's base URL. */
+export const ROUTES = {
+  lookup: '/v1/ident',
+  batch: '/v1/ident/batch',
+  policy: '/v1/policy',
+  explain: '/v1/explain',
+  health: '/healthz',
+} as const;
+
+const port = z.number().int().min(1).max(65535);
+const tcpPort = z.number().int().min(0).max(65535);
+const address = z.string().min(1).max(64);
+
+export const QuerySchema = z.strictObject({ serverPort: port, clientPort: port });
+
+/** The ident connection the query arrived on: local is this host (L), remote the querier (Q). */
+export const ConnectionSchema = z.strictObject({
+  localAddress: address,
+  localPort: tcpPort,
+  remoteAddress: address,
+  remotePort: tcpPort,
+});
+
+/** The owner of the queried connection, or null when the gateway does not know it. */
+export const OwnerSchema = z
+  .strictObject({
+    uid: z.number().int().min(0).max(0xffffffff),
+    userName: z.string().min(1).max(256).nullable(),
+  })
+  .nullable();
+
+export const LookupRequestSchema = z.strictObject({
+  v: z.literal(WIRE_VERSION),
+  /** Unique per query; echoed in the answer and in logs. */
+  id: z.string().min(1).max(128),
+  /** The gateway's configured name (policy rules may match it). */
+  gateway: z.string().min(1).max(128),
+  query: QuerySchema,
+  connection: ConnectionSchema,
+  owner: OwnerSchema,
+});
+
+export const BatchRequestSchema = z.strictObject({
+  v: z.literal(WIRE_VERSION),
+  requests: z.array(LookupRequestSchema).min(1).max(MAX_BATCH),
+});
+
+const errorToken = z.string().refine(isErrorToken, 'must be a standard error or an X-token') as unknown as z.ZodType<ErrorToken>;
+const token = z.string().refine(isToken, 'must be 1..64 printable ASCII characters without ":", "," or white space');
+
+export const AnswerSchema = z
+  .discriminatedUnion('type', [
+    z.strictObject({ type: z.literal('USERID'), opsys: token, charset: token.optional(), userId: z.string() }),
+    z.strictObject({ type: z.literal('ERROR'), error: errorToken }),
+  ])
+  .superRefine((answer, ctx) => {
+    const violation = replyRuleViolation(answer as IdentAnswer);
+    if (violation) ctx.addIssue({ code: 'custom', message: violation });
+  }) as unknown as z.ZodType<IdentAnswer>;
+
+export const LookupAnswerSchema = z.strictObject({
+  v: z.literal(WIRE_VERSION),
+  id: z.string().min(1).max(128),
+  answer: AnswerSchema,
+  /** Name of the policy rule that decided ("default" for the policy's default). */
+  rule: z.string().min(1).max(128),
+});
+
+export const BatchAnswerSchema = z.strictObject({
+  v: z.literal(WIRE_VERSION),
+  answers: z.array(LookupAnswerSchema).min(1).max(MAX_BATCH),
+});
+
+/** JSON error body of every non-2xx response. */
+export const WireErrorSchema = z.strictObject({
+  error: z.strictObject({ code: z.string(), message: z.string() }),
+});
+
+export type Query = z.infer<typeof QuerySchema>;
+export type Connection = z.infer<typeof ConnectionSchema>;
+export type Owner = z.infer<typeof OwnerSchema>;
+export type LookupRequest = z.infer<typeof LookupRequestSchema>;
+export type BatchRequest = z.infer<typeof BatchRequestSchema>;
+export type LookupAnswer = z.infer<typeof LookupAnswerSchema>;
+export type BatchAnswer = z.infer<typeof BatchAnswerSchema>;
+export type WireError = z.infer<typeof WireErrorSchema>;
+
+/** Turns a zod error into one line naming the bad field's path. */
+export function describeIssues(error: z.ZodError): string {
+  return error.issues
+    .slice(0, 5)
+    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`)
+    .join('; ');
+}
