@@ -20,9 +20,10 @@ export const SIGNATURE_HEADER = 'x-identgate-signature';
 export const MAX_CLOCK_SKEW_SECONDS = 60;
 
 const encoder = new TextEncoder();
-const keyCache = new Map<string, Promise<CryptoKey>>();
+type HmacKey = Awaited<ReturnType<typeof crypto.subtle.importKey>>;
+const keyCache = new Map<string, Promise<HmacKey>>();
 
-function importKey(secret: string): Promise<CryptoKey> {
+function importKey(secret: string): Promise<HmacKey> {
   let key = keyCache.get(secret);
   if (!key) {
     key = crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
@@ -60,7 +61,7 @@ export async function signatureHeaders(
   const secret = secrets[0];
   if (!secret) throw new Error('no signing secret configured');
   const timestamp = String(nowSeconds);
-  const mac = await crypto.subtle.sign('HMAC', await importKey(secret), signedText(timestamp, method, path, body) as BufferSource);
+  const mac = await crypto.subtle.sign('HMAC', await importKey(secret), signedText(timestamp, method, path, body));
   return { [TIMESTAMP_HEADER]: timestamp, [SIGNATURE_HEADER]: `v1=${toHex(mac)}` };
 }
 
@@ -97,7 +98,7 @@ export async function verifySignature(
   const text = signedText(timestamp, request.method, request.path, request.body);
   for (const secret of secrets) {
     // crypto.subtle.verify compares in constant time.
-    if (await crypto.subtle.verify('HMAC', await importKey(secret), mac as BufferSource, text as BufferSource)) return { ok: true };
+    if (await crypto.subtle.verify('HMAC', await importKey(secret), mac, text)) return { ok: true };
   }
   return { ok: false, code: 'bad_signature', message: 'signature does not match any configured secret' };
 }
