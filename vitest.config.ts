@@ -1,7 +1,15 @@
+import { cloudflareTest } from '@cloudflare/vitest-pool-workers';
 import { defineConfig } from 'vitest/config';
 
-// Projects: `node` (protocol, gateway, worker logic and end-to-end over real sockets)
-// and `interop` (real Debian ident clients; run by .ci/run after `npm test`).
+// Projects: `node` (protocol, gateway, worker logic and end-to-end over real sockets),
+// `worker` (the Workers entry inside workerd, with a local KV namespace and test
+// secrets) and `interop` (real Debian ident clients; run by .ci/run after `npm test`).
+// A plain `vitest run` runs node + worker; interop joins only when asked for with
+// `--project interop` (or IDENTGATE_INTEROP=1), as it needs the Debian clients.
+const interopSelected =
+  process.env.IDENTGATE_INTEROP === '1' ||
+  process.argv.some((arg, i, argv) => arg === '--project=interop' || (arg === '--project' && argv[i + 1] === 'interop'));
+
 export default defineConfig({
   test: {
     projects: [
@@ -15,14 +23,38 @@ export default defineConfig({
         },
       },
       {
+        plugins: [
+          cloudflareTest({
+            wrangler: { configPath: './wrangler.toml' },
+            miniflare: {
+              // Test-only values; production secrets are set with `wrangler secret put`.
+              bindings: {
+                IDENTGATE_SECRETS: 'test-secret-new\ntest-secret-old',
+                IDENTGATE_ADMIN_TOKENS: 'test-admin-token',
+              },
+            },
+          }),
+        ],
         test: {
-          name: 'interop',
-          include: ['test/interop/**/*.test.ts'],
-          testTimeout: 60_000,
-          hookTimeout: 60_000,
-          fileParallelism: false,
+          name: 'worker',
+          include: ['test/worker/workerd/**/*.test.ts'],
+          testTimeout: 20_000,
+          hookTimeout: 30_000,
         },
       },
+      ...(interopSelected
+        ? [
+            {
+              test: {
+                name: 'interop',
+                include: ['test/interop/**/*.test.ts'],
+                testTimeout: 60_000,
+                hookTimeout: 60_000,
+                fileParallelism: false,
+              },
+            },
+          ]
+        : []),
     ],
   },
 });

@@ -21,10 +21,18 @@ const CR = 0x0d;
 /** Thrown by LineSplitter.push when a line grows past the cap. */
 export class LineTooLongError extends Error {
   readonly code = 'ERR_IDENT_LINE_TOO_LONG';
+  /** The complete lines of the same chunk that came before the over-long one. */
+  lines: Uint8Array[] = [];
   constructor(readonly maxLineOctets: number) {
     super(`request line longer than ${maxLineOctets} octets without a line end`);
     this.name = 'LineTooLongError';
   }
+}
+
+function tooLong(maxLineOctets: number, lines: Uint8Array[]): LineTooLongError {
+  const error = new LineTooLongError(maxLineOctets);
+  error.lines = lines;
+  return error;
 }
 
 export class LineSplitter {
@@ -43,7 +51,8 @@ export class LineSplitter {
   /**
    * Feeds a chunk and returns the complete lines it finished, without line ends.
    * Returned arrays may share memory with `chunk`; copy them to keep them.
-   * Throws LineTooLongError when a line exceeds the cap.
+   * Throws LineTooLongError when a line exceeds the cap; its `lines` holds the
+   * complete lines that came before it, which are still requests.
    */
   push(chunk: Uint8Array): Uint8Array[] {
     const lines: Uint8Array[] = [];
@@ -58,7 +67,7 @@ export class LineSplitter {
     let start = 0;
     for (let lf = data.indexOf(LF, start); lf !== -1; lf = data.indexOf(LF, start)) {
       const end = lf > start && data[lf - 1] === CR ? lf - 1 : lf;
-      if (end - start > this.#maxLineOctets) throw new LineTooLongError(this.#maxLineOctets);
+      if (end - start > this.#maxLineOctets) throw tooLong(this.#maxLineOctets, lines);
       lines.push(data.subarray(start, end));
       start = lf + 1;
     }
@@ -66,7 +75,7 @@ export class LineSplitter {
     if (rest > 0) {
       // One more octet is allowed when it is the CR of a CRLF split across chunks.
       const limit = data[data.length - 1] === CR ? this.#maxLineOctets + 1 : this.#maxLineOctets;
-      if (rest > limit) throw new LineTooLongError(this.#maxLineOctets);
+      if (rest > limit) throw tooLong(this.#maxLineOctets, lines);
       this.#partial = data.slice(start);
     }
     return lines;

@@ -1,0 +1,322 @@
+/**
+ * One client connection of an IdentServer: it owns the socket's state, frames
+ * lines, dispatches queries to the handler, and writes replies back in request
+ * order even when handlers finish out of order (RFC 1413 has no request ids;
+ * clients match replies by order). It also enforces the per-connection limits:
+ * queries in flight (reading stops beyond it: backpressure), a slow reader
+ * (reading stops while the socket's write buffer is full), queries per
+ * connection, the line cap, the idle timeout and the per-query deadline.
+ *
+ * Modelled on smtp-server's smtp-connection: the server owns listening and the
+ * set of connections; this file owns everything that happens on one of them.
+ */
+import type { Socket } from 'node:net';
+import {
+  formatReplyUnchecked,
+  LineSplitter,
+  LineTooLongError,
+  parseRequestOctets,
+  replyRuleViolation,
+  type IdentAnswer,
+  type IdentQuery,
+} from '../protocol/index.js';
+import { IdentServerError } from './errors.js';
+import { IdentTransaction, type TransactionEndpoints } from './transaction.js';
+
+export type IdentHandler = (tx: IdentTransaction) => unknown;
+
+/** Per-connection limits, resolved from IdentServerOptions. */
+export interface ConnectionLimits {
+  readonly maxLineOctets: number;
+  readonly maxInFlight: number;
+  readonly maxQueriesPerConnection: number;
+  readonly idleTimeoutMs: number;
+  readonly queryDeadlineMs: number;
+}
+
+export interface ConnectionHooks {
+  readonly handler: IdentHandler;
+  readonly onError: (error: IdentServerError) => void;
+  readonly onQuery: (connection: IdentConnection) => void;
+  readonly onClose: (connection: IdentConnection) => void;
+}
+
+const UNKNOWN_ERROR: IdentAnswer = { type: 'ERROR', error: 'UNKNOWN-ERROR' };
+
+/** A query waiting for its reply line, in arrival order. */
+interface Slot {
+  readonly query: IdentQuery;
+  readonly deadline: number;
+  reply: string | undefined;
+}
+
+/** Ports to echo for a line that is not a valid query: only numbers we re-format, never client bytes. */
+function invalidPortReply(line: Uint8Array): string {
+  const match = /^[ \t]*(\d{1,10})[ \t]*,[ \t]*(\d{1,10})[ \t]*$/.exec(String.fromCharCode(...line.subarray(0, 64)));
+  const ports = match && line.length <= 64 ? `${Number(match[1])}, ${Number(match[2])}` : '0, 0';
+  return `${ports} : ERROR : INVALID-PORT\r\n`;
+}
+
+export class IdentConnection {
+  readonly socket: Socket;
+  readonly endpoints: TransactionEndpoints;
+  /** When the connection last completed a query line (or opened): eviction picks the stalest. */
+  lastQueryAt = Date.now();
+
+  readonly #limits: ConnectionLimits;
+  readonly #hooks: ConnectionHooks;
+  readonly #splitter: LineSplitter;
+  #slots: Slot[] = [];
+  #head = 0;
+  /** Lines framed but not yet dispatched because maxInFlight was reached. */
+  #backlog: Uint8Array[] = [];
+  #queries = 0;
+  #inputDone = false;
+  #closing = false;
+  #closed = false;
+  #deadlineTimer: NodeJS.Timeout | undefined;
+  #waitingForDrain = false;
+  #ended = false;
+
+  constructor(socket: Socket, limits: ConnectionLimits, hooks: ConnectionHooks) {
+    this.socket = socket;
+    this.#limits = limits;
+    this.#hooks = hooks;
+    this.#splitter = new LineSplitter(limits.maxLineOctets);
+    this.endpoints = {
+      remoteAddress: socket.remoteAddress ?? '',
+      remotePort: socket.remotePort ?? 0,
+      localAddress: socket.localAddress ?? '',
+      localPort: socket.localPort ?? 0,
+    };
+    socket.setNoDelay(true);
+    socket.setTimeout(limits.idleTimeoutMs);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('end', () => this.#onEnd());
+    socket.on('timeout', () => this.#onIdle());
+    socket.on('drain', () => this.#onDrain());
+    socket.on('error', (error) => this.#hooks.onError(new IdentServerError('ERR_IDENT_SOCKET', `client ${this.#peer()}: ${error.message}`, { cause: error })));
+    socket.on('close', () => this.#onClose());
+  }
+
+  /** Queries received and not yet written back. */
+  get pending(): number {
+    return this.#slots.length - this.#head + this.#backlog.length;
+  }
+
+  get closed(): boolean {
+    return this.#closed;
+  }
+
+  /** Stops reading, answers what was received, then closes (graceful shutdown and limits). */
+  finish(): void {
+    this.#stopInput();
+    this.#maybeEnd();
+  }
+
+  /** Closes at once, dropping anything unanswered. */
+  destroy(): void {
+    this.socket.destroy();
+  }
+
+  #peer(): string {
+    return `${this.endpoints.remoteAddress}:${this.endpoints.remotePort}`;
+  }
+
+  #onData(chunk: Buffer): void {
+    if (this.#inputDone) return;
+    // Framing first; the lines are then accepted in #acceptLines.
+    let lines: Uint8Array[];
+    try {
+      lines = this.#splitter.push(chunk);
+    } catch (error) {
+      if (!(error instanceof LineTooLongError)) throw error;
+      this.#hooks.onError(new IdentServerError('ERR_IDENT_LINE_TOO_LONG', `client ${this.#peer()}: ${error.message}; closing`, { cause: error }));
+      // The lines before the over-long one are still answered, then the connection closes.
+      this.#acceptLines(error.lines);
+      this.finish();
+      return;
+    }
+    this.#acceptLines(lines);
+  }
+
+  #acceptLines(lines: Uint8Array[]): void {
+    if (lines.length === 0) return;
+    this.lastQueryAt = Date.now();
+    this.#hooks.onQuery(this);
+    if (this.#backlog.length > 0) {
+      // Keep order: new lines queue behind the backlog. Copies, since lines share the chunk.
+      for (const line of lines) this.#backlog.push(line.slice());
+    } else {
+      this.#dispatchLines(lines, 0);
+    }
+    this.#flush();
+  }
+
+  /** Dispatches lines from `from`; parks the rest in the backlog when maxInFlight is reached. */
+  #dispatchLines(lines: Uint8Array[], from: number): void {
+    for (let i = from; i < lines.length; i++) {
+      // Lines beyond maxQueriesPerConnection are not requests we answer.
+      if (this.#queries >= this.#limits.maxQueriesPerConnection) return;
+      if (this.#slots.length - this.#head >= this.#limits.maxInFlight) {
+        for (let j = i; j < lines.length; j++) this.#backlog.push(lines[j]!.slice());
+        this.socket.pause();
+        return;
+      }
+      this.#dispatch(lines[i]!);
+    }
+  }
+
+  #dispatch(line: Uint8Array): void {
+    this.#queries++;
+    if (this.#queries >= this.#limits.maxQueriesPerConnection) this.#stopInput();
+    const query = parseRequestOctets(line);
+    if (!query) {
+      this.#slots.push({ query: { serverPort: 0, clientPort: 0 }, deadline: 0, reply: invalidPortReply(line) });
+      return;
+    }
+    const slot: Slot = { query, deadline: Date.now() + this.#limits.queryDeadlineMs, reply: undefined };
+    this.#slots.push(slot);
+    const tx = new IdentTransaction(query, this.endpoints, (answer) => this.#answer(slot, answer));
+    try {
+      const result = this.#hooks.handler(tx);
+      if (result && typeof (result as PromiseLike<unknown>).then === 'function') {
+        (result as PromiseLike<unknown>).then(undefined, (error: unknown) => this.#handlerFailed(slot, error));
+      }
+    } catch (error) {
+      this.#handlerFailed(slot, error);
+    }
+  }
+
+  #handlerFailed(slot: Slot, error: unknown): void {
+    const message = error instanceof Error ? error.message : String(error);
+    this.#hooks.onError(new IdentServerError('ERR_IDENT_HANDLER_FAILED', `handler failed for ${slot.query.serverPort}, ${slot.query.clientPort}: ${message}`, { cause: error }));
+    this.#settle(slot, UNKNOWN_ERROR);
+  }
+
+  /** The transaction's sink: validates, records, flushes. */
+  #answer(slot: Slot, answer: IdentAnswer): boolean {
+    if (slot.reply !== undefined) {
+      this.#hooks.onError(new IdentServerError('ERR_IDENT_DUPLICATE_REPLY', `second reply to ${slot.query.serverPort}, ${slot.query.clientPort} ignored`));
+      return false;
+    }
+    const violation = replyRuleViolation(answer);
+    if (violation) {
+      this.#hooks.onError(new IdentServerError('ERR_IDENT_INVALID_REPLY', `reply to ${slot.query.serverPort}, ${slot.query.clientPort} not sent: ${violation}`));
+      answer = UNKNOWN_ERROR;
+    }
+    this.#settle(slot, answer);
+    return true;
+  }
+
+  #settle(slot: Slot, answer: IdentAnswer): void {
+    if (slot.reply !== undefined) return;
+    slot.reply = formatReplyUnchecked(slot.query, answer);
+    // Replies produced synchronously inside #onData are flushed once per chunk there.
+    if (slot === this.#slots[this.#head]) queueMicrotask(() => this.#flush());
+  }
+
+  /** Writes every answered reply at the head of the queue, in order, in one write. */
+  #flush(): void {
+    if (this.#closed) return;
+    let out = '';
+    while (this.#head < this.#slots.length) {
+      const reply = this.#slots[this.#head]!.reply;
+      if (reply === undefined) break;
+      out += reply;
+      this.#head++;
+    }
+    if (this.#head === this.#slots.length) {
+      this.#slots = [];
+      this.#head = 0;
+    } else if (this.#head > 1024) {
+      this.#slots = this.#slots.slice(this.#head);
+      this.#head = 0;
+    }
+    if (out && !this.socket.write(out)) {
+      // A client that does not read its replies stops being read: bounded buffers.
+      this.#waitingForDrain = true;
+      this.socket.pause();
+    }
+    this.#refill();
+    this.#armDeadline();
+    this.#maybeEnd();
+  }
+
+  /** Moves backlog lines into flight as room appears, and resumes reading when all are in. */
+  #refill(): void {
+    if (this.#waitingForDrain) return;
+    if (this.#backlog.length > 0) {
+      const backlog = this.#backlog;
+      this.#backlog = [];
+      this.#dispatchLines(backlog, 0);
+      if (this.#slots[this.#head]?.reply !== undefined) queueMicrotask(() => this.#flush());
+    }
+    if (this.#backlog.length === 0 && !this.#inputDone && this.socket.isPaused()) this.socket.resume();
+  }
+
+  #onDrain(): void {
+    this.#waitingForDrain = false;
+    this.#refill();
+    this.#maybeEnd();
+  }
+
+  /** One timer per connection: the head of the queue always has the earliest deadline. */
+  #armDeadline(): void {
+    const head = this.#slots[this.#head];
+    if (!head) {
+      if (this.#deadlineTimer) clearTimeout(this.#deadlineTimer);
+      this.#deadlineTimer = undefined;
+      return;
+    }
+    if (this.#deadlineTimer) return;
+    this.#deadlineTimer = setTimeout(() => this.#onDeadline(), Math.max(0, head.deadline - Date.now()));
+  }
+
+  #onDeadline(): void {
+    this.#deadlineTimer = undefined;
+    const now = Date.now();
+    for (let i = this.#head; i < this.#slots.length; i++) {
+      const slot = this.#slots[i]!;
+      if (slot.deadline > now) break;
+      if (slot.reply !== undefined) continue;
+      this.#hooks.onError(
+        new IdentServerError('ERR_IDENT_HANDLER_TIMEOUT', `no reply to ${slot.query.serverPort}, ${slot.query.clientPort} within ${this.#limits.queryDeadlineMs} ms; sent UNKNOWN-ERROR`),
+      );
+      slot.reply = formatReplyUnchecked(slot.query, UNKNOWN_ERROR);
+    }
+    this.#flush();
+  }
+
+  #onEnd(): void {
+    // RFC 1413 half-close: answer everything received, then close. An
+    // unterminated last line is not a request.
+    this.#inputDone = true;
+    this.#maybeEnd();
+  }
+
+  #onIdle(): void {
+    // Idle means nothing in flight: a slow handler is bounded by the deadline instead.
+    if (this.pending === 0) this.socket.destroy();
+  }
+
+  #stopInput(): void {
+    this.#inputDone = true;
+    this.#closing = true;
+  }
+
+  #maybeEnd(): void {
+    if (!this.#inputDone || this.pending > 0 || this.#closed || this.#ended) return;
+    this.#ended = true;
+    if (this.socket.writable) this.socket.end();
+    // A peer that never reads cannot hold the socket open after end().
+    if (this.#closing || this.#waitingForDrain) this.socket.setTimeout(Math.min(this.#limits.idleTimeoutMs, 5000), () => this.socket.destroy());
+  }
+
+  #onClose(): void {
+    this.#closed = true;
+    if (this.#deadlineTimer) clearTimeout(this.#deadlineTimer);
+    this.#deadlineTimer = undefined;
+    this.#hooks.onClose(this);
+  }
+}

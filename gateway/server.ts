@@ -1,0 +1,241 @@
+/**
+ * IdentServer: the listening side of RFC 1413, with the API of Perl's
+ * AnyEvent::Ident::Server. It owns the listeners (IPv4, IPv6, systemd-passed
+ * descriptors), the set of live connections and the limits that span them
+ * (connections overall and per remote address), and start/stop. Everything
+ * that happens on one connection lives in connection.ts.
+ *
+ * @example
+ * const server = new IdentServer({ hostname: '127.0.0.1', port: 0 });
+ * await server.start((tx) => {
+ *   if (tx.req.serverPort === 400 && tx.req.clientPort === 500) tx.replyWithUser('grimlock');
+ *   else tx.replyWithError('NO-USER');
+ * });
+ * console.log(`listening on port ${server.port}`);
+ * await server.stop();
+ */
+import net from 'node:net';
+import { DEFAULT_MAX_LINE_OCTETS } from '../protocol/index.js';
+import { IdentConnection, type ConnectionLimits, type IdentHandler } from './connection.js';
+import { IdentServerError } from './errors.js';
+
+export type { IdentHandler } from './connection.js';
+export { IdentTransaction } from './transaction.js';
+export { IdentServerError, type IdentServerErrorCode } from './errors.js';
+
+/** Where to listen: an address and port, or a descriptor passed by systemd. */
+export type ListenTarget = { readonly hostname: string; readonly port: number } | { readonly fd: number };
+
+/** Documented defaults; README.md and docs/operations.md list them. */
+export const SERVER_DEFAULTS = {
+  hostname: '127.0.0.1',
+  port: 113,
+  /** RFC 1413 §2 suggests 60-180 s. */
+  idleTimeoutMs: 120_000,
+  maxLineOctets: DEFAULT_MAX_LINE_OCTETS,
+  maxInFlight: 64,
+  maxQueriesPerConnection: 1000,
+  queryDeadlineMs: 5_000,
+  maxConnections: 4096,
+  maxConnectionsPerAddress: 32,
+} as const;
+
+export interface IdentServerOptions extends Partial<ConnectionLimits> {
+  /** Address to listen on (IPv4 or IPv6). Ignored when `listen` is given. */
+  hostname?: string;
+  /** Port to listen on; 0 picks a free one. Ignored when `listen` is given. */
+  port?: number;
+  /** Several listeners at once (repeatable --listen, systemd descriptors). */
+  listen?: readonly ListenTarget[];
+  /** Connections open at once; at the cap the stalest idle one is evicted, else the new one is refused. */
+  maxConnections?: number;
+  /** Connections open at once from one remote address; beyond it new ones are refused. */
+  maxConnectionsPerAddress?: number;
+  /** Faults of handlers, replies, clients and limits. Never throws into the server. */
+  onError?: (error: IdentServerError) => void;
+  /** Called once per listener after it is bound. */
+  onBind?: (address: net.AddressInfo | string) => void;
+  /** Called for each refused or evicted connection, with the reason. */
+  onRefuse?: (reason: 'per_address' | 'global' | 'evicted', remoteAddress: string) => void;
+}
+
+function bindError(target: ListenTarget, error: NodeJS.ErrnoException): IdentServerError {
+  if ('fd' in target) return new IdentServerError('ERR_IDENT_BIND', `cannot listen on file descriptor ${target.fd}: ${error.message}`, { cause: error });
+  const where = target.hostname.includes(':') ? `[${target.hostname}]:${target.port}` : `${target.hostname}:${target.port}`;
+  switch (error.code) {
+    case 'EACCES':
+      return new IdentServerError(
+        'ERR_IDENT_BIND',
+        `cannot listen on ${where}: ports below 1024 need privileges — run as root with --run-as, grant CAP_NET_BIND_SERVICE, use systemd socket activation (see docs/operations.md), or pick a port of 1024 or more`,
+        { cause: error },
+      );
+    case 'EADDRINUSE':
+      return new IdentServerError('ERR_IDENT_BIND', `cannot listen on ${where}: the address is already in use (another identd running?)`, { cause: error });
+    case 'EADDRNOTAVAIL':
+      return new IdentServerError('ERR_IDENT_BIND', `cannot listen on ${where}: no such local address on this host`, { cause: error });
+    default:
+      return new IdentServerError('ERR_IDENT_BIND', `cannot listen on ${where}: ${error.message}`, { cause: error });
+  }
+}
+
+export class IdentServer {
+  readonly #targets: readonly ListenTarget[];
+  readonly #limits: ConnectionLimits;
+  readonly #maxConnections: number;
+  readonly #maxPerAddress: number;
+  readonly #options: IdentServerOptions;
+  #listeners: net.Server[] = [];
+  #handler: IdentHandler | undefined;
+  /** Live connections, stalest query first (re-inserted on every query line). */
+  readonly #connections = new Map<IdentConnection, true>();
+  readonly #perAddress = new Map<string, number>();
+  #starting = false;
+
+  constructor(options: IdentServerOptions = {}) {
+    this.#options = options;
+    this.#targets = options.listen ?? [{ hostname: options.hostname ?? SERVER_DEFAULTS.hostname, port: options.port ?? SERVER_DEFAULTS.port }];
+    if (this.#targets.length === 0) throw new TypeError('IdentServer needs at least one address to listen on');
+    this.#limits = {
+      idleTimeoutMs: options.idleTimeoutMs ?? SERVER_DEFAULTS.idleTimeoutMs,
+      maxLineOctets: options.maxLineOctets ?? SERVER_DEFAULTS.maxLineOctets,
+      maxInFlight: options.maxInFlight ?? SERVER_DEFAULTS.maxInFlight,
+      maxQueriesPerConnection: options.maxQueriesPerConnection ?? SERVER_DEFAULTS.maxQueriesPerConnection,
+      queryDeadlineMs: options.queryDeadlineMs ?? SERVER_DEFAULTS.queryDeadlineMs,
+    };
+    this.#maxConnections = options.maxConnections ?? SERVER_DEFAULTS.maxConnections;
+    this.#maxPerAddress = options.maxConnectionsPerAddress ?? SERVER_DEFAULTS.maxConnectionsPerAddress;
+    for (const [name, value] of Object.entries({ ...this.#limits, maxConnections: this.#maxConnections, maxConnectionsPerAddress: this.#maxPerAddress })) {
+      if (!Number.isInteger(value) || value < 1) throw new RangeError(`IdentServer option ${name} must be a positive integer, got ${value}`);
+    }
+  }
+
+  /** The first listener's bound port (the ephemeral one when port 0 was asked). */
+  get port(): number {
+    const address = this.#listeners[0]?.address();
+    return address && typeof address === 'object' ? address.port : 0;
+  }
+
+  /** Every bound address. */
+  get addresses(): net.AddressInfo[] {
+    return this.#listeners.map((listener) => listener.address()).filter((a): a is net.AddressInfo => !!a && typeof a === 'object');
+  }
+
+  /** Connections open right now. */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  get listening(): boolean {
+    return this.#listeners.length > 0;
+  }
+
+  /** Binds every listener and starts answering with `handler`. */
+  async start(handler: IdentHandler): Promise<void> {
+    if (typeof handler !== 'function') throw new TypeError('IdentServer.start needs a handler function');
+    if (this.#starting || this.#listeners.length > 0) {
+      throw new IdentServerError('ERR_IDENT_SERVER_RUNNING', 'IdentServer is already started; call stop() first');
+    }
+    this.#starting = true;
+    this.#handler = handler;
+    try {
+      for (const target of this.#targets) this.#listeners.push(await this.#listen(target));
+    } catch (error) {
+      await Promise.all(this.#listeners.map((listener) => new Promise((resolve) => listener.close(resolve))));
+      this.#listeners = [];
+      throw error;
+    } finally {
+      this.#starting = false;
+    }
+  }
+
+  #listen(target: ListenTarget): Promise<net.Server> {
+    const listener = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => this.#accept(socket));
+    return new Promise((resolve, reject) => {
+      const onError = (error: NodeJS.ErrnoException) => reject(bindError(target, error));
+      listener.once('error', onError);
+      const ready = () => {
+        listener.off('error', onError);
+        listener.on('error', (error) => this.#report(new IdentServerError('ERR_IDENT_SOCKET', `listener error: ${error.message}`, { cause: error })));
+        const address = listener.address();
+        if (address) this.#options.onBind?.(address);
+        resolve(listener);
+      };
+      if ('fd' in target) listener.listen({ fd: target.fd }, ready);
+      // ipv6Only keeps "[::]:113" and "0.0.0.0:113" usable side by side; "[::]" alone is dual-stack.
+      else listener.listen({ host: target.hostname, port: target.port, ipv6Only: false, backlog: 1024 }, ready);
+    });
+  }
+
+  #accept(socket: net.Socket): void {
+    const address = socket.remoteAddress ?? '';
+    const fromAddress = this.#perAddress.get(address) ?? 0;
+    if (fromAddress >= this.#maxPerAddress) return this.#refuse(socket, 'per_address', address);
+    if (this.#connections.size >= this.#maxConnections && !this.#evictStalest()) return this.#refuse(socket, 'global', address);
+    this.#perAddress.set(address, fromAddress + 1);
+    const connection = new IdentConnection(socket, this.#limits, {
+      handler: this.#handler!,
+      onError: (error) => this.#report(error),
+      onQuery: (c) => {
+        this.#connections.delete(c);
+        this.#connections.set(c, true);
+      },
+      onClose: (c) => {
+        this.#connections.delete(c);
+        const left = (this.#perAddress.get(address) ?? 1) - 1;
+        if (left > 0) this.#perAddress.set(address, left);
+        else this.#perAddress.delete(address);
+      },
+    });
+    this.#connections.set(connection, true);
+  }
+
+  /** At the global cap, the connection that has gone longest without a query and has none in flight makes room. */
+  #evictStalest(): boolean {
+    for (const connection of this.#connections.keys()) {
+      if (connection.pending > 0) continue;
+      this.#connections.delete(connection);
+      this.#options.onRefuse?.('evicted', connection.endpoints.remoteAddress);
+      connection.destroy();
+      return true;
+    }
+    return false;
+  }
+
+  #refuse(socket: net.Socket, reason: 'per_address' | 'global', address: string): void {
+    this.#options.onRefuse?.(reason, address);
+    socket.on('error', () => {});
+    socket.destroy();
+  }
+
+  #report(error: IdentServerError): void {
+    try {
+      this.#options.onError?.(error);
+    } catch {
+      // A faulty onError must not take the server down.
+    }
+  }
+
+  /**
+   * Stops accepting, answers the queries already received, closes idle
+   * connections, and resolves when every connection is closed. Connections
+   * still open after `graceMs` are dropped. start() may be called again after.
+   */
+  async stop({ graceMs = 5_000 }: { graceMs?: number } = {}): Promise<void> {
+    const listeners = this.#listeners;
+    this.#listeners = [];
+    const closed = Promise.all(listeners.map((listener) => new Promise<void>((resolve) => listener.close(() => resolve()))));
+    const connections = [...this.#connections.keys()];
+    for (const connection of connections) connection.finish();
+    const allClosed = Promise.all(connections.map((c) => (c.closed ? undefined : new Promise<void>((resolve) => c.socket.once('close', () => resolve())))));
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        for (const connection of this.#connections.keys()) connection.destroy();
+        resolve();
+      }, graceMs);
+    });
+    await Promise.race([allClosed, grace]);
+    clearTimeout(timer);
+    await closed;
+  }
+}
