@@ -32,6 +32,8 @@ export interface ConnectionLimits {
   readonly maxQueriesPerConnection: number;
   readonly idleTimeoutMs: number;
   readonly queryDeadlineMs: number;
+  /** RFC 1413 §6: answer UNKNOWN-ERROR instead of any specific error (only when configured). */
+  readonly hideErrors?: boolean;
 }
 
 export interface ConnectionHooks {
@@ -42,6 +44,7 @@ export interface ConnectionHooks {
 }
 
 const UNKNOWN_ERROR: IdentAnswer = { type: 'ERROR', error: 'UNKNOWN-ERROR' };
+const HIDDEN_INVALID_PORT = '0, 0 : ERROR : UNKNOWN-ERROR\r\n';
 
 /** A query waiting for its reply line, in arrival order. */
 interface Slot {
@@ -172,7 +175,8 @@ export class IdentConnection {
     if (this.#queries >= this.#limits.maxQueriesPerConnection) this.#stopInput();
     const query = parseRequestOctets(line);
     if (!query) {
-      this.#slots.push({ query: { serverPort: 0, clientPort: 0 }, deadline: 0, reply: invalidPortReply(line) });
+      const reply = this.#limits.hideErrors ? HIDDEN_INVALID_PORT : invalidPortReply(line);
+      this.#slots.push({ query: { serverPort: 0, clientPort: 0 }, deadline: 0, reply });
       return;
     }
     const slot: Slot = { query, deadline: Date.now() + this.#limits.queryDeadlineMs, reply: undefined };
@@ -211,6 +215,7 @@ export class IdentConnection {
 
   #settle(slot: Slot, answer: IdentAnswer): void {
     if (slot.reply !== undefined) return;
+    if (this.#limits.hideErrors && answer.type === 'ERROR') answer = UNKNOWN_ERROR;
     slot.reply = formatReplyUnchecked(slot.query, answer);
     // Replies produced synchronously inside #onData are flushed once per chunk there.
     if (slot === this.#slots[this.#head]) queueMicrotask(() => this.#flush());

@@ -101,10 +101,12 @@ export class IdentServer {
       maxInFlight: options.maxInFlight ?? SERVER_DEFAULTS.maxInFlight,
       maxQueriesPerConnection: options.maxQueriesPerConnection ?? SERVER_DEFAULTS.maxQueriesPerConnection,
       queryDeadlineMs: options.queryDeadlineMs ?? SERVER_DEFAULTS.queryDeadlineMs,
+      hideErrors: options.hideErrors ?? false,
     };
     this.#maxConnections = options.maxConnections ?? SERVER_DEFAULTS.maxConnections;
     this.#maxPerAddress = options.maxConnectionsPerAddress ?? SERVER_DEFAULTS.maxConnectionsPerAddress;
-    for (const [name, value] of Object.entries({ ...this.#limits, maxConnections: this.#maxConnections, maxConnectionsPerAddress: this.#maxPerAddress })) {
+    const { hideErrors: _, ...numeric } = this.#limits;
+    for (const [name, value] of Object.entries({ ...numeric, maxConnections: this.#maxConnections, maxConnectionsPerAddress: this.#maxPerAddress })) {
       if (!Number.isInteger(value) || value < 1) throw new RangeError(`IdentServer option ${name} must be a positive integer, got ${value}`);
     }
   }

@@ -1,0 +1,89 @@
+/**
+ * Prometheus metrics for `identgate serve --metrics ADDR:PORT` (prom-client,
+ * in a registry of its own so that embedding identgate never pollutes the
+ * host application's default registry).
+ *
+ * @example
+ * const metrics = createMetrics();
+ * metrics.queries.inc({ answer: 'USERID' });
+ * const server = await serveMetrics(metrics, { hostname: '127.0.0.1', port: 9113 });
+ */
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+
+export interface GatewayMetrics {
+  readonly registry: Registry;
+  /** answer: USERID or the error token. */
+  readonly queries: Counter<'answer'>;
+  readonly upstreamLatency: Histogram<never>;
+  readonly upstreamQueriesPerRequest: Histogram<never>;
+  readonly upstreamFailures: Counter<'cause'>;
+  readonly openConnections: Gauge<never>;
+  readonly refusedConnections: Counter<'reason'>;
+  readonly ownerLookupSeconds: Histogram<'result'>;
+  /** Where the open-connections gauge reads its value at scrape time. */
+  countConnectionsWith(source: () => number): void;
+}
+
+export function createMetrics(): GatewayMetrics {
+  const registry = new Registry();
+  collectDefaultMetrics({ register: registry, prefix: 'identgate_process_' });
+  const registers = [registry];
+  let openConnections = () => 0;
+  return {
+    countConnectionsWith: (source) => {
+      openConnections = source;
+    },
+    registry,
+    queries: new Counter({ name: 'identgate_queries_total', help: 'Ident queries answered, by answer (USERID or error token)', labelNames: ['answer'], registers }),
+    upstreamLatency: new Histogram({
+      name: 'identgate_upstream_request_seconds',
+      help: 'Time for one request to the policy worker (single or batch)',
+      buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+      registers,
+    }),
+    upstreamQueriesPerRequest: new Histogram({
+      name: 'identgate_upstream_queries_per_request',
+      help: 'Queries carried by one request to the policy worker (batching)',
+      buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
+      registers,
+    }),
+    upstreamFailures: new Counter({ name: 'identgate_upstream_failures_total', help: 'Queries answered with the fallback, by cause', labelNames: ['cause'], registers }),
+    openConnections: new Gauge({
+      name: 'identgate_open_connections',
+      help: 'Ident client connections open now',
+      registers,
+      collect() {
+        this.set(openConnections());
+      },
+    }),
+    refusedConnections: new Counter({ name: 'identgate_refused_connections_total', help: 'Connections refused or evicted by a limit, by reason', labelNames: ['reason'], registers }),
+    ownerLookupSeconds: new Histogram({
+      name: 'identgate_owner_lookup_seconds',
+      help: 'Time to find the local owner of a queried connection, by result (found, not_found)',
+      labelNames: ['result'],
+      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.5],
+      registers,
+    }),
+  };
+}
+
+/** Serves GET /metrics; resolves once listening. */
+export async function serveMetrics(metrics: GatewayMetrics, where: { hostname: string; port: number }): Promise<http.Server & { address(): AddressInfo }> {
+  const server = http.createServer((req, res) => {
+    if (req.method !== 'GET' || req.url !== '/metrics') {
+      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try GET /metrics\n');
+      return;
+    }
+    metrics.registry.metrics().then(
+      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+      (error: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`),
+    );
+  });
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', (error: NodeJS.ErrnoException) => reject(new Error(`--metrics ${where.hostname}:${where.port}: cannot listen (${error.code ?? error.message})`)));
+    server.listen(where.port, where.hostname, () => resolve());
+  });
+  return server as http.Server & { address(): AddressInfo };
+}

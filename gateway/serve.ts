@@ -1,0 +1,170 @@
+/**
+ * `identgate serve` assembled: an IdentServer whose handler finds the local
+ * owner of the queried connection, asks the policy (fixed reply, the worker
+ * app embedded in this process, or the worker over HTTP) and writes its answer.
+ * This is the one place where the server, the owner lookup, the resolver,
+ * logging and metrics meet; each of them lives in its own module.
+ *
+ * @example
+ * const gateway = await startGateway(parseServeArgs(['--listen', '127.0.0.1:1113']), { log: createLogger('info') });
+ * process.on('SIGHUP', () => void gateway.reload());
+ * await gateway.stop();
+ */
+import type { Server as HttpServer } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { WIRE_VERSION, type IdentAnswer, type LookupRequest } from '../protocol/index.js';
+import { createApp } from '../worker/app.js';
+import { openFileStore, type FileStore } from '../worker/stores/file.js';
+import { createMemoryStore } from '../worker/stores/memory.js';
+import type { ServeConfig } from './config.js';
+import { createEmbeddedResolver } from './embedded-resolver.js';
+import { createHttpResolver } from './http-resolver.js';
+import type { Logger } from './log.js';
+import { createMetrics, serveMetrics, type GatewayMetrics } from './metrics.js';
+import { createOwnerLookup, type OwnerLookup } from './owner/index.js';
+import { dropPrivileges } from './privileges.js';
+import type { FailureCause, Resolver } from './resolver.js';
+import { IdentServer, type IdentHandler } from './server.js';
+
+export interface RunningGateway {
+  readonly server: IdentServer;
+  /** 'fixed', 'embedded policy FILE', 'embedded default policy' or 'upstream URL'. */
+  readonly answeredBy: string;
+  readonly ownerLookup: string;
+  readonly metricsPort: number | undefined;
+  /** Reloads the policy file (SIGHUP); false when there is none or the new one was refused. */
+  reload(): Promise<boolean>;
+  /** Graceful: stop accepting, answer what was received, close. */
+  stop(): Promise<void>;
+}
+
+export interface GatewayDeps {
+  log: Logger;
+}
+
+function answerLabel(answer: IdentAnswer): string {
+  return answer.type === 'USERID' ? 'USERID' : answer.error;
+}
+
+export async function startGateway(config: ServeConfig, { log }: GatewayDeps): Promise<RunningGateway> {
+  const metrics: GatewayMetrics | undefined = config.metrics ? createMetrics() : undefined;
+  let resolver: Resolver | undefined;
+  let fileStore: FileStore | undefined;
+  let owners: OwnerLookup | undefined;
+  let answeredBy: string;
+  let handler: IdentHandler;
+
+  const onFailure = (cause: FailureCause, detail: string, count: number) => log.warn({ cause, count }, `policy worker failed, answering the fallback: ${detail}`);
+  const onRecover = (failures: number, downMs: number) => log.warn({ failures, downMs }, 'policy worker answering again');
+  const onBatch = metrics
+    ? (size: number, latencyMs: number) => {
+        metrics.upstreamLatency.observe(latencyMs / 1000);
+        metrics.upstreamQueriesPerRequest.observe(size);
+      }
+    : undefined;
+
+  if (config.answerer.kind === 'fixed') {
+    const answer = config.answerer.answer;
+    const label = answerLabel(answer);
+    answeredBy = 'fixed';
+    handler = (tx) => {
+      tx.reply(answer);
+      metrics?.queries.inc({ answer: label });
+    };
+  } else {
+    if (config.answerer.kind === 'embedded') {
+      const policyFile = config.answerer.policyFile;
+      fileStore = policyFile ? await openFileStore(policyFile, { log: (entry) => log.warn(entry, String(entry.msg ?? 'policy')), watch: true }) : undefined;
+      const app = createApp({
+        store: fileStore ?? createMemoryStore(),
+        secrets: [],
+        mode: 'embedded',
+        log: (entry) => (entry.msg === 'decision' ? log.debug(entry, 'decision') : log.warn(entry, String(entry.msg))),
+      });
+      resolver = createEmbeddedResolver({ app, deadlineMs: config.deadlineMs, fallback: config.fallback, onFailure, onRecover, onBatch });
+      answeredBy = policyFile ? `embedded policy ${policyFile}` : 'embedded default policy';
+    } else {
+      resolver = createHttpResolver({
+        upstream: config.answerer.upstream,
+        secrets: config.answerer.secrets,
+        deadlineMs: config.deadlineMs,
+        fallback: config.fallback,
+        onFailure: (cause, detail, count) => {
+          metrics?.upstreamFailures.inc({ cause }, 1);
+          onFailure(cause, detail, count);
+        },
+        onRecover,
+        onBatch,
+      });
+      answeredBy = `upstream ${config.answerer.upstream.origin}${config.answerer.upstream.pathname.replace(/\/$/, '')}`;
+    }
+    owners = createOwnerLookup(config.ownerLookup, { onError: (error) => log.warn({ code: error.code }, error.message) });
+    const bootId = randomBytes(4).toString('hex');
+    let sequence = 0;
+    const ask = resolver;
+    const lookup = owners;
+    handler = async (tx) => {
+      const started = metrics ? performance.now() : 0;
+      const owner = await lookup.lookup({ localAddress: tx.localAddress, localPort: tx.req.serverPort, remoteAddress: tx.remoteAddress, remotePort: tx.req.clientPort });
+      if (metrics) metrics.ownerLookupSeconds.observe({ result: owner ? 'found' : 'not_found' }, (performance.now() - started) / 1000);
+      const request: LookupRequest = {
+        v: WIRE_VERSION,
+        id: `${bootId}-${++sequence}`,
+        gateway: config.gatewayName,
+        query: tx.req,
+        connection: { localAddress: tx.localAddress, localPort: tx.localPort, remoteAddress: tx.remoteAddress, remotePort: tx.remotePort },
+        owner,
+      };
+      const { answer, rule } = await ask.resolve(request);
+      tx.reply(answer);
+      metrics?.queries.inc({ answer: answerLabel(answer) });
+      if (log.isLevelEnabled('debug')) log.debug({ id: request.id, rule, answer, query: request.query, remoteAddress: tx.remoteAddress, owner }, 'query');
+    };
+  }
+
+  const server = new IdentServer({
+    listen: config.listen,
+    ...config.limits,
+    // The resolver answers within its deadline; this is the backstop for a fault in between.
+    queryDeadlineMs: config.deadlineMs + 1_000,
+    hideErrors: config.hideErrors,
+    onError: (error) => {
+      if (error.code === 'ERR_IDENT_SOCKET' || error.code === 'ERR_IDENT_LINE_TOO_LONG') log.debug({ code: error.code }, error.message);
+      else log.warn({ code: error.code }, error.message);
+    },
+    onRefuse: (reason, remoteAddress) => {
+      metrics?.refusedConnections.inc({ reason });
+      log.debug({ reason, remoteAddress }, 'connection refused by a limit');
+    },
+  });
+  let metricsServer: HttpServer | undefined;
+  try {
+    await server.start(handler);
+    if (metrics && config.metrics) {
+      metrics.countConnectionsWith(() => server.connectionCount);
+      metricsServer = await serveMetrics(metrics, config.metrics);
+    }
+    if (config.runAs) {
+      const { uid, gid } = dropPrivileges(config.runAs);
+      log.info({ uid, gid }, `running as ${config.runAs}`);
+    }
+  } catch (error) {
+    await server.stop({ graceMs: 0 });
+    metricsServer?.close();
+    await Promise.all([resolver?.close(), owners?.close(), fileStore?.close()]);
+    throw error;
+  }
+
+  return {
+    server,
+    answeredBy,
+    ownerLookup: owners?.method ?? 'off',
+    metricsPort: metricsServer ? (metricsServer.address() as { port: number }).port : undefined,
+    reload: async () => (fileStore ? fileStore.reload() : false),
+    stop: async () => {
+      await server.stop({ graceMs: config.shutdownGraceMs });
+      metricsServer?.close();
+      await Promise.all([resolver?.close(), owners?.close(), fileStore?.close()]);
+    },
+  };
+}
