@@ -1,0 +1,16 @@
+/**
+ * identgate's library API: the ident server and client with the capabilities
+ * of Perl's AnyEvent::Ident, plus the protocol core. The policy worker is at
+ * 'identgate/worker', the pure protocol at 'identgate/protocol', and the
+ * gateway pieces (resolvers, owner lookup, CLI assembly) at 'identgate/gateway'.
+ *
+ * @example
+ * import { IdentServer, IdentClient } from 'identgate';
+ * const server = new IdentServer({ port: 0 });
+ * await server.start((tx) => tx.replyWithUser('grimlock'));
+ * const client = new IdentClient({ port: server.port });
+ * console.log(await client.ident(400, 500)); // { isSuccess: true, userId: 'grimlock', ... }
+ */
+export { IdentServer, IdentTransaction, IdentServerError, SERVER_DEFAULTS, type IdentHandler, type IdentServerOptions, type IdentServerErrorCode, type ListenTarget } from './gateway/server.js';
+export * from './gateway/client.js';
+export * from './protocol/index.js';
