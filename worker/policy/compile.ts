@@ -1,0 +1,60 @@
+/**
+ * Compiling a parsed policy into the form decisions run on: each rule becomes
+ * a compiled match (integer ranges, address masks, interned name patterns)
+ * plus an answerer, and the pseudonym key becomes a ready HMAC. Done once per
+ * policy version; compiling is synchronous (pseudonyms use a pure-JS
+ * HMAC-SHA256, see hmac.ts), so callers may `await` it or not.
+ *
+ * @example
+ * const compiled = compilePolicy(parsePolicy(json));
+ * decide(compiled, request) // { answer, rule }
+ */
+import { compileAction, type Answerer } from './actions.js';
+import { createHmacSha256 } from './hmac.js';
+import { compileMatch, Facts, NameTable, type CompiledMatch } from './match.js';
+import type { Policy } from './schema.js';
+
+export interface CompiledRule {
+  readonly name: string;
+  /** Position in policy.rules, or null for the default. */
+  readonly index: number | null;
+  readonly match: CompiledMatch;
+  readonly answerer: Answerer;
+}
+
+/** A policy ready for decisions. Opaque: pass it to decide() and explain(). */
+export interface CompiledPolicy {
+  readonly policy: Policy;
+  readonly rules: readonly CompiledRule[];
+  readonly fallback: CompiledRule;
+  /** Scratch space for one decision at a time (decisions are synchronous). */
+  readonly facts: Facts;
+}
+
+/**
+ * Compiles a parsed policy. Throws TypeError only for a policy that did not
+ * come from parsePolicy (a bug, not an input error).
+ *
+ * @example
+ * const compiled = compilePolicy(DEFAULT_POLICY);
+ */
+export function compilePolicy(policy: Policy): CompiledPolicy {
+  const gateways = new NameTable();
+  const ownerNames = new NameTable();
+  const mac = policy.key === undefined ? undefined : createHmacSha256(new TextEncoder().encode(policy.key));
+  const rules = policy.rules.map(
+    (rule, index): CompiledRule => ({
+      name: rule.name,
+      index,
+      match: compileMatch(rule.match, gateways, ownerNames),
+      answerer: compileAction(rule, mac),
+    }),
+  );
+  const fallback: CompiledRule = {
+    name: 'default',
+    index: null,
+    match: compileMatch(undefined, gateways, ownerNames),
+    answerer: compileAction(policy.default, mac),
+  };
+  return Object.freeze({ policy, rules, fallback, facts: new Facts(gateways, ownerNames) });
+}

@@ -1,0 +1,133 @@
+/**
+ * Decisions: which rule answers a lookup request and with what. Rules are
+ * tried in order and the first whose conditions all hold answers; when none
+ * does, the policy's default answers (rule name "default"). A pure function of
+ * the compiled policy, the request and, for random rules only, the random
+ * source; synchronous, and without allocation beyond the answer itself.
+ * `explain` walks the same path and reports why each earlier rule did not match.
+ *
+ * @example
+ * const compiled = compilePolicy(parsePolicy(json));
+ * const { answer, rule } = decide(compiled, request);
+ * explain(compiled, request).skipped // [{ rule: 'hide-system', ruleIndex: 0, failed: 'ownerUid' }]
+ */
+import type { IdentAnswer } from '../../protocol/reply.js';
+import type { LookupRequest } from '../../protocol/wire.js';
+import type { CompiledPolicy, CompiledRule } from './compile.js';
+import { CONDITIONS, failedCondition, type Condition } from './match.js';
+import type { PolicyMatch } from './schema.js';
+
+export interface Decision {
+  readonly answer: IdentAnswer;
+  /** Name of the deciding rule; "default" for the policy default. */
+  readonly rule: string;
+}
+
+let pool: Uint32Array | undefined;
+let poolNext = 0;
+
+/**
+ * The default random source for random rules: WebCrypto, drawn 256 values at
+ * a time. Random user ids hide who a connection belongs to, so they should
+ * not be predictable from earlier answers.
+ */
+export function cryptoRandom(): number {
+  if (pool === undefined || poolNext === pool.length) {
+    pool ??= new Uint32Array(256);
+    crypto.getRandomValues(pool);
+    poolNext = 0;
+  }
+  return pool[poolNext++]! / 0x100000000;
+}
+
+const constantDecisions = new WeakMap<CompiledRule, Decision>();
+
+function decisionOf(rule: CompiledRule, request: LookupRequest, random: () => number): Decision {
+  const constant = rule.answerer.constant;
+  if (constant !== null) {
+    let decision = constantDecisions.get(rule);
+    if (decision === undefined) {
+      decision = Object.freeze({ answer: constant, rule: rule.name });
+      constantDecisions.set(rule, decision);
+    }
+    return decision;
+  }
+  return { answer: rule.answerer.answer(request, random), rule: rule.name };
+}
+
+function decidingRule(compiled: CompiledPolicy, request: LookupRequest): CompiledRule {
+  const facts = compiled.facts;
+  facts.load(request);
+  const rules = compiled.rules;
+  for (let i = 0; i < rules.length; i++) {
+    const rule = rules[i]!;
+    if (failedCondition(rule.match, facts) === 0) return rule;
+  }
+  return compiled.fallback;
+}
+
+/**
+ * Decides the answer to a lookup request: first matching rule, else the default.
+ * Always synchronous (typed so that callers may also `await` it). `random`
+ * (values in [0, 1)) is used by random rules only.
+ *
+ * @example
+ * decide(compilePolicy(DEFAULT_POLICY), request)
+ * // { answer: { type: 'USERID', opsys: 'UNIX', userId: 'alice' }, rule: 'default' }
+ */
+export function decide(compiled: CompiledPolicy, request: LookupRequest, random: () => number = cryptoRandom): Decision {
+  return decisionOf(decidingRule(compiled, request), request, random);
+}
+
+export interface SkippedRule {
+  readonly rule: string;
+  readonly ruleIndex: number;
+  /** The first condition (in evaluation order) that did not hold. */
+  readonly failed: Condition;
+}
+
+export interface Explanation {
+  /** Name of the rule that answers ("default" for the default). */
+  readonly rule: string;
+  /** Its position in policy.rules, null for the default. */
+  readonly ruleIndex: number | null;
+  readonly answer: IdentAnswer;
+  /** The deciding rule's conditions, as written (all of them held); {} for the default. */
+  readonly matched: PolicyMatch;
+  /** Every earlier rule, in order, with the condition that ruled it out (the first 1000). */
+  readonly skipped: readonly SkippedRule[];
+  /** How many rules were skipped in all. */
+  readonly skippedCount: number;
+}
+
+const MAX_SKIPPED_LISTED = 1000;
+
+/**
+ * Explains a decision for the admin explain route: the deciding rule, its
+ * answer, and why each earlier rule did not match. Random and pseudonym
+ * answers are computed as decide() would.
+ *
+ * @example
+ * explain(compiled, request)
+ * // { rule: 'lan', ruleIndex: 1, answer: {...}, matched: { clientAddress: '192.0.2.0/24' },
+ * //   skipped: [{ rule: 'hide-root', ruleIndex: 0, failed: 'ownerUid' }], skippedCount: 1 }
+ */
+export function explain(compiled: CompiledPolicy, request: LookupRequest, random: () => number = cryptoRandom): Explanation {
+  const facts = compiled.facts;
+  facts.load(request);
+  const skipped: SkippedRule[] = [];
+  let deciding = compiled.fallback;
+  let skippedCount = 0;
+  for (const rule of compiled.rules) {
+    const failed = failedCondition(rule.match, facts);
+    if (failed === 0) {
+      deciding = rule;
+      break;
+    }
+    skippedCount++;
+    if (skipped.length < MAX_SKIPPED_LISTED) skipped.push({ rule: rule.name, ruleIndex: rule.index!, failed: CONDITIONS[failed] as Condition });
+  }
+  const { answer } = decisionOf(deciding, request, random);
+  const matched = deciding.index === null ? {} : (compiled.policy.rules[deciding.index]!.match ?? {});
+  return { rule: deciding.name, ruleIndex: deciding.index, answer, matched, skipped, skippedCount };
+}

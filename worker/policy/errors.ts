@@ -1,0 +1,28 @@
+/**
+ * The one error the policy engine throws: PolicyError, code ERR_POLICY_INVALID,
+ * raised when a policy document does not parse. Its message names every bad
+ * field by path (`rules[2].match.clientAddress: not a CIDR: 10.0.0.0/33`) so an
+ * operator can fix the file without reading code; `issues` carries the same
+ * findings as data for the admin API.
+ *
+ * @example
+ * try { parsePolicy(json) } catch (error) {
+ *   if (error instanceof PolicyError) console.error(error.message) // one line, names the path
+ * }
+ */
+
+/** One problem in a policy document: where (`rules[2].match.serverPort`) and what. */
+export interface PolicyIssue {
+  readonly path: string;
+  readonly message: string;
+}
+
+export class PolicyError extends Error {
+  readonly code = 'ERR_POLICY_INVALID';
+  readonly issues: readonly PolicyIssue[];
+  constructor(issues: readonly PolicyIssue[]) {
+    super(issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ') || 'invalid policy');
+    this.name = 'PolicyError';
+    this.issues = issues;
+  }
+}

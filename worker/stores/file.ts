@@ -1,0 +1,142 @@
+/**
+ * A policy store backed by a JSON file, for the Node worker (the only store that
+ * touches node:fs). The file is read when the store is opened: a missing or
+ * invalid file is a one-line FileStoreError. Afterwards it is read again when it
+ * changes (fs.watch on its directory, so editors that save by rename are seen,
+ * debounced) and on `reload()` (the CLI wires SIGHUP to it). A new file that is
+ * not a valid policy is refused with one log line and the last good policy stays.
+ * `replace()` (PUT /v1/policy) writes the file atomically: a temporary file in the
+ * same directory, then rename.
+ *
+ * @example
+ * const store = await openFileStore('/etc/identgate/policy.json', { log });
+ * process.on('SIGHUP', () => void store.reload());
+ * // ...
+ * store.close();
+ */
+import { watch, type FSWatcher } from 'node:fs';
+import { readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { basename, dirname, join } from 'node:path';
+import { parsePolicy, type Policy } from '../policy/index.js';
+import { snapshotOf, type PolicySnapshot, type PolicyStore } from './store.js';
+
+export interface FileStoreOptions {
+  log?: (entry: Record<string, unknown>) => void;
+  /** Watch the file for changes. Default true. */
+  watch?: boolean;
+  /** Quiet time after the last change event before reading. Default 100 ms. */
+  debounceMs?: number;
+}
+
+export interface FileStore extends PolicyStore {
+  readonly path: string;
+  /** Reads the file again; resolves true when a new policy was taken, false when it was refused or unchanged. */
+  reload(): Promise<boolean>;
+  /** Stops watching. */
+  close(): void;
+}
+
+/** Thrown when the policy file cannot be used at start. */
+export class FileStoreError extends Error {
+  readonly code: 'ERR_POLICY_FILE_READ' | 'ERR_POLICY_FILE_INVALID';
+  constructor(code: FileStoreError['code'], message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'FileStoreError';
+    this.code = code;
+  }
+}
+
+function messageOf(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+async function readPolicyFile(path: string): Promise<Policy> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : messageOf(error);
+    throw new FileStoreError('ERR_POLICY_FILE_READ', `cannot read policy file ${path}: ${reason}`, { cause: error });
+  }
+  try {
+    return parsePolicy(JSON.parse(text));
+  } catch (error) {
+    throw new FileStoreError('ERR_POLICY_FILE_INVALID', `policy file ${path} is not a valid policy: ${messageOf(error)}`, { cause: error });
+  }
+}
+
+let tmpCounter = 0;
+
+/**
+ * Opens a file store: reads and compiles the policy, then starts watching.
+ *
+ * @example
+ * const store = await openFileStore('examples/policy.json', { watch: false });
+ */
+export async function openFileStore(path: string, options: FileStoreOptions = {}): Promise<FileStore> {
+  const log = options.log ?? (() => {});
+  const debounceMs = options.debounceMs ?? 100;
+  let snapshot = await snapshotOf(await readPolicyFile(path));
+  log({ msg: 'policy_loaded', source: path, version: snapshot.version });
+
+  // Reloads run one after another so an older read never overwrites a newer one.
+  let queue: Promise<unknown> = Promise.resolve();
+  function reload(): Promise<boolean> {
+    const run = queue.then(async () => {
+      let policy: Policy;
+      try {
+        policy = await readPolicyFile(path);
+      } catch (error) {
+        log({ msg: 'policy_rejected', source: path, error: messageOf(error), keptVersion: snapshot.version });
+        return false;
+      }
+      const next = await snapshotOf(policy, snapshot);
+      if (next === snapshot) return false;
+      snapshot = next;
+      log({ msg: 'policy_loaded', source: path, version: snapshot.version });
+      return true;
+    });
+    queue = run.catch(() => undefined);
+    return run;
+  }
+
+  let watcher: FSWatcher | undefined;
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  if (options.watch ?? true) {
+    const name = basename(path);
+    watcher = watch(dirname(path), { persistent: false }, (_event, filename) => {
+      if (filename !== null && filename !== name) return;
+      clearTimeout(timer);
+      timer = setTimeout(() => void reload(), debounceMs);
+    });
+    watcher.on('error', (error) => log({ msg: 'policy_watch_failed', source: path, error: messageOf(error) }));
+  }
+
+  return {
+    path,
+    reload,
+    current: () => Promise.resolve(snapshot),
+    replace(policy) {
+      const run = queue.then(async () => {
+        const next = await snapshotOf(policy, snapshot);
+        const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${++tmpCounter}.tmp`);
+        try {
+          await writeFile(tmp, `${JSON.stringify(policy, null, 2)}\n`, { mode: 0o644 });
+          await rename(tmp, path);
+        } catch (error) {
+          await rm(tmp, { force: true });
+          throw error;
+        }
+        snapshot = next;
+        log({ msg: 'policy_loaded', source: path, version: snapshot.version });
+        return { version: snapshot.version };
+      });
+      queue = run.catch(() => undefined);
+      return run;
+    },
+    close() {
+      clearTimeout(timer);
+      watcher?.close();
+    },
+  };
+}

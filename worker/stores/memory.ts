@@ -1,0 +1,33 @@
+/**
+ * A policy store that lives in memory: the embedded default (a gateway running
+ * the worker in-process) and the store tests use. `replace()` takes effect at once.
+ *
+ * @example
+ * const store = createMemoryStore(); // starts with DEFAULT_POLICY
+ * await store.replace(parsePolicy(json));
+ * (await store.current()).policy; // the new policy
+ */
+import { DEFAULT_POLICY, type Policy } from '../policy/index.js';
+import { snapshotOf, type PolicySnapshot, type PolicyStore } from './store.js';
+
+/**
+ * Creates a memory store holding `initial` (DEFAULT_POLICY when omitted).
+ *
+ * @example
+ * const app = createApp({ store: createMemoryStore(parsePolicy(json)), secrets: [] });
+ */
+export function createMemoryStore(initial: Policy = DEFAULT_POLICY): PolicyStore {
+  // Compiled lazily so creating a store does no work (and never throws) up front.
+  let snapshot: Promise<PolicySnapshot> | undefined;
+  return {
+    current() {
+      snapshot ??= snapshotOf(initial);
+      return snapshot;
+    },
+    async replace(policy) {
+      const next = await snapshotOf(policy, await snapshot?.catch(() => undefined));
+      snapshot = Promise.resolve(next);
+      return { version: next.version };
+    },
+  };
+}

@@ -1,0 +1,65 @@
+/**
+ * The one interface every policy store sits behind (memory, Workers KV, a JSON
+ * file): `current()` hands out the policy together with its compiled form and a
+ * content-derived version, `replace()` stores a new, already validated policy.
+ * A policy is compiled once per version; the version is a short SHA-256 of the
+ * policy's JSON so equal policies share a version across isolates and processes.
+ *
+ * @example
+ * const snapshot = await snapshotOf(DEFAULT_POLICY);
+ * snapshot.version; // "3f1c0a9b5e2d4c71"
+ * const { answer, rule } = await decide(snapshot.compiled, request);
+ */
+import { compilePolicy, type CompiledPolicy, type Policy } from '../policy/index.js';
+
+/** One policy as served: what it is, its compiled form and its version. */
+export interface PolicySnapshot {
+  readonly version: string;
+  readonly policy: Policy;
+  readonly compiled: CompiledPolicy;
+}
+
+export interface PolicyStore {
+  /** The policy to decide with now. */
+  current(): Promise<PolicySnapshot>;
+  /** Stores a policy that has already passed parsePolicy; answers its version. */
+  replace(policy: Policy): Promise<{ version: string }>;
+}
+
+/** Thrown when a store cannot produce any policy (for example, unreadable KV value and no earlier one). */
+export class PolicyStoreError extends Error {
+  readonly code = 'ERR_POLICY_STORE';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PolicyStoreError';
+  }
+}
+
+const encoder = new TextEncoder();
+
+/**
+ * The version of a policy: the first 16 hex digits of SHA-256 over its JSON text.
+ *
+ * @example
+ * await policyVersion(DEFAULT_POLICY) === await policyVersion(structuredClone(DEFAULT_POLICY)); // true
+ */
+export async function policyVersion(policy: Policy): Promise<string> {
+  const digest = await crypto.subtle.digest('SHA-256', encoder.encode(JSON.stringify(policy)));
+  let hex = '';
+  for (const byte of new Uint8Array(digest).subarray(0, 8)) hex += byte.toString(16).padStart(2, '0');
+  return hex;
+}
+
+/**
+ * Compiles a policy and names its version. Pass `previous` to reuse its compiled
+ * form when the version did not change (compile once per version).
+ *
+ * @example
+ * let snapshot = await snapshotOf(policy);
+ * snapshot = await snapshotOf(samePolicyReadAgain, snapshot); // not compiled again
+ */
+export async function snapshotOf(policy: Policy, previous?: PolicySnapshot): Promise<PolicySnapshot> {
+  const version = await policyVersion(policy);
+  if (previous && previous.version === version) return previous;
+  return { version, policy, compiled: await compilePolicy(policy) };
+}
