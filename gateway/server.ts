@@ -169,7 +169,13 @@ export class IdentServer {
   }
 
   #accept(socket: net.Socket): void {
-    const address = socket.remoteAddress ?? '';
+    const address = socket.remoteAddress;
+    if (!address || socket.localAddress === undefined) {
+      // Reset before we saw it: there is no peer left to answer.
+      socket.on('error', () => {});
+      socket.destroy();
+      return;
+    }
     const fromAddress = this.#perAddress.get(address) ?? 0;
     if (fromAddress >= this.#maxPerAddress) return this.#refuse(socket, 'per_address', address);
     if (this.#connections.size >= this.#maxConnections && !this.#evictStalest()) return this.#refuse(socket, 'global', address);

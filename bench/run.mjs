@@ -1,0 +1,297 @@
+/**
+ * The side-by-side benchmark: identgate embedded, identgate -> Node worker over
+ * HTTP, identgate -> worker in workerd (wrangler dev) over HTTP, oidentd, and
+ * the Node and C fixed-reply ceilings, each driven on loopback by the C load
+ * generator (bench/loadgen.c) in two modes — one query per connection and 100
+ * request/response queries per connection — with 32 concurrent clients for 3 s.
+ * Then 10,000 idle connections are held open to identgate embedded while fresh
+ * queries are measured. Prints the table and the issue's targets as PASS/MISS;
+ * writes bench/out/latest.{json,md}, and bench/RESULTS.md with --record.
+ *
+ * Bounded: every server start, every load pass and the whole run have time
+ * limits, and every child process group is killed at the end. A server that
+ * fails to start is reported and the rest still run.
+ *
+ * Usage: node bench/run.mjs [--duration 3] [--conns 32] [--idle 10000]
+ *          [--only a,b] [--skip a,b] [--record] [--budget 280] [--dist dist]
+ *
+ * @example
+ *   npm run bench                                  # build, then everything
+ *   node bench/run.mjs --only c-ceiling,oidentd    # just those two
+ */
+import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { parseArgs } from 'node:util';
+import { buildTools, holdConnection, runLoadgen } from './lib/loadgen.mjs';
+import { freePort, run, sampleRss, startServer, treeCpuMs, treeRssKiB } from './lib/proc.mjs';
+import { describeMachine, evaluateTargets, MODES, recordResults, renderTable, renderTargets } from './lib/report.mjs';
+import { gatewayCli, queriesPerHttpRequest } from './lib/identgate.mjs';
+import { selfCheck } from './lib/selfcheck.mjs';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const benchDir = join(root, 'bench');
+
+const { values: opts } = parseArgs({
+  options: {
+    duration: { type: 'string', default: '3' },
+    conns: { type: 'string', default: '32' },
+    idle: { type: 'string', default: '10000' },
+    'idle-probe-conns': { type: 'string', default: '8' },
+    warmup: { type: 'string', default: '1' },
+    only: { type: 'string' },
+    skip: { type: 'string' },
+    record: { type: 'boolean', default: false },
+    budget: { type: 'string', default: '280' },
+    dist: { type: 'string' },
+    'skip-selfcheck': { type: 'boolean', default: false },
+    help: { type: 'boolean', short: 'h', default: false },
+  },
+});
+if (opts.help) {
+  console.log('usage: node bench/run.mjs [--duration 3] [--conns 32] [--idle 10000] [--idle-probe-conns 8] [--warmup 1] [--only a,b] [--skip a,b] [--record] [--budget 280] [--dist DIR (compiled identgate; default dist/)] [--skip-selfcheck]');
+  console.log('servers: c-ceiling node-ceiling oidentd embedded node-worker-http workerd-http (idle flood runs with embedded)');
+  process.exit(0);
+}
+const durationS = Number(opts.duration);
+const conns = Number(opts.conns);
+const idleCount = Number(opts.idle);
+const warmupS = Number(opts.warmup);
+const budgetMs = Number(opts.budget) * 1000;
+const only = opts.only ? new Set(opts.only.split(',')) : undefined;
+const skip = new Set(opts.skip ? opts.skip.split(',') : []);
+const startedAt = Date.now();
+const log = (line) => process.stderr.write(`[bench ${((Date.now() - startedAt) / 1000).toFixed(1)}s] ${line}\n`);
+
+const tools = buildTools();
+if (!opts['skip-selfcheck']) {
+  const failures = await selfCheck(tools.loadgen);
+  if (failures.length > 0) {
+    console.error(`loadgen self-check failed; its numbers cannot be trusted:\n${failures.join('\n')}`);
+    process.exit(1);
+  }
+  log('loadgen self-check passed');
+}
+const held = await holdConnection();
+const scratch = mkdtempSync(join(tmpdir(), 'identgate-bench-'));
+const secret = `bench-${Math.random().toString(36).slice(2)}${Math.random().toString(36).slice(2)}`;
+const adminToken = `admin-${Math.random().toString(36).slice(2)}`;
+const secretFile = join(scratch, 'secret');
+writeFileSync(secretFile, `${secret}\n`, { mode: 0o600 });
+const cli = gatewayCli(root, opts.dist);
+const policy = join(root, 'examples', 'policy.json');
+
+const logDir = join(benchDir, 'out', 'logs');
+mkdirSync(logDir, { recursive: true });
+/** Start a server whose output goes to bench/out/logs/SCENARIO-NAME.log. */
+const launch = (scenario, options) => startServer({ logFile: join(logDir, `${scenario}-${options.name}.log`), ...options });
+
+/** Each scenario starts its servers and returns them plus the port the load generator targets. */
+const scenarios = [
+  {
+    name: 'c-ceiling',
+    label: 'single-threaded C epoll, fixed reply',
+    async start() {
+      const port = await freePort();
+      return { port, servers: [await launch(this.name, { name: 'c-ceiling', command: tools.ceiling, args: [String(port), '127.0.0.1'], port })] };
+    },
+  },
+  {
+    name: 'node-ceiling',
+    label: 'minimal node:net, fixed reply',
+    async start() {
+      const port = await freePort();
+      return { port, servers: [await launch(this.name, { name: 'node-ceiling', command: process.execPath, args: [join(benchDir, 'ceiling.mjs'), String(port), '127.0.0.1'], port })] };
+    },
+  },
+  {
+    name: 'oidentd',
+    label: 'oidentd (Debian), real lookup',
+    unavailable: () => (run('sh', ['-c', 'command -v oidentd']).status === 0 ? undefined : 'oidentd not installed (apt-get install oidentd)'),
+    async start() {
+      const port = await freePort();
+      // -i foreground, -S log to stderr, -q quiet; started as root it drops to nobody.
+      return { port, servers: [await launch(this.name, { name: 'oidentd', command: 'oidentd', args: ['-i', '-S', '-q', '-a', '127.0.0.1', '-p', String(port)], port })] };
+    },
+  },
+  {
+    name: 'embedded',
+    label: 'identgate, policy in-process, owner lookup on',
+    unavailable: () => cli.unavailable(),
+    idleFlood: true,
+    async start() {
+      const port = await freePort();
+      const spec = cli.serveEmbedded({ port, policy, metricsPort: await freePort() });
+      return { port, spec, servers: [await launch(this.name, { name: 'embedded', command: process.execPath, args: spec.args, port, cwd: root })] };
+    },
+  },
+  {
+    name: 'node-worker-http',
+    label: 'identgate -> Node worker over HTTP',
+    unavailable: () => cli.unavailable(),
+    async start() {
+      const workerPort = await freePort();
+      const port = await freePort();
+      const worker = await launch(this.name, { name: 'node-worker', command: process.execPath, args: cli.worker({ port: workerPort, policy, secretFile }).args, port: workerPort, cwd: root });
+      try {
+        const spec = cli.serveUpstream({ port, upstream: `http://127.0.0.1:${workerPort}`, secretFile, metricsPort: await freePort() });
+        const gateway = await launch(this.name, { name: 'gateway', command: process.execPath, args: spec.args, port, cwd: root });
+        return { port, spec, servers: [gateway, worker] };
+      } catch (error) {
+        await worker.stop();
+        throw error;
+      }
+    },
+  },
+  {
+    name: 'workerd-http',
+    label: 'identgate -> worker in workerd (wrangler dev) over HTTP',
+    unavailable: () => cli.unavailable() ?? (existsSync(join(root, 'wrangler.toml')) ? undefined : 'no wrangler.toml'),
+    async start() {
+      const workerPort = await freePort();
+      const inspectorPort = await freePort();
+      const port = await freePort();
+      const wrangler = join(root, 'node_modules', '.bin', 'wrangler');
+      const worker = await launch(this.name, {
+        name: 'wrangler-dev',
+        command: wrangler,
+        args: ['dev', '--ip', '127.0.0.1', '--port', String(workerPort), '--inspector-port', String(inspectorPort), '--persist-to', join(scratch, 'wrangler-state'), '--var', `IDENTGATE_SECRETS:${secret}`, '--var', `IDENTGATE_ADMIN_TOKENS:${adminToken}`, '--log-level', 'warn', '--show-interactive-dev-session=false'],
+        env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false', CI: '1' },
+        port: workerPort,
+        cwd: root,
+        readyTimeoutMs: 60000,
+      });
+      try {
+        // KV starts empty (the built-in default policy); load the same policy the other scenarios use.
+        const policyNote = await putPolicy(`http://127.0.0.1:${workerPort}/v1/policy`);
+        const spec = cli.serveUpstream({ port, upstream: `http://127.0.0.1:${workerPort}`, secretFile, metricsPort: await freePort() });
+        spec.display += ` (worker policy: ${policyNote})`;
+        const gateway = await launch(this.name, { name: 'gateway', command: process.execPath, args: spec.args, port, cwd: root });
+        return { port, spec, servers: [gateway, worker] };
+      } catch (error) {
+        await worker.stop();
+        throw error;
+      }
+    },
+  },
+];
+
+/** PUT examples/policy.json to a worker's admin route; returns what the worker runs. */
+async function putPolicy(url) {
+  if (!existsSync(policy)) return 'built-in default (no examples/policy.json)';
+  try {
+    const response = await fetch(url, { method: 'PUT', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body: readFileSync(policy, 'utf8'), signal: AbortSignal.timeout(10000) });
+    if (response.ok) return 'examples/policy.json via PUT /v1/policy';
+    return `built-in default (PUT /v1/policy answered ${response.status}: ${(await response.text()).slice(0, 200)})`;
+  } catch (error) {
+    return `built-in default (PUT /v1/policy failed: ${error.message})`;
+  }
+}
+
+const results = {
+  date: new Date().toISOString(),
+  machine: describeMachine(),
+  command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
+  settings: { conns, durationS, warmupS, modes: { '1/conn': 1, '100/conn': 100 }, query: held.query, idle: idleCount },
+  servers: {},
+};
+
+async function measure(port, pids, perConn, extra = {}) {
+  const sampler = sampleRss(pids);
+  const cpuBefore = pids.reduce((sum, pid) => sum + treeCpuMs(pid), 0);
+  try {
+    const r = await runLoadgen(tools.loadgen, { port, query: held.query, conns, durationS, perConn, ...extra });
+    const cpuMs = pids.reduce((sum, pid) => sum + treeCpuMs(pid), 0) - cpuBefore;
+    r.rssKiB = sampler.stop();
+    r.serverCpuMs = cpuMs;
+    r.serverCpuUsPerQuery = r.completed > 0 ? (cpuMs * 1000) / r.completed : undefined;
+    return r;
+  } catch (error) {
+    sampler.stop();
+    return { failed: error.message };
+  }
+}
+
+for (const scenario of scenarios) {
+  if ((only && !only.has(scenario.name)) || skip.has(scenario.name)) continue;
+  const entry = { label: scenario.label, status: 'ok', modes: {} };
+  results.servers[scenario.name] = entry;
+  const why = scenario.unavailable?.();
+  if (why) {
+    Object.assign(entry, { status: 'skipped', reason: why });
+    log(`${scenario.name}: skipped: ${why}`);
+    continue;
+  }
+  if (Date.now() - startedAt > budgetMs) {
+    Object.assign(entry, { status: 'skipped', reason: `time budget of ${budgetMs / 1000} s used up` });
+    log(`${scenario.name}: skipped: time budget used up`);
+    continue;
+  }
+  let started;
+  try {
+    log(`${scenario.name}: starting`);
+    started = await scenario.start();
+  } catch (error) {
+    const lastLine = (error.logTail ?? '').trim().split('\n').pop();
+    Object.assign(entry, { status: 'failed', reason: lastLine ? `${error.message}: ${lastLine}` : error.message, log: error.logTail?.slice(-2000) });
+    log(`${scenario.name}: FAILED to start: ${error.message}${error.logTail ? `\n${error.logTail.slice(-1500)}` : ''}`);
+    continue;
+  }
+  try {
+    const pids = started.servers.map((s) => s.pid);
+    if (started.spec) entry.command = started.spec.display;
+    entry.rssIdleKiB = pids.reduce((sum, pid) => sum + treeRssKiB(pid), 0);
+    if (warmupS > 0) await runLoadgen(tools.loadgen, { port: started.port, query: held.query, conns, durationS: warmupS, perConn: 100 }).catch(() => undefined);
+    for (const mode of MODES) {
+      const perConn = Number(mode.split('/')[0]);
+      const r = await measure(started.port, pids, perConn);
+      entry.modes[mode] = r;
+      r.rssByProcessKiB = Object.fromEntries(started.servers.map((s) => [s.name, treeRssKiB(s.pid)]));
+      log(`${scenario.name} ${mode}: ${r.failed ? `failed: ${r.failed}` : `${r.throughput.toFixed(0)} q/s, p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms, ${r.errors.total} errors, ${(r.rssKiB / 1024).toFixed(1)} MiB — ${r.sample_reply || r.sample_error}${r.sample_bad ? ` — bad: ${r.sample_bad}` : ''}`}`);
+    }
+    if (started.spec?.upstream) entry.queriesPerHttpRequest = started.spec.metricsUrl ? await queriesPerHttpRequest(started.spec.metricsUrl) : 'n/a (no metrics endpoint)';
+    if (scenario.idleFlood && idleCount > 0 && !skip.has('idle')) {
+      log(`${scenario.name}: idle flood of ${idleCount} connections`);
+      const baselineRssKiB = pids.reduce((sum, pid) => sum + treeRssKiB(pid), 0);
+      const r = await measure(started.port, pids, 1, { idle: idleCount, conns: Number(opts['idle-probe-conns']), idleSettleMs: 1500 });
+      if (r.failed) results.idle = { status: 'failed', reason: r.failed };
+      else {
+        results.idle = { status: 'ok', requested: idleCount, probeConns: Number(opts['idle-probe-conns']), baselineRssKiB, peakRssKiB: r.rssKiB, result: r };
+        log(`idle flood: RSS ${(baselineRssKiB / 1024).toFixed(1)} -> ${(r.rssKiB / 1024).toFixed(1)} MiB, held ${r.idle.open_at_end}/${idleCount}, probe p99 ${r.latency_ms.p99} ms`);
+      }
+    }
+    const alive = started.servers.filter((s) => s.child.exitCode !== null || s.child.signalCode !== null);
+    if (alive.length > 0) entry.note = `${alive.map((s) => s.name).join(', ')} exited during the run: ${alive[0].logTail().slice(-500)}`;
+  } finally {
+    for (const server of started.servers) await server.stop();
+  }
+}
+held.close();
+rmSync(scratch, { recursive: true, force: true });
+
+const targets = evaluateTargets(results);
+results.targets = targets;
+results.elapsedS = (Date.now() - startedAt) / 1000;
+const m = results.machine;
+const markdown = [
+  `## ${results.date}`,
+  '',
+  `Machine: ${m.nproc} CPUs (${m.cpuModel}), ${m.memGiB} GiB, Linux ${m.kernel}, Node ${m.node}; load average at start ${m.loadAverage}; fork+exec+wait of /bin/true ${m.spawnMs} ms.`,
+  `Command: \`npm run bench\` (= \`npm run build && ${results.command}\`), ${conns} concurrent clients, ${durationS} s per pass, query \`${held.query}\` about a held loopback connection; total ${results.elapsedS.toFixed(0)} s.`,
+  '',
+  renderTable(results),
+  '',
+  ...Object.entries(results.servers).filter(([, s]) => s.command).map(([name, s]) => `- ${name}: \`${s.command}\``),
+  '',
+  renderTargets(targets),
+  '',
+].join('\n');
+const outDir = join(benchDir, 'out');
+writeFileSync(join(outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+writeFileSync(join(outDir, 'latest.md'), markdown);
+if (opts.record) {
+  recordResults(join(benchDir, 'RESULTS.md'), markdown);
+}
+console.log(markdown);
+process.exit(0);
