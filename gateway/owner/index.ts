@@ -1,0 +1,193 @@
+/**
+ * Local owner lookup: which user owns the TCP connection an ident query asks
+ * about (RFC 1413: the connection between the querier and this host whose
+ * ports are serverPort here and clientPort there). On Linux the best way is
+ * an exact NETLINK_SOCK_DIAG request (a kernel hash lookup, O(1) however many
+ * sockets sit in TIME_WAIT) through the small C helper built by
+ * build-helper.mjs; without the helper it scans /proc/net/tcp{,6}, with
+ * concurrent lookups sharing scans. Either way a lookup never hangs and never
+ * rejects: after `timeoutMs` or on any fault it answers null and hands an
+ * OwnerLookupError to `onError`. `method` says which way is in use.
+ *
+ * @example
+ * const owners = createOwnerLookup('auto', { onError: (err) => log.warn(err) });
+ * server.start(async (tx) => {
+ *   const owner = await owners.lookup({ localAddress: tx.localAddress, localPort: tx.req.serverPort, remoteAddress: tx.remoteAddress, remotePort: tx.req.clientPort });
+ *   owner === null ? tx.replyWithError('NO-USER') : tx.replyWithUser('UNIX', owner.userName ?? String(owner.uid));
+ * });
+ */
+import { accessSync, constants } from 'node:fs';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { type ConnectionEnds, connectionEnds, type OwnerQuery } from './address.js';
+import { OwnerLookupError } from './errors.js';
+import { PasswdNames } from './passwd.js';
+import { type Owner, ProcfsOwnerLookup } from './procfs.js';
+import { SockDiagOwnerLookup } from './sockdiag.js';
+
+export { type ConnectionEnds, connectionEnds, type OwnerQuery } from './address.js';
+export { OwnerLookupError, type OwnerLookupErrorCode } from './errors.js';
+export { PasswdNames } from './passwd.js';
+export { type Owner, ProcfsOwnerLookup } from './procfs.js';
+export { SockDiagOwnerLookup } from './sockdiag.js';
+export { isOwnedConnection, TCP_STATE } from './tcp-state.js';
+
+export type OwnerLookupMode = 'auto' | 'on' | 'off';
+export type OwnerLookupMethod = 'sock_diag' | 'procfs' | 'off';
+
+export interface OwnerLookup {
+  /** The owner of the connection localAddress:localPort <-> remoteAddress:remotePort, or null. */
+  lookup(q: OwnerQuery): Promise<Owner | null>;
+  /** Stops the helper process, if any. */
+  close(): Promise<void>;
+  /** Which way lookups are answered now. */
+  readonly method: string;
+}
+
+export interface OwnerLookupOptions {
+  /** Use only this method (no fallback); by default sock_diag when its helper exists, else procfs. */
+  method?: 'sock_diag' | 'procfs';
+  /** The sock_diag helper; by default dist/owner/identgate-sockdiag of this package. */
+  helperPath?: string;
+  /** Bound on one lookup; 500 ms. */
+  timeoutMs?: number;
+  /** Told about every lookup that answered null because of a fault (timeout, dead helper, unreadable table). */
+  onError?: (error: OwnerLookupError) => void;
+  /** The platform to decide for; process.platform. */
+  platform?: NodeJS.Platform;
+  /** Where the procfs method reads tcp and tcp6; '/proc/net'. */
+  procNetDir?: string;
+  /** Where the procfs method reads user names; '/etc/passwd'. */
+  passwdPath?: string;
+}
+
+/** What both methods provide. */
+interface OwnerSource {
+  readonly method: 'sock_diag' | 'procfs';
+  find(ends: ConnectionEnds): Promise<Owner | null>;
+  close(): Promise<void>;
+}
+
+/**
+ * An OwnerLookup for `mode`: 'off' always answers null; 'on' throws an
+ * OwnerLookupError with code ERR_OWNER_LOOKUP_UNSUPPORTED when this machine
+ * cannot look owners up; 'auto' takes the best available method, or is off.
+ *
+ * @example
+ * const owners = createOwnerLookup('on');
+ * owners.method // 'sock_diag'
+ * await owners.lookup({ localAddress: '127.0.0.1', localPort: 6667, remoteAddress: '127.0.0.1', remotePort: 40000 })
+ * // -> { uid: 1000, userName: 'alice' }
+ */
+export function createOwnerLookup(mode: OwnerLookupMode, options: OwnerLookupOptions = {}): OwnerLookup {
+  if (mode === 'off') return OFF;
+  const unsupported = (why: string): OwnerLookup => {
+    if (mode === 'on') throw new OwnerLookupError('ERR_OWNER_LOOKUP_UNSUPPORTED', `owner lookup is on but ${why}; set owner lookup to auto or off`);
+    return OFF;
+  };
+  const platform = options.platform ?? process.platform;
+  if (platform !== 'linux') return unsupported(`it needs Linux (this is ${platform})`);
+
+  const procNetDir = options.procNetDir ?? '/proc/net';
+  const procfs = options.method !== 'sock_diag' && canAccess(join(procNetDir, 'tcp'), constants.R_OK)
+    ? (): OwnerSource => new ProcfsOwnerLookup({ procNetDir, passwd: new PasswdNames(options.passwdPath) })
+    : null;
+  const helperPath = options.method === 'procfs' ? null : options.helperPath ?? defaultHelperPath();
+  const sockDiag = helperPath !== null && canAccess(helperPath, constants.X_OK)
+    ? (): OwnerSource => new SockDiagOwnerLookup({ helperPath, stallMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS })
+    : null;
+
+  if (sockDiag !== null) return new BoundedOwnerLookup(sockDiag(), procfs, options);
+  if (procfs !== null) return new BoundedOwnerLookup(procfs(), null, options);
+  if (options.method === 'sock_diag') {
+    return unsupported(`the sock_diag helper ${helperPath ?? ''} is missing; build it with "node gateway/owner/build-helper.mjs"`);
+  }
+  return unsupported(`neither the sock_diag helper nor ${procNetDir}/tcp is available`);
+}
+
+const DEFAULT_TIMEOUT_MS = 500;
+
+const OFF: OwnerLookup = {
+  method: 'off',
+  lookup: async () => null,
+  close: async () => {},
+};
+
+/** Timeouts, error reporting and the switch to procfs when sock_diag turns out not to work. */
+class BoundedOwnerLookup implements OwnerLookup {
+  #source: OwnerSource;
+  #fallback: (() => OwnerSource) | null;
+  readonly #timeoutMs: number;
+  readonly #onError: (error: OwnerLookupError) => void;
+
+  constructor(source: OwnerSource, fallback: (() => OwnerSource) | null, options: OwnerLookupOptions) {
+    this.#source = source;
+    this.#fallback = fallback;
+    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#onError = options.onError ?? (() => {});
+  }
+
+  get method(): string {
+    return this.#source.method;
+  }
+
+  async lookup(q: OwnerQuery): Promise<Owner | null> {
+    const ends = connectionEnds(q);
+    if (ends === null) return null; // no TCP connection can have these ends
+    let timer: NodeJS.Timeout | undefined;
+    const timedOut = new Promise<'timeout'>((resolve) => {
+      timer = setTimeout(() => resolve('timeout'), this.#timeoutMs);
+    });
+    try {
+      const outcome = await Promise.race([this.#find(ends), timedOut]);
+      if (outcome !== 'timeout') return outcome;
+      this.#onError(new OwnerLookupError('ERR_OWNER_LOOKUP_TIMEOUT', `owner lookup (${this.method}) took longer than ${this.#timeoutMs} ms`));
+      return null;
+    } catch (error) {
+      this.#onError(error instanceof OwnerLookupError ? error : new OwnerLookupError('ERR_OWNER_LOOKUP_KERNEL', String(error), { cause: error }));
+      return null;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  async close(): Promise<void> {
+    await this.#source.close();
+  }
+
+  async #find(ends: ConnectionEnds): Promise<Owner | null> {
+    const source = this.#source;
+    try {
+      return await source.find(ends);
+    } catch (error) {
+      const fallback = this.#fallback;
+      if (!(error instanceof OwnerLookupError) || error.code !== 'ERR_OWNER_LOOKUP_UNSUPPORTED' || fallback === null) throw error;
+      // sock_diag cannot work here (no helper binary that runs, or no NETLINK_SOCK_DIAG): use procfs from now on.
+      if (this.#source === source) {
+        this.#fallback = null;
+        this.#source = fallback();
+        this.#onError(new OwnerLookupError('ERR_OWNER_LOOKUP_UNSUPPORTED', `${error.message}; falling back to /proc/net/tcp`, { cause: error }));
+        void source.close();
+      }
+      return this.#source.find(ends);
+    }
+  }
+}
+
+/** dist/owner/identgate-sockdiag, seen from this module in dist/gateway/owner/ or in the source tree's gateway/owner/. */
+function defaultHelperPath(): string {
+  const candidates = [
+    fileURLToPath(new URL('../../owner/identgate-sockdiag', import.meta.url)),
+    fileURLToPath(new URL('../../dist/owner/identgate-sockdiag', import.meta.url)),
+  ];
+  return candidates.find((path) => canAccess(path, constants.X_OK)) ?? candidates[0] ?? 'identgate-sockdiag';
+}
+
+function canAccess(path: string, mode: number): boolean {
+  try {
+    accessSync(path, mode);
+    return true;
+  } catch {
+    return false;
+  }
+}

@@ -1,0 +1,256 @@
+/*
+ * identgate-sockdiag: answers "who owns this TCP connection?" with one exact
+ * NETLINK_SOCK_DIAG request per question (inet_diag_req_v2 without
+ * NLM_F_DUMP), so the kernel does a hash lookup (inet_diag_find_one_icsk)
+ * whose cost does not grow with the number of sockets, TIME_WAIT included.
+ * Node has no AF_NETLINK sockets, hence this small helper; the gateway keeps
+ * one running as a child process (gateway/owner/sockdiag.ts).
+ *
+ * Line protocol (ASCII, one line per message, requests may be pipelined):
+ *   start:    "ready 1"                                (or "fatal <code> <text>", exit 1)
+ *   request:  "<id> <4|6> <localAddr> <localPort> <remoteAddr> <remotePort>"
+ *   replies:  "<id> found <state> <uid> <inode> <userNameHex|->"
+ *             "<id> none"
+ *             "<id> error <code> <text>"
+ * <id> is 1-20 digits chosen by the caller. <state> is the kernel's TCP state
+ * number (1 ESTABLISHED, 6 TIME_WAIT, 10 LISTEN...). The user name is resolved
+ * with getpwuid_r (so NSS sources work) only for a socket a process still
+ * holds (inode != 0) that is not listening, and is sent hex-encoded so any
+ * byte survives the line protocol; "-" means no name.
+ *
+ * Build: cc -O2 -o identgate-sockdiag sockdiag-helper.c (gateway/owner/build-helper.mjs).
+ */
+#define _GNU_SOURCE
+#include <arpa/inet.h>
+#include <errno.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <unistd.h>
+
+#define LINE_MAX_OCTETS 256
+#define IN_BUF_OCTETS 65536
+#define OUT_BUF_OCTETS 131072
+
+static int nl_fd = -1;
+static unsigned int nl_seq = 0;
+
+static char out_buf[OUT_BUF_OCTETS];
+static size_t out_len = 0;
+
+static void flush_out(void) {
+  size_t off = 0;
+  while (off < out_len) {
+    ssize_t n = write(STDOUT_FILENO, out_buf + off, out_len - off);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      exit(0); /* the parent went away */
+    }
+    off += (size_t)n;
+  }
+  out_len = 0;
+}
+
+static void emit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void emit(const char *fmt, ...) {
+  va_list ap;
+  if (out_len + 512 > sizeof out_buf) flush_out();
+  va_start(ap, fmt);
+  int n = vsnprintf(out_buf + out_len, sizeof out_buf - out_len, fmt, ap);
+  va_end(ap);
+  if (n > 0) out_len += (size_t)n < sizeof out_buf - out_len ? (size_t)n : sizeof out_buf - out_len - 1;
+}
+
+static int open_netlink(void) {
+  int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (fd < 0) return -1;
+  /* A reply never takes this long; the bound keeps a broken kernel from hanging us. */
+  struct timeval tv = {.tv_sec = 0, .tv_usec = 250000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+struct diag_result {
+  int found;
+  unsigned int state, uid, inode;
+};
+
+/* One exact lookup. Returns 0 (result filled) or a negative errno. */
+static int diag_exact(int family, const void *local, unsigned short lport, const void *remote,
+                      unsigned short rport, struct diag_result *res) {
+  struct {
+    struct nlmsghdr nlh;
+    struct inet_diag_req_v2 r;
+  } req;
+  memset(&req, 0, sizeof req);
+  req.nlh.nlmsg_len = sizeof req;
+  req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  req.nlh.nlmsg_flags = NLM_F_REQUEST;
+  req.nlh.nlmsg_seq = ++nl_seq;
+  req.r.sdiag_family = (unsigned char)family;
+  req.r.sdiag_protocol = IPPROTO_TCP;
+  req.r.idiag_states = ~0U;
+  req.r.id.idiag_sport = htons(lport);
+  req.r.id.idiag_dport = htons(rport);
+  memcpy(req.r.id.idiag_src, local, family == AF_INET ? 4 : 16);
+  memcpy(req.r.id.idiag_dst, remote, family == AF_INET ? 4 : 16);
+  req.r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+  req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  ssize_t sent;
+  do sent = sendto(nl_fd, &req, sizeof req, 0, (struct sockaddr *)&kernel, sizeof kernel);
+  while (sent < 0 && errno == EINTR);
+  if (sent < 0) return -errno;
+
+  long buf[8192 / sizeof(long)];
+  memset(res, 0, sizeof *res);
+  for (;;) {
+    ssize_t n = recv(nl_fd, buf, sizeof buf, 0);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
+    }
+    struct nlmsghdr *h = (struct nlmsghdr *)buf;
+    int len = (int)n;
+    for (; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+      if (h->nlmsg_seq != req.nlh.nlmsg_seq) continue; /* late reply to an older request */
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        struct nlmsgerr *e = NLMSG_DATA(h);
+        if (h->nlmsg_len < NLMSG_LENGTH(sizeof *e)) return -EPROTO;
+        if (e->error == -ENOENT || e->error == 0) return 0; /* not found */
+        return e->error;
+      }
+      if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY) {
+        struct inet_diag_msg *m = NLMSG_DATA(h);
+        if (h->nlmsg_len < NLMSG_LENGTH(sizeof *m)) return -EPROTO;
+        res->found = 1;
+        res->state = m->idiag_state;
+        res->uid = m->idiag_uid;
+        res->inode = m->idiag_inode;
+        return 0;
+      }
+      if (h->nlmsg_type == NLMSG_DONE) return 0;
+    }
+  }
+}
+
+static void emit_name(unsigned int uid) {
+  static char *pwbuf = NULL;
+  static size_t pwbuf_len = 0;
+  if (pwbuf == NULL) {
+    long s = sysconf(_SC_GETPW_R_SIZE_MAX);
+    pwbuf_len = s > 0 ? (size_t)s : 16384;
+    if (pwbuf_len < 16384) pwbuf_len = 16384;
+    pwbuf = malloc(pwbuf_len);
+  }
+  struct passwd pw, *found = NULL;
+  if (pwbuf == NULL || getpwuid_r((uid_t)uid, &pw, pwbuf, pwbuf_len, &found) != 0 || found == NULL ||
+      found->pw_name == NULL || found->pw_name[0] == '\0') {
+    emit("-");
+    return;
+  }
+  for (const unsigned char *p = (const unsigned char *)found->pw_name; *p && p - (const unsigned char *)found->pw_name < 200; p++)
+    emit("%02x", *p);
+}
+
+static void answer(char *line) {
+  char *save = NULL;
+  char *id = strtok_r(line, " \t", &save);
+  if (id == NULL) return; /* blank line */
+  size_t idlen = strlen(id);
+  if (idlen > 20 || strspn(id, "0123456789") != idlen) {
+    emit("0 error EINVAL bad request id\n");
+    return;
+  }
+  char *fam = strtok_r(NULL, " \t", &save);
+  char *laddr = strtok_r(NULL, " \t", &save);
+  char *lport_s = strtok_r(NULL, " \t", &save);
+  char *raddr = strtok_r(NULL, " \t", &save);
+  char *rport_s = strtok_r(NULL, " \t", &save);
+  if (fam == NULL || rport_s == NULL || strtok_r(NULL, " \t", &save) != NULL) {
+    emit("%s error EINVAL expected: id family localAddr localPort remoteAddr remotePort\n", id);
+    return;
+  }
+  int family = strcmp(fam, "4") == 0 ? AF_INET : strcmp(fam, "6") == 0 ? AF_INET6 : 0;
+  unsigned char local[16], remote[16];
+  char *end;
+  long lport = strtol(lport_s, &end, 10);
+  int ports_ok = *end == '\0' && lport >= 0 && lport <= 65535;
+  long rport = strtol(rport_s, &end, 10);
+  ports_ok = ports_ok && *end == '\0' && rport >= 0 && rport <= 65535;
+  if (family == 0 || !ports_ok || inet_pton(family, laddr, local) != 1 || inet_pton(family, raddr, remote) != 1) {
+    emit("%s error EINVAL bad family, address or port\n", id);
+    return;
+  }
+  struct diag_result res;
+  int rc = diag_exact(family, local, (unsigned short)lport, remote, (unsigned short)rport, &res);
+  if (rc < 0) {
+    emit("%s error E%d %s\n", id, -rc, strerror(-rc));
+    return;
+  }
+  if (!res.found) {
+    emit("%s none\n", id);
+    return;
+  }
+  emit("%s found %u %u %u ", id, res.state, res.uid, res.inode);
+  if (res.inode != 0 && res.state != TCP_LISTEN) emit_name(res.uid);
+  else emit("-");
+  emit("\n");
+}
+
+int main(void) {
+  signal(SIGPIPE, SIG_IGN);
+  prctl(PR_SET_PDEATHSIG, SIGTERM);
+  if (getppid() == 1) return 0; /* the parent is already gone */
+  nl_fd = open_netlink();
+  if (nl_fd < 0) {
+    emit("fatal E%d NETLINK_SOCK_DIAG unavailable: %s\n", errno, strerror(errno));
+    flush_out();
+    return 1;
+  }
+  emit("ready 1\n");
+  flush_out();
+
+  static char in_buf[IN_BUF_OCTETS];
+  size_t in_len = 0;
+  int discarding = 0; /* inside an over-long line */
+  for (;;) {
+    ssize_t n = read(STDIN_FILENO, in_buf + in_len, sizeof in_buf - in_len - 1);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    in_len += (size_t)n;
+    size_t start = 0;
+    for (;;) {
+      char *nl = memchr(in_buf + start, '\n', in_len - start);
+      if (nl == NULL) break;
+      *nl = '\0';
+      size_t line_len = (size_t)(nl - (in_buf + start));
+      if (discarding || line_len > LINE_MAX_OCTETS) emit("0 error E2BIG line too long\n");
+      else answer(in_buf + start);
+      discarding = 0;
+      start = (size_t)(nl - in_buf) + 1;
+    }
+    memmove(in_buf, in_buf + start, in_len - start);
+    in_len -= start;
+    if (in_len > LINE_MAX_OCTETS) { /* drop the rest of an over-long line */
+      discarding = 1;
+      in_len = 0;
+    }
+    /* Everything read so far is answered: one write for the whole batch. */
+    flush_out();
+  }
+  flush_out();
+  return 0;
+}
