@@ -11,7 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { IdentClient, IdentClientError } from './client.js';
-import { ConfigError, parseQueryArgs, parseServeArgs, parseWorkerArgs, SERVE_DEFAULTS } from './config.js';
+import { ConfigError, parseQueryArgs, parseServeArgs, parseWorkerArgs, SERVE_DEFAULTS, type ServeConfig } from './config.js';
 import { createLogger, type Logger } from './log.js';
 import { SERVER_DEFAULTS } from './server.js';
 
@@ -69,6 +69,11 @@ Limits (defaults in parentheses):
       --max-connections N    connections at once; at the cap the stalest idle one is evicted (${SERVER_DEFAULTS.maxConnections})
       --max-per-address N    connections at once from one address (${SERVER_DEFAULTS.maxConnectionsPerAddress})
       --shutdown-grace MS    on SIGTERM, time to answer queries in flight (${SERVE_DEFAULTS.shutdownGraceMs})
+
+Processes:
+      --workers N|auto       gateway processes sharing the listeners, to use several cores (default 1;
+                             auto = one per CPU). The first process supervises, restarts dead workers
+                             and serves the summed --metrics.
 
 Observability:
       --metrics ADDR:PORT  serve Prometheus metrics on http://ADDR:PORT/metrics
@@ -158,16 +163,12 @@ async function serve(argv: string[]): Promise<number | undefined> {
     return 0;
   }
   const log = createLogger(config.logLevel);
+  const cluster = (await import('node:cluster')).default;
+  if (config.workers > 1 && cluster.isPrimary) return servePrimary(config, log);
+
   const { startGateway } = await import('./serve.js');
-  const gateway = await startGateway(config, { log });
-  const where = describeListen(gateway.server.addresses);
-  log.info({ listen: where, answeredBy: gateway.answeredBy, ownerLookup: gateway.ownerLookup, metricsPort: gateway.metricsPort }, 'identgate serving');
-  const first = gateway.server.addresses[0]!;
-  const host = first.address === '::' ? '::1' : first.address === '0.0.0.0' ? '127.0.0.1' : first.address;
-  process.stdout.write(
-    `identgate listening on ${where} (answers: ${gateway.answeredBy}; owner lookup: ${gateway.ownerLookup})\n` +
-      `try: npx identgate query ${host} 400,500 --port ${first.port}\n`,
-  );
+  const gateway = await startGateway(config, { log, clusterWorker: cluster.isWorker });
+  const addresses = gateway.server.addresses.map(({ address, port }) => ({ address, port }));
   process.on('SIGHUP', () => {
     gateway.reload().then(
       (changed) => log.info({ changed }, 'SIGHUP: policy reload'),
@@ -175,7 +176,37 @@ async function serve(argv: string[]): Promise<number | undefined> {
     );
   });
   onStopSignals(() => gateway.stop(), log);
+  if (cluster.isWorker) {
+    const { announceReady } = await import('./cluster.js');
+    announceReady({ addresses, answeredBy: gateway.answeredBy, ownerLookup: gateway.ownerLookup });
+    return undefined;
+  }
+  announceListening(log, { addresses, answeredBy: gateway.answeredBy, ownerLookup: gateway.ownerLookup, metricsPort: gateway.metricsPort, workers: 1 });
   return undefined;
+}
+
+async function servePrimary(config: ServeConfig, log: Logger): Promise<number | undefined> {
+  const { runPrimary } = await import('./cluster.js');
+  const { ready, metricsPort, stop } = await runPrimary(config, log);
+  onStopSignals(stop, log);
+  announceListening(log, { ...ready, metricsPort, workers: config.workers });
+  return undefined;
+}
+
+/** The human line on stdout (where, how, a query to paste) and the JSON line in the log. */
+function announceListening(
+  log: Logger,
+  state: { addresses: { address: string; port: number }[]; answeredBy: string; ownerLookup: string; metricsPort: number | undefined; workers: number },
+): void {
+  const where = describeListen(state.addresses);
+  log.info({ listen: where, answeredBy: state.answeredBy, ownerLookup: state.ownerLookup, metricsPort: state.metricsPort, workers: state.workers }, 'identgate serving');
+  const first = state.addresses[0]!;
+  const host = first.address === '::' ? '::1' : first.address === '0.0.0.0' ? '127.0.0.1' : first.address;
+  const processes = state.workers > 1 ? `; ${state.workers} worker processes` : '';
+  process.stdout.write(
+    `identgate listening on ${where} (answers: ${state.answeredBy}; owner lookup: ${state.ownerLookup}${processes})\n` +
+      `try: npx identgate query ${host.includes(':') ? `[${host}]` : host} 400,500 --port ${first.port}\n`,
+  );
 }
 
 async function worker(argv: string[]): Promise<number | undefined> {
@@ -234,6 +265,7 @@ export async function main(argv: string[]): Promise<number | undefined> {
 function isUserError(error: unknown): error is Error {
   if (!(error instanceof Error)) return false;
   const code = (error as { code?: unknown }).code;
+  if ((error as { reported?: boolean }).reported) return true;
   return error instanceof ConfigError || (typeof code === 'string' && /^ERR_(IDENT|OWNER|POLICY|FILE|IDENTGATE|RESOLVER)/.test(code)) || ['FileStoreError', 'ResolverConfigError', 'PolicyError', 'OwnerLookupError'].includes(error.name);
 }
 

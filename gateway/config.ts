@@ -9,7 +9,7 @@
  * // config.listen -> [{ hostname: '127.0.0.1', port: 1113 }]
  */
 import { readFileSync } from 'node:fs';
-import { hostname as osHostname } from 'node:os';
+import { availableParallelism, hostname as osHostname } from 'node:os';
 import { isIP } from 'node:net';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isErrorToken, isToken, replyRuleViolation, type IdentAnswer } from '../protocol/index.js';
@@ -144,6 +144,8 @@ export interface ServeConfig {
     maxConnectionsPerAddress: number;
   };
   shutdownGraceMs: number;
+  /** Gateway processes sharing the listeners (node:cluster); 1 = this process alone. */
+  workers: number;
 }
 
 /** systemd socket activation: LISTEN_PID/LISTEN_FDS name descriptors 3..3+n-1 (sd_listen_fds(3)). */
@@ -178,6 +180,7 @@ const serveOptions = {
   'max-connections': { type: 'string' },
   'max-per-address': { type: 'string' },
   'shutdown-grace': { type: 'string' },
+  workers: { type: 'string' },
 } as const;
 
 export const SERVE_DEFAULTS = { listen: '[::]:113', deadlineMs: 1_000, shutdownGraceMs: 5_000 } as const;
@@ -258,6 +261,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = {}, pid 
       maxConnectionsPerAddress: positiveInt(str('max-per-address'), '--max-per-address', SERVER_DEFAULTS.maxConnectionsPerAddress),
     },
     shutdownGraceMs: positiveInt(str('shutdown-grace'), '--shutdown-grace', SERVE_DEFAULTS.shutdownGraceMs),
+    workers: str('workers') === 'auto' ? availableParallelism() : positiveInt(str('workers'), '--workers', 1),
   };
 }
 

@@ -98,7 +98,11 @@ export class IdentConnection {
     socket.on('end', () => this.#onEnd());
     socket.on('timeout', () => this.#onIdle());
     socket.on('drain', () => this.#onDrain());
-    socket.on('error', (error) => this.#hooks.onError(new IdentServerError('ERR_IDENT_SOCKET', `client ${this.#peer()}: ${error.message}`, { cause: error })));
+    socket.on('error', (error: NodeJS.ErrnoException) => {
+      // A client resetting or vanishing is ordinary client behaviour, not a fault to report.
+      if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || error.code === 'ETIMEDOUT') return;
+      this.#hooks.onError(new IdentServerError('ERR_IDENT_SOCKET', `client ${this.#peer()}: ${error.message}`, { cause: error }));
+    });
     socket.on('close', () => this.#onClose());
   }
 

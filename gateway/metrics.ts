@@ -69,15 +69,25 @@ export function createMetrics(): GatewayMetrics {
   };
 }
 
+/** What /metrics serves: one registry, or a cluster primary's aggregate of its workers. */
+export interface MetricsSource {
+  text(): Promise<string>;
+  readonly contentType: string;
+}
+
+export function registrySource(registry: Registry): MetricsSource {
+  return { text: () => registry.metrics(), contentType: registry.contentType };
+}
+
 /** Serves GET /metrics; resolves once listening. */
-export async function serveMetrics(metrics: GatewayMetrics, where: { hostname: string; port: number }): Promise<http.Server & { address(): AddressInfo }> {
+export async function serveMetrics(source: MetricsSource, where: { hostname: string; port: number }): Promise<http.Server & { address(): AddressInfo }> {
   const server = http.createServer((req, res) => {
     if (req.method !== 'GET' || req.url !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try GET /metrics\n');
       return;
     }
-    metrics.registry.metrics().then(
-      (text) => res.writeHead(200, { 'content-type': metrics.registry.contentType }).end(text),
+    source.text().then(
+      (text) => res.writeHead(200, { 'content-type': source.contentType }).end(text),
       (error: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`),
     );
   });

@@ -24,8 +24,13 @@ function lookupId(kind: 'passwd' | 'group', name: string): { id: number; gid?: n
 
 /** Switches to USER[:GROUP]; returns the uid and gid now in effect. */
 export function dropPrivileges(runAs: string): { uid: number; gid: number } {
-  if (process.getuid?.() !== 0) throw new ConfigError('--run-as needs identgate to start as root (it binds first, then switches user)');
   const [userName, groupName] = runAs.split(':') as [string, string | undefined];
+  if (process.getuid?.() !== 0) {
+    // Already that user (a restarted cluster worker of a primary that dropped root): nothing to do.
+    const user = lookupId('passwd', userName);
+    if (process.getuid?.() === user.id) return { uid: user.id, gid: process.getgid!() };
+    throw new ConfigError('--run-as needs identgate to start as root (it binds first, then switches user)');
+  }
   const user = lookupId('passwd', userName);
   const gid = groupName === undefined ? user.gid! : lookupId('group', groupName).id;
   process.setgroups!([gid]);

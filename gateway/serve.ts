@@ -20,7 +20,8 @@ import type { ServeConfig } from './config.js';
 import { createEmbeddedResolver } from './embedded-resolver.js';
 import { createHttpResolver } from './http-resolver.js';
 import type { Logger } from './log.js';
-import { createMetrics, serveMetrics, type GatewayMetrics } from './metrics.js';
+import { createMetrics, registrySource, serveMetrics, type GatewayMetrics } from './metrics.js';
+import { exposeWorkerMetrics } from './cluster.js';
 import { createOwnerLookup, type OwnerLookup } from './owner/index.js';
 import { dropPrivileges } from './privileges.js';
 import type { FailureCause, Resolver } from './resolver.js';
@@ -40,13 +41,15 @@ export interface RunningGateway {
 
 export interface GatewayDeps {
   log: Logger;
+  /** In a `--workers N` cluster worker: metrics go to the primary, which serves them. */
+  clusterWorker?: boolean;
 }
 
 function answerLabel(answer: IdentAnswer): string {
   return answer.type === 'USERID' ? 'USERID' : answer.error;
 }
 
-export async function startGateway(config: ServeConfig, { log }: GatewayDeps): Promise<RunningGateway> {
+export async function startGateway(config: ServeConfig, { log, clusterWorker = false }: GatewayDeps): Promise<RunningGateway> {
   const metrics: GatewayMetrics | undefined = config.metrics ? createMetrics() : undefined;
   let resolver: Resolver | undefined;
   let fileStore: FileStore | undefined;
@@ -74,12 +77,13 @@ export async function startGateway(config: ServeConfig, { log }: GatewayDeps): P
   } else {
     if (config.answerer.kind === 'embedded') {
       const policyFile = config.answerer.policyFile;
-      fileStore = policyFile ? await openFileStore(policyFile, { log: (entry) => log.warn(entry, String(entry.msg ?? 'policy')), watch: true }) : undefined;
+      const policyLog = (entry: Record<string, unknown>) => (/_(loaded|replaced)$/.test(String(entry.msg)) ? log.info(entry, String(entry.msg)) : log.warn(entry, String(entry.msg)));
+      fileStore = policyFile ? await openFileStore(policyFile, { log: policyLog, watch: true }) : undefined;
       const app = createApp({
         store: fileStore ?? createMemoryStore(),
         secrets: [],
         mode: 'embedded',
-        log: (entry) => (entry.msg === 'decision' ? log.debug(entry, 'decision') : log.warn(entry, String(entry.msg))),
+        log: (entry) => (entry.msg === 'decision' ? log.debug(entry, 'decision') : policyLog(entry)),
       });
       resolver = createEmbeddedResolver({ app, deadlineMs: config.deadlineMs, fallback: config.fallback, onFailure, onRecover, onBatch });
       answeredBy = policyFile ? `embedded policy ${policyFile}` : 'embedded default policy';
@@ -142,7 +146,8 @@ export async function startGateway(config: ServeConfig, { log }: GatewayDeps): P
     await server.start(handler);
     if (metrics && config.metrics) {
       metrics.countConnectionsWith(() => server.connectionCount);
-      metricsServer = await serveMetrics(metrics, config.metrics);
+      if (clusterWorker) exposeWorkerMetrics(metrics.registry);
+      else metricsServer = await serveMetrics(registrySource(metrics.registry), config.metrics);
     }
     if (config.runAs) {
       const { uid, gid } = dropPrivileges(config.runAs);

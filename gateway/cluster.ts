@@ -1,0 +1,116 @@
+/**
+ * `identgate serve --workers N`: N gateway processes sharing the listening
+ * sockets (node:cluster with SCHED_NONE, so each worker accepts straight from
+ * the kernel and the primary is never on a connection's path). The primary
+ * only supervises: it forwards SIGHUP and SIGTERM, restarts a worker that
+ * dies, serves the aggregated Prometheus metrics, and drops privileges like
+ * the workers do once every worker is listening.
+ *
+ * @example
+ * identgate serve --listen [::]:113 --workers 2 --policy /etc/identgate/policy.json
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry } from 'prom-client';
+import type { ServeConfig } from './config.js';
+import type { Logger } from './log.js';
+import { serveMetrics } from './metrics.js';
+import { dropPrivileges } from './privileges.js';
+
+/** What a worker tells the primary once it is listening. */
+export interface ReadyMessage {
+  type: 'identgate:ready';
+  addresses: { address: string; port: number }[];
+  answeredBy: string;
+  ownerLookup: string;
+}
+
+export function isReadyMessage(message: unknown): message is ReadyMessage {
+  return typeof message === 'object' && message !== null && (message as { type?: unknown }).type === 'identgate:ready';
+}
+
+/** Sends the ready message from a worker process. */
+export function announceReady(message: Omit<ReadyMessage, 'type'>): void {
+  process.send?.({ type: 'identgate:ready', ...message } satisfies ReadyMessage);
+}
+
+/** Lets the primary's /metrics collect this worker's registry. */
+export function exposeWorkerMetrics(registry: import('prom-client').Registry): void {
+  // Constructing one installs prom-client's worker-side message listener.
+  new AggregatorRegistry();
+  AggregatorRegistry.setRegistries([registry]);
+}
+
+const RESTART_DELAY_MS = 1_000;
+
+/**
+ * Runs the primary: forks `config.workers` workers, resolves with the first
+ * worker's ready message once all are listening, rejects if a worker exits
+ * before that (its own one-line error is already on stderr).
+ */
+export async function runPrimary(config: ServeConfig, log: Logger): Promise<{ ready: ReadyMessage; metricsPort: number | undefined; stop: () => Promise<void> }> {
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  let stopping = false;
+  let started = false;
+  const readyWorkers = new Set<Worker>();
+
+  const ready = await new Promise<ReadyMessage>((resolve, reject) => {
+    let first: ReadyMessage | undefined;
+    const fork = () => {
+      const worker = cluster.fork();
+      worker.on('message', (message: unknown) => {
+        if (!isReadyMessage(message)) return;
+        readyWorkers.add(worker);
+        first ??= message;
+        if (!started && readyWorkers.size === config.workers) {
+          started = true;
+          resolve(first);
+        }
+      });
+      worker.on('exit', (code, signal) => {
+        readyWorkers.delete(worker);
+        if (stopping) return;
+        if (!started) {
+          stopping = true;
+          for (const other of Object.values(cluster.workers ?? {})) other?.process.kill('SIGKILL');
+          reject(Object.assign(new Error(`a gateway worker exited during start (code ${code ?? signal})`), { code: 'ERR_IDENTGATE_WORKER', reported: true }));
+          return;
+        }
+        log.warn({ pid: worker.process.pid, code, signal }, 'gateway worker died; restarting it');
+        setTimeout(() => {
+          if (!stopping) fork();
+        }, RESTART_DELAY_MS).unref();
+      });
+    };
+    for (let i = 0; i < config.workers; i++) fork();
+  });
+
+  let metricsServer: import('node:http').Server | undefined;
+  if (config.metrics) {
+    const aggregator = new AggregatorRegistry();
+    // The primary serves what its workers measured, summed.
+    metricsServer = await serveMetrics({ text: () => aggregator.clusterMetrics(), contentType: aggregator.contentType }, config.metrics);
+  }
+  if (config.runAs) dropPrivileges(config.runAs);
+
+  process.on('SIGHUP', () => {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
+  });
+
+  const stop = async () => {
+    stopping = true;
+    metricsServer?.close();
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
+    await Promise.all(
+      workers.map(
+        (worker) =>
+          new Promise<void>((resolve) => {
+            if (worker.isDead()) return resolve();
+            worker.once('exit', () => resolve());
+            worker.process.kill('SIGTERM');
+          }),
+      ),
+    );
+  };
+  const metricsPort = metricsServer ? (metricsServer.address() as { port: number }).port : undefined;
+  return { ready, metricsPort, stop };
+}
