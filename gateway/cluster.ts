@@ -47,7 +47,7 @@ const RESTART_DELAY_MS = 1_000;
  * worker's ready message once all are listening, rejects if a worker exits
  * before that (its own one-line error is already on stderr).
  */
-export async function runPrimary(config: ServeConfig, log: Logger): Promise<{ ready: ReadyMessage; metricsPort: number | undefined; stop: () => Promise<void> }> {
+export async function runPrimary(config: ServeConfig, log: Logger): Promise<{ ready: ReadyMessage; metricsPort: number | undefined; reload: () => void; stop: () => Promise<void> }> {
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   let stopping = false;
   let started = false;
@@ -92,10 +92,10 @@ export async function runPrimary(config: ServeConfig, log: Logger): Promise<{ re
   }
   if (config.runAs) dropPrivileges(config.runAs);
 
-  process.on('SIGHUP', () => {
-    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
-  });
 
+  const reload = () => {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
+  };
   const stop = async () => {
     stopping = true;
     metricsServer?.close();
@@ -112,5 +112,5 @@ export async function runPrimary(config: ServeConfig, log: Logger): Promise<{ re
     );
   };
   const metricsPort = metricsServer ? (metricsServer.address() as { port: number }).port : undefined;
-  return { ready, metricsPort, stop };
+  return { ready, metricsPort, reload, stop };
 }

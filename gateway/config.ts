@@ -148,9 +148,13 @@ export interface ServeConfig {
   workers: number;
 }
 
-/** systemd socket activation: LISTEN_PID/LISTEN_FDS name descriptors 3..3+n-1 (sd_listen_fds(3)). */
-export function systemdListenTargets(env: NodeJS.ProcessEnv, pid: number): ListenTarget[] {
-  if (!env.LISTEN_FDS || env.LISTEN_PID !== String(pid)) return [];
+/**
+ * systemd socket activation: LISTEN_PID/LISTEN_FDS name descriptors 3..3+n-1
+ * (sd_listen_fds(3)). `primaryPid` is the supervising process of a --workers
+ * cluster worker: the descriptors were passed to it, and it shares them.
+ */
+export function systemdListenTargets(env: NodeJS.ProcessEnv, pid: number, primaryPid?: number): ListenTarget[] {
+  if (!env.LISTEN_FDS || (env.LISTEN_PID !== String(pid) && (primaryPid === undefined || env.LISTEN_PID !== String(primaryPid)))) return [];
   const count = Number(env.LISTEN_FDS);
   if (!Number.isInteger(count) || count < 1) throw new ConfigError(`LISTEN_FDS=${env.LISTEN_FDS}: expected a positive number of descriptors from systemd`);
   return Array.from({ length: count }, (_, i) => ({ fd: 3 + i }));
@@ -185,12 +189,12 @@ const serveOptions = {
 
 export const SERVE_DEFAULTS = { listen: '[::]:113', deadlineMs: 1_000, shutdownGraceMs: 5_000 } as const;
 
-export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = {}, pid = 0): ServeConfig {
+export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = {}, pid = 0, primaryPid?: number): ServeConfig {
   const { values: v } = parse(argv, serveOptions);
   const values = v as Record<string, string | string[] | boolean | undefined>;
   const str = (name: keyof typeof serveOptions) => values[name] as string | undefined;
 
-  const fromSystemd = systemdListenTargets(env, pid);
+  const fromSystemd = systemdListenTargets(env, pid, primaryPid);
   const listenFlags = (values.listen as string[] | undefined) ?? [];
   const listen: ListenTarget[] = fromSystemd.length > 0 && listenFlags.length === 0 ? fromSystemd : (listenFlags.length ? listenFlags : [SERVE_DEFAULTS.listen]).map((value) => parseHostPort(value, '--listen'));
 

@@ -28,7 +28,7 @@ export interface GatewayMetrics {
 
 export function createMetrics(): GatewayMetrics {
   const registry = new Registry();
-  collectDefaultMetrics({ register: registry, prefix: 'identgate_process_' });
+  collectDefaultMetrics({ register: registry, prefix: 'identgate_' });
   const registers = [registry];
   let openConnections = () => 0;
   return {
