@@ -71,13 +71,17 @@ export class IdentConnection {
   readonly #splitter: LineSplitter;
   #slots: Slot[] = [];
   #head = 0;
-  /** Lines framed but not yet dispatched because maxInFlight was reached. */
-  #backlog: Uint8Array[] = [];
   #queries = 0;
-  #inputDone = false;
+  /** No new input is read (stop(), or a limit was hit); buffered lines may still be answered. */
+  #readingStopped = false;
+  /** No further line is answered: the line cap or maxQueriesPerConnection was hit. */
+  #linesStopped = false;
+  /** The client half-closed: answer what it sent, then close. */
+  #peerEnded = false;
   #closing = false;
   #closed = false;
   #deadlineTimer: NodeJS.Timeout | undefined;
+  #pumpScheduled = false;
   #waitingForDrain = false;
   #ended = false;
 
@@ -106,9 +110,9 @@ export class IdentConnection {
     socket.on('close', () => this.#onClose());
   }
 
-  /** Queries received and not yet written back. */
+  /** Queries received and not yet written back (a buffered unanswered line counts as one). */
   get pending(): number {
-    return this.#slots.length - this.#head + this.#backlog.length;
+    return this.#slots.length - this.#head + (!this.#linesStopped && this.#splitter.hasLine() ? 1 : 0);
   }
 
   get closed(): boolean {
@@ -117,7 +121,8 @@ export class IdentConnection {
 
   /** Stops reading, answers what was received, then closes (graceful shutdown and limits). */
   finish(): void {
-    this.#stopInput();
+    this.#readingStopped = true;
+    this.#closing = true;
     this.#maybeEnd();
   }
 
@@ -131,52 +136,64 @@ export class IdentConnection {
   }
 
   #onData(chunk: Buffer): void {
-    if (this.#inputDone) return;
-    // Framing first; the lines are then accepted in #acceptLines.
-    let lines: Uint8Array[];
-    try {
-      lines = this.#splitter.push(chunk);
-    } catch (error) {
-      if (!(error instanceof LineTooLongError)) throw error;
-      this.#hooks.onError(new IdentServerError('ERR_IDENT_LINE_TOO_LONG', `client ${this.#peer()}: ${error.message}; closing`, { cause: error }));
-      // The lines before the over-long one are still answered, then the connection closes.
-      this.#acceptLines(error.lines);
-      this.finish();
-      return;
-    }
-    this.#acceptLines(lines);
+    if (this.#readingStopped) return;
+    this.#splitter.feed(chunk);
+    this.#pump();
   }
 
-  #acceptLines(lines: Uint8Array[]): void {
-    if (lines.length === 0) return;
-    this.lastQueryAt = Date.now();
-    this.#hooks.onQuery(this);
-    if (this.#backlog.length > 0) {
-      // Keep order: new lines queue behind the backlog. Copies, since lines share the chunk.
-      for (const line of lines) this.#backlog.push(line.slice());
-    } else {
-      this.#dispatchLines(lines, 0);
+  /**
+   * Takes lines from the splitter while fewer than maxInFlight queries wait;
+   * beyond that the rest stays unsplit and the socket is paused (backpressure),
+   * so a packet of thousands of lines costs only what is answered.
+   */
+  #pump(): void {
+    let took = 0;
+    while (!this.#linesStopped && this.#slots.length - this.#head < this.#limits.maxInFlight) {
+      let line: Uint8Array | undefined;
+      try {
+        line = this.#splitter.nextLine();
+      } catch (error) {
+        if (!(error instanceof LineTooLongError)) throw error;
+        this.#hooks.onError(new IdentServerError('ERR_IDENT_LINE_TOO_LONG', `client ${this.#peer()}: ${error.message}; closing`, { cause: error }));
+        // The lines before the over-long one are answered, then the connection closes.
+        this.#linesStopped = true;
+        this.finish();
+        break;
+      }
+      if (line === undefined) break;
+      took++;
+      this.#dispatch(line);
     }
+    if (took > 0) {
+      this.lastQueryAt = Date.now();
+      this.#hooks.onQuery(this);
+    }
+    const backlogged = !this.#linesStopped && this.#splitter.hasLine();
+    if (backlogged || this.#waitingForDrain) this.socket.pause();
+    else if (!this.#readingStopped && this.socket.isPaused()) this.socket.resume();
     this.#flush();
   }
 
-  /** Dispatches lines from `from`; parks the rest in the backlog when maxInFlight is reached. */
-  #dispatchLines(lines: Uint8Array[], from: number): void {
-    for (let i = from; i < lines.length; i++) {
-      // Lines beyond maxQueriesPerConnection are not requests we answer.
-      if (this.#queries >= this.#limits.maxQueriesPerConnection) return;
-      if (this.#slots.length - this.#head >= this.#limits.maxInFlight) {
-        for (let j = i; j < lines.length; j++) this.#backlog.push(lines[j]!.slice());
-        this.socket.pause();
-        return;
-      }
-      this.#dispatch(lines[i]!);
-    }
+  /**
+   * Continues after replies went out. #pump pauses the socket whenever it
+   * leaves lines behind or waits for a drain, so a paused socket is the only
+   * case with work left; it yields to other connections first (setImmediate).
+   */
+  #schedulePump(): void {
+    if (this.#pumpScheduled || this.#waitingForDrain || this.#closed || !this.socket.isPaused()) return;
+    this.#pumpScheduled = true;
+    setImmediate(() => {
+      this.#pumpScheduled = false;
+      if (!this.#closed) this.#pump();
+    });
   }
 
   #dispatch(line: Uint8Array): void {
-    this.#queries++;
-    if (this.#queries >= this.#limits.maxQueriesPerConnection) this.#stopInput();
+    // Lines beyond maxQueriesPerConnection are not requests we answer.
+    if (++this.#queries >= this.#limits.maxQueriesPerConnection) {
+      this.#linesStopped = true;
+      this.finish();
+    }
     const query = parseRequestOctets(line);
     if (!query) {
       const reply = this.#limits.hideErrors ? HIDDEN_INVALID_PORT : invalidPortReply(line);
@@ -247,26 +264,14 @@ export class IdentConnection {
       this.#waitingForDrain = true;
       this.socket.pause();
     }
-    this.#refill();
+    if (this.#slots.length - this.#head < this.#limits.maxInFlight) this.#schedulePump();
     this.#armDeadline();
     this.#maybeEnd();
   }
 
-  /** Moves backlog lines into flight as room appears, and resumes reading when all are in. */
-  #refill(): void {
-    if (this.#waitingForDrain) return;
-    if (this.#backlog.length > 0) {
-      const backlog = this.#backlog;
-      this.#backlog = [];
-      this.#dispatchLines(backlog, 0);
-      if (this.#slots[this.#head]?.reply !== undefined) queueMicrotask(() => this.#flush());
-    }
-    if (this.#backlog.length === 0 && !this.#inputDone && this.socket.isPaused()) this.socket.resume();
-  }
-
   #onDrain(): void {
     this.#waitingForDrain = false;
-    this.#refill();
+    this.#schedulePump();
     this.#maybeEnd();
   }
 
@@ -300,7 +305,7 @@ export class IdentConnection {
   #onEnd(): void {
     // RFC 1413 half-close: answer everything received, then close. An
     // unterminated last line is not a request.
-    this.#inputDone = true;
+    this.#peerEnded = true;
     this.#maybeEnd();
   }
 
@@ -309,13 +314,8 @@ export class IdentConnection {
     if (this.pending === 0) this.socket.destroy();
   }
 
-  #stopInput(): void {
-    this.#inputDone = true;
-    this.#closing = true;
-  }
-
   #maybeEnd(): void {
-    if (!this.#inputDone || this.pending > 0 || this.#closed || this.#ended) return;
+    if (!(this.#peerEnded || this.#readingStopped) || this.pending > 0 || this.#closed || this.#ended) return;
     this.#ended = true;
     if (this.socket.writable) this.socket.end();
     // A peer that never reads cannot hold the socket open after end().

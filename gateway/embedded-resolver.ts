@@ -1,11 +1,15 @@
 /**
  * The Resolver that asks the policy app in the same process (`identgate serve
- * --policy file`): it calls the Hono app's `fetch` with a Request built for
- * `http://embedded` + the route, with no socket and no signature (the app runs in
- * embedded mode and trusts its caller). Answers are validated exactly like the
- * HTTP resolver's, by the shared dispatcher in gateway/resolver.ts, which also
- * batches: queries arriving while the app is busy, or in the same turn of the
- * event loop, go to ROUTES.batch in one call, which is what makes this cheap.
+ * --policy file`), with no socket and no signature (the app runs in embedded
+ * mode and trusts its caller). The app from worker/app.ts createApp in
+ * embedded mode offers `inProcess.lookup`, the batch route without HTTP: the
+ * requests go in as objects (the app still checks them with the wire schema)
+ * and typed answers come back, which the dispatcher checks for ids, order and
+ * the RFC 1413 reply rules but does not parse again. Any other Fetch-API app
+ * is called through `fetch` with a Request for `http://embedded` + the route,
+ * and its answers are validated exactly like the HTTP resolver's. Either way
+ * the shared dispatcher in gateway/resolver.ts batches: queries arriving while
+ * the app is busy, or in the same turn of the event loop, go in one call.
  *
  * @example
  * import { createApp } from '../worker/app.js';
@@ -14,6 +18,7 @@
  */
 import { MAX_BATCH, MAX_BODY_OCTETS } from '../protocol/wire.js';
 import type { IdentAnswer } from '../protocol/reply.js';
+import type { InProcessLookups } from '../worker/app.js';
 import {
   createBatchingResolver,
   readCapped,
@@ -22,6 +27,7 @@ import {
   type BatchListener,
   type Exchange,
   type FailureListener,
+  type InProcessLookup,
   type RecoveryListener,
   type Resolver,
 } from './resolver.js';
@@ -29,6 +35,8 @@ import {
 /** Anything with a Fetch-API handler, like a Hono app. */
 export interface FetchApp {
   fetch(request: Request): Response | Promise<Response>;
+  /** Lookups without HTTP (createApp in embedded mode); used instead of fetch when present. */
+  readonly inProcess?: InProcessLookups | undefined;
 }
 
 export interface EmbeddedResolverOptions {
@@ -52,7 +60,9 @@ const JSON_HEADERS = { 'content-type': 'application/json' };
 function mapAppError(error: unknown): ResolverFailure {
   if (error instanceof ResolverFailure) return error;
   const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
-  return new ResolverFailure('app_error', `embedded policy app failed: ${message}`, { cause: error });
+  // The app's RequestRejected carries the HTTP status it would have answered (400 for a bad request).
+  const status = (error as { status?: unknown } | null)?.status;
+  return new ResolverFailure('app_error', `embedded policy app failed: ${message}`, { cause: error, status: typeof status === 'number' ? status : undefined });
 }
 
 /**
@@ -66,6 +76,9 @@ export function createEmbeddedResolver(options: EmbeddedResolverOptions): Resolv
   if (!app || typeof app.fetch !== 'function') {
     throw new TypeError('embedded resolver needs an app with a fetch(request) method');
   }
+
+  const inProcess = app.inProcess;
+  const lookup: InProcessLookup | undefined = inProcess ? (requests) => inProcess.lookup(requests) : undefined;
 
   const exchange: Exchange = async (path, body, signal) => {
     // No signal on the Request: an in-process app cannot be interrupted anyway, the
@@ -81,7 +94,7 @@ export function createEmbeddedResolver(options: EmbeddedResolverOptions): Resolv
 
   return createBatchingResolver({
     ...options,
-    exchange,
+    ...(lookup ? { lookup } : { exchange }),
     maxBatch: options.maxBatch ?? MAX_BATCH,
     mapError: mapAppError,
     concurrency: options.concurrency ?? 1,

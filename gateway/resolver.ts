@@ -8,6 +8,14 @@
  * RFC 1413 reply rules), mapping every failure to one FailureCause, and
  * reporting failures once per episode instead of once per query.
  *
+ * Transports: an `exchange` sends JSON text to a route and gets text back (HTTP,
+ * or an app's fetch); the dispatcher builds the body and checks the answer
+ * against the wire schemas, since the text comes from outside. An in-process
+ * `lookup` hands the requests to the policy app in this process and gets typed
+ * answers back; those are checked only for what the types do not promise (one
+ * answer per request with its id, in order, and the RFC 1413 reply rules), and
+ * no AbortController is made, since nothing in-process can be interrupted.
+ *
  * Batching: queries wait in a FIFO queue; a flush is scheduled with setImmediate
  * (no fixed delay: it runs after the current I/O callbacks), and takes up to
  * `maxBatch` queries per exchange while fewer than `concurrency` exchanges are in
@@ -108,13 +116,16 @@ export const FALLBACK_RULE = '(fallback)';
 /** One failed exchange with the worker; `reason` says why. Callers branch on `reason`, never on message text. */
 export class ResolverFailure extends Error {
   readonly code = 'ERR_RESOLVER_FAILURE';
+  /** The status the worker answered with, when it answered one (400 makes the dispatcher look for bad requests). */
+  readonly status: number | undefined;
   constructor(
     readonly reason: FailureCause,
     message: string,
-    options?: { cause: unknown },
+    options?: { cause?: unknown; status?: number },
   ) {
-    super(message, options);
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ResolverFailure';
+    this.status = options?.status;
   }
 }
 
@@ -140,8 +151,19 @@ export interface ExchangeReply {
  */
 export type Exchange = (path: string, body: string, signal: AbortSignal) => Promise<ExchangeReply>;
 
+/**
+ * Asks a policy app in this process about requests and returns its answers,
+ * typed and in order. Rejects with a ResolverFailure (or any error, mapped by
+ * the caller's `mapError`); one with status 400 makes the dispatcher look for
+ * the requests that break the wire schema.
+ */
+export type InProcessLookup = (requests: readonly LookupRequest[]) => Promise<readonly LookupAnswer[]>;
+
 export interface BatchingResolverOptions {
-  exchange: Exchange;
+  /** The transport, one of: JSON text over a route (answers are schema-checked)... */
+  exchange?: Exchange;
+  /** ...or typed answers from an app in this process (see InProcessLookup). */
+  lookup?: InProcessLookup;
   /** Turns a transport error into a ResolverFailure; ResolverFailure instances pass through. */
   mapError?: (error: unknown) => ResolverFailure;
   /** Called by close() after waiting queries have been answered. */
@@ -225,7 +247,7 @@ function isRuleIssue(error: z.ZodError): boolean {
 export function parseExchangeReply(reply: ExchangeReply, requests: readonly LookupRequest[]): LookupAnswer[] {
   if (reply.status < 200 || reply.status > 299) {
     const reason: FailureCause = reply.status === 401 || reply.status === 403 ? 'auth' : 'http_status';
-    throw new ResolverFailure(reason, `worker answered HTTP ${reply.status}${describeWireError(reply.text)}`);
+    throw new ResolverFailure(reason, `worker answered HTTP ${reply.status}${describeWireError(reply.text)}`, { status: reply.status });
   }
   let json: unknown;
   try {
@@ -241,17 +263,37 @@ export function parseExchangeReply(reply: ExchangeReply, requests: readonly Look
     throw new ResolverFailure(reason, `worker answer ${what}: ${describeIssues(parsed.error)}`);
   }
   const answers = batch ? (parsed.data as z.infer<typeof BatchAnswerSchema>).answers : [parsed.data as LookupAnswer];
+  checkIds(answers, requests);
+  return answers;
+}
+
+function checkIds(answers: readonly LookupAnswer[], requests: readonly LookupRequest[]): void {
   if (answers.length !== requests.length) {
     throw new ResolverFailure('id_mismatch', `worker sent ${answers.length} answers for ${requests.length} requests`);
   }
   for (let i = 0; i < answers.length; i++) {
     const expected = requests[i]!.id;
-    const received = answers[i]!.id;
+    const received = String(answers[i]!.id);
     if (received !== expected) {
       throw new ResolverFailure('id_mismatch', `answer ${i} has id "${received.slice(0, 64)}" but request ${i} has id "${expected}"`);
     }
   }
-  return answers;
+}
+
+/**
+ * Checks typed answers from an app in this process: one per request, with its
+ * id, in order, each obeying the RFC 1413 reply rules. Their shape is the app's
+ * own types' promise, so the wire schema is not run again. Throws ResolverFailure.
+ *
+ * @example
+ * checkInProcessAnswers(await app.inProcess.lookup(requests), requests);
+ */
+export function checkInProcessAnswers(answers: readonly LookupAnswer[], requests: readonly LookupRequest[]): void {
+  checkIds(answers, requests);
+  for (let i = 0; i < answers.length; i++) {
+    const violation = replyRuleViolation(answers[i]!.answer);
+    if (violation) throw new ResolverFailure('invalid_answer', `app answer ${i} breaks an RFC 1413 reply rule: ${violation}`);
+  }
 }
 
 function describeWireError(text: string): string {
@@ -387,12 +429,15 @@ export function createBatchingResolver(options: BatchingResolverOptions): Resolv
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new ResolverConfigError(`connections must be a positive integer, got ${String(concurrency)}`);
   }
-  const { exchange, onBatch } = options;
+  const { exchange, lookup, onBatch } = options;
+  if ((exchange === undefined) === (lookup === undefined)) {
+    throw new ResolverConfigError('a resolver needs exactly one transport: exchange or lookup');
+  }
   const mapError = options.mapError ?? defaultMapError;
   const reporter = new FailureReporter(options);
 
   const queue: Pending[] = [];
-  const inFlight = new Set<{ batch: Pending[]; controller: AbortController }>();
+  const inFlight = new Set<{ batch: Pending[]; controller: AbortController | undefined }>();
   let flushScheduled = false;
   let queueTimer: NodeJS.Timeout | undefined;
   let queueTimerAt = Infinity;
@@ -489,32 +534,43 @@ export function createBatchingResolver(options: BatchingResolverOptions): Resolv
     return true;
   }
 
+  /** One exchange with the worker (or one call of the in-process app) for these requests. */
+  async function ask(requests: readonly LookupRequest[], signal: AbortSignal | undefined): Promise<readonly LookupAnswer[]> {
+    if (lookup) {
+      const answers = await lookup(requests);
+      checkInProcessAnswers(answers, requests);
+      return answers;
+    }
+    const { path, body } = buildExchange(requests);
+    return parseExchangeReply(await exchange!(path, body, signal!), requests);
+  }
+
   async function send(batch: Pending[]): Promise<void> {
-    const controller = new AbortController();
+    // Only a transport over a connection can be interrupted; in-process calls just get ignored when late.
+    const controller = exchange ? new AbortController() : undefined;
     const slot = { batch, controller };
     inFlight.add(slot);
     const startedAt = performance.now();
     const release = (): void => {
       if (inFlight.delete(slot) && queue.length > 0) scheduleFlush();
     };
+    let expired: ResolverFailure | undefined;
     // The exchange is cut at the deadline of its oldest query (the first: the queue is FIFO).
     const timer = setTimeout(() => {
-      const failure = new ResolverFailure('timeout', `no answer from the worker within ${deadlineMs} ms`);
-      fail(batch, failure);
-      controller.abort(failure);
+      expired = new ResolverFailure('timeout', `no answer from the worker within ${deadlineMs} ms`);
+      fail(batch, expired);
+      controller?.abort(expired);
       release();
     }, Math.max(0, batch[0]!.deadlineAt - startedAt));
     try {
-      const { path, body } = buildExchange(batch.map((pending) => pending.request));
-      const reply = await exchange(path, body, controller.signal);
-      if (reply.status === 400 && !controller.signal.aborted && retryWithoutInvalid(batch)) return;
-      const answers = parseExchangeReply(reply, batch.map((pending) => pending.request));
+      const answers = await ask(batch.map((pending) => pending.request), controller?.signal);
       if (settle(batch, answers) > 0) {
         reporter.success();
         onBatch?.(batch.length, performance.now() - startedAt);
       }
     } catch (error) {
-      const failure = controller.signal.aborted && controller.signal.reason instanceof ResolverFailure ? controller.signal.reason : mapError(error);
+      const failure = expired ?? mapError(error);
+      if (expired === undefined && failure.status === 400 && retryWithoutInvalid(batch)) return;
       fail(batch, failure);
     } finally {
       clearTimeout(timer);
@@ -541,7 +597,7 @@ export function createBatchingResolver(options: BatchingResolverOptions): Resolv
       settle(queue.splice(0, queue.length), undefined);
       for (const { batch, controller } of inFlight) {
         settle(batch, undefined);
-        controller.abort(closing);
+        controller?.abort(closing);
       }
       await options.closeTransport?.();
     },

@@ -83,6 +83,8 @@ export async function startGateway(config: ServeConfig, { log, clusterWorker = f
         store: fileStore ?? createMemoryStore(),
         secrets: [],
         mode: 'embedded',
+        // Decision lines are debug-level here; building them per query costs when nobody reads them.
+        logDecisions: log.isLevelEnabled('debug'),
         log: (entry) => (entry.msg === 'decision' ? log.debug(entry, 'decision') : policyLog(entry)),
       });
       resolver = createEmbeddedResolver({ app, deadlineMs: config.deadlineMs, fallback: config.fallback, onFailure, onRecover, onBatch });

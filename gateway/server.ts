@@ -244,6 +244,8 @@ export class IdentServer {
     });
     await Promise.race([allClosed, grace]);
     clearTimeout(timer);
+    // Destroyed sockets close on the next turn; resolve only once every one has.
+    await allClosed;
     await closed;
   }
 }

@@ -6,6 +6,8 @@
  * caller closes the connection (RFC 1413 sets no limit; 1000 is ours).
  *
  * Modelled on smtp-server's smtp-stream: it only splits lines and hands them on.
+ * Push mode returns every line of a chunk; pull mode (feed + nextLine) lets a
+ * server take lines only as fast as it answers them, leaving the rest unsplit.
  *
  * @example
  * const splitter = new LineSplitter();
@@ -29,54 +31,80 @@ export class LineTooLongError extends Error {
   }
 }
 
-function tooLong(maxLineOctets: number, lines: Uint8Array[]): LineTooLongError {
-  const error = new LineTooLongError(maxLineOctets);
-  error.lines = lines;
-  return error;
-}
-
 export class LineSplitter {
-  #partial: Uint8Array | undefined;
+  /** Octets received and not yet returned as lines, from #start. */
+  #buffer: Uint8Array = new Uint8Array(0);
+  #start = 0;
   readonly #maxLineOctets: number;
 
   constructor(maxLineOctets = DEFAULT_MAX_LINE_OCTETS) {
     this.#maxLineOctets = maxLineOctets;
   }
 
-  /** Octets held back waiting for a line end. */
+  /** Octets held back: an unfinished line, plus complete lines not yet taken with nextLine(). */
   get pendingOctets(): number {
-    return this.#partial?.length ?? 0;
+    return this.#buffer.length - this.#start;
+  }
+
+  /** Appends a chunk without splitting it (pull mode: then call nextLine()). */
+  feed(chunk: Uint8Array): void {
+    const rest = this.#buffer.length - this.#start;
+    if (rest === 0) {
+      this.#buffer = chunk;
+    } else {
+      const joined = new Uint8Array(rest + chunk.length);
+      joined.set(this.#buffer.subarray(this.#start), 0);
+      joined.set(chunk, rest);
+      this.#buffer = joined;
+    }
+    this.#start = 0;
+  }
+
+  /** True when a complete line is waiting to be taken. */
+  hasLine(): boolean {
+    return this.#buffer.indexOf(LF, this.#start) !== -1;
   }
 
   /**
-   * Feeds a chunk and returns the complete lines it finished, without line ends.
-   * Returned arrays may share memory with `chunk`; copy them to keep them.
+   * Takes the next complete line (without its line end), or undefined when
+   * none is complete yet. The line may share memory with fed chunks. Throws
+   * LineTooLongError when the next line exceeds the cap.
+   */
+  nextLine(): Uint8Array | undefined {
+    const data = this.#buffer;
+    const start = this.#start;
+    const lf = data.indexOf(LF, start);
+    if (lf === -1) {
+      const rest = data.length - start;
+      // One more octet is allowed when it is the CR of a CRLF split across chunks.
+      const limit = rest > 0 && data[data.length - 1] === CR ? this.#maxLineOctets + 1 : this.#maxLineOctets;
+      if (rest > limit) throw new LineTooLongError(this.#maxLineOctets);
+      if (rest > 0 && start > 0 && data.length > 4096) {
+        // Keep only the unfinished line, not the whole chunk it arrived in.
+        this.#buffer = data.slice(start);
+        this.#start = 0;
+      }
+      return undefined;
+    }
+    const end = lf > start && data[lf - 1] === CR ? lf - 1 : lf;
+    if (end - start > this.#maxLineOctets) throw new LineTooLongError(this.#maxLineOctets);
+    this.#start = lf + 1;
+    return data.subarray(start, end);
+  }
+
+  /**
+   * Feeds a chunk and returns every complete line it finished (push mode).
    * Throws LineTooLongError when a line exceeds the cap; its `lines` holds the
    * complete lines that came before it, which are still requests.
    */
   push(chunk: Uint8Array): Uint8Array[] {
+    this.feed(chunk);
     const lines: Uint8Array[] = [];
-    let data = chunk;
-    if (this.#partial) {
-      const joined = new Uint8Array(this.#partial.length + chunk.length);
-      joined.set(this.#partial, 0);
-      joined.set(chunk, this.#partial.length);
-      data = joined;
-      this.#partial = undefined;
-    }
-    let start = 0;
-    for (let lf = data.indexOf(LF, start); lf !== -1; lf = data.indexOf(LF, start)) {
-      const end = lf > start && data[lf - 1] === CR ? lf - 1 : lf;
-      if (end - start > this.#maxLineOctets) throw tooLong(this.#maxLineOctets, lines);
-      lines.push(data.subarray(start, end));
-      start = lf + 1;
-    }
-    const rest = data.length - start;
-    if (rest > 0) {
-      // One more octet is allowed when it is the CR of a CRLF split across chunks.
-      const limit = data[data.length - 1] === CR ? this.#maxLineOctets + 1 : this.#maxLineOctets;
-      if (rest > limit) throw tooLong(this.#maxLineOctets, lines);
-      this.#partial = data.slice(start);
+    try {
+      for (let line = this.nextLine(); line !== undefined; line = this.nextLine()) lines.push(line);
+    } catch (error) {
+      if (error instanceof LineTooLongError) error.lines = lines;
+      throw error;
     }
     return lines;
   }

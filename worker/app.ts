@@ -1,9 +1,13 @@
 /**
  * The policy worker as a Hono app, the same in every runtime: Cloudflare Workers
  * (worker/workers-entry.ts), Node (worker/node.ts) and in-process inside the
- * gateway (`app.fetch`). It turns untrusted JSON into typed values with the wire
- * schemas (protocol/wire.ts), asks the policy engine for a decision, logs one line
- * per decision and answers. In 'service' mode every lookup carries an HMAC
+ * gateway. It turns untrusted JSON into typed values with the wire schemas
+ * (protocol/wire.ts), asks the policy engine for a decision, logs one line per
+ * decision (unless told not to) and answers. In 'embedded' mode the app also
+ * offers `inProcess.lookup(requests)`: the batch route without HTTP, for the
+ * gateway's embedded resolver, where a Request, a Response and two JSON texts
+ * per call would cost more than the decisions; requests are checked with the
+ * same schema either way. In 'service' mode every lookup carries an HMAC
  * signature (protocol/signature.ts), checked before the body is parsed, and a
  * signature seen before within the clock-skew window is refused — in this isolate
  * or process only (replicas do not share what they have seen). Admin routes need
@@ -47,12 +51,31 @@ export interface AppDeps {
   /** 'service' (default): lookups must be signed. 'embedded': called in-process, no signature. */
   mode?: 'embedded' | 'service';
   log?: (entry: Record<string, unknown>) => void;
+  /** Log one line per decision (default true); false skips building the entries when nobody reads them. */
+  logDecisions?: boolean;
   /** Clock in milliseconds since the epoch. */
   now?: () => number;
 }
 
 /** Most signatures remembered for replay protection; beyond it the oldest are forgotten. */
 export const MAX_REMEMBERED_SIGNATURES = 100_000;
+
+/** The lookup routes for a caller in the same process: no Request, no JSON text, no signature. */
+export interface InProcessLookups {
+  /**
+   * Answers 1 to MAX_BATCH requests in order, from one policy snapshot, as
+   * POST ROUTES.batch does. Rejects with RequestRejected (status 400
+   * invalid_request when a request breaks LookupRequestSchema, 503 when no
+   * policy is available).
+   *
+   * @example
+   * const [answer] = await app.inProcess!.lookup([lookupRequest]);
+   */
+  lookup(requests: readonly unknown[]): Promise<LookupAnswer[]>;
+}
+
+/** The Hono app, plus in-process lookups in 'embedded' mode. */
+export type PolicyApp = Hono & { readonly inProcess: InProcessLookups | undefined };
 
 /** A request the app refuses; onError turns it into the wire error body. */
 export class RequestRejected extends Error {
@@ -180,9 +203,10 @@ function createReplayGuard(windowSeconds: number, maxEntries: number) {
  * const app = createApp({ store: createMemoryStore(), secrets: [], mode: 'embedded' });
  * const res = await app.fetch(new Request('http://worker/v1/ident', { method: 'POST', body }));
  */
-export function createApp(deps: AppDeps): Hono {
+export function createApp(deps: AppDeps): PolicyApp {
   const mode = deps.mode ?? 'service';
   const log = deps.log ?? (() => {});
+  const logDecisions = deps.log !== undefined && deps.logDecisions !== false;
   const now = deps.now ?? Date.now;
   const replay = createReplayGuard(MAX_CLOCK_SKEW_SECONDS, MAX_REMEMBERED_SIGNATURES);
   const app = new Hono();
@@ -219,20 +243,22 @@ export function createApp(deps: AppDeps): Hono {
     return parseJson(body);
   }
 
-  async function answer(snapshot: PolicySnapshot, request: LookupRequest): Promise<LookupAnswer> {
-    const decision = await decide(snapshot.compiled, request);
-    log({
-      msg: 'decision',
-      id: request.id,
-      gateway: request.gateway,
-      rule: decision.rule,
-      answer: summarize(decision.answer),
-      serverPort: request.query.serverPort,
-      clientPort: request.query.clientPort,
-      localAddress: request.connection.localAddress,
-      remoteAddress: request.connection.remoteAddress,
-      policyVersion: snapshot.version,
-    });
+  function answer(snapshot: PolicySnapshot, request: LookupRequest): LookupAnswer {
+    const decision = decide(snapshot.compiled, request);
+    if (logDecisions) {
+      log({
+        msg: 'decision',
+        id: request.id,
+        gateway: request.gateway,
+        rule: decision.rule,
+        answer: summarize(decision.answer),
+        serverPort: request.query.serverPort,
+        clientPort: request.query.clientPort,
+        localAddress: request.connection.localAddress,
+        remoteAddress: request.connection.remoteAddress,
+        policyVersion: snapshot.version,
+      });
+    }
     return { v: WIRE_VERSION, id: request.id, answer: decision.answer, rule: decision.rule };
   }
 
@@ -248,16 +274,20 @@ export function createApp(deps: AppDeps): Hono {
 
   app.post(ROUTES.lookup, async (c) => {
     const request = parseWith(LookupRequestSchema, await readLookup(c));
-    return c.json(await answer(await current(), request));
+    return c.json(answer(await current(), request));
   });
+
+  /** One policy version for the whole batch; answers keep the requests' order. */
+  async function answerBatch(requests: readonly LookupRequest[]): Promise<LookupAnswer[]> {
+    const snapshot = await current();
+    const answers: LookupAnswer[] = [];
+    for (const request of requests) answers.push(answer(snapshot, request));
+    return answers;
+  }
 
   app.post(ROUTES.batch, async (c) => {
     const batch = parseWith(BatchRequestSchema, await readLookup(c));
-    const snapshot = await current();
-    const answers: LookupAnswer[] = [];
-    // One policy version for the whole batch; answers keep the requests' order.
-    for (const request of batch.requests) answers.push(await answer(snapshot, request));
-    return c.json({ v: WIRE_VERSION, answers });
+    return c.json({ v: WIRE_VERSION, answers: await answerBatch(batch.requests) });
   });
 
   app.get(ROUTES.policy, async (c) => {
@@ -296,7 +326,7 @@ export function createApp(deps: AppDeps): Hono {
     const query = parseWith(ExplainRequestSchema, parseJson(await readBody(c.req.raw, MAX_BODY_OCTETS)));
     const request: LookupRequest = { ...query, v: WIRE_VERSION, id: query.id ?? 'explain', owner: query.owner ?? null };
     const snapshot = await current();
-    const explanation = await explain(snapshot.compiled, request);
+    const explanation = explain(snapshot.compiled, request);
     return c.json({ v: WIRE_VERSION, version: snapshot.version, ...explanation });
   });
 
@@ -330,5 +360,9 @@ export function createApp(deps: AppDeps): Hono {
     return c.json({ error: { code: 'internal_error', message: 'the worker failed; see its log' } }, 500);
   });
 
-  return app;
+  const inProcess: InProcessLookups | undefined =
+    mode === 'embedded'
+      ? { lookup: async (requests) => answerBatch(parseWith(BatchRequestSchema, { v: WIRE_VERSION, requests }).requests) }
+      : undefined;
+  return Object.assign(app, { inProcess });
 }

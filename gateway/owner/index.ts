@@ -113,12 +113,26 @@ const OFF: OwnerLookup = {
   close: async () => {},
 };
 
-/** Timeouts, error reporting and the switch to procfs when sock_diag turns out not to work. */
+/** A lookup waiting for its source; `resolve` is cleared once it is answered. */
+interface Waiting {
+  readonly deadlineAt: number;
+  resolve: ((owner: Owner | null) => void) | null;
+}
+
+/**
+ * Timeouts, error reporting and the switch to procfs when sock_diag turns out
+ * not to work. Every lookup has the same time bound, so they expire in the
+ * order they were asked: one timer, armed for the oldest waiting lookup,
+ * bounds them all (no timer per lookup).
+ */
 class BoundedOwnerLookup implements OwnerLookup {
   #source: OwnerSource;
   #fallback: (() => OwnerSource) | null;
   readonly #timeoutMs: number;
   readonly #onError: (error: OwnerLookupError) => void;
+  /** Unanswered lookups, oldest first (a Set keeps insertion order). */
+  readonly #waiting = new Set<Waiting>();
+  #timer: NodeJS.Timeout | undefined;
 
   constructor(source: OwnerSource, fallback: (() => OwnerSource) | null, options: OwnerLookupOptions) {
     this.#source = source;
@@ -131,46 +145,73 @@ class BoundedOwnerLookup implements OwnerLookup {
     return this.#source.method;
   }
 
-  async lookup(q: OwnerQuery): Promise<Owner | null> {
+  lookup(q: OwnerQuery): Promise<Owner | null> {
     const ends = connectionEnds(q);
-    if (ends === null) return null; // no TCP connection can have these ends
-    let timer: NodeJS.Timeout | undefined;
-    const timedOut = new Promise<'timeout'>((resolve) => {
-      timer = setTimeout(() => resolve('timeout'), this.#timeoutMs);
+    if (ends === null) return Promise.resolve(null); // no TCP connection can have these ends
+    return new Promise<Owner | null>((resolve) => {
+      const waiting: Waiting = { deadlineAt: performance.now() + this.#timeoutMs, resolve };
+      this.#waiting.add(waiting);
+      this.#timer ??= setTimeout(() => this.#expire(), this.#timeoutMs);
+      const source = this.#source;
+      source.find(ends).then(
+        (owner) => this.#settle(waiting, owner),
+        (error: unknown) => this.#failed(waiting, error, source, ends),
+      );
     });
-    try {
-      const outcome = await Promise.race([this.#find(ends), timedOut]);
-      if (outcome !== 'timeout') return outcome;
-      this.#onError(new OwnerLookupError('ERR_OWNER_LOOKUP_TIMEOUT', `owner lookup (${this.method}) took longer than ${this.#timeoutMs} ms`));
-      return null;
-    } catch (error) {
-      this.#onError(error instanceof OwnerLookupError ? error : new OwnerLookupError('ERR_OWNER_LOOKUP_KERNEL', String(error), { cause: error }));
-      return null;
-    } finally {
-      clearTimeout(timer);
-    }
   }
 
   async close(): Promise<void> {
     await this.#source.close();
   }
 
-  async #find(ends: ConnectionEnds): Promise<Owner | null> {
-    const source = this.#source;
-    try {
-      return await source.find(ends);
-    } catch (error) {
-      const fallback = this.#fallback;
-      if (!(error instanceof OwnerLookupError) || error.code !== 'ERR_OWNER_LOOKUP_UNSUPPORTED' || fallback === null) throw error;
-      // sock_diag cannot work here (no helper binary that runs, or no NETLINK_SOCK_DIAG): use procfs from now on.
-      if (this.#source === source) {
+  #settle(waiting: Waiting, owner: Owner | null): void {
+    const resolve = waiting.resolve;
+    if (resolve === null) return;
+    waiting.resolve = null;
+    this.#waiting.delete(waiting);
+    if (this.#waiting.size === 0) {
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
+    }
+    resolve(owner);
+  }
+
+  /** The timer fired: answer null to every lookup past its deadline, then watch the oldest left. */
+  #expire(): void {
+    this.#timer = undefined;
+    // A timer may fire a fraction of a millisecond early; 1 ms of slack avoids re-arming for nothing.
+    const now = performance.now() + 1;
+    for (const waiting of this.#waiting) {
+      if (waiting.deadlineAt > now) {
+        this.#timer = setTimeout(() => this.#expire(), waiting.deadlineAt - now + 1);
+        return;
+      }
+      this.#onError(new OwnerLookupError('ERR_OWNER_LOOKUP_TIMEOUT', `owner lookup (${this.method}) took longer than ${this.#timeoutMs} ms`));
+      this.#settle(waiting, null);
+    }
+  }
+
+  /** `source` failed this lookup: answer null and report why, or ask procfs when sock_diag turns out not to work here. */
+  #failed(waiting: Waiting, error: unknown, source: OwnerSource, ends: ConnectionEnds): void {
+    const fallback = this.#fallback;
+    if (error instanceof OwnerLookupError && error.code === 'ERR_OWNER_LOOKUP_UNSUPPORTED' && (fallback !== null || this.#source !== source)) {
+      // No helper binary that runs, or no NETLINK_SOCK_DIAG: use procfs from now on.
+      if (this.#source === source && fallback !== null) {
         this.#fallback = null;
         this.#source = fallback();
         this.#onError(new OwnerLookupError('ERR_OWNER_LOOKUP_UNSUPPORTED', `${error.message}; falling back to /proc/net/tcp`, { cause: error }));
         void source.close();
       }
-      return this.#source.find(ends);
+      const procfs = this.#source;
+      procfs.find(ends).then(
+        (owner) => this.#settle(waiting, owner),
+        (procfsError: unknown) => this.#failed(waiting, procfsError, procfs, ends),
+      );
+      return;
     }
+    if (waiting.resolve === null) return; // already answered null at its deadline
+    this.#onError(error instanceof OwnerLookupError ? error : new OwnerLookupError('ERR_OWNER_LOOKUP_KERNEL', String(error), { cause: error }));
+    this.#settle(waiting, null);
   }
 }
 

@@ -16,7 +16,10 @@
  * number (1 ESTABLISHED, 6 TIME_WAIT, 10 LISTEN...). The user name is resolved
  * with getpwuid_r (so NSS sources work) only for a socket a process still
  * holds (inode != 0) that is not listening, and is sent hex-encoded so any
- * byte survives the line protocol; "-" means no name.
+ * byte survives the line protocol; "-" means no name. Names are remembered
+ * for NAME_TTL_MS per uid (a files lookup costs about five system calls, more
+ * than the sock_diag request itself), so a renamed or removed account shows
+ * within that time, as with nscd but much sooner.
  *
  * Build: cc -O2 -o identgate-sockdiag sockdiag-helper.c (gateway/owner/build-helper.mjs).
  */
@@ -37,6 +40,7 @@
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 #define LINE_MAX_OCTETS 256
@@ -146,7 +150,26 @@ static int diag_exact(int family, const void *local, unsigned short lport, const
   }
 }
 
-static void emit_name(unsigned int uid) {
+#define NAME_TTL_MS 1000
+#define NAME_CACHE_SLOTS 64
+#define NAME_MAX_OCTETS 200
+
+/* A small direct-mapped cache of uid -> hex-encoded name ("-" for none). */
+static struct {
+  int used;
+  unsigned int uid;
+  long long expires_ms;
+  char hex[2 * NAME_MAX_OCTETS + 1];
+} name_cache[NAME_CACHE_SLOTS];
+
+static long long monotonic_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Writes the name of uid, hex-encoded, into hex (2 * NAME_MAX_OCTETS + 1 octets); "-" when it has none. */
+static void lookup_name(unsigned int uid, char *hex) {
   static char *pwbuf = NULL;
   static size_t pwbuf_len = 0;
   if (pwbuf == NULL) {
@@ -158,11 +181,28 @@ static void emit_name(unsigned int uid) {
   struct passwd pw, *found = NULL;
   if (pwbuf == NULL || getpwuid_r((uid_t)uid, &pw, pwbuf, pwbuf_len, &found) != 0 || found == NULL ||
       found->pw_name == NULL || found->pw_name[0] == '\0') {
-    emit("-");
+    strcpy(hex, "-");
     return;
   }
-  for (const unsigned char *p = (const unsigned char *)found->pw_name; *p && p - (const unsigned char *)found->pw_name < 200; p++)
-    emit("%02x", *p);
+  static const char digits[] = "0123456789abcdef";
+  size_t n = 0;
+  for (const unsigned char *p = (const unsigned char *)found->pw_name; *p && n < NAME_MAX_OCTETS; p++, n++) {
+    hex[2 * n] = digits[*p >> 4];
+    hex[2 * n + 1] = digits[*p & 15];
+  }
+  hex[2 * n] = '\0';
+}
+
+static void emit_name(unsigned int uid) {
+  long long now = monotonic_ms();
+  unsigned int slot = uid % NAME_CACHE_SLOTS;
+  if (!name_cache[slot].used || name_cache[slot].uid != uid || name_cache[slot].expires_ms <= now) {
+    lookup_name(uid, name_cache[slot].hex);
+    name_cache[slot].used = 1;
+    name_cache[slot].uid = uid;
+    name_cache[slot].expires_ms = now + NAME_TTL_MS;
+  }
+  emit("%s", name_cache[slot].hex);
 }
 
 static void answer(char *line) {

@@ -5,10 +5,13 @@
  * does not depend on how many sockets (TIME_WAIT included) the host has. One
  * helper process serves all lookups over a pipelined line protocol: requests
  * carry ids, the helper answers every line it has read with one write. The
- * helper starts on the first lookup; if it dies, the next lookup starts a new
- * one (after a failed start, not before a second has passed). A request
- * unanswered after `stallMs` kills the helper, so a wedged helper cannot
- * hold lookups forever.
+ * IPC is what a lookup costs, so it is batched: lookups asked for in the same
+ * turn of the event loop go to the helper in one write (setImmediate), and a
+ * lookup identical to one still in flight shares its answer instead of
+ * asking again. The helper starts on the first lookup; if it dies, the next
+ * lookup starts a new one (after a failed start, not before a second has
+ * passed). One timer watches the oldest unanswered request: one older than
+ * `stallMs` kills the helper, so a wedged helper cannot hold lookups forever.
  *
  * @example
  * const diag = new SockDiagOwnerLookup({ helperPath: 'dist/owner/identgate-sockdiag' });
@@ -31,17 +34,30 @@ export interface SockDiagOwnerLookupOptions {
   restartDelayMs?: number;
 }
 
-interface Pending {
-  resolve: (owner: Owner | null) => void;
-  reject: (error: unknown) => void;
-  timer: NodeJS.Timeout;
+/** One request to the helper; identical lookups in flight share it. */
+interface Request {
+  readonly id: string;
+  /** The request line without its id: family and both ends. */
+  readonly ends: string;
+  readonly sentAt: number;
+  readonly answer: Promise<Owner | null>;
+  readonly resolve: (owner: Owner | null) => void;
+  readonly reject: (error: unknown) => void;
 }
 
 /** The one helper process and what it owes us. */
 interface Helper {
   child: ChildProcess;
   ready: Promise<void>;
-  pending: Map<string, Pending>;
+  started: boolean;
+  /** Unanswered requests by id, oldest first (a Map keeps insertion order). */
+  pending: Map<string, Request>;
+  /** The same requests by their ends, for sharing. */
+  byEnds: Map<string, Request>;
+  /** Request lines not yet written to the helper. */
+  unsent: string;
+  /** Watches the oldest pending request; unset when nothing is pending. */
+  stallTimer: NodeJS.Timeout | undefined;
 }
 
 export class SockDiagOwnerLookup {
@@ -55,6 +71,8 @@ export class SockDiagOwnerLookup {
   #lastStartError: OwnerLookupError | null = null;
   #closed = false;
   #starts = 0;
+  #requests = 0;
+  #writes = 0;
 
   constructor(options: SockDiagOwnerLookupOptions) {
     this.#helperPath = options.helperPath;
@@ -65,6 +83,16 @@ export class SockDiagOwnerLookup {
   /** How many helper processes have been started; lets tests see restarts. */
   get starts(): number {
     return this.#starts;
+  }
+
+  /** How many requests have been sent to helpers; lets tests see sharing. */
+  get requests(): number {
+    return this.#requests;
+  }
+
+  /** How many writes to helpers have carried requests; lets tests see batching. */
+  get writes(): number {
+    return this.#writes;
   }
 
   /** The running helper's pid, if one runs. */
@@ -82,20 +110,76 @@ export class SockDiagOwnerLookup {
    * @example
    * await diag.find(ends) // { uid: 1000, userName: 'alice' }
    */
-  async find(ends: ConnectionEnds): Promise<Owner | null> {
-    const helper = this.#ensureHelper();
-    await helper.ready;
-    const id = String(++this.#nextId);
-    const line = `${id} ${ends.family} ${formatAddress(ends.local)} ${ends.localPort} ${formatAddress(ends.remote)} ${ends.remotePort}\n`;
-    return new Promise<Owner | null>((resolve, reject) => {
-      const timer = setTimeout(() => {
-        helper.pending.delete(id);
-        reject(new OwnerLookupError('ERR_OWNER_LOOKUP_HELPER', `sock_diag helper did not answer within ${this.#stallMs} ms; restarting it`));
-        this.#kill(helper);
-      }, this.#stallMs);
-      helper.pending.set(id, { resolve, reject, timer });
-      helper.child.stdin?.write(line);
+  find(ends: ConnectionEnds): Promise<Owner | null> {
+    let helper: Helper;
+    try {
+      helper = this.#ensureHelper();
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (helper.started) return this.#ask(helper, ends);
+    return helper.ready.then(() => {
+      if (this.#helper !== helper) throw new OwnerLookupError('ERR_OWNER_LOOKUP_HELPER', 'sock_diag helper exited as it started');
+      return this.#ask(helper, ends);
     });
+  }
+
+  /** The answer of the request in flight for these ends, or of a new one. */
+  #ask(helper: Helper, ends: ConnectionEnds): Promise<Owner | null> {
+    const line = `${ends.family} ${formatAddress(ends.local)} ${ends.localPort} ${formatAddress(ends.remote)} ${ends.remotePort}`;
+    return (helper.byEnds.get(line) ?? this.#send(helper, line)).answer;
+  }
+
+  /** Queues one request line; every line queued in this turn of the event loop goes out in one write. */
+  #send(helper: Helper, ends: string): Request {
+    const id = String(++this.#nextId);
+    this.#requests += 1;
+    let resolve: (owner: Owner | null) => void = () => {};
+    let reject: (error: unknown) => void = () => {};
+    const answer = new Promise<Owner | null>((res, rej) => {
+      resolve = res;
+      reject = rej;
+    });
+    const request: Request = { id, ends, sentAt: performance.now(), answer, resolve, reject };
+    helper.pending.set(id, request);
+    helper.byEnds.set(ends, request);
+    if (helper.unsent === '') setImmediate(() => this.#flush(helper));
+    helper.unsent += `${id} ${ends}\n`;
+    if (helper.stallTimer === undefined) helper.stallTimer = setTimeout(() => this.#checkStall(helper), this.#stallMs);
+    return request;
+  }
+
+  #flush(helper: Helper): void {
+    const lines = helper.unsent;
+    helper.unsent = '';
+    if (lines === '' || helper.child.stdin === null) return;
+    this.#writes += 1;
+    helper.child.stdin.write(lines);
+  }
+
+  /** The stall timer fired: kill a helper whose oldest request is overdue, else watch the next oldest. */
+  #checkStall(helper: Helper): void {
+    helper.stallTimer = undefined;
+    const oldest = helper.pending.values().next().value;
+    if (oldest === undefined) return;
+    // A timer may fire a fraction of a millisecond early; 1 ms of slack avoids re-arming for nothing.
+    const overdueIn = oldest.sentAt + this.#stallMs - performance.now() - 1;
+    if (overdueIn > 0) {
+      helper.stallTimer = setTimeout(() => this.#checkStall(helper), overdueIn + 1);
+      return;
+    }
+    this.#kill(helper);
+    this.#rejectAll(helper, new OwnerLookupError('ERR_OWNER_LOOKUP_HELPER', `sock_diag helper did not answer within ${this.#stallMs} ms; restarting it`));
+  }
+
+  #rejectAll(helper: Helper, error: OwnerLookupError): void {
+    clearTimeout(helper.stallTimer);
+    helper.stallTimer = undefined;
+    const requests = [...helper.pending.values()];
+    helper.pending.clear();
+    helper.byEnds.clear();
+    helper.unsent = '';
+    for (const request of requests) request.reject(error);
   }
 
   /**
@@ -112,7 +196,8 @@ export class SockDiagOwnerLookup {
       if (helper.child.exitCode !== null || helper.child.signalCode !== null) resolve();
       else helper.child.once('close', () => resolve());
     });
-    helper.child.stdin?.end(); // EOF: the helper exits by itself
+    this.#flush(helper);
+    helper.child.stdin?.end(); // EOF: the helper answers what it has read, then exits
     const force = setTimeout(() => helper.child.kill('SIGKILL'), 500);
     await exited;
     clearTimeout(force);
@@ -126,7 +211,6 @@ export class SockDiagOwnerLookup {
     }
     this.#starts += 1;
     const child = spawn(this.#helperPath, [], { stdio: ['pipe', 'pipe', 'ignore'] });
-    const pending = new Map<string, Pending>();
     let markReady: () => void = () => {};
     let failStart: (error: OwnerLookupError) => void = () => {};
     const ready = new Promise<void>((resolve, reject) => {
@@ -134,24 +218,19 @@ export class SockDiagOwnerLookup {
       failStart = reject;
     });
     ready.catch(() => {}); // observed by find(); never an unhandled rejection
-    const helper: Helper = { child, ready, pending };
+    const helper: Helper = { child, ready, started: false, pending: new Map(), byEnds: new Map(), unsent: '', stallTimer: undefined };
     this.#helper = helper;
-    let started = false;
     let failed = false;
 
     const fail = (error: OwnerLookupError): void => {
       if (this.#helper === helper) this.#helper = null;
-      if (!started && !failed) {
+      if (!helper.started && !failed) {
         this.#lastFailedStart = performance.now();
         this.#lastStartError = error;
         failStart(error);
       }
       failed = true;
-      for (const [id, request] of pending) {
-        clearTimeout(request.timer);
-        pending.delete(id);
-        request.reject(error);
-      }
+      this.#rejectAll(helper, error);
     };
 
     child.on('error', (cause: NodeJS.ErrnoException) => {
@@ -167,13 +246,13 @@ export class SockDiagOwnerLookup {
     });
     // A helper that never says "ready" is as good as dead.
     const startTimer = setTimeout(() => {
-      if (started) return;
+      if (helper.started) return;
       fail(new OwnerLookupError('ERR_OWNER_LOOKUP_HELPER', `sock_diag helper did not start within ${Math.max(this.#stallMs, 1000)} ms`));
       child.kill('SIGKILL');
     }, Math.max(this.#stallMs, 1000));
     startTimer.unref();
     child.stdin?.on('error', () => {}); // EPIPE when it died: 'exit' reports that
-    // Neither the helper nor its pipes keep the gateway alive; a waiting lookup's timer does.
+    // Neither the helper nor its pipes keep the gateway alive; the stall timer does while lookups wait.
     child.unref();
     (child.stdin as unknown as Socket | null)?.unref();
     (child.stdout as unknown as Socket | null)?.unref();
@@ -184,9 +263,9 @@ export class SockDiagOwnerLookup {
       const lines = (partial + chunk).split('\n');
       partial = lines.pop() ?? '';
       for (const line of lines) {
-        if (!started) {
+        if (!helper.started) {
           if (line.startsWith('ready ')) {
-            started = true;
+            helper.started = true;
             clearTimeout(startTimer);
             this.#lastStartError = null;
             markReady();
@@ -208,7 +287,11 @@ export class SockDiagOwnerLookup {
     const request = helper.pending.get(id);
     if (request === undefined) return; // a reply to a request that already timed out
     helper.pending.delete(id);
-    clearTimeout(request.timer);
+    helper.byEnds.delete(request.ends);
+    if (helper.pending.size === 0) {
+      clearTimeout(helper.stallTimer);
+      helper.stallTimer = undefined;
+    }
     if (kind === 'none') {
       request.resolve(null);
     } else if (kind === 'found' && rest.length === 4) {

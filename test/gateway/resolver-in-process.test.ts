@@ -1,0 +1,148 @@
+/**
+ * The embedded resolver over the app's in-process lookups (what `identgate
+ * serve --policy` uses): no Request and no fetch, concurrent queries in one
+ * call, the app's schema refusal failing only the bad request, and typed
+ * answers still checked for ids and the RFC 1413 reply rules.
+ */
+import { afterEach, describe, expect, it } from 'vitest';
+import { createEmbeddedResolver, type FetchApp } from '../../gateway/embedded-resolver.js';
+import type { FailureCause, Resolver } from '../../gateway/resolver.js';
+import type { LookupAnswer, LookupRequest } from '../../protocol/wire.js';
+import { createApp } from '../../worker/app.js';
+import { parsePolicy } from '../../worker/policy/index.js';
+import { createMemoryStore } from '../../worker/stores/memory.js';
+
+const DEADLINE_MS = 300;
+const FALLBACK = { type: 'ERROR', error: 'UNKNOWN-ERROR' } as const;
+
+function lookupRequest(id: string, serverPort = 6193): LookupRequest {
+  return {
+    v: 1,
+    id,
+    gateway: 'in-process-test',
+    query: { serverPort, clientPort: 23 },
+    connection: { localAddress: '127.0.0.1', localPort: 113, remoteAddress: '127.0.0.1', remotePort: 40000 },
+    owner: { uid: 1000, userName: 'alice' },
+  };
+}
+
+/** The real app with a policy that names owners to loopback peers; fetch must not be used. */
+function policyApp(): FetchApp & { fetches: number } {
+  const policy = parsePolicy({
+    version: 1,
+    rules: [{ name: 'loopback', match: { clientAddress: '127.0.0.0/8' }, action: { reveal: 'name' } }],
+    default: { action: { error: 'NO-USER' } },
+  });
+  const app = createApp({ store: createMemoryStore(policy), secrets: [], mode: 'embedded' });
+  const counted = {
+    fetches: 0,
+    inProcess: app.inProcess,
+    fetch: (request: Request) => {
+      counted.fetches++;
+      return app.fetch(request);
+    },
+  };
+  return counted;
+}
+
+/** An app whose in-process lookups answer what `answer` says. */
+function fakeApp(answer: (requests: readonly LookupRequest[]) => Promise<LookupAnswer[]>): FetchApp {
+  return {
+    fetch: () => {
+      throw new Error('fetch must not be called');
+    },
+    inProcess: { lookup: (requests) => answer(requests as readonly LookupRequest[]) },
+  };
+}
+
+let resolver: Resolver | undefined;
+
+afterEach(async () => {
+  await resolver?.close();
+  resolver = undefined;
+});
+
+function withReports(app: FetchApp): { resolver: Resolver; causes: FailureCause[] } {
+  const causes: FailureCause[] = [];
+  resolver = createEmbeddedResolver({ app, deadlineMs: DEADLINE_MS, onFailure: (cause) => causes.push(cause) });
+  return { resolver, causes };
+}
+
+async function expectFallback(resolver: Resolver, id: string): Promise<void> {
+  const started = performance.now();
+  expect(await resolver.resolve(lookupRequest(id))).toEqual({ v: 1, id, answer: FALLBACK, rule: '(fallback)' });
+  expect(performance.now() - started).toBeLessThan(DEADLINE_MS + 300);
+}
+
+describe('embedded resolver over in-process lookups', () => {
+  it('answers from the app without calling fetch', async () => {
+    const app = policyApp();
+    const { resolver, causes } = withReports(app);
+    expect(await resolver.resolve(lookupRequest('q1'))).toEqual({
+      v: 1,
+      id: 'q1',
+      answer: { type: 'USERID', opsys: 'UNIX', userId: 'alice' },
+      rule: 'loopback',
+    });
+    expect(app.fetches).toBe(0);
+    expect(causes).toEqual([]);
+  });
+
+  it('hands concurrent queries to the app in one call, answers in order', async () => {
+    const calls: string[][] = [];
+    const real = policyApp();
+    const { resolver } = withReports(
+      fakeApp(async (requests) => {
+        calls.push(requests.map((request) => request.id));
+        return real.inProcess!.lookup(requests);
+      }),
+    );
+    const answers = await Promise.all(['a', 'b', 'c'].map((id) => resolver.resolve(lookupRequest(id))));
+    expect(answers.map((answer) => [answer.id, answer.rule])).toEqual([
+      ['a', 'loopback'],
+      ['b', 'loopback'],
+      ['c', 'loopback'],
+    ]);
+    expect(calls).toEqual([['a', 'b', 'c']]);
+  });
+
+  it('answers the fallback only to a request the app refuses by the wire schema, and the others from the app', async () => {
+    const { resolver, causes } = withReports(policyApp());
+    const [good, bad] = await Promise.all([resolver.resolve(lookupRequest('good')), resolver.resolve(lookupRequest('bad', 0))]);
+    expect(good).toMatchObject({ id: 'good', rule: 'loopback' });
+    expect(bad).toEqual({ v: 1, id: 'bad', answer: FALLBACK, rule: '(fallback)' });
+    expect(causes).toEqual(['invalid_request']);
+  });
+
+  it('answers the fallback when the app answers a user id with CR in it', async () => {
+    const { resolver, causes } = withReports(
+      fakeApp(async (requests) => requests.map((request) => ({ v: 1, id: request.id, answer: { type: 'USERID', opsys: 'UNIX', userId: 'root\r' }, rule: 'r' }))),
+    );
+    await expectFallback(resolver, 'a');
+    expect(causes).toEqual(['invalid_answer']);
+  });
+
+  it('answers the fallback when the app answers with another id', async () => {
+    const { resolver, causes } = withReports(
+      fakeApp(async () => [{ v: 1, id: 'someone-else', answer: { type: 'ERROR', error: 'NO-USER' }, rule: 'r' }]),
+    );
+    await expectFallback(resolver, 'a');
+    expect(causes).toEqual(['id_mismatch']);
+  });
+
+  it('answers the fallback with app_error when the app throws', async () => {
+    const { resolver, causes } = withReports(
+      fakeApp(async () => {
+        throw new Error('policy engine bug');
+      }),
+    );
+    await expectFallback(resolver, 'a');
+    expect(causes).toEqual(['app_error']);
+  });
+
+  it('answers the fallback within the deadline when the app never answers', async () => {
+    const { resolver, causes } = withReports(fakeApp(() => new Promise<LookupAnswer[]>(() => undefined)));
+    await expectFallback(resolver, 'a');
+    expect(causes).toEqual(['timeout']);
+  });
+});

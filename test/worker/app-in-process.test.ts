@@ -1,0 +1,94 @@
+/**
+ * The app's in-process lookups (embedded mode): the batch route's answers
+ * without a Request, the same schema check at the trust boundary, refusals as
+ * RequestRejected with the status the route would answer, none in service
+ * mode, and decision log lines only when someone reads them.
+ */
+import { describe, expect, it } from 'vitest';
+import { createApp, RequestRejected } from '../../worker/app.js';
+import { createMemoryStore } from '../../worker/stores/memory.js';
+import { PolicyStoreError } from '../../worker/stores/store.js';
+import { parsePolicy } from '../../worker/policy/index.js';
+import { MAX_BATCH } from '../../protocol/wire.js';
+import { TEST_POLICY, lookupRequest, signedRequest } from './workerd/fixtures.js';
+
+function embeddedApp(options: { log?: (entry: Record<string, unknown>) => void; logDecisions?: boolean } = {}) {
+  return createApp({ store: createMemoryStore(parsePolicy(TEST_POLICY)), secrets: [], mode: 'embedded', ...options });
+}
+
+async function rejectionOf(promise: Promise<unknown>): Promise<RequestRejected> {
+  try {
+    await promise;
+  } catch (error) {
+    expect(error).toBeInstanceOf(RequestRejected);
+    return error as RequestRejected;
+  }
+  throw new Error('expected a RequestRejected');
+}
+
+describe('in-process lookups', () => {
+  it('answer like the batch route, in the order given', async () => {
+    const app = embeddedApp();
+    const requests = [lookupRequest({ id: 'a' }), lookupRequest({ id: 'b', uid: 0 }), lookupRequest({ id: 'c', remoteAddress: '203.0.113.9' })];
+    const viaRoute = await (await app.fetch(await signedRequest([], '/v1/ident/batch', JSON.stringify({ v: 1, requests })))).json();
+    const answers = await app.inProcess!.lookup(requests);
+    expect(answers).toEqual((viaRoute as { answers: unknown[] }).answers);
+    expect(answers.map((answer) => [answer.id, answer.rule])).toEqual([
+      ['a', 'lan'],
+      ['b', 'hide-root'],
+      ['c', 'default'],
+    ]);
+  });
+
+  it('refuse a request breaking the wire schema with status 400 invalid_request naming the field', async () => {
+    const bad = { ...lookupRequest(), query: { serverPort: 0, clientPort: 23 } };
+    const error = await rejectionOf(embeddedApp().inProcess!.lookup([lookupRequest(), bad]));
+    expect([error.status, error.code]).toEqual([400, 'invalid_request']);
+    expect(error.message).toContain('requests.1.query.serverPort');
+  });
+
+  it('refuse more than MAX_BATCH requests and none at all', async () => {
+    const app = embeddedApp();
+    const many = Array.from({ length: MAX_BATCH + 1 }, (_, i) => lookupRequest({ id: `m${i}` }));
+    expect((await rejectionOf(app.inProcess!.lookup(many))).code).toBe('invalid_request');
+    expect((await rejectionOf(app.inProcess!.lookup([]))).code).toBe('invalid_request');
+  });
+
+  it('refuse with status 503 policy_unavailable when the store has no policy', async () => {
+    const app = createApp({
+      store: { current: () => Promise.reject(new PolicyStoreError('broken')), replace: () => Promise.reject(new Error('no')) },
+      secrets: [],
+      mode: 'embedded',
+    });
+    const error = await rejectionOf(app.inProcess!.lookup([lookupRequest()]));
+    expect([error.status, error.code]).toEqual([503, 'policy_unavailable']);
+  });
+
+  it('are not offered in service mode, where every lookup must be signed', () => {
+    const app = createApp({ store: createMemoryStore(parsePolicy(TEST_POLICY)), secrets: ['s3cret'], mode: 'service' });
+    expect(app.inProcess).toBeUndefined();
+  });
+
+  it('log one decision line per request by default', async () => {
+    const lines: Record<string, unknown>[] = [];
+    await embeddedApp({ log: (entry) => lines.push(entry) }).inProcess!.lookup([lookupRequest({ id: 'x' }), lookupRequest({ id: 'y' })]);
+    expect(lines.map((line) => [line.msg, line.id])).toEqual([
+      ['decision', 'x'],
+      ['decision', 'y'],
+    ]);
+  });
+
+  it('log no decision lines when logDecisions is false, but still log other events', async () => {
+    const lines: Record<string, unknown>[] = [];
+    const app = createApp({
+      store: { current: () => Promise.reject(new PolicyStoreError('broken')), replace: () => Promise.reject(new Error('no')) },
+      secrets: [],
+      mode: 'embedded',
+      log: (entry) => lines.push(entry),
+      logDecisions: false,
+    });
+    await rejectionOf(app.inProcess!.lookup([lookupRequest()]));
+    await embeddedApp({ log: (entry) => lines.push(entry), logDecisions: false }).inProcess!.lookup([lookupRequest()]);
+    expect(lines.map((line) => line.msg)).toEqual(['policy_unavailable']);
+  });
+});
