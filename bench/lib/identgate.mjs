@@ -28,7 +28,8 @@ export function gatewayCli(root, distDir = join(root, 'dist')) {
   // against one abusive peer, default 32) and the global one (default 4096)
   // are raised to let 32 load clients plus the 10,000-connection idle flood in.
   const serve = (answerArgs, { port, metricsPort, upstream }) => {
-    const args = [cliPath, 'serve', '--listen', `127.0.0.1:${port}`, ...answerArgs, '--owner-lookup', 'on', '--max-per-address', '20000', '--max-connections', '20000'];
+    // --workers auto: one gateway process per core, as an operator would run it for throughput.
+    const args = [cliPath, 'serve', '--listen', `127.0.0.1:${port}`, ...answerArgs, '--owner-lookup', 'on', '--max-per-address', '20000', '--max-connections', '20000', '--workers', 'auto'];
     if (metricsPort) args.push('--metrics', `127.0.0.1:${metricsPort}`);
     return spec(args, { upstream, metricsUrl: metricsPort ? `http://127.0.0.1:${metricsPort}/metrics` : undefined });
   };
