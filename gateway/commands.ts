@@ -218,7 +218,8 @@ async function worker(argv: string[], hangups: Hangups): Promise<number | undefi
     process.stdout.write(WORKER_USAGE);
     return 0;
   }
-  const log = (await import('./log.js')).createLogger(config.logLevel);
+  const { createLogger, workerLog } = await import('./log.js');
+  const log = createLogger(config.logLevel);
   const { startNodeWorker } = await import('../worker/node.js');
   const running = await startNodeWorker({
     hostname: config.listen.hostname,
@@ -226,7 +227,7 @@ async function worker(argv: string[], hangups: Hangups): Promise<number | undefi
     policyFile: config.policyFile,
     secrets: config.secrets,
     adminTokens: config.adminTokens,
-    log: (entry) => (entry.msg === 'decision' ? log.info(entry, 'decision') : log.warn(entry, String(entry.msg))),
+    log: workerLog(log, 'info'),
   });
   log.info({ url: running.url, policy: config.policyFile ?? 'default' }, 'identgate worker serving');
   process.stdout.write(`identgate worker listening on ${running.url}\n`);

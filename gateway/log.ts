@@ -24,3 +24,23 @@ export function createLogger(level: LogLevel, destination: NodeJS.WritableStream
     pino.destination({ dest: destination === process.stderr ? 2 : 1, sync: false }),
   );
 }
+
+/** Routine events of the worker and its stores; every other event is a failure worth a warning. */
+const ROUTINE = new Set(['policy_loaded', 'policy_replaced', 'worker_listening']);
+
+/**
+ * Adapts the worker's structured `log(entry)` callback (entries carry their
+ * event name in `msg`) to pino: routine events at info, decisions at
+ * `decisionLevel`, the rest at warn — with `msg` written once.
+ *
+ * @example
+ * createApp({ ..., log: workerLog(log, 'debug') });
+ */
+export function workerLog(log: Logger, decisionLevel: 'info' | 'debug'): (entry: Record<string, unknown>) => void {
+  return ({ msg, ...fields }) => {
+    const event = String(msg);
+    if (event === 'decision') log[decisionLevel](fields, event);
+    else if (ROUTINE.has(event)) log.info(fields, event);
+    else log.warn(fields, event);
+  };
+}

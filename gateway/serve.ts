@@ -19,7 +19,7 @@ import { createMemoryStore } from '../worker/stores/memory.js';
 import type { ServeConfig } from './config.js';
 import { createEmbeddedResolver } from './embedded-resolver.js';
 import { createHttpResolver } from './http-resolver.js';
-import type { Logger } from './log.js';
+import { workerLog, type Logger } from './log.js';
 import { createMetrics, registrySource, serveMetrics, type GatewayMetrics } from './metrics.js';
 import { exposeWorkerMetrics } from './cluster.js';
 import { createOwnerLookup, type OwnerLookup } from './owner/index.js';
@@ -77,7 +77,7 @@ export async function startGateway(config: ServeConfig, { log, clusterWorker = f
   } else {
     if (config.answerer.kind === 'embedded') {
       const policyFile = config.answerer.policyFile;
-      const policyLog = (entry: Record<string, unknown>) => (/_(loaded|replaced)$/.test(String(entry.msg)) ? log.info(entry, String(entry.msg)) : log.warn(entry, String(entry.msg)));
+      const policyLog = workerLog(log, 'debug');
       fileStore = policyFile ? await openFileStore(policyFile, { log: policyLog, watch: true }) : undefined;
       const app = createApp({
         store: fileStore ?? createMemoryStore(),
@@ -85,7 +85,7 @@ export async function startGateway(config: ServeConfig, { log, clusterWorker = f
         mode: 'embedded',
         // Decision lines are debug-level here; building them per query costs when nobody reads them.
         logDecisions: log.isLevelEnabled('debug'),
-        log: (entry) => (entry.msg === 'decision' ? log.debug(entry, 'decision') : policyLog(entry)),
+        log: policyLog,
       });
       resolver = createEmbeddedResolver({ app, deadlineMs: config.deadlineMs, fallback: config.fallback, onFailure, onRecover, onBatch });
       answeredBy = policyFile ? `embedded policy ${policyFile}` : 'embedded default policy';
@@ -105,6 +105,8 @@ export async function startGateway(config: ServeConfig, { log, clusterWorker = f
       answeredBy = `upstream ${config.answerer.upstream.origin}${config.answerer.upstream.pathname.replace(/\/$/, '')}`;
     }
     owners = createOwnerLookup(config.ownerLookup, { onError: (error) => log.warn({ code: error.code }, error.message) });
+    // Start the lookup helper now: its start-up must not eat the first query's time budget.
+    await owners.lookup({ localAddress: '127.0.0.1', localPort: 1, remoteAddress: '127.0.0.1', remotePort: 1 });
     const bootId = randomBytes(4).toString('hex');
     let sequence = 0;
     const ask = resolver;
