@@ -1,9 +1,11 @@
 /**
  * Compiling a parsed policy into the form decisions run on: each rule becomes
  * a compiled match (integer ranges, address masks, interned name patterns)
- * plus an answerer, and the pseudonym key becomes a ready HMAC. Done once per
- * policy version; compiling is synchronous (pseudonyms use a pure-JS
- * HMAC-SHA256, see hmac.ts), so callers may `await` it or not.
+ * plus an answerer, the pseudonym key becomes a ready HMAC, and the rule
+ * index (rule-index.ts) lets a decision find the first matching rule among
+ * thousands without trying them one by one. Done once per policy version;
+ * compiling is synchronous (pseudonyms use a pure-JS HMAC-SHA256, see
+ * hmac.ts), so callers may `await` it or not.
  *
  * @example
  * const compiled = compilePolicy(parsePolicy(json));
@@ -12,6 +14,7 @@
 import { compileAction, type Answerer } from './actions.js';
 import { createHmacSha256 } from './hmac.js';
 import { compileMatch, Facts, NameTable, type CompiledMatch } from './match.js';
+import { buildRuleIndex, type RuleIndex } from './rule-index.js';
 import type { Policy } from './schema.js';
 
 export interface CompiledRule {
@@ -29,6 +32,8 @@ export interface CompiledPolicy {
   readonly fallback: CompiledRule;
   /** Scratch space for one decision at a time (decisions are synchronous). */
   readonly facts: Facts;
+  /** Finds the first matching rule without trying rules one by one (rule-index.ts). */
+  readonly index: RuleIndex;
 }
 
 /**
@@ -56,5 +61,6 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
     match: compileMatch(undefined, gateways, ownerNames),
     answerer: compileAction(policy.default, mac),
   };
-  return Object.freeze({ policy, rules, fallback, facts: new Facts(gateways, ownerNames) });
+  const index = buildRuleIndex(rules.map((rule) => rule.match), gateways, ownerNames);
+  return Object.freeze({ policy, rules, fallback, facts: new Facts(gateways, ownerNames), index });
 }

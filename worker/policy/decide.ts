@@ -1,10 +1,13 @@
 /**
  * Decisions: which rule answers a lookup request and with what. Rules are
  * tried in order and the first whose conditions all hold answers; when none
- * does, the policy's default answers (rule name "default"). A pure function of
+ * does, the policy's default answers (rule name "default"); the rule index
+ * (rule-index.ts) finds that rule without trying each. A pure function of
  * the compiled policy, the request and, for random rules only, the random
- * source; synchronous, and without allocation beyond the answer itself.
- * `explain` walks the same path and reports why each earlier rule did not match.
+ * source; synchronous, and without allocation beyond the answer itself (and
+ * a cache entry the first time the index sees a gateway or owner name).
+ * `explain` tries the rules one by one instead, to report why each earlier
+ * rule did not match; both agree (a property test holds them to it).
  *
  * @example
  * const compiled = compilePolicy(parsePolicy(json));
@@ -15,6 +18,7 @@ import type { IdentAnswer } from '../../protocol/reply.js';
 import type { LookupRequest } from '../../protocol/wire.js';
 import type { CompiledPolicy, CompiledRule } from './compile.js';
 import { CONDITIONS, failedCondition, type Condition } from './match.js';
+import { firstMatch } from './rule-index.js';
 import type { PolicyMatch } from './schema.js';
 
 export interface Decision {
@@ -58,12 +62,8 @@ function decisionOf(rule: CompiledRule, request: LookupRequest, random: () => nu
 function decidingRule(compiled: CompiledPolicy, request: LookupRequest): CompiledRule {
   const facts = compiled.facts;
   facts.load(request);
-  const rules = compiled.rules;
-  for (let i = 0; i < rules.length; i++) {
-    const rule = rules[i]!;
-    if (failedCondition(rule.match, facts) === 0) return rule;
-  }
-  return compiled.fallback;
+  const ruleIndex = firstMatch(compiled.index, facts);
+  return ruleIndex === -1 ? compiled.fallback : compiled.rules[ruleIndex]!;
 }
 
 /**

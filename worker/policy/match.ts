@@ -150,8 +150,8 @@ export function compileMatch(match: PolicyMatch | undefined, gateways: NameTable
 
 /** Address kinds in Facts. */
 const UNPARSED = 0;
-const KIND_V4 = 4;
-const KIND_V6 = 6;
+export const KIND_V4 = 4;
+export const KIND_V6 = 6;
 const KIND_NONE = -1;
 
 /** The facts of one request, loaded once per decision. Reused: one per compiled policy. */
