@@ -73,10 +73,11 @@ describe('IdentServer basics', () => {
 
   it('explains what to do when port 113 needs privileges', () => {
     // Run as an unprivileged user in a fresh network namespace so nothing else holds 113.
+    // It keeps only the right to read files, since the checkout may sit under a private /root.
     const script = `import('${new URL('../../gateway/server.ts', import.meta.url).pathname.replace(/\.ts$/, '.js').replace('/gateway/', '/dist/gateway/')}')
       .then(({ IdentServer }) => new IdentServer({ hostname: '127.0.0.1', port: 113 }).start(() => {}))
       .then(() => { console.log('BOUND'); process.exit(0); }, (e) => { console.log(e.code + ' ' + e.message); process.exit(0); });`;
-    const output = execFileSync('unshare', ['-n', 'sh', '-c', `ip link set lo up && exec setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all node -e "$0"`, script], {
+    const output = execFileSync('unshare', ['-n', 'sh', '-c', `ip link set lo up && exec setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all,+dac_read_search --ambient-caps=+dac_read_search node -e "$0"`, script], {
       encoding: 'utf8',
       timeout: 15_000,
     });

@@ -47,7 +47,7 @@ describe('--run-as', () => {
 
   it('exits 2 with one line when it is started as another user than root', async () => {
     expect(process.getuid?.(), 'setpriv --reuid needs root (CI runs as root)').toBe(0);
-    const result = await runToEnd('setpriv', ['--reuid', 'nobody', '--regid', 'nogroup', '--clear-groups', '--', process.execPath, CLI, 'serve', '--listen', '127.0.0.1:0', '--run-as', 'daemon', '--reply', 'x']);
+    const result = await runToEnd('setpriv', ['--reuid', 'nobody', '--regid', 'nogroup', '--clear-groups', '--inh-caps=-all,+dac_read_search', '--ambient-caps=+dac_read_search', '--', process.execPath, CLI, 'serve', '--listen', '127.0.0.1:0', '--run-as', 'daemon', '--reply', 'x']);
     expect(result.code).toBe(2);
     expect(result.stderr).toBe('identgate: --run-as needs identgate to start as root (it binds first, then switches user)\n');
   });
