@@ -70,9 +70,11 @@ export async function startGateway(config: ServeConfig, { log, clusterWorker = f
     const answer = config.answerer.answer;
     const label = answerLabel(answer);
     answeredBy = 'fixed';
+    const debug = log.isLevelEnabled('debug');
     handler = (tx) => {
       tx.reply(answer);
       metrics?.queries.inc({ answer: label });
+      if (debug) log.debug({ rule: 'fixed', answer, query: tx.req, remoteAddress: tx.remoteAddress }, 'query');
     };
   } else {
     if (config.answerer.kind === 'embedded') {
