@@ -16,18 +16,16 @@
  *   npm run build && node bench/owner-lookup.mjs                 # 20000 TIME_WAIT sockets
  *   node bench/owner-lookup.mjs --time-wait 5000 --dist /tmp/out  # fewer, other build dir
  */
-import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { existsSync } from 'node:fs';
 import net from 'node:net';
 import { join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import { closeSinks, fillTimeWait, listenSinks, SINK_HOSTS, timeWaitCount } from './lib/time-wait.mjs';
 
 const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const { values } = parseArgs({
-  args: isMainThread ? process.argv.slice(2) : [],
   options: {
     'time-wait': { type: 'string', default: '20000' },
     dist: { type: 'string', default: join(ROOT, 'dist') },
@@ -38,70 +36,8 @@ const { values } = parseArgs({
 const TIME_WAIT_TARGET = Number(values['time-wait']);
 const DIST = resolve(values.dist);
 const HELPER = resolve(values.helper ?? join(ROOT, 'dist', 'owner', 'identgate-sockdiag'));
-const SERVER_HOSTS = ['127.0.0.1', '127.0.0.2', '127.0.0.3', '127.0.0.4'];
-const BATCH = 200; // below the listen backlog, so no SYN waits out a retransmit
 const FILL_THREADS = Number(values['fill-threads']); // each with its own event loop: connection setup in Node is the bottleneck
 const FILL_DEADLINE_MS = 25_000;
-
-function timeWaitCount() {
-  const out = execFileSync('ss', ['-Htan', 'state', 'time-wait'], { maxBuffer: 64 * 1024 * 1024 }).toString();
-  return out === '' ? 0 : out.trimEnd().split('\n').length;
-}
-
-/** One connection, closed by us first: our end (the client's) stays in TIME_WAIT for 60 s. */
-async function openAndClose(port, host) {
-  const socket = net.connect({ port, host });
-  socket.on('error', () => {});
-  await once(socket, 'connect');
-  const tuple = { localPort: socket.localPort, remoteAddress: host, remotePort: port };
-  socket.end();
-  socket.resume();
-  await once(socket, 'close');
-  return tuple;
-}
-
-/** Worker thread: opens and closes connections in batches until told to stop; reports their tuples. */
-async function fillWorker({ servers, offset }) {
-  let stop = false;
-  parentPort.on('message', () => { stop = true; });
-  let i = offset;
-  while (!stop) {
-    const batch = [];
-    for (let k = 0; k < BATCH; k++, i++) {
-      const { host, port } = servers[i % servers.length];
-      batch.push(openAndClose(port, host).catch(() => null));
-    }
-    parentPort.postMessage((await Promise.all(batch)).filter(Boolean));
-  }
-  parentPort.close();
-}
-
-async function fillTimeWait(servers) {
-  const started = performance.now();
-  const closed = [];
-  const workers = Array.from({ length: FILL_THREADS }, (_, n) => new Worker(fileURLToPath(import.meta.url), {
-    workerData: { servers: servers.map(({ host, port }) => ({ host, port })), offset: n },
-  }));
-  let opened = 0;
-  await new Promise((done) => {
-    let checking = false;
-    for (const worker of workers) {
-      worker.on('message', (tuples) => {
-        closed.push(...tuples);
-        opened += tuples.length;
-        // ss is cheap next to connection setup, but only ask once the target could have been reached.
-        if (checking || opened < TIME_WAIT_TARGET) return;
-        checking = true;
-        if (timeWaitCount() >= TIME_WAIT_TARGET || performance.now() - started > FILL_DEADLINE_MS) done();
-        checking = false;
-      });
-    }
-    setTimeout(done, FILL_DEADLINE_MS).unref();
-  });
-  for (const worker of workers) worker.postMessage('stop');
-  await Promise.all(workers.map((w) => once(w, 'exit')));
-  return { closed, seconds: (performance.now() - started) / 1000 };
-}
 
 function percentile(sorted, p) {
   return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))];
@@ -150,21 +86,13 @@ async function main() {
     if (!path) console.log(`sock_diag helper not built (${reason}); only procfs will be measured`);
   }
 
-  const servers = [];
-  for (const host of SERVER_HOSTS) {
-    const server = net.createServer((s) => {
-      s.on('error', () => {});
-      s.on('end', () => s.end());
-      s.resume();
-    });
-    server.listen({ port: 0, host, backlog: 4096 });
-    await once(server, 'listening');
-    servers.push({ server, host, port: server.address().port });
-  }
-
-  const before = timeWaitCount();
-  const { closed, seconds } = await fillTimeWait(servers);
-  const timeWait = timeWaitCount();
+  const servers = await listenSinks(SINK_HOSTS);
+  const { closed, seconds, before, reached: timeWait } = await fillTimeWait(servers, {
+    target: TIME_WAIT_TARGET,
+    minOpened: TIME_WAIT_TARGET, // the TIME_WAIT path queries tuples this run closed
+    deadlineMs: FILL_DEADLINE_MS,
+    threads: FILL_THREADS,
+  });
   console.log(`TIME_WAIT sockets: ${timeWait} (were ${before}; ${closed.length} connections opened and closed in ${seconds.toFixed(1)} s)`);
 
   // A live connection for the hit path.
@@ -204,7 +132,7 @@ async function main() {
   }
 
   live.destroy();
-  for (const { server } of servers) server.close();
+  await closeSinks(servers);
 
   const fmt = (n, d = 3) => n.toFixed(d).padStart(10);
   console.log(`\nowner lookup with ${timeWait} TIME_WAIT sockets (${process.platform} ${process.arch}, node ${process.version})`);
@@ -215,5 +143,4 @@ async function main() {
   if (rows.some((r) => r.wrong > 0)) process.exitCode = 1;
 }
 
-if (isMainThread) await main();
-else await fillWorker(workerData);
+await main();

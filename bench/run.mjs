@@ -5,15 +5,22 @@
  * generator (bench/loadgen.c) in two modes — one query per connection and 100
  * request/response queries per connection — with 32 concurrent clients for 3 s.
  * Then 10,000 idle connections are held open to identgate embedded while fresh
- * queries are measured. Prints the table and the issue's targets as PASS/MISS;
- * writes bench/out/latest.{json,md}, and bench/RESULTS.md with --record.
+ * queries are measured. Then the host's TCP table is filled with ~20,000
+ * TIME_WAIT sockets and identgate embedded (built-in default policy) and
+ * oidentd are asked, side by side, about a connection that does not exist
+ * (an owner-lookup miss, answered NO-USER). Last, bench/policy-eval.mjs runs
+ * as a subprocess and its decisions/s per case join the targets. Prints the
+ * table and the issue's targets as PASS/MISS; writes
+ * bench/out/latest.{json,md}, and bench/RESULTS.md with --record.
  *
  * Bounded: every server start, every load pass and the whole run have time
  * limits, and every child process group is killed at the end. A server that
  * fails to start is reported and the rest still run.
  *
  * Usage: node bench/run.mjs [--duration 3] [--conns 32] [--idle 10000]
- *          [--only a,b] [--skip a,b] [--record] [--budget 280] [--dist dist]
+ *          [--only a,b] [--skip a,b] [--record] [--budget 240] [--dist dist]
+ *          [--time-wait 20000] [--time-wait-cap 25] [--policy-ms 400]
+ * Phase names for --only/--skip: the servers, idle, time-wait, policy-eval.
  *
  * @example
  *   npm run bench                                  # build, then everything
@@ -25,8 +32,9 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildTools, holdConnection, runLoadgen } from './lib/loadgen.mjs';
-import { freePort, run, sampleRss, startServer, treeCpuMs, treeRssKiB } from './lib/proc.mjs';
-import { describeMachine, evaluateTargets, MODES, recordResults, renderTable, renderTargets } from './lib/report.mjs';
+import { descendantCount, freePort, run, runBounded, sampleRss, settleTree, startServer, treeCpuMs, treeRssKiB } from './lib/proc.mjs';
+import { describeMachine, evaluateTargets, MODES, parsePolicyEval, recordResults, renderPolicyEval, renderTable, renderTargets, renderTimeWait } from './lib/report.mjs';
+import { closeSinks, fillTimeWait, listenSinks, missQuery, timeWaitCount } from './lib/time-wait.mjs';
 import { gatewayCli, queriesPerHttpRequest } from './lib/identgate.mjs';
 import { selfCheck } from './lib/selfcheck.mjs';
 
@@ -43,15 +51,19 @@ const { values: opts } = parseArgs({
     only: { type: 'string' },
     skip: { type: 'string' },
     record: { type: 'boolean', default: false },
-    budget: { type: 'string', default: '280' },
+    budget: { type: 'string', default: '240' },
     dist: { type: 'string' },
+    'time-wait': { type: 'string', default: '20000' },
+    'time-wait-cap': { type: 'string', default: '25' },
+    'policy-ms': { type: 'string' },
     'skip-selfcheck': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (opts.help) {
-  console.log('usage: node bench/run.mjs [--duration 3] [--conns 32] [--idle 10000] [--idle-probe-conns 8] [--warmup 1] [--only a,b] [--skip a,b] [--record] [--budget 280] [--dist DIR (compiled identgate; default dist/)] [--skip-selfcheck]');
-  console.log('servers: c-ceiling node-ceiling oidentd embedded node-worker-http workerd-http (idle flood runs with embedded)');
+  console.log('usage: node bench/run.mjs [--duration 3] [--conns 32] [--idle 10000] [--idle-probe-conns 8] [--warmup 1] [--only a,b] [--skip a,b] [--record] [--budget 240] [--dist DIR (compiled identgate; default dist/)] [--skip-selfcheck]');
+  console.log('          [--time-wait 20000 (TIME_WAIT sockets wanted on the host)] [--time-wait-cap 25 (s of filling at most)] [--policy-ms MS (per round of policy-eval.mjs; its default 400)]');
+  console.log('phases (for --only/--skip): c-ceiling node-ceiling oidentd embedded node-worker-http workerd-http idle (the idle flood, runs with embedded) time-wait policy-eval');
   process.exit(0);
 }
 const durationS = Number(opts.duration);
@@ -61,6 +73,15 @@ const warmupS = Number(opts.warmup);
 const budgetMs = Number(opts.budget) * 1000;
 const only = opts.only ? new Set(opts.only.split(',')) : undefined;
 const skip = new Set(opts.skip ? opts.skip.split(',') : []);
+const wanted = (phase) => (!only || only.has(phase)) && !skip.has(phase);
+const timeWaitTarget = Number(opts['time-wait']);
+const timeWaitCapS = Number(opts['time-wait-cap']);
+const distDir = opts.dist ?? join(root, 'dist');
+// What the last two phases need at most (they are skipped or cut short when less remains); the
+// server scenarios stop starting early enough to leave it, so the whole run stays within --budget.
+const timeWaitReserveMs = wanted('time-wait') ? (timeWaitCapS + 4 * (Number(opts.duration) + 1) + 2 * (Math.max(Number(opts.duration), 5) + 1) + 2 * 5 + 2 * Number(opts.warmup) + 12) * 1000 : 0;
+const policyRounds = 10 * 6; // policy-eval.mjs: 10 cases, a warm-up and 5 timed rounds each
+const policyReserveMs = wanted('policy-eval') ? policyRounds * Number(opts['policy-ms'] ?? 400) + 15000 : 0;
 const startedAt = Date.now();
 const log = (line) => process.stderr.write(`[bench ${((Date.now() - startedAt) / 1000).toFixed(1)}s] ${line}\n`);
 
@@ -193,7 +214,7 @@ const results = {
   date: new Date().toISOString(),
   machine: describeMachine(),
   command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
-  settings: { conns, durationS, warmupS, modes: { '1/conn': 1, '100/conn': 100 }, query: held.query, idle: idleCount },
+  settings: { conns, durationS, warmupS, modes: { '1/conn': 1, '100/conn': 100 }, query: held.query, idle: idleCount, timeWait: timeWaitTarget, timeWaitCapS, policyRoundMs: Number(opts['policy-ms'] ?? 400) },
   servers: {},
 };
 
@@ -214,7 +235,7 @@ async function measure(port, pids, perConn, extra = {}) {
 }
 
 for (const scenario of scenarios) {
-  if ((only && !only.has(scenario.name)) || skip.has(scenario.name)) continue;
+  if (!wanted(scenario.name)) continue;
   const entry = { label: scenario.label, status: 'ok', modes: {} };
   results.servers[scenario.name] = entry;
   const why = scenario.unavailable?.();
@@ -223,8 +244,8 @@ for (const scenario of scenarios) {
     log(`${scenario.name}: skipped: ${why}`);
     continue;
   }
-  if (Date.now() - startedAt > budgetMs) {
-    Object.assign(entry, { status: 'skipped', reason: `time budget of ${budgetMs / 1000} s used up` });
+  if (Date.now() - startedAt > budgetMs - timeWaitReserveMs - policyReserveMs) {
+    Object.assign(entry, { status: 'skipped', reason: `time budget of ${budgetMs / 1000} s used up (${((timeWaitReserveMs + policyReserveMs) / 1000).toFixed(0)} s kept for time-wait and policy-eval)` });
     log(`${scenario.name}: skipped: time budget used up`);
     continue;
   }
@@ -268,6 +289,139 @@ for (const scenario of scenarios) {
   }
 }
 held.close();
+
+/**
+ * Owner-lookup misses with ~20,000 TIME_WAIT sockets on the host: identgate embedded (built-in
+ * default policy: an owner that is not found is answered NO-USER) and oidentd are started and warmed
+ * up, identgate is measured once before the fill (the baseline), the table is filled (bounded by
+ * --time-wait-cap), then both are asked about a connection that does not exist while the table is
+ * full, the count read before and after each pass. identgate's passes go first: oidentd's forked
+ * lookups can outlive a pass by seconds with a full table, and must not eat into identgate's CPU;
+ * after each oidentd pass the bench waits (up to 5 s) for its children to finish.
+ */
+async function timeWaitPhase() {
+  const phase = { status: 'ok', target: timeWaitTarget, servers: {} };
+  results.timeWait = phase;
+  const why = cli.unavailable() ?? (run('sh', ['-c', 'command -v ss']).status === 0 ? undefined : 'ss not installed (Debian: iproute2)');
+  if (why) return Object.assign(phase, { status: 'skipped', reason: why });
+  if (Date.now() - startedAt > budgetMs - policyReserveMs - timeWaitReserveMs) return Object.assign(phase, { status: 'skipped', reason: `time budget of ${budgetMs / 1000} s used up` });
+  const miss = missQuery();
+  phase.query = miss.query;
+  const oidentdScenario = scenarios.find((s) => s.name === 'oidentd');
+  const candidates = [
+    {
+      name: 'embedded',
+      label: 'identgate, built-in default policy, owner lookup on',
+      async start() {
+        const port = await freePort();
+        const spec = cli.serveEmbedded({ port }); // no --policy: the built-in default
+        return { port, spec, server: await launch('time-wait', { name: 'embedded', command: process.execPath, args: spec.args, port, cwd: root }) };
+      },
+    },
+    {
+      name: 'oidentd',
+      label: 'oidentd (Debian), real lookup',
+      unavailable: oidentdScenario.unavailable,
+      async start() {
+        const port = await freePort();
+        const args = ['-i', '-S', '-q', '-a', '127.0.0.1', '-p', String(port)];
+        return { port, spec: { display: `oidentd ${args.join(' ')}` }, server: await launch('time-wait', { name: 'oidentd', command: 'oidentd', args, port }) };
+      },
+    },
+  ];
+  const running = [];
+  try {
+    for (const candidate of candidates) {
+      const entry = { label: candidate.label, status: 'ok', modes: {} };
+      phase.servers[candidate.name] = entry;
+      const unavailable = candidate.unavailable?.();
+      if (unavailable) {
+        Object.assign(entry, { status: 'skipped', reason: unavailable });
+        continue;
+      }
+      try {
+        const started = await candidate.start();
+        entry.command = started.spec.display;
+        running.push({ name: candidate.name, entry, ...started });
+      } catch (error) {
+        Object.assign(entry, { status: 'failed', reason: error.message });
+        log(`time-wait: ${candidate.name} FAILED to start: ${error.message}`);
+      }
+    }
+    if (running.length === 0) return Object.assign(phase, { status: 'failed', reason: 'neither identgate nor oidentd started' });
+    for (const { port } of running) {
+      if (warmupS > 0) await runLoadgen(tools.loadgen, { port, query: miss.query, conns, durationS: warmupS, perConn: 100 }).catch(() => undefined);
+    }
+    // With a full table each of oidentd's forked lookups can take seconds here; a longer pass gives it a chance to answer some.
+    const oidentdDurationS = Math.max(durationS, 5);
+    const pass = async (name, port, server, mode) => {
+      const childrenBefore = descendantCount(server.pid);
+      const atStart = timeWaitCount();
+      const r = await measure(port, [server.pid], Number(mode.split('/')[0]), { query: miss.query, durationS: name === 'oidentd' ? oidentdDurationS : durationS });
+      r.timeWait = { atStart, atEnd: timeWaitCount() };
+      const unfinished = await settleTree(server.pid, { timeoutMs: 5000, atMost: childrenBefore });
+      if (unfinished > 0) r.unfinishedChildren = unfinished;
+      log(`time-wait ${name} ${mode}: ${r.failed ? `failed: ${r.failed}` : `${r.throughput.toFixed(0)} q/s (${r.completed} answered), p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms, ${r.errors.total} errors, TIME_WAIT ${atStart} -> ${r.timeWait.atEnd} — ${r.sample_error || r.sample_reply}${r.sample_bad ? ` — bad: ${r.sample_bad}` : ''}${unfinished > 0 ? ` — ${unfinished} children still running 5 s after the pass` : ''}`}`);
+      return r;
+    };
+    const embedded = running.find((s) => s.name === 'embedded');
+    if (embedded) {
+      phase.baseline = { label: 'identgate embedded before the fill', status: 'ok', modes: {} };
+      for (const mode of MODES) phase.baseline.modes[mode] = await pass('embedded (before the fill)', embedded.port, embedded.server, mode);
+    }
+    log(`time-wait: filling the host to ${timeWaitTarget} TIME_WAIT sockets (at most ${timeWaitCapS} s)`);
+    const sinks = await listenSinks();
+    let fill;
+    try {
+      fill = await fillTimeWait(sinks, { target: timeWaitTarget, deadlineMs: timeWaitCapS * 1000 });
+    } finally {
+      await closeSinks(sinks);
+    }
+    phase.fill = { before: fill.before, reached: fill.reached, opened: fill.opened, seconds: fill.seconds, reachedTarget: fill.reachedTarget, deadlineS: timeWaitCapS };
+    log(`time-wait: ${fill.before} -> ${fill.reached} TIME_WAIT sockets in ${fill.seconds.toFixed(1)} s (${fill.opened} connections)${fill.reachedTarget ? '' : ` — target ${timeWaitTarget} not reached within ${timeWaitCapS} s`}`);
+    // Right after the fill, so both servers see the same full table (TIME_WAIT sockets expire after 60 s).
+    for (const { name, entry, port, server } of running) {
+      for (const mode of MODES) entry.modes[mode] = await pass(name, port, server, mode);
+    }
+    for (const { name, entry, server } of running) {
+      if (server.child.exitCode !== null || server.child.signalCode !== null) entry.note = `${name} exited during the run: ${server.logTail().slice(-500)}`;
+    }
+  } catch (error) {
+    Object.assign(phase, { status: 'failed', reason: error.message });
+    log(`time-wait: FAILED: ${error.message}`);
+  } finally {
+    for (const { server } of running) await server.stop();
+  }
+}
+
+/** bench/policy-eval.mjs as a subprocess (own process group, killed at the budget); its own PASS/MISS per case. */
+async function policyEvalPhase() {
+  const args = [join(benchDir, 'policy-eval.mjs'), '--dist', distDir];
+  if (opts['policy-ms']) args.push('--ms', opts['policy-ms']);
+  const phase = { status: 'ok', command: `node ${args.map((a) => (a.startsWith(`${root}/`) ? a.slice(root.length + 1) : a)).join(' ')}` };
+  results.policyEval = phase;
+  if (!existsSync(join(distDir, 'worker', 'policy', 'index.js'))) return Object.assign(phase, { status: 'skipped', reason: `${join(distDir, 'worker', 'policy', 'index.js')} not built (npm run build)` });
+  const remainingMs = budgetMs - (Date.now() - startedAt);
+  if (remainingMs < 10000) return Object.assign(phase, { status: 'skipped', reason: `time budget of ${budgetMs / 1000} s used up` });
+  log(`policy-eval: ${phase.command}`);
+  let r;
+  try {
+    r = await runBounded(process.execPath, args, { cwd: root, timeoutMs: remainingMs });
+  } catch (error) {
+    return Object.assign(phase, { status: 'failed', reason: `cannot run it: ${error.message}` });
+  }
+  phase.seconds = r.seconds;
+  phase.parsed = parsePolicyEval(r.stdout);
+  const lastLine = (text) => text.trim().split('\n').pop() ?? '';
+  if (r.timedOut) Object.assign(phase, { status: 'failed', reason: `killed after ${(remainingMs / 1000).toFixed(0)} s (the rest of the time budget)` });
+  else if (r.status !== 0) Object.assign(phase, { status: 'failed', reason: `exited ${r.status ?? r.signal}: ${lastLine(r.stderr) || lastLine(r.stdout)}` });
+  else if (!phase.parsed.cases) Object.assign(phase, { status: 'failed', reason: `no case lines in its output: ${lastLine(r.stdout)}` });
+  for (const c of phase.parsed.cases ?? []) log(`policy-eval ${c.verdict.padEnd(4)} ${c.median.toLocaleString('en-US')}/s median — ${c.label}`);
+  if (phase.status !== 'ok') log(`policy-eval: ${phase.status}: ${phase.reason}`);
+}
+
+if (wanted('time-wait')) await timeWaitPhase();
+if (wanted('policy-eval')) await policyEvalPhase();
 rmSync(scratch, { recursive: true, force: true });
 
 const targets = evaluateTargets(results);
@@ -280,10 +434,20 @@ const markdown = [
   `Machine: ${m.nproc} CPUs (${m.cpuModel}), ${m.memGiB} GiB, Linux ${m.kernel}, Node ${m.node}; load average at start ${m.loadAverage}; fork+exec+wait of /bin/true ${m.spawnMs} ms.`,
   `Command: \`npm run bench\` (= \`npm run build && ${results.command}\`), ${conns} concurrent clients, ${durationS} s per pass, query \`${held.query}\` about a held loopback connection; total ${results.elapsedS.toFixed(0)} s.`,
   '',
-  renderTable(results),
-  '',
+  ...(Object.keys(results.servers).length > 0 ? [renderTable(results), ''] : []),
   ...Object.entries(results.servers).filter(([, s]) => s.command).map(([name, s]) => `- ${name}: \`${s.command}\``),
   '',
+  ...(results.timeWait
+    ? [
+        `### Owner-lookup misses with ${results.timeWait.target} sockets in TIME_WAIT`,
+        '',
+        renderTimeWait(results.timeWait),
+        '',
+        ...Object.entries(results.timeWait.servers ?? {}).filter(([, s]) => s.command).map(([name, s]) => `- ${name}: \`${s.command}\``),
+        '',
+      ]
+    : []),
+  ...(results.policyEval ? ['### Policy evaluation', '', renderPolicyEval(results.policyEval), ''] : []),
   renderTargets(targets),
   '',
 ].join('\n');

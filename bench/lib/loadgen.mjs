@@ -16,7 +16,7 @@ import { mkdirSync } from 'node:fs';
 import net from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { run } from './proc.mjs';
+import { run, track } from './proc.mjs';
 
 const benchDir = join(dirname(fileURLToPath(import.meta.url)), '..');
 
@@ -72,7 +72,7 @@ export function runLoadgen(binary, { host = '127.0.0.1', port, query, conns = 32
   if (idle > 0) args.push('--idle', String(idle), '--idle-settle-ms', String(idleSettleMs));
   const limitMs = durationS * 1000 + timeoutMs + (idle > 0 ? 30000 + idleSettleMs : 0) + 5000;
   return new Promise((resolve, reject) => {
-    const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = track(spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] }));
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => {

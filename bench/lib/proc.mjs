@@ -163,6 +163,60 @@ export async function startServer({ name, command, args = [], env, cwd, port, ho
   }
 }
 
+/**
+ * Register a child spawned elsewhere so that it is killed (its process group if it leads one) when
+ * the bench exits or is interrupted, like the servers.
+ *
+ * @example
+ *   track(spawn('bench/out/loadgen', args));
+ */
+export function track(child) {
+  installHooks();
+  if (child.exitCode !== null || child.signalCode !== null) return child;
+  live.add(child);
+  child.once('exit', () => live.delete(child));
+  return child;
+}
+
+/**
+ * Run a command to completion in its own process group without blocking the event loop, killing
+ * the whole group (SIGTERM, then SIGKILL 2 s later) if it runs longer than timeoutMs. Resolves
+ * { status, signal, stdout, stderr, timedOut, seconds }; rejects only if the command cannot be run.
+ *
+ * @example
+ *   const { status, stdout, timedOut } = await runBounded(process.execPath, ['bench/policy-eval.mjs'], { timeoutMs: 90000 });
+ */
+export function runBounded(command, args, { cwd, env, timeoutMs = 60000 } = {}) {
+  const started = performance.now();
+  return new Promise((resolve, reject) => {
+    const child = track(spawn(command, args, { cwd, env: env ?? process.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] }));
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    child.stdout.on('data', (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.on('data', (chunk) => {
+      stderr += chunk;
+    });
+    let hardKill;
+    const timer = setTimeout(() => {
+      timedOut = true;
+      killGroup(child, 'SIGTERM');
+      hardKill = setTimeout(() => killGroup(child, 'SIGKILL'), 2000);
+    }, timeoutMs);
+    child.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+    child.once('close', (status, signal) => {
+      clearTimeout(timer);
+      clearTimeout(hardKill);
+      resolve({ status, signal, stdout, stderr, timedOut, seconds: (performance.now() - started) / 1000 });
+    });
+  });
+}
+
 /** pid -> child pids, from /proc/PID/stat; also each process's CPU ticks (utime + stime). */
 function processTable() {
   const children = new Map();
@@ -197,6 +251,33 @@ function descendants(rootPid, children) {
     stack.push(...(children.get(pid) ?? []));
   }
   return out;
+}
+
+/**
+ * How many descendants pid has right now (a cluster's workers, a forking server's connections).
+ *
+ * @example
+ *   const workers = descendantCount(gateway.pid);
+ */
+export function descendantCount(rootPid) {
+  return descendants(rootPid, processTable().children).length - 1;
+}
+
+/**
+ * Wait until pid has at most `atMost` descendants (a forking server's per-connection children have
+ * finished; pass the count from before the load for servers with permanent workers) or timeoutMs
+ * passes; resolves how many above `atMost` are still running.
+ *
+ * @example
+ *   const unfinished = await settleTree(oidentd.pid, { timeoutMs: 5000 });
+ */
+export async function settleTree(rootPid, { timeoutMs = 5000, atMost = 0 } = {}) {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const extra = descendantCount(rootPid) - atMost;
+    if (extra <= 0 || Date.now() >= deadline) return Math.max(0, extra);
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
 }
 
 /**

@@ -66,7 +66,7 @@ export function renderTable(results) {
 }
 
 function ok(results, name, mode) {
-  const server = results.servers[name];
+  const server = results.servers?.[name];
   const r = server?.status === 'ok' ? server.modes[mode] : undefined;
   return r && !r.failed && r.completed > 0 ? r : undefined;
 }
@@ -156,7 +156,231 @@ export function evaluateTargets(results) {
       threshold: '< 20 ms, 0 errors',
     });
   }
+  targets.push(...timeWaitTargets(results.timeWait));
+  targets.push(...policyEvalTargets(results.policyEval));
   return targets;
+}
+
+/** Lowest and highest TIME_WAIT count seen at the start and end of the phase's passes. */
+function timeWaitRange(phase) {
+  const counts = Object.values(phase.servers ?? {})
+    .flatMap((server) => Object.values(server.modes ?? {}))
+    .flatMap((r) => (r.timeWait ? [r.timeWait.atStart, r.timeWait.atEnd] : []))
+    .filter((n) => typeof n === 'number');
+  return counts.length > 0 ? { min: Math.min(...counts), max: Math.max(...counts) } : undefined;
+}
+
+/**
+ * embedded / oidentd in the TIME_WAIT phase. oidentd may answer nothing within a pass when the table
+ * is full (each forked lookup takes seconds on a small VM); its rate is then below one query per
+ * pass, and the ratio is reported as the lower bound embedded q/s x pass seconds.
+ */
+function missRatioTarget(phase, mode, atLeast) {
+  const name = `TIME_WAIT misses: embedded / oidentd throughput (${mode})`;
+  const a = ok(phase, 'embedded', mode);
+  const b = phase.servers?.oidentd?.status === 'ok' ? phase.servers.oidentd.modes[mode] : undefined;
+  if (!a || !b || b.failed) {
+    const missing = [!a && 'embedded', (!b || b.failed) && 'oidentd'].filter(Boolean).join(', ');
+    return { name, verdict: 'n/a', measured: `not measured: ${missing}`, threshold: `>= ${atLeast}x` };
+  }
+  if (b.completed > 0) {
+    const ratio = a.throughput / b.throughput;
+    return { name, verdict: ratio >= atLeast ? 'PASS' : 'MISS', measured: `${ratio.toFixed(2)}x (${fmt(a.throughput, 0)} / ${fmt(b.throughput, 1)} q/s)`, threshold: `>= ${atLeast}x` };
+  }
+  const bound = a.throughput * b.duration_s;
+  return {
+    name,
+    verdict: bound >= atLeast ? 'PASS' : 'MISS',
+    measured: `> ${bound.toFixed(0)}x (${fmt(a.throughput, 0)} q/s; oidentd answered 0 queries in ${fmt(b.duration_s, 1)} s, i.e. < ${fmt(1 / b.duration_s, 2)} q/s)`,
+    threshold: `>= ${atLeast}x`,
+  };
+}
+
+/**
+ * Targets of the TIME_WAIT phase (owner-lookup misses answered NO-USER with ~20,000 TIME_WAIT
+ * sockets on the host): the setup itself, embedded / oidentd >= 10x (1/conn; 100/conn informational,
+ * as oidentd answers one query per connection), embedded p99 < 10 ms, and every answer an ERROR with no errors.
+ *
+ * @example
+ *   timeWaitTargets(results.timeWait).map((t) => t.verdict);
+ */
+export function timeWaitTargets(phase) {
+  const prefix = 'TIME_WAIT misses';
+  if (!phase) return [];
+  if (phase.status !== 'ok') {
+    return [{ name: `${prefix}: embedded / oidentd >= 10x, p99 < 10 ms`, verdict: 'n/a', measured: `${phase.status}: ${phase.reason ?? ''}`, threshold: '>= 10x, < 10 ms' }];
+  }
+  const targets = [];
+  const range = timeWaitRange(phase);
+  const fill = phase.fill;
+  targets.push({
+    name: `${prefix}: setup, >= ${phase.target} sockets in TIME_WAIT on the host during the passes`,
+    verdict: range && range.min >= phase.target ? 'PASS' : 'MISS',
+    measured: `${range ? `${range.min}-${range.max} during the passes; ` : ''}fill ${fill.before} -> ${fill.reached} in ${fmt(fill.seconds, 1)} s (${fill.opened} connections opened and closed${fill.reachedTarget ? '' : `, stopped at the ${fill.deadlineS} s cap`})`,
+    threshold: `>= ${phase.target} (setup, not identgate)`,
+  });
+  for (const mode of MODES) {
+    const t = missRatioTarget(phase, mode, 10);
+    if (mode !== '1/conn') {
+      if (t.verdict !== 'n/a') t.verdict = 'info';
+      t.threshold = '(oidentd answers one query per connection; informational)';
+    }
+    targets.push(t);
+  }
+  for (const mode of MODES) {
+    const full = ok(phase, 'embedded', mode);
+    const before = phase.baseline?.modes?.[mode];
+    if (full && before && !before.failed && before.completed > 0) {
+      targets.push({
+        name: `${prefix}: embedded with the full table / before the fill (${mode})`,
+        verdict: 'info',
+        measured: `${(full.throughput / before.throughput).toFixed(2)}x throughput (${fmt(full.throughput, 0)} / ${fmt(before.throughput, 0)} q/s), p99 ${fmt(full.latency_ms.p99, 2)} vs ${fmt(before.latency_ms.p99, 2)} ms`,
+        threshold: '(what TIME_WAIT costs identgate; informational)',
+      });
+    }
+  }
+  for (const mode of MODES) {
+    const r = ok(phase, 'embedded', mode);
+    targets.push({
+      name: `${prefix}: embedded p99 (${mode})`,
+      verdict: r ? (r.latency_ms.p99 < 10 ? 'PASS' : 'MISS') : 'n/a',
+      measured: r ? `${fmt(r.latency_ms.p99, 2)} ms (p50 ${fmt(r.latency_ms.p50, 2)} ms)` : 'not measured',
+      threshold: '< 10 ms',
+    });
+  }
+  for (const name of ['embedded', 'oidentd']) {
+    const server = phase.servers[name];
+    if (server?.status !== 'ok') continue;
+    const passes = MODES.map((mode) => server.modes[mode]).filter((r) => r && !r.failed);
+    const errors = passes.reduce((sum, r) => sum + r.errors.total, 0);
+    const users = passes.reduce((sum, r) => sum + (r.replies?.USERID ?? 0), 0);
+    const sample = passes.find((r) => r.sample_error)?.sample_error ?? '';
+    const noUser = users === 0 && /ERROR\s*:\s*NO-USER/.test(sample);
+    targets.push({
+      name: `${prefix}: ${name} answers NO-USER, 0 errors`,
+      verdict: name === 'oidentd' ? 'info' : errors === 0 && noUser ? 'PASS' : 'MISS',
+      measured: `${errors} errors, ${users} USERID answers, e.g. \`${sample.trim()}\``,
+      threshold: name === 'oidentd' ? '(reference)' : '0 errors, every answer ERROR : NO-USER',
+    });
+  }
+  return targets;
+}
+
+/**
+ * Markdown for the TIME_WAIT phase: how full the table was, then one row per server and mode with
+ * the TIME_WAIT count at the start and end of the pass.
+ *
+ * @example
+ *   console.log(renderTimeWait(results.timeWait));
+ */
+export function renderTimeWait(phase) {
+  if (!phase) return '';
+  if (phase.status !== 'ok') return `TIME_WAIT phase ${phase.status}: ${phase.reason ?? ''}`;
+  const fill = phase.fill;
+  const rows = [
+    `Query \`${phase.query}\` names a connection that does not exist (a lookup miss, answered NO-USER). TIME_WAIT sockets on the host (\`ss -Htan state time-wait | wc -l\`): ${fill.before} before the fill, ${fill.reached} after (target ${phase.target}; ${fill.opened} loopback connections opened and closed in ${fmt(fill.seconds, 1)} s${fill.reachedTarget ? '' : `, stopped at the ${fill.deadlineS} s cap`}). identgate is also measured before the fill, for comparison.`,
+    '',
+    '| server | mode | TIME_WAIT start -> end | queries/s | answered | p50 ms | p99 ms | max ms | server CPU µs/query | errors | server closed | reply |',
+    '|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+  ];
+  const row = (name, mode, r) => {
+    if (r.failed) return `| ${name} | ${mode} | | failed: ${String(r.failed).replace(/\|/g, '/')} | | | | | | | | |`;
+    const errors = r.errors.total === 0 ? '0' : `${r.errors.total} (${Object.entries(r.errors).filter(([k, v]) => k !== 'total' && v > 0).map(([k, v]) => `${k} ${v}`).join(', ')})`;
+    const unfinished = r.unfinishedChildren ? ` (${r.unfinishedChildren} lookups still running 5 s after the pass)` : '';
+    return `| ${name} | ${mode} | ${r.timeWait?.atStart ?? 'n/a'} -> ${r.timeWait?.atEnd ?? 'n/a'} | ${fmt(r.throughput, 0)} | ${r.completed}${unfinished} | ${fmt(r.latency_ms.p50, 2)} | ${fmt(r.latency_ms.p99, 2)} | ${fmt(r.latency_ms.max, 1)} | ${fmt(r.serverCpuUsPerQuery, 0)} | ${errors} | ${r.server_closed} | ${replies(r)} |`;
+  };
+  for (const mode of MODES) {
+    const r = phase.baseline?.modes?.[mode];
+    if (r) rows.push(row('embedded, before the fill', mode, r));
+  }
+  for (const [name, server] of Object.entries(phase.servers)) {
+    if (server.status !== 'ok') {
+      rows.push(`| ${name} | — | ${server.status}: ${String(server.reason ?? '').replace(/\|/g, '/').split('\n')[0]} | | | | | | | | | |`);
+      continue;
+    }
+    for (const mode of MODES) {
+      const r = server.modes[mode];
+      if (r) rows.push(row(name, mode, r));
+    }
+  }
+  return rows.join('\n');
+}
+
+/**
+ * Parse the output of bench/policy-eval.mjs: its case lines ("LABEL  MEDIAN  BEST  VERDICT  rule R",
+ * numbers with thousands separators, VERDICT PASS / MISS / info as it decides them), the target
+ * from its header, its load averages and its closing summary. Returns undefined cases when the
+ * output has none (its format changed, or it failed).
+ *
+ * @example
+ *   parsePolicyEval('first rule matches (1,000 mixed rules)   1,752,107   1,801,972  PASS  rule rule-0\n').cases[0].median; // 1752107
+ */
+export function parsePolicyEval(stdout) {
+  const lines = stdout.split('\n');
+  const number = (text) => Number(text.replace(/,/g, ''));
+  const cases = [];
+  for (const line of lines) {
+    const m = /^(.*\S)\s+(\d[\d,]*)\s+(\d[\d,]*)\s+(PASS|MISS|info)\b/.exec(line);
+    if (m) cases.push({ label: m[1], median: number(m[2]), best: number(m[3]), verdict: m[4] });
+  }
+  const target = /target ([\d,]+) decisions\/s(?: \(([^)]*)\))?/.exec(stdout);
+  return {
+    header: lines[0] ?? '',
+    target: target ? number(target[1]) : undefined,
+    statistic: target?.[2] ?? 'median',
+    loadavgBefore: /^loadavg before: (.*)$/m.exec(stdout)?.[1],
+    loadavgAfter: /^loadavg after: (.*)$/m.exec(stdout)?.[1],
+    compile: lines.filter((line) => /^(compile|parse \+ compile) /.test(line)),
+    summary: lines.filter((line) => /^(all target cases PASS|MISS: )/.test(line)).pop(),
+    cases: cases.length > 0 ? cases : undefined,
+  };
+}
+
+const thousands = (n) => (typeof n === 'number' ? n.toLocaleString('en-US') : 'n/a');
+
+/**
+ * One target per case of bench/policy-eval.mjs, with the verdict it printed itself ('info' cases have no target).
+ *
+ * @example
+ *   policyEvalTargets(results.policyEval).filter((t) => t.verdict === 'MISS');
+ */
+export function policyEvalTargets(phase) {
+  if (!phase) return [];
+  const targets = [];
+  if (phase.status !== 'ok') {
+    targets.push({ name: 'policy eval: ran to completion', verdict: phase.status === 'failed' ? 'MISS' : 'n/a', measured: `${phase.status}: ${phase.reason ?? ''}`, threshold: 'exit status 0' });
+  }
+  const cases = phase.parsed?.cases;
+  if (!cases) {
+    if (phase.status === 'ok') targets.push({ name: 'policy eval: 1,000-rule cases', verdict: 'n/a', measured: 'no case lines in its output (format changed?)', threshold: '>= 200,000 decisions/s' });
+    return targets;
+  }
+  const { target, statistic } = phase.parsed;
+  for (const c of cases) {
+    targets.push({
+      name: `policy eval: ${c.label}`,
+      verdict: c.verdict,
+      measured: `${thousands(c.median)} decisions/s ${statistic} (best ${thousands(c.best)})`,
+      threshold: c.verdict === 'info' ? '(no target, informational)' : `>= ${thousands(target)} decisions/s (${statistic})`,
+    });
+  }
+  return targets;
+}
+
+/**
+ * Markdown for the policy evaluation phase: the command, its header, load averages and summary.
+ *
+ * @example
+ *   console.log(renderPolicyEval(results.policyEval));
+ */
+export function renderPolicyEval(phase) {
+  if (!phase) return '';
+  const p = phase.parsed;
+  if (phase.status !== 'ok' && !p?.cases) return `Policy evaluation (\`${phase.command}\`) ${phase.status}: ${phase.reason ?? ''}`;
+  return [
+    `Policy evaluation: \`${phase.command}\` (${fmt(phase.seconds, 0)} s): ${p.header}; load average ${p.loadavgBefore ?? 'n/a'} before, ${p.loadavgAfter ?? 'n/a'} after. ${p.summary ?? '(no summary line)'}. Per-case decisions/s are in the targets below.`,
+    ...p.compile.map((line) => `- ${line}`),
+  ].join('\n');
 }
 
 /**
