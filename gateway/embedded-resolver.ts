@@ -17,19 +17,16 @@
  * const { answer } = await resolver.resolve(request);
  */
 import { MAX_BATCH, MAX_BODY_OCTETS } from '../protocol/wire.js';
-import type { IdentAnswer } from '../protocol/reply.js';
 import type { InProcessLookups } from '../worker/app.js';
 import {
   createBatchingResolver,
   readCapped,
   ResolverFailure,
   tooLarge,
-  type BatchListener,
   type Exchange,
-  type FailureListener,
   type InProcessLookup,
-  type RecoveryListener,
   type Resolver,
+  type SharedResolverOptions,
 } from './resolver.js';
 
 /** Anything with a Fetch-API handler, like a Hono app. */
@@ -39,19 +36,10 @@ export interface FetchApp {
   readonly inProcess?: InProcessLookups | undefined;
 }
 
-export interface EmbeddedResolverOptions {
+export interface EmbeddedResolverOptions extends SharedResolverOptions {
   app: FetchApp;
-  /** Each query is answered within this many milliseconds of resolve(), queueing included. */
-  deadlineMs?: number;
-  /** Most queries per batch call; defaults to MAX_BATCH, since a bigger batch costs nothing in-process. */
-  maxBatch?: number;
-  /** Calls to the app in flight at once; more only helps when the app awaits I/O. */
+  /** Calls to the app in flight at once; more only helps when the app awaits I/O. maxBatch defaults to MAX_BATCH here: a bigger batch costs nothing in-process. */
   concurrency?: number;
-  fallback?: IdentAnswer;
-  onFailure?: FailureListener;
-  onRecover?: RecoveryListener;
-  onBatch?: BatchListener;
-  reportIntervalMs?: number;
 }
 
 const ORIGIN = 'http://embedded';

@@ -19,7 +19,6 @@
 import { Pool } from 'undici';
 import { MAX_BODY_OCTETS } from '../protocol/wire.js';
 import { signatureHeaders } from '../protocol/signature.js';
-import type { IdentAnswer } from '../protocol/reply.js';
 import {
   checkCommonOptions,
   createBatchingResolver,
@@ -27,34 +26,19 @@ import {
   ResolverConfigError,
   ResolverFailure,
   tooLarge,
-  type BatchListener,
   type Exchange,
   type FailureCause,
-  type FailureListener,
-  type RecoveryListener,
   type Resolver,
+  type SharedResolverOptions,
 } from './resolver.js';
 
-export interface HttpResolverOptions {
+export interface HttpResolverOptions extends SharedResolverOptions {
   /** The worker's base URL (http: or https:); routes are appended to its path. */
   upstream: string | URL;
   /** Shared secrets; the first one signs. */
   secrets: readonly string[];
-  /** Each query is answered within this many milliseconds of resolve(), queueing included. */
-  deadlineMs?: number;
-  /** Most queries per batch request (at most MAX_BATCH). */
-  maxBatch?: number;
   /** Most connections (and requests in flight) to the worker. */
   connections?: number;
-  /** Answered when the worker cannot be asked. */
-  fallback?: IdentAnswer;
-  /** First failure of an episode, then at most once per reportIntervalMs while it lasts. */
-  onFailure?: FailureListener;
-  /** First success after failures, with the episode's failure count and duration. */
-  onRecover?: RecoveryListener;
-  /** After every successful request: queries answered and milliseconds taken. */
-  onBatch?: BatchListener;
-  reportIntervalMs?: number;
 }
 
 function parseUpstream(upstream: string | URL): URL {

@@ -181,6 +181,12 @@ export interface BatchingResolverOptions {
   reportIntervalMs?: number;
 }
 
+/** The options every resolver takes, whatever it talks to. */
+export type SharedResolverOptions = Pick<
+  BatchingResolverOptions,
+  'deadlineMs' | 'maxBatch' | 'fallback' | 'onFailure' | 'onRecover' | 'onBatch' | 'reportIntervalMs'
+>;
+
 /** Validated common options, with defaults applied. */
 export interface CommonOptions {
   deadlineMs: number;

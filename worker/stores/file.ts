@@ -18,7 +18,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parsePolicy, type Policy } from '../policy/index.js';
-import { snapshotOf, type PolicySnapshot, type PolicyStore } from './store.js';
+import { snapshotOf, type PolicyStore } from './store.js';
 
 export interface FileStoreOptions {
   log?: (entry: Record<string, unknown>) => void;
