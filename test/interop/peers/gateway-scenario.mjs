@@ -23,6 +23,7 @@
  * //   "user":{"uid":996,"gid":995},"steps":[{"client":"net-ident-accept"}]}'
  */
 import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { once } from 'node:events';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -125,7 +126,9 @@ const asUser = (command, args) => ['setpriv', ['--reuid', String(plan.user.uid),
 const holders = [];
 /** The test user connects to HOST:port and holds the connection; resolves with { clientPort, uid }. */
 async function holdAsUser(port) {
-  const holder = start(...asUser(process.execPath, [HOLDER, HOST, String(port)]), { stdin: 'pipe' });
+  // The holder's source goes on the command line: the test user may not be able to
+  // read the checkout (it can sit under a private /root). '-' stands in for argv[1].
+  const holder = start(...asUser(process.execPath, ['--input-type=module', '-e', readFileSync(HOLDER, 'utf8'), '-', HOST, String(port)]), { stdin: 'pipe' });
   holders.push(holder);
   const line = await lineOf(holder, /^\{/, `the holder running as uid ${plan.user.uid}`);
   return JSON.parse(line);
