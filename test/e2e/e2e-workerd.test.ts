@@ -15,9 +15,10 @@ import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IdentClient } from '../../gateway/client.js';
 import { signatureHeaders } from '../../protocol/signature.js';
-import { ROUTES, type LookupRequest } from '../../protocol/wire.js';
+import { ROUTES } from '../../protocol/wire.js';
 import { ROOT } from '../helpers/cli.js';
 import { freePort, onCleanup, startServe, tempFiles, type TempFiles } from './harness.js';
+import { lookupRequest } from '../helpers/wire.js';
 
 const WRANGLER = join(dirname(createRequire(import.meta.url).resolve('wrangler/package.json')), 'bin', 'wrangler.js');
 const WRANGLER_ENV = { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', CI: '1' };
@@ -127,16 +128,6 @@ async function startWranglerDev(files: TempFiles, persistTo: string): Promise<Wr
   return { child, url, output: () => output };
 }
 
-function lookupRequest(id: string): LookupRequest {
-  return {
-    v: 1,
-    id,
-    gateway: 'e2e-direct',
-    query: { serverPort: 6193, clientPort: 23 },
-    connection: { localAddress: '127.0.0.1', localPort: 113, remoteAddress: '127.0.0.1', remotePort: 40000 },
-    owner: { uid: 1000, userName: 'alice' },
-  };
-}
 
 describe('identgate serve --upstream -> wrangler dev (workerd)', () => {
   let files: TempFiles;

@@ -10,6 +10,7 @@ import { createHttpResolver } from '../../gateway/http-resolver.js';
 import type { Resolver } from '../../gateway/resolver.js';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifySignature } from '../../protocol/signature.js';
 import { ROUTES, type LookupAnswer, type LookupRequest } from '../../protocol/wire.js';
+import { lookupRequest } from '../helpers/wire.js';
 
 const SECRETS = ['s3cret-current', 's3cret-old'];
 
@@ -20,16 +21,6 @@ interface Received {
   signature: string | undefined;
 }
 
-function lookupRequest(id: string, serverPort = 6193): LookupRequest {
-  return {
-    v: 1,
-    id,
-    gateway: 'test-gateway',
-    query: { serverPort, clientPort: 23 },
-    connection: { localAddress: '127.0.0.1', localPort: 113, remoteAddress: '127.0.0.1', remotePort: 40000 },
-    owner: { uid: 1000, userName: 'alice' },
-  };
-}
 
 function answerFor(request: LookupRequest): LookupAnswer {
   return { v: 1, id: request.id, answer: { type: 'USERID', opsys: 'UNIX', userId: `user${request.query.serverPort}` }, rule: 'r1' };

@@ -8,23 +8,14 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHttpResolver } from '../../gateway/http-resolver.js';
-import type { FailureCause, Resolver } from '../../gateway/resolver.js';
+import type { FailureCause, FallbackListener, Resolver } from '../../gateway/resolver.js';
 import { BatchRequestSchema, LookupRequestSchema, MAX_BODY_OCTETS, type LookupAnswer, type LookupRequest } from '../../protocol/wire.js';
+import { lookupRequest } from '../helpers/wire.js';
 
 const DEADLINE_MS = 300;
 const MARGIN_MS = 300;
 const FALLBACK = { type: 'ERROR', error: 'UNKNOWN-ERROR' } as const;
 
-function lookupRequest(id: string): LookupRequest {
-  return {
-    v: 1,
-    id,
-    gateway: 'test-gateway',
-    query: { serverPort: 6193, clientPort: 23 },
-    connection: { localAddress: '127.0.0.1', localPort: 113, remoteAddress: '127.0.0.1', remotePort: 40000 },
-    owner: null,
-  };
-}
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void;
 
@@ -97,7 +88,7 @@ interface Report {
   count: number;
 }
 
-function withResolver(upstream: string, extra: { connections?: number; maxBatch?: number } = {}): { resolver: Resolver; reports: Report[]; recoveries: number[] } {
+function withResolver(upstream: string, extra: { connections?: number; maxBatch?: number; onFallback?: FallbackListener } = {}): { resolver: Resolver; reports: Report[]; recoveries: number[] } {
   const reports: Report[] = [];
   const recoveries: number[] = [];
   resolver = createHttpResolver({
@@ -144,6 +135,17 @@ describe('http resolver failures', () => {
     expect(reports[0]!.cause).toBe('refused');
     expect(reports[0]!.count).toBe(3);
     expect(reports[0]!.detail).toContain('ECONNREFUSED');
+  });
+
+  it('tells onFallback about every query that got the fallback, while onFailure stays throttled', async () => {
+    const fallbacks: [FailureCause, number][] = [];
+    const { resolver, reports } = withResolver(`http://127.0.0.1:${await closedPort()}`, { onFallback: (cause, count) => fallbacks.push([cause, count]) });
+    await expectFallbacks(resolver, ['a', 'b', 'c']);
+    await expectFallbacks(resolver, ['d']);
+    await expectFallbacks(resolver, ['e']);
+    expect(reports).toHaveLength(1);
+    expect(fallbacks.reduce((sum, [, count]) => sum + count, 0)).toBe(5);
+    expect(new Set(fallbacks.map(([cause]) => cause))).toEqual(new Set(['refused']));
   });
 
   it('answers the fallback within the deadline when the worker is slower than the deadline', async () => {

@@ -5,18 +5,9 @@
  */
 import { describe, expect, it } from 'vitest';
 import { buildExchange, fallbackAnswer, parseExchangeReply, ResolverFailure, type FailureCause } from '../../gateway/resolver.js';
-import { ROUTES, type LookupAnswer, type LookupRequest } from '../../protocol/wire.js';
+import { ROUTES, type LookupAnswer } from '../../protocol/wire.js';
+import { lookupRequest } from '../helpers/wire.js';
 
-function lookupRequest(id: string): LookupRequest {
-  return {
-    v: 1,
-    id,
-    gateway: 'g',
-    query: { serverPort: 6193, clientPort: 23 },
-    connection: { localAddress: '127.0.0.1', localPort: 113, remoteAddress: '127.0.0.1', remotePort: 40000 },
-    owner: null,
-  };
-}
 
 function answer(id: string): LookupAnswer {
   return { v: 1, id, answer: { type: 'ERROR', error: 'NO-USER' }, rule: 'default' };

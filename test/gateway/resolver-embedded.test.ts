@@ -10,20 +10,11 @@ import { createEmbeddedResolver } from '../../gateway/embedded-resolver.js';
 import type { FailureCause, Resolver } from '../../gateway/resolver.js';
 import { SIGNATURE_HEADER } from '../../protocol/signature.js';
 import { MAX_BODY_OCTETS, ROUTES, type LookupAnswer, type LookupRequest } from '../../protocol/wire.js';
+import { lookupRequest } from '../helpers/wire.js';
 
 const DEADLINE_MS = 300;
 const FALLBACK = { type: 'ERROR', error: 'UNKNOWN-ERROR' } as const;
 
-function lookupRequest(id: string, serverPort = 6193): LookupRequest {
-  return {
-    v: 1,
-    id,
-    gateway: 'embedded-test',
-    query: { serverPort, clientPort: 23 },
-    connection: { localAddress: '127.0.0.1', localPort: 113, remoteAddress: '127.0.0.1', remotePort: 40000 },
-    owner: { uid: 1000, userName: 'alice' },
-  };
-}
 
 function decide(request: LookupRequest): LookupAnswer {
   const answer = request.owner?.userName

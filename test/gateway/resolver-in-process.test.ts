@@ -11,20 +11,11 @@ import type { LookupAnswer, LookupRequest } from '../../protocol/wire.js';
 import { createApp } from '../../worker/app.js';
 import { parsePolicy } from '../../worker/policy/index.js';
 import { createMemoryStore } from '../../worker/stores/memory.js';
+import { lookupRequest } from '../helpers/wire.js';
 
 const DEADLINE_MS = 300;
 const FALLBACK = { type: 'ERROR', error: 'UNKNOWN-ERROR' } as const;
 
-function lookupRequest(id: string, serverPort = 6193): LookupRequest {
-  return {
-    v: 1,
-    id,
-    gateway: 'in-process-test',
-    query: { serverPort, clientPort: 23 },
-    connection: { localAddress: '127.0.0.1', localPort: 113, remoteAddress: '127.0.0.1', remotePort: 40000 },
-    owner: { uid: 1000, userName: 'alice' },
-  };
-}
 
 /** The real app with a policy that names owners to loopback peers; fetch must not be used. */
 function policyApp(): FetchApp & { fetches: number } {
