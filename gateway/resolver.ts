@@ -106,6 +106,8 @@ export type FailureCause =
 export type FailureListener = (cause: FailureCause, detail: string, count: number) => void;
 export type RecoveryListener = (failures: number, downMs: number) => void;
 export type BatchListener = (size: number, latencyMs: number) => void;
+/** Every fallback answer, not throttled like onFailure (for counters): its cause and how many queries got it. */
+export type FallbackListener = (cause: FailureCause, count: number) => void;
 
 /** The answer used when the worker cannot be asked: RFC 1413 §6 UNKNOWN-ERROR. */
 export const DEFAULT_FALLBACK: IdentAnswer = Object.freeze({ type: 'ERROR', error: 'UNKNOWN-ERROR' });
@@ -175,6 +177,7 @@ export interface BatchingResolverOptions {
   fallback?: IdentAnswer;
   onFailure?: FailureListener;
   onRecover?: RecoveryListener;
+  onFallback?: FallbackListener;
   /** Called after every successful exchange with the number of queries it answered. */
   onBatch?: BatchListener;
   /** Least time between two onFailure calls within one failure episode. */
@@ -184,7 +187,7 @@ export interface BatchingResolverOptions {
 /** The options every resolver takes, whatever it talks to. */
 export type SharedResolverOptions = Pick<
   BatchingResolverOptions,
-  'deadlineMs' | 'maxBatch' | 'fallback' | 'onFailure' | 'onRecover' | 'onBatch' | 'reportIntervalMs'
+  'deadlineMs' | 'maxBatch' | 'fallback' | 'onFailure' | 'onRecover' | 'onFallback' | 'onBatch' | 'reportIntervalMs'
 >;
 
 /** Validated common options, with defaults applied. */
@@ -435,7 +438,7 @@ export function createBatchingResolver(options: BatchingResolverOptions): Resolv
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new ResolverConfigError(`connections must be a positive integer, got ${String(concurrency)}`);
   }
-  const { exchange, lookup, onBatch } = options;
+  const { exchange, lookup, onBatch, onFallback } = options;
   if ((exchange === undefined) === (lookup === undefined)) {
     throw new ResolverConfigError('a resolver needs exactly one transport: exchange or lookup');
   }
@@ -463,7 +466,13 @@ export function createBatchingResolver(options: BatchingResolverOptions): Resolv
 
   function fail(batch: readonly Pending[], failure: ResolverFailure): void {
     const count = settle(batch, undefined);
-    if (count > 0 && !closed) reporter.failure(failure.reason, failure.message, count);
+    if (count === 0 || closed) return;
+    try {
+      onFallback?.(failure.reason, count);
+    } catch {
+      // A listener's bug must not turn into a rejected resolve().
+    }
+    reporter.failure(failure.reason, failure.message, count);
   }
 
   function scheduleFlush(): void {

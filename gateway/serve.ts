@@ -66,11 +66,12 @@ export async function startGateway(config: ServeConfig, { log, clusterWorker = f
       }
     : undefined;
 
+  // Per-query log lines are built only when someone reads them.
+  const debug = log.isLevelEnabled('debug');
   if (config.answerer.kind === 'fixed') {
     const answer = config.answerer.answer;
     const label = answerLabel(answer);
     answeredBy = 'fixed';
-    const debug = log.isLevelEnabled('debug');
     handler = (tx) => {
       tx.reply(answer);
       metrics?.queries.inc({ answer: label });
@@ -85,8 +86,7 @@ export async function startGateway(config: ServeConfig, { log, clusterWorker = f
         store: fileStore ?? createMemoryStore(),
         secrets: [],
         mode: 'embedded',
-        // Decision lines are debug-level here; building them per query costs when nobody reads them.
-        logDecisions: log.isLevelEnabled('debug'),
+        logDecisions: debug,
         log: policyLog,
       });
       resolver = createEmbeddedResolver({ app, deadlineMs: config.deadlineMs, fallback: config.fallback, onFailure, onRecover, onBatch });
@@ -97,11 +97,9 @@ export async function startGateway(config: ServeConfig, { log, clusterWorker = f
         secrets: config.answerer.secrets,
         deadlineMs: config.deadlineMs,
         fallback: config.fallback,
-        onFailure: (cause, detail, count) => {
-          metrics?.upstreamFailures.inc({ cause }, 1);
-          onFailure(cause, detail, count);
-        },
+        onFailure,
         onRecover,
+        onFallback: metrics ? (cause, count) => metrics.upstreamFailures.inc({ cause }, count) : undefined,
         onBatch,
       });
       answeredBy = `upstream ${config.answerer.upstream.origin}${config.answerer.upstream.pathname.replace(/\/$/, '')}`;
@@ -128,7 +126,7 @@ export async function startGateway(config: ServeConfig, { log, clusterWorker = f
       const { answer, rule } = await ask.resolve(request);
       tx.reply(answer);
       metrics?.queries.inc({ answer: answerLabel(answer) });
-      if (log.isLevelEnabled('debug')) log.debug({ id: request.id, rule, answer, query: request.query, remoteAddress: tx.remoteAddress, owner }, 'query');
+      if (debug) log.debug({ id: request.id, rule, answer, query: request.query, remoteAddress: tx.remoteAddress, owner }, 'query');
     };
   }
 
