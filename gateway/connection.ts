@@ -63,8 +63,6 @@ function invalidPortReply(line: Uint8Array): string {
 export class IdentConnection {
   readonly socket: Socket;
   readonly endpoints: TransactionEndpoints;
-  /** When the connection last completed a query line (or opened): eviction picks the stalest. */
-  lastQueryAt = Date.now();
 
   readonly #limits: ConnectionLimits;
   readonly #hooks: ConnectionHooks;
@@ -78,7 +76,6 @@ export class IdentConnection {
   #linesStopped = false;
   /** The client half-closed: answer what it sent, then close. */
   #peerEnded = false;
-  #closing = false;
   #closed = false;
   #deadlineTimer: NodeJS.Timeout | undefined;
   #pumpScheduled = false;
@@ -122,7 +119,6 @@ export class IdentConnection {
   /** Stops reading, answers what was received, then closes (graceful shutdown and limits). */
   finish(): void {
     this.#readingStopped = true;
-    this.#closing = true;
     this.#maybeEnd();
   }
 
@@ -164,10 +160,8 @@ export class IdentConnection {
       took++;
       this.#dispatch(line);
     }
-    if (took > 0) {
-      this.lastQueryAt = Date.now();
-      this.#hooks.onQuery(this);
-    }
+    // The server keeps connections ordered by their last query; eviction picks the stalest.
+    if (took > 0) this.#hooks.onQuery(this);
     const backlogged = !this.#linesStopped && this.#splitter.hasLine();
     if (backlogged || this.#waitingForDrain) this.socket.pause();
     else if (!this.#readingStopped && this.socket.isPaused()) this.socket.resume();
@@ -319,7 +313,7 @@ export class IdentConnection {
     this.#ended = true;
     if (this.socket.writable) this.socket.end();
     // A peer that never reads cannot hold the socket open after end().
-    if (this.#closing || this.#waitingForDrain) this.socket.setTimeout(Math.min(this.#limits.idleTimeoutMs, 5000), () => this.socket.destroy());
+    if (this.#readingStopped || this.#waitingForDrain) this.socket.setTimeout(Math.min(this.#limits.idleTimeoutMs, 5000), () => this.socket.destroy());
   }
 
   #onClose(): void {
