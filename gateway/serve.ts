@@ -106,7 +106,7 @@ export async function startGateway(config: ServeConfig, { log, clusterWorker = f
     }
     owners = createOwnerLookup(config.ownerLookup, { onError: (error) => log.warn({ code: error.code }, error.message) });
     // Start the lookup helper now: its start-up must not eat the first query's time budget.
-    await owners.lookup({ localAddress: '127.0.0.1', localPort: 1, remoteAddress: '127.0.0.1', remotePort: 1 });
+    await owners.start();
     const bootId = randomBytes(4).toString('hex');
     let sequence = 0;
     const ask = resolver;

@@ -38,6 +38,8 @@ export type OwnerLookupMethod = 'sock_diag' | 'procfs' | 'off';
 export interface OwnerLookup {
   /** The owner of the connection localAddress:localPort <-> remoteAddress:remotePort, or null. */
   lookup(q: OwnerQuery): Promise<Owner | null>;
+  /** Starts the helper process, if any, so that no lookup's time bound is spent starting it. Never rejects. */
+  start(): Promise<void>;
   /** Stops the helper process, if any. */
   close(): Promise<void>;
   /** Which way lookups are answered now. */
@@ -65,6 +67,8 @@ export interface OwnerLookupOptions {
 interface OwnerSource {
   readonly method: 'sock_diag' | 'procfs';
   find(ends: ConnectionEnds): Promise<Owner | null>;
+  /** Gets ready ahead of the first find(); a failure shows in that find(). */
+  start?(): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -110,6 +114,7 @@ const DEFAULT_TIMEOUT_MS = 500;
 const OFF: OwnerLookup = {
   method: 'off',
   lookup: async () => null,
+  start: async () => {},
   close: async () => {},
 };
 
@@ -158,6 +163,10 @@ class BoundedOwnerLookup implements OwnerLookup {
         (error: unknown) => this.#failed(waiting, error, source, ends),
       );
     });
+  }
+
+  async start(): Promise<void> {
+    await this.#source.start?.();
   }
 
   async close(): Promise<void> {

@@ -101,6 +101,24 @@ export class SockDiagOwnerLookup {
   }
 
   /**
+   * Starts the helper and resolves once it is ready (or failed to start:
+   * the next find() then reports why).
+   *
+   * @example
+   * await diag.start();
+   */
+  start(): Promise<void> {
+    try {
+      return this.#ensureHelper().ready.then(
+        () => {},
+        () => {},
+      );
+    } catch {
+      return Promise.resolve();
+    }
+  }
+
+  /**
    * The owner of the connection with these ends, or null when no process
    * holds such a connection. Rejects with an OwnerLookupError: code
    * ERR_OWNER_LOOKUP_UNSUPPORTED when the helper cannot run or the kernel has

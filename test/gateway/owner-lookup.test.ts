@@ -267,6 +267,26 @@ describe('procfs owner lookup', () => {
 });
 
 describe('sock_diag owner lookup', () => {
+  it('starts its helper on start(), before any lookup, and the first lookup reuses it', async () => {
+    const v4 = await listen('127.0.0.1');
+    const client = await connect(v4.port, '127.0.0.1');
+    const diag = new SockDiagOwnerLookup({ helperPath });
+    try {
+      expect(diag.helperPid).toBeUndefined();
+      await diag.start();
+      const pid = diag.helperPid;
+      expect(pid).toBeGreaterThan(0);
+      const ends = connectionEnds({ localAddress: '127.0.0.1', localPort: client.localPort!, remoteAddress: '127.0.0.1', remotePort: v4.port })!;
+      expect(await diag.find(ends)).toEqual(me);
+      expect(diag.helperPid).toBe(pid);
+      expect(diag.starts).toBe(1);
+    } finally {
+      await diag.close();
+      client.destroy();
+      await v4.close();
+    }
+  });
+
   it('starts a new helper when the old one died', async () => {
     const v4 = await listen('127.0.0.1');
     const client = await connect(v4.port, '127.0.0.1');
