@@ -1,60 +1,36 @@
 /**
- * Builds what the interop suites run outside the vitest process, each into a
- * temporary directory: `transpileForNode` turns the project's TypeScript that
- * an entry module imports (followed through relative imports) into plain ES
- * modules a child `node` can load inside a network namespace (Node 20 cannot
- * run .ts, and reading dist/ would test a stale build), and `compileC` builds
- * a C peer with the system compiler. Transpiling is per file, without type
- * checking: the project is `isolatedModules`, and `npm test` type-checks.
+ * What the interop suites run outside the vitest process: `builtRoot` points
+ * a child `node` inside a network namespace at the built project (Node 20
+ * cannot run .ts), and `compileC` builds a C peer with the system compiler
+ * into a temporary directory.
  *
  * @example
- * const root = await transpileForNode(['gateway/server.ts']);
- * const { IdentServer } = await import(join(root, 'gateway/server.js'));
+ * const root = await builtRoot();
+ * const identQuery = await compileC('ident-query', ['ident']);
  */
-import { mkdir, mkdtemp, readFile, symlink, writeFile } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { access, mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { dirname, join, relative, resolve } from 'node:path';
-import ts from 'typescript';
+import { join } from 'node:path';
 import { PEERS_DIR, REPO_ROOT, run } from './netns.js';
 
 /**
- * Transpiles `entries` (paths relative to the repository root) and every
- * project module they import into a new temporary directory laid out like
- * the repository, and returns that directory. Bare imports (zod, undici)
- * resolve through a symlink to the repository's node_modules.
+ * The built project (dist/, made by `npm run build`, which `npm test` and
+ * `npm run test:interop` run first), for a child `node` inside a network
+ * namespace; fails with what to do when it is missing.
  *
  * @example
- * const root = await transpileForNode(['gateway/server.ts']);
+ * const root = await builtRoot();
+ * const { IdentServer } = await import(join(root, 'gateway/server.js'));
  */
-export async function transpileForNode(entries: readonly string[]): Promise<string> {
-  const outRoot = await mkdtemp(join(tmpdir(), 'identgate-interop-'));
-  await writeFile(join(outRoot, 'package.json'), '{ "type": "module" }\n');
-  await symlink(join(REPO_ROOT, 'node_modules'), join(outRoot, 'node_modules'), 'dir');
-  const pending = entries.map((entry) => resolve(REPO_ROOT, entry));
-  const done = new Set<string>();
-  while (pending.length > 0) {
-    const source = pending.pop()!;
-    if (done.has(source)) continue;
-    done.add(source);
-    const text = await readFile(source, 'utf8');
-    const output = ts.transpileModule(text, {
-      fileName: source,
-      compilerOptions: {
-        target: ts.ScriptTarget.ES2022,
-        // Every project file is an ES module (package.json "type": "module").
-        module: ts.ModuleKind.ES2022,
-        verbatimModuleSyntax: true,
-      },
-    });
-    const target = join(outRoot, relative(REPO_ROOT, source)).replace(/\.ts$/, '.js');
-    await mkdir(dirname(target), { recursive: true });
-    await writeFile(target, output.outputText);
-    for (const imported of ts.preProcessFile(text, true, true).importedFiles) {
-      if (!imported.fileName.startsWith('.')) continue;
-      pending.push(resolve(dirname(source), imported.fileName).replace(/\.js$/, '.ts'));
-    }
+export async function builtRoot(): Promise<string> {
+  const root = join(REPO_ROOT, 'dist');
+  try {
+    await access(join(root, 'gateway/server.js'), constants.R_OK);
+  } catch {
+    throw new Error(`${root}/gateway/server.js is missing; run "npm run build" first (npm test and npm run test:interop do it)`);
   }
-  return outRoot;
+  return root;
 }
 
 /**

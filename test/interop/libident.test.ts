@@ -10,7 +10,7 @@
 import { rm } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { compileC, transpileForNode } from './compile.js';
+import { builtRoot, compileC } from './compile.js';
 import { NETNS_TOOLS, requireTools, runClientAgainstIdentServer } from './netns.js';
 
 const HIDDEN_CLIENT_PORT = 500;
@@ -24,12 +24,11 @@ beforeAll(async () => {
     { command: 'cc', debianPackage: 'gcc' },
     { command: 'cc', file: '/usr/include/ident.h', debianPackage: 'libident-dev' },
   ]);
-  compiledRoot = await transpileForNode(['gateway/server.ts']);
+  compiledRoot = await builtRoot();
   identQuery = await compileC('ident-query', ['ident']);
 });
 
 afterAll(async () => {
-  if (compiledRoot) await rm(compiledRoot, { recursive: true, force: true });
   if (identQuery) await rm(dirname(identQuery), { recursive: true, force: true });
 });
 

@@ -6,10 +6,9 @@
  * and the server's handler answers with a name made of the ports it was asked
  * about, so the tests prove that the right ports travelled both ways.
  */
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { transpileForNode } from './compile.js';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { builtRoot } from './compile.js';
 import { NETNS_TOOLS, PEERS_DIR, requireTools, runClientAgainstIdentServer } from './netns.js';
 
 const NET_IDENT = join(PEERS_DIR, 'net-ident.pl');
@@ -20,11 +19,7 @@ let compiledRoot: string;
 
 beforeAll(async () => {
   await requireTools([...NETNS_TOOLS, { command: 'perl', module: 'Net::Ident', debianPackage: 'libnet-ident-perl' }]);
-  compiledRoot = await transpileForNode(['gateway/server.ts']);
-});
-
-afterAll(async () => {
-  if (compiledRoot) await rm(compiledRoot, { recursive: true, force: true });
+  compiledRoot = await builtRoot();
 });
 
 function parseLines(stdout: string): Map<string, string[]> {
