@@ -166,7 +166,11 @@ class BoundedOwnerLookup implements OwnerLookup {
   }
 
   async start(): Promise<void> {
-    await this.#source.start?.();
+    // Bounded like a lookup. The timer also keeps the process alive meanwhile:
+    // the helper's pipes are unref'd so that an idle helper never does.
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([this.#source.start?.(), new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#timeoutMs)))]);
+    clearTimeout(timer);
   }
 
   async close(): Promise<void> {
