@@ -3,9 +3,11 @@
  * about (RFC 1413: the connection between the querier and this host whose
  * ports are serverPort here and clientPort there). On Linux the best way is
  * an exact NETLINK_SOCK_DIAG request (a kernel hash lookup, O(1) however many
- * sockets sit in TIME_WAIT) through the small C helper built by
- * build-helper.mjs; without the helper it scans /proc/net/tcp{,6}, with
- * concurrent lookups sharing scans. Either way a lookup never hangs and never
+ * sockets sit in TIME_WAIT), asked in-process through the Node-API addon
+ * built by build-helper.mjs (sockdiag-addon.ts); where the addon does not
+ * load, through the small C helper process built alongside it (sockdiag.ts);
+ * without either it scans /proc/net/tcp{,6}, with concurrent lookups sharing
+ * scans. Each way that turns out not to work here hands over to the next. Either way a lookup never hangs and never
  * rejects: after `timeoutMs` or on any fault it answers null and hands an
  * OwnerLookupError to `onError`. `method` says which way is in use.
  *
@@ -24,12 +26,14 @@ import { OwnerLookupError } from './errors.js';
 import { PasswdNames } from './passwd.js';
 import { type Owner, ProcfsOwnerLookup } from './procfs.js';
 import { SockDiagOwnerLookup } from './sockdiag.js';
+import { SockDiagAddonLookup } from './sockdiag-addon.js';
 
 export { type ConnectionEnds, connectionEnds, type OwnerQuery } from './address.js';
 export { OwnerLookupError, type OwnerLookupErrorCode } from './errors.js';
 export { PasswdNames } from './passwd.js';
 export { type Owner, ProcfsOwnerLookup } from './procfs.js';
 export { SockDiagOwnerLookup } from './sockdiag.js';
+export { SockDiagAddonLookup } from './sockdiag-addon.js';
 export { isOwnedConnection, TCP_STATE } from './tcp-state.js';
 
 export type OwnerLookupMode = 'auto' | 'on' | 'off';
@@ -47,9 +51,11 @@ export interface OwnerLookup {
 }
 
 export interface OwnerLookupOptions {
-  /** Use only this method (no fallback); by default sock_diag when its helper exists, else procfs. */
+  /** Use only this method (no fallback to procfs); by default sock_diag when the addon or helper exists, else procfs. */
   method?: 'sock_diag' | 'procfs';
-  /** The sock_diag helper; by default dist/owner/identgate-sockdiag of this package. */
+  /** The sock_diag addon; by default dist/owner/identgate-sockdiag.node of this package; null: never use it. */
+  addonPath?: string | null;
+  /** The sock_diag helper, used when the addon is absent or does not load; by default dist/owner/identgate-sockdiag. */
   helperPath?: string;
   /** Bound on one lookup; 500 ms. */
   timeoutMs?: number;
@@ -66,7 +72,8 @@ export interface OwnerLookupOptions {
 /** What both methods provide. */
 interface OwnerSource {
   readonly method: 'sock_diag' | 'procfs';
-  find(ends: ConnectionEnds): Promise<Owner | null>;
+  /** The owner, or null; a source that knows at once (the addon) answers without a promise. */
+  find(ends: ConnectionEnds): Owner | null | Promise<Owner | null>;
   /** Gets ready ahead of the first find(); a failure shows in that find(). */
   start?(): Promise<void>;
   close(): Promise<void>;
@@ -96,17 +103,22 @@ export function createOwnerLookup(mode: OwnerLookupMode, options: OwnerLookupOpt
   const procfs = options.method !== 'sock_diag' && canAccess(join(procNetDir, 'tcp'), constants.R_OK)
     ? (): OwnerSource => new ProcfsOwnerLookup({ procNetDir, passwd: new PasswdNames(options.passwdPath) })
     : null;
-  const helperPath = options.method === 'procfs' ? null : options.helperPath ?? defaultHelperPath();
-  const sockDiag = helperPath !== null && canAccess(helperPath, constants.X_OK)
+  const addonPath = options.method === 'procfs' || options.addonPath === null ? null : options.addonPath ?? builtPath(ADDON_NAME, constants.R_OK);
+  const addon = addonPath !== null && canAccess(addonPath, constants.R_OK)
+    ? (): OwnerSource => new SockDiagAddonLookup({ addonPath })
+    : null;
+  const helperPath = options.method === 'procfs' ? null : options.helperPath ?? builtPath(HELPER_NAME, constants.X_OK);
+  const helper = helperPath !== null && canAccess(helperPath, constants.X_OK)
     ? (): OwnerSource => new SockDiagOwnerLookup({ helperPath, stallMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS })
     : null;
 
-  if (sockDiag !== null) return new BoundedOwnerLookup(sockDiag(), procfs, options);
-  if (procfs !== null) return new BoundedOwnerLookup(procfs(), null, options);
+  // Best first; each hands over to the next when it turns out not to work here.
+  const [first, ...fallbacks] = [addon, helper, procfs].filter((source) => source !== null);
+  if (first !== undefined) return new BoundedOwnerLookup(first(), fallbacks, options);
   if (options.method === 'sock_diag') {
-    return unsupported(`the sock_diag helper ${helperPath ?? ''} is missing; build it with "node gateway/owner/build-helper.mjs"`);
+    return unsupported(`neither the sock_diag addon nor its helper is built (${helperPath ?? HELPER_NAME}); build them with "node gateway/owner/build-helper.mjs"`);
   }
-  return unsupported(`neither the sock_diag helper nor ${procNetDir}/tcp is available`);
+  return unsupported(`neither the sock_diag addon or helper nor ${procNetDir}/tcp is available`);
 }
 
 const DEFAULT_TIMEOUT_MS = 500;
@@ -125,23 +137,24 @@ interface Waiting {
 }
 
 /**
- * Timeouts, error reporting and the switch to procfs when sock_diag turns out
- * not to work. Every lookup has the same time bound, so they expire in the
+ * Timeouts, error reporting and the switch to the next way (addon, helper,
+ * procfs) when one turns out not to work. Every lookup has the same time bound, so they expire in the
  * order they were asked: one timer, armed for the oldest waiting lookup,
  * bounds them all (no timer per lookup).
  */
 class BoundedOwnerLookup implements OwnerLookup {
   #source: OwnerSource;
-  #fallback: (() => OwnerSource) | null;
+  /** The ways still to try, best first. */
+  readonly #fallbacks: (() => OwnerSource)[];
   readonly #timeoutMs: number;
   readonly #onError: (error: OwnerLookupError) => void;
   /** Unanswered lookups, oldest first (a Set keeps insertion order). */
   readonly #waiting = new Set<Waiting>();
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(source: OwnerSource, fallback: (() => OwnerSource) | null, options: OwnerLookupOptions) {
+  constructor(source: OwnerSource, fallbacks: (() => OwnerSource)[], options: OwnerLookupOptions) {
     this.#source = source;
-    this.#fallback = fallback;
+    this.#fallbacks = fallbacks;
     this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
     this.#onError = options.onError ?? (() => {});
   }
@@ -153,12 +166,21 @@ class BoundedOwnerLookup implements OwnerLookup {
   lookup(q: OwnerQuery): Promise<Owner | null> {
     const ends = connectionEnds(q);
     if (ends === null) return Promise.resolve(null); // no TCP connection can have these ends
+    const source = this.#source;
+    let found: Owner | null | Promise<Owner | null>;
+    try {
+      found = source.find(ends);
+    } catch (error) {
+      found = Promise.reject(error);
+    }
+    // Answered at once (the addon, with the user name remembered): no time bound to keep.
+    if (!(found instanceof Promise)) return Promise.resolve(found);
+    const answer = found;
     return new Promise<Owner | null>((resolve) => {
       const waiting: Waiting = { deadlineAt: performance.now() + this.#timeoutMs, resolve };
       this.#waiting.add(waiting);
       this.#timer ??= setTimeout(() => this.#expire(), this.#timeoutMs);
-      const source = this.#source;
-      source.find(ends).then(
+      answer.then(
         (owner) => this.#settle(waiting, owner),
         (error: unknown) => this.#failed(waiting, error, source, ends),
       );
@@ -204,23 +226,27 @@ class BoundedOwnerLookup implements OwnerLookup {
     }
   }
 
-  /** `source` failed this lookup: answer null and report why, or ask procfs when sock_diag turns out not to work here. */
+  /** `source` failed this lookup: answer null and report why, or ask the next way when this one turns out not to work here. */
   #failed(waiting: Waiting, error: unknown, source: OwnerSource, ends: ConnectionEnds): void {
-    const fallback = this.#fallback;
-    if (error instanceof OwnerLookupError && error.code === 'ERR_OWNER_LOOKUP_UNSUPPORTED' && (fallback !== null || this.#source !== source)) {
-      // No helper binary that runs, or no NETLINK_SOCK_DIAG: use procfs from now on.
-      if (this.#source === source && fallback !== null) {
-        this.#fallback = null;
-        this.#source = fallback();
-        this.#onError(new OwnerLookupError('ERR_OWNER_LOOKUP_UNSUPPORTED', `${error.message}; falling back to /proc/net/tcp`, { cause: error }));
+    if (error instanceof OwnerLookupError && error.code === 'ERR_OWNER_LOOKUP_UNSUPPORTED') {
+      // An addon that does not load, a helper that does not run, or no NETLINK_SOCK_DIAG: move on for good.
+      const next = this.#fallbacks[0];
+      if (this.#source === source && next !== undefined) {
+        this.#fallbacks.shift();
+        this.#source = next();
+        this.#onError(new OwnerLookupError('ERR_OWNER_LOOKUP_UNSUPPORTED', `${error.message}; falling back to ${describeSource(this.#source)}`, { cause: error }));
         void source.close();
       }
-      const procfs = this.#source;
-      procfs.find(ends).then(
-        (owner) => this.#settle(waiting, owner),
-        (procfsError: unknown) => this.#failed(waiting, procfsError, procfs, ends),
-      );
-      return;
+      const current = this.#source;
+      if (current !== source) {
+        Promise.resolve()
+          .then(() => current.find(ends))
+          .then(
+          (owner) => this.#settle(waiting, owner),
+          (nextError: unknown) => this.#failed(waiting, nextError, current, ends),
+        );
+        return;
+      }
     }
     if (waiting.resolve === null) return; // already answered null at its deadline
     this.#onError(error instanceof OwnerLookupError ? error : new OwnerLookupError('ERR_OWNER_LOOKUP_KERNEL', String(error), { cause: error }));
@@ -228,13 +254,22 @@ class BoundedOwnerLookup implements OwnerLookup {
   }
 }
 
-/** dist/owner/identgate-sockdiag, seen from this module in dist/gateway/owner/ or in the source tree's gateway/owner/. */
-function defaultHelperPath(): string {
+const ADDON_NAME = 'identgate-sockdiag.node';
+const HELPER_NAME = 'identgate-sockdiag';
+
+/** dist/owner/NAME, seen from this module in dist/gateway/owner/ or in the source tree's gateway/owner/. */
+function builtPath(name: string, mode: number): string {
   const candidates = [
-    fileURLToPath(new URL('../../owner/identgate-sockdiag', import.meta.url)),
-    fileURLToPath(new URL('../../dist/owner/identgate-sockdiag', import.meta.url)),
+    fileURLToPath(new URL(`../../owner/${name}`, import.meta.url)),
+    fileURLToPath(new URL(`../../dist/owner/${name}`, import.meta.url)),
   ];
-  return candidates.find((path) => canAccess(path, constants.X_OK)) ?? candidates[0] ?? 'identgate-sockdiag';
+  return candidates.find((path) => canAccess(path, mode)) ?? candidates[0] ?? name;
+}
+
+function describeSource(source: OwnerSource): string {
+  if (source instanceof SockDiagAddonLookup) return 'the sock_diag addon';
+  if (source instanceof SockDiagOwnerLookup) return 'the sock_diag helper';
+  return '/proc/net/tcp';
 }
 
 function canAccess(path: string, mode: number): boolean {

@@ -21,6 +21,9 @@
  * than the sock_diag request itself), so a renamed or removed account shows
  * within that time, as with nscd but much sooner.
  *
+ * The netlink exchange itself is sockdiag-core.h, shared with the in-process
+ * addon (sockdiag-addon.c), which the gateway prefers when it loads.
+ *
  * Build: cc -O2 -o identgate-sockdiag sockdiag-helper.c (gateway/owner/build-helper.mjs).
  */
 #define _GNU_SOURCE
@@ -76,90 +79,17 @@ static void emit(const char *fmt, ...) {
   if (n > 0) out_len += (size_t)n < sizeof out_buf - out_len ? (size_t)n : sizeof out_buf - out_len - 1;
 }
 
-static int open_netlink(void) {
-  int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
-  if (fd < 0) return -1;
-  /* A reply never takes this long; the bound keeps a broken kernel from hanging us. */
-  struct timeval tv = {.tv_sec = 0, .tv_usec = 250000};
-  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-  return fd;
-}
-
-struct diag_result {
-  int found;
-  unsigned int state, uid, inode;
-};
-
-/* One exact lookup. Returns 0 (result filled) or a negative errno. */
-static int diag_exact(int family, const void *local, unsigned short lport, const void *remote,
-                      unsigned short rport, struct diag_result *res) {
-  struct {
-    struct nlmsghdr nlh;
-    struct inet_diag_req_v2 r;
-  } req;
-  memset(&req, 0, sizeof req);
-  req.nlh.nlmsg_len = sizeof req;
-  req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
-  req.nlh.nlmsg_flags = NLM_F_REQUEST;
-  req.nlh.nlmsg_seq = ++nl_seq;
-  req.r.sdiag_family = (unsigned char)family;
-  req.r.sdiag_protocol = IPPROTO_TCP;
-  req.r.idiag_states = ~0U;
-  req.r.id.idiag_sport = htons(lport);
-  req.r.id.idiag_dport = htons(rport);
-  memcpy(req.r.id.idiag_src, local, family == AF_INET ? 4 : 16);
-  memcpy(req.r.id.idiag_dst, remote, family == AF_INET ? 4 : 16);
-  req.r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
-  req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
-
-  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
-  ssize_t sent;
-  do sent = sendto(nl_fd, &req, sizeof req, 0, (struct sockaddr *)&kernel, sizeof kernel);
-  while (sent < 0 && errno == EINTR);
-  if (sent < 0) return -errno;
-
-  long buf[8192 / sizeof(long)];
-  memset(res, 0, sizeof *res);
-  for (;;) {
-    ssize_t n = recv(nl_fd, buf, sizeof buf, 0);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
-    }
-    struct nlmsghdr *h = (struct nlmsghdr *)buf;
-    int len = (int)n;
-    for (; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
-      if (h->nlmsg_seq != req.nlh.nlmsg_seq) continue; /* late reply to an older request */
-      if (h->nlmsg_type == NLMSG_ERROR) {
-        struct nlmsgerr *e = NLMSG_DATA(h);
-        if (h->nlmsg_len < NLMSG_LENGTH(sizeof *e)) return -EPROTO;
-        if (e->error == -ENOENT || e->error == 0) return 0; /* not found */
-        return e->error;
-      }
-      if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY) {
-        struct inet_diag_msg *m = NLMSG_DATA(h);
-        if (h->nlmsg_len < NLMSG_LENGTH(sizeof *m)) return -EPROTO;
-        res->found = 1;
-        res->state = m->idiag_state;
-        res->uid = m->idiag_uid;
-        res->inode = m->idiag_inode;
-        return 0;
-      }
-      if (h->nlmsg_type == NLMSG_DONE) return 0;
-    }
-  }
-}
+#include "sockdiag-core.h"
 
 #define NAME_TTL_MS 1000
 #define NAME_CACHE_SLOTS 64
-#define NAME_MAX_OCTETS 200
 
 /* A small direct-mapped cache of uid -> hex-encoded name ("-" for none). */
 static struct {
   int used;
   unsigned int uid;
   long long expires_ms;
-  char hex[2 * NAME_MAX_OCTETS + 1];
+  char hex[2 * SOCKDIAG_NAME_MAX_OCTETS + 1];
 } name_cache[NAME_CACHE_SLOTS];
 
 static long long monotonic_ms(void) {
@@ -168,27 +98,18 @@ static long long monotonic_ms(void) {
   return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* Writes the name of uid, hex-encoded, into hex (2 * NAME_MAX_OCTETS + 1 octets); "-" when it has none. */
+/* Writes the name of uid, hex-encoded, into hex (2 * SOCKDIAG_NAME_MAX_OCTETS + 1 octets); "-" when it has none. */
 static void lookup_name(unsigned int uid, char *hex) {
-  static char *pwbuf = NULL;
-  static size_t pwbuf_len = 0;
-  if (pwbuf == NULL) {
-    long s = sysconf(_SC_GETPW_R_SIZE_MAX);
-    pwbuf_len = s > 0 ? (size_t)s : 16384;
-    if (pwbuf_len < 16384) pwbuf_len = 16384;
-    pwbuf = malloc(pwbuf_len);
-  }
-  struct passwd pw, *found = NULL;
-  if (pwbuf == NULL || getpwuid_r((uid_t)uid, &pw, pwbuf, pwbuf_len, &found) != 0 || found == NULL ||
-      found->pw_name == NULL || found->pw_name[0] == '\0') {
+  char name[SOCKDIAG_NAME_MAX_OCTETS + 1];
+  size_t n = sockdiag_user_name(uid, name);
+  if (n == 0) {
     strcpy(hex, "-");
     return;
   }
   static const char digits[] = "0123456789abcdef";
-  size_t n = 0;
-  for (const unsigned char *p = (const unsigned char *)found->pw_name; *p && n < NAME_MAX_OCTETS; p++, n++) {
-    hex[2 * n] = digits[*p >> 4];
-    hex[2 * n + 1] = digits[*p & 15];
+  for (size_t i = 0; i < n; i++) {
+    hex[2 * i] = digits[(unsigned char)name[i] >> 4];
+    hex[2 * i + 1] = digits[(unsigned char)name[i] & 15];
   }
   hex[2 * n] = '\0';
 }
@@ -234,8 +155,8 @@ static void answer(char *line) {
     emit("%s error EINVAL bad family, address or port\n", id);
     return;
   }
-  struct diag_result res;
-  int rc = diag_exact(family, local, (unsigned short)lport, remote, (unsigned short)rport, &res);
+  struct sockdiag_result res;
+  int rc = sockdiag_exact(nl_fd, ++nl_seq, family, local, (unsigned short)lport, remote, (unsigned short)rport, 0, &res);
   if (rc < 0) {
     emit("%s error E%d %s\n", id, -rc, strerror(-rc));
     return;
@@ -254,7 +175,7 @@ int main(void) {
   signal(SIGPIPE, SIG_IGN);
   prctl(PR_SET_PDEATHSIG, SIGTERM);
   if (getppid() == 1) return 0; /* the parent is already gone */
-  nl_fd = open_netlink();
+  nl_fd = sockdiag_open();
   if (nl_fd < 0) {
     emit("fatal E%d NETLINK_SOCK_DIAG unavailable: %s\n", errno, strerror(errno));
     flush_out();

@@ -1,10 +1,12 @@
 /**
- * Owner lookup against real loopback TCP connections, for both methods
- * (sock_diag through the freshly built helper, and /proc/net/tcp). As root the
+ * Owner lookup against real loopback TCP connections, all three ways
+ * (sock_diag in-process through the freshly built addon, sock_diag through
+ * the freshly built helper process, and /proc/net/tcp). As root the
  * "another user" case runs a client as the system user identgate-test
  * (created here when missing); as anyone else it runs a client process as the
- * current user. Also: coalesced procfs scans, helper restart, fallback from a
- * helper that cannot start, timeouts, and the three modes.
+ * current user. Also: coalesced procfs scans, helper restart, the addon's
+ * name cache, fallback from an addon that does not load and from a helper
+ * that cannot start, timeouts, and the three modes.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -19,7 +21,9 @@ import {
   createOwnerLookup,
   type OwnerLookup,
   type OwnerLookupError,
+  type OwnerLookupOptions,
   ProcfsOwnerLookup,
+  SockDiagAddonLookup,
   SockDiagOwnerLookup,
 } from '../../gateway/owner/index.js';
 
@@ -30,6 +34,16 @@ const me = { uid: process.getuid?.() ?? -1, userName: userInfo().username };
 
 let workDir = '';
 let helperPath = '';
+let addonPath = '';
+
+type Way = 'addon' | 'helper' | 'procfs';
+
+/** createOwnerLookup options that force one way. */
+function optionsFor(way: Way): OwnerLookupOptions {
+  if (way === 'addon') return { method: 'sock_diag', addonPath, helperPath: join(workDir, 'missing') };
+  if (way === 'helper') return { method: 'sock_diag', addonPath: null, helperPath };
+  return { method: 'procfs' };
+}
 
 /** A listening server that keeps every accepted socket until closed. */
 async function listen(host: string): Promise<{ server: net.Server; port: number; accepted: Promise<net.Socket>[]; close: () => Promise<void> }> {
@@ -92,6 +106,7 @@ function ensureTestUser(): { uid: number; gid: number } {
 beforeAll(() => {
   workDir = mkdtempSync(join(tmpdir(), 'identgate-owner-'));
   helperPath = join(workDir, 'identgate-sockdiag');
+  addonPath = `${helperPath}.node`;
   execFileSync(process.execPath, [BUILD_SCRIPT, '--out', helperPath], { stdio: 'ignore' });
 });
 
@@ -99,13 +114,14 @@ afterAll(() => {
   rmSync(workDir, { recursive: true, force: true });
 });
 
-describe.each(['sock_diag', 'procfs'] as const)('owner lookup by %s', (method) => {
+describe.each(['addon', 'helper', 'procfs'] as const)('owner lookup by the %s', (way) => {
+  const method = way === 'procfs' ? 'procfs' : 'sock_diag';
   let owners: OwnerLookup;
   let v4: Awaited<ReturnType<typeof listen>>;
   const errors: OwnerLookupError[] = [];
 
   beforeAll(async () => {
-    owners = createOwnerLookup('on', { method, helperPath, onError: (e) => errors.push(e) });
+    owners = createOwnerLookup('on', { ...optionsFor(way), onError: (e) => errors.push(e) });
     v4 = await listen('127.0.0.1');
   });
 
@@ -316,7 +332,7 @@ describe('sock_diag owner lookup', () => {
     writeFileSync(broken, '#!/bin/sh\necho "fatal E93 NETLINK_SOCK_DIAG unavailable: Protocol not supported"\nexit 1\n');
     chmodSync(broken, 0o755);
     const errors: OwnerLookupError[] = [];
-    const owners = createOwnerLookup('auto', { helperPath: broken, onError: (e) => errors.push(e) });
+    const owners = createOwnerLookup('auto', { addonPath: null, helperPath: broken, onError: (e) => errors.push(e) });
     const v4 = await listen('127.0.0.1');
     const client = await connect(v4.port, '127.0.0.1');
     try {
@@ -337,13 +353,69 @@ describe('sock_diag owner lookup', () => {
     writeFileSync(silent, '#!/bin/sh\necho "ready 1"\nexec sleep 30\n');
     chmodSync(silent, 0o755);
     const errors: OwnerLookupError[] = [];
-    const owners = createOwnerLookup('on', { method: 'sock_diag', helperPath: silent, timeoutMs: 100, onError: (e) => errors.push(e) });
+    const owners = createOwnerLookup('on', { method: 'sock_diag', addonPath: null, helperPath: silent, timeoutMs: 100, onError: (e) => errors.push(e) });
     const started = performance.now();
     const owner = await owners.lookup({ localAddress: '127.0.0.1', localPort: 1, remoteAddress: '127.0.0.1', remotePort: 2 });
     expect(owner).toBeNull();
     expect(performance.now() - started).toBeLessThan(1000);
     expect(errors.map((e) => e.code)).toEqual(['ERR_OWNER_LOOKUP_TIMEOUT']);
     await owners.close();
+  });
+});
+
+describe('sock_diag addon', () => {
+  it('falls back to the helper when the addon does not load, and says so once', async () => {
+    const bogus = join(workDir, 'bogus.node');
+    writeFileSync(bogus, 'not a shared object');
+    const errors: OwnerLookupError[] = [];
+    const owners = createOwnerLookup('on', { method: 'sock_diag', addonPath: bogus, helperPath, onError: (e) => errors.push(e) });
+    const v4 = await listen('127.0.0.1');
+    const client = await connect(v4.port, '127.0.0.1');
+    try {
+      const ask = () => owners.lookup({ localAddress: '127.0.0.1', localPort: client.localPort!, remoteAddress: '127.0.0.1', remotePort: v4.port });
+      expect(await ask()).toEqual(me);
+      expect(await ask()).toEqual(me);
+      expect(errors.map((e) => e.code)).toEqual(['ERR_OWNER_LOOKUP_UNSUPPORTED']);
+      expect(errors[0]!.message).toContain('falling back to the sock_diag helper');
+    } finally {
+      await owners.close();
+      client.destroy();
+      await v4.close();
+    }
+  });
+
+  it('asks NSS for a user name once per uid within the name time-to-live, and again after it', async () => {
+    const diag = new SockDiagAddonLookup({ addonPath, nameTtlMs: 200 });
+    const v4 = await listen('127.0.0.1');
+    const client = await connect(v4.port, '127.0.0.1');
+    try {
+      const ends = connectionEnds({ localAddress: '127.0.0.1', localPort: client.localPort!, remoteAddress: '127.0.0.1', remotePort: v4.port })!;
+      const first = await Promise.all([diag.find(ends), diag.find(ends), diag.find(ends)]);
+      expect(first).toEqual([me, me, me]);
+      // Remembered: answered at once, without a promise.
+      expect(diag.find(ends)).toEqual(me);
+      expect([diag.lookups, diag.nameLookups]).toEqual([4, 1]);
+      await new Promise((resolve) => setTimeout(resolve, 250));
+      expect(await diag.find(ends)).toEqual(me);
+      expect(diag.nameLookups).toBe(2);
+    } finally {
+      await diag.close();
+      client.destroy();
+      await v4.close();
+    }
+  });
+
+  it('answers null at once for a listening socket and for no socket at all', async () => {
+    const diag = new SockDiagAddonLookup({ addonPath });
+    const v4 = await listen('127.0.0.1');
+    try {
+      expect(diag.find(connectionEnds({ localAddress: '127.0.0.1', localPort: v4.port, remoteAddress: '0.0.0.0', remotePort: 0 })!)).toBeNull();
+      expect(diag.find(connectionEnds({ localAddress: '127.0.0.1', localPort: 1, remoteAddress: '127.0.0.1', remotePort: 2 })!)).toBeNull();
+      expect(diag.nameLookups).toBe(0);
+    } finally {
+      await diag.close();
+      await v4.close();
+    }
   });
 });
 
@@ -358,8 +430,8 @@ describe('createOwnerLookup modes', () => {
     expect(() => createOwnerLookup('on', { platform: 'darwin' })).toThrow(expect.objectContaining({ code: 'ERR_OWNER_LOOKUP_UNSUPPORTED' }));
   });
 
-  it('throws ERR_OWNER_LOOKUP_UNSUPPORTED when sock_diag is required and its helper is missing', () => {
-    expect(() => createOwnerLookup('on', { method: 'sock_diag', helperPath: join(workDir, 'missing') }))
+  it('throws ERR_OWNER_LOOKUP_UNSUPPORTED when sock_diag is required and neither its addon nor its helper is built', () => {
+    expect(() => createOwnerLookup('on', { method: 'sock_diag', addonPath: join(workDir, 'missing.node'), helperPath: join(workDir, 'missing') }))
       .toThrow(expect.objectContaining({ code: 'ERR_OWNER_LOOKUP_UNSUPPORTED' }));
   });
 
@@ -367,9 +439,9 @@ describe('createOwnerLookup modes', () => {
     expect(createOwnerLookup('auto', { platform: 'win32' }).method).toBe('off');
   });
 
-  it('prefers sock_diag in auto mode and uses procfs when the helper is missing', async () => {
-    const best = createOwnerLookup('auto', { helperPath });
-    const fallback = createOwnerLookup('auto', { helperPath: join(workDir, 'missing') });
+  it('prefers sock_diag in auto mode and uses procfs when neither addon nor helper is built', async () => {
+    const best = createOwnerLookup('auto', { addonPath, helperPath });
+    const fallback = createOwnerLookup('auto', { addonPath: join(workDir, 'missing.node'), helperPath: join(workDir, 'missing') });
     expect([best.method, fallback.method]).toEqual(['sock_diag', 'procfs']);
     await Promise.all([best.close(), fallback.close()]);
   });

@@ -1,0 +1,183 @@
+/*
+ * identgate-sockdiag.node: the sock_diag owner lookup inside the gateway
+ * process, as a Node-API addon (ABI-stable across Node 20, 22 and 24). The
+ * helper process (sockdiag-helper.c) costs a pipe round trip and two context
+ * switches per batch of lookups; asked in-process, one lookup is one sendto()
+ * and one recv() on a netlink socket, a few microseconds, because the kernel
+ * answers a netlink request in the sender's context before sendto() returns
+ * (sockdiag-core.h). The recv() uses MSG_DONTWAIT, so a lookup never blocks
+ * the event loop; an absent answer is reported as ETIMEDOUT.
+ *
+ * User names come from NSS (getpwuid_r), which may block (LDAP, sssd), so
+ * they are looked up on the libuv thread pool and resolved as a promise; the
+ * caller (sockdiag-addon.ts) remembers them briefly.
+ *
+ * JavaScript API (each Node environment gets its own netlink socket):
+ *   open(): 0, or a negative errno when NETLINK_SOCK_DIAG is unavailable
+ *   lookup(out: Uint32Array(3), family: 4 | 6, local: Uint8Array, localPort,
+ *          remote: Uint8Array, remotePort): 1 found (out = state, uid, inode),
+ *          0 none, or a negative errno
+ *   userName(uid): Promise<string | null>
+ *   close(): undefined
+ *
+ * Build: cc -O2 -shared -fPIC -I<node>/include/node -o identgate-sockdiag.node
+ * sockdiag-addon.c (gateway/owner/build-helper.mjs).
+ */
+#define _GNU_SOURCE
+#define NAPI_VERSION 8
+#include <node_api.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "sockdiag-core.h"
+
+struct addon_state {
+  int fd;
+  unsigned int seq;
+};
+
+static void free_state(napi_env env, void *data, void *hint) {
+  (void)env;
+  (void)hint;
+  struct addon_state *state = data;
+  if (state->fd >= 0) close(state->fd);
+  free(state);
+}
+
+static struct addon_state *get_state(napi_env env) {
+  void *data = NULL;
+  napi_get_instance_data(env, &data);
+  return data;
+}
+
+static napi_value make_int(napi_env env, int32_t value) {
+  napi_value result;
+  napi_create_int32(env, value, &result);
+  return result;
+}
+
+static napi_value js_open(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct addon_state *state = get_state(env);
+  if (state->fd >= 0) return make_int(env, 0);
+  int fd = sockdiag_open();
+  if (fd < 0) return make_int(env, -errno);
+  state->fd = fd;
+  return make_int(env, 0);
+}
+
+static napi_value js_close(napi_env env, napi_callback_info info) {
+  (void)info;
+  struct addon_state *state = get_state(env);
+  if (state->fd >= 0) close(state->fd);
+  state->fd = -1;
+  return NULL;
+}
+
+/* The bytes of a typed array argument; NULL unless it is one of `want` octets. */
+static void *typed_bytes(napi_env env, napi_value value, size_t want) {
+  napi_typedarray_type type;
+  size_t length;
+  void *data;
+  if (napi_get_typedarray_info(env, value, &type, &length, &data, NULL, NULL) != napi_ok) return NULL;
+  size_t octets = type == napi_uint32_array ? length * 4 : length;
+  return octets == want ? data : NULL;
+}
+
+static int port_arg(napi_env env, napi_value value) {
+  int32_t port = -1;
+  if (napi_get_value_int32(env, value, &port) != napi_ok || port < 0 || port > 65535) return -1;
+  return port;
+}
+
+static napi_value js_lookup(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  struct addon_state *state = get_state(env);
+  if (argc != 6) return make_int(env, -EINVAL);
+  if (state->fd < 0) return make_int(env, -EBADF);
+  int32_t family = 0;
+  napi_get_value_int32(env, argv[1], &family);
+  size_t octets = family == 4 ? 4 : family == 6 ? 16 : 0;
+  uint32_t *out = typed_bytes(env, argv[0], 12);
+  void *local = octets ? typed_bytes(env, argv[2], octets) : NULL;
+  void *remote = octets ? typed_bytes(env, argv[4], octets) : NULL;
+  int lport = port_arg(env, argv[3]);
+  int rport = port_arg(env, argv[5]);
+  if (out == NULL || local == NULL || remote == NULL || lport < 0 || rport < 0) return make_int(env, -EINVAL);
+  struct sockdiag_result res;
+  int rc = sockdiag_exact(state->fd, ++state->seq, family == 4 ? AF_INET : AF_INET6, local, (unsigned short)lport,
+                          remote, (unsigned short)rport, MSG_DONTWAIT, &res);
+  if (rc < 0) return make_int(env, rc);
+  if (!res.found) return make_int(env, 0);
+  out[0] = res.state;
+  out[1] = res.uid;
+  out[2] = res.inode;
+  return make_int(env, 1);
+}
+
+struct name_work {
+  napi_async_work work;
+  napi_deferred deferred;
+  unsigned int uid;
+  size_t length;
+  char name[SOCKDIAG_NAME_MAX_OCTETS + 1];
+};
+
+static void name_execute(napi_env env, void *data) {
+  (void)env;
+  struct name_work *job = data;
+  job->length = sockdiag_user_name(job->uid, job->name);
+}
+
+static void name_complete(napi_env env, napi_status status, void *data) {
+  struct name_work *job = data;
+  napi_value result;
+  if (status == napi_ok && job->length > 0) {
+    napi_create_string_utf8(env, job->name, job->length, &result);
+  } else {
+    napi_get_null(env, &result);
+  }
+  napi_resolve_deferred(env, job->deferred, result);
+  napi_delete_async_work(env, job->work);
+  free(job);
+}
+
+static napi_value js_user_name(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  uint32_t uid = 0;
+  napi_value promise, resource_name;
+  struct name_work *job = calloc(1, sizeof *job);
+  if (job == NULL || argc != 1 || napi_get_value_uint32(env, argv[0], &uid) != napi_ok) {
+    free(job);
+    napi_throw_type_error(env, NULL, "userName(uid) takes a uid");
+    return NULL;
+  }
+  job->uid = uid;
+  napi_create_promise(env, &job->deferred, &promise);
+  napi_create_string_utf8(env, "identgate:getpwuid", NAPI_AUTO_LENGTH, &resource_name);
+  napi_create_async_work(env, NULL, resource_name, name_execute, name_complete, job, &job->work);
+  napi_queue_async_work(env, job->work);
+  return promise;
+}
+
+NAPI_MODULE_INIT() {
+  struct addon_state *state = malloc(sizeof *state);
+  if (state == NULL) return NULL;
+  state->fd = -1;
+  state->seq = 0;
+  napi_set_instance_data(env, state, free_state, NULL);
+  napi_property_descriptor props[] = {
+      {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
+      {"lookup", NULL, js_lookup, NULL, NULL, NULL, napi_default, NULL},
+      {"userName", NULL, js_user_name, NULL, NULL, NULL, napi_default, NULL},
+      {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}

@@ -1,0 +1,126 @@
+/*
+ * The one NETLINK_SOCK_DIAG exchange identgate makes, shared by the helper
+ * process (sockdiag-helper.c) and the in-process Node addon
+ * (sockdiag-addon.c): open the socket, and ask the kernel about one exact
+ * TCP connection (inet_diag_req_v2 without NLM_F_DUMP), so the kernel does a
+ * hash lookup (inet_diag_find_one_icsk) whose cost does not grow with the
+ * number of sockets, TIME_WAIT included.
+ *
+ * The kernel handles a request to a netlink kernel socket in the sender's own
+ * context: the answer is queued before sendto() returns, which is why the
+ * addon can read it with MSG_DONTWAIT and never block its event loop.
+ */
+#ifndef IDENTGATE_SOCKDIAG_CORE_H
+#define IDENTGATE_SOCKDIAG_CORE_H
+
+#include <errno.h>
+#include <linux/inet_diag.h>
+#include <linux/netlink.h>
+#include <linux/sock_diag.h>
+#include <netinet/in.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <arpa/inet.h>
+#include <pwd.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+static int sockdiag_open(void) {
+  int fd = socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC, NETLINK_SOCK_DIAG);
+  if (fd < 0) return -1;
+  /* A reply never takes this long; the bound keeps a broken kernel from hanging us. */
+  struct timeval tv = {.tv_sec = 0, .tv_usec = 250000};
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+  return fd;
+}
+
+struct sockdiag_result {
+  int found;
+  unsigned int state, uid, inode;
+};
+
+/* One exact lookup. Returns 0 (result filled) or a negative errno; `recv_flags` is 0 or MSG_DONTWAIT. */
+static int sockdiag_exact(int fd, unsigned int seq, int family, const void *local, unsigned short lport,
+                          const void *remote, unsigned short rport, int recv_flags, struct sockdiag_result *res) {
+  struct {
+    struct nlmsghdr nlh;
+    struct inet_diag_req_v2 r;
+  } req;
+  memset(&req, 0, sizeof req);
+  req.nlh.nlmsg_len = sizeof req;
+  req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  req.nlh.nlmsg_flags = NLM_F_REQUEST;
+  req.nlh.nlmsg_seq = seq;
+  req.r.sdiag_family = (unsigned char)family;
+  req.r.sdiag_protocol = IPPROTO_TCP;
+  req.r.idiag_states = ~0U;
+  req.r.id.idiag_sport = htons(lport);
+  req.r.id.idiag_dport = htons(rport);
+  memcpy(req.r.id.idiag_src, local, family == AF_INET ? 4 : 16);
+  memcpy(req.r.id.idiag_dst, remote, family == AF_INET ? 4 : 16);
+  req.r.id.idiag_cookie[0] = INET_DIAG_NOCOOKIE;
+  req.r.id.idiag_cookie[1] = INET_DIAG_NOCOOKIE;
+
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  ssize_t sent;
+  do sent = sendto(fd, &req, sizeof req, 0, (struct sockaddr *)&kernel, sizeof kernel);
+  while (sent < 0 && errno == EINTR);
+  if (sent < 0) return -errno;
+
+  long buf[8192 / sizeof(long)];
+  memset(res, 0, sizeof *res);
+  for (;;) {
+    ssize_t n = recv(fd, buf, sizeof buf, recv_flags);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
+    }
+    struct nlmsghdr *h = (struct nlmsghdr *)buf;
+    int len = (int)n;
+    for (; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+      if (h->nlmsg_seq != req.nlh.nlmsg_seq) continue; /* late reply to an older request */
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        struct nlmsgerr *e = NLMSG_DATA(h);
+        if (h->nlmsg_len < NLMSG_LENGTH(sizeof *e)) return -EPROTO;
+        if (e->error == -ENOENT || e->error == 0) return 0; /* not found */
+        return e->error;
+      }
+      if (h->nlmsg_type == SOCK_DIAG_BY_FAMILY) {
+        struct inet_diag_msg *m = NLMSG_DATA(h);
+        if (h->nlmsg_len < NLMSG_LENGTH(sizeof *m)) return -EPROTO;
+        res->found = 1;
+        res->state = m->idiag_state;
+        res->uid = m->idiag_uid;
+        res->inode = m->idiag_inode;
+        return 0;
+      }
+      if (h->nlmsg_type == NLMSG_DONE) return 0;
+    }
+  }
+}
+
+/* Most octets of a user name passed on; longer names are cut. */
+#define SOCKDIAG_NAME_MAX_OCTETS 200
+
+/*
+ * The name NSS gives uid (getpwuid_r, so LDAP and friends work), copied into
+ * name (SOCKDIAG_NAME_MAX_OCTETS + 1 octets). Returns its length, or 0 when
+ * the uid has no name. May block as long as NSS does.
+ */
+static size_t sockdiag_user_name(unsigned int uid, char *name) {
+  long hint = sysconf(_SC_GETPW_R_SIZE_MAX);
+  size_t len = hint > 16384 ? (size_t)hint : 16384;
+  char *buf = malloc(len);
+  struct passwd pw, *found = NULL;
+  size_t n = 0;
+  if (buf != NULL && getpwuid_r((uid_t)uid, &pw, buf, len, &found) == 0 && found != NULL && found->pw_name != NULL) {
+    n = strnlen(found->pw_name, SOCKDIAG_NAME_MAX_OCTETS);
+    memcpy(name, found->pw_name, n);
+  }
+  name[n] = '\0';
+  free(buf);
+  return n;
+}
+
+#endif
