@@ -46,6 +46,12 @@ export interface ConnectionHooks {
 const UNKNOWN_ERROR: IdentAnswer = { type: 'ERROR', error: 'UNKNOWN-ERROR' };
 const HIDDEN_INVALID_PORT = '0, 0 : ERROR : UNKNOWN-ERROR\r\n';
 
+/** The local end of every connection a listener accepts, when it is bound to one address. */
+export interface LocalEnd {
+  readonly localAddress: string;
+  readonly localPort: number;
+}
+
 /** A query waiting for its reply line, in arrival order. */
 interface Slot {
   readonly query: IdentQuery;
@@ -82,7 +88,8 @@ export class IdentConnection {
   #waitingForDrain = false;
   #ended = false;
 
-  constructor(socket: Socket, limits: ConnectionLimits, hooks: ConnectionHooks) {
+  /** `local`: the listener's bound address when it is not a wildcard (saves a getsockname per connection). */
+  constructor(socket: Socket, local: LocalEnd | undefined, limits: ConnectionLimits, hooks: ConnectionHooks) {
     this.socket = socket;
     this.#limits = limits;
     this.#hooks = hooks;
@@ -90,10 +97,10 @@ export class IdentConnection {
     this.endpoints = {
       remoteAddress: socket.remoteAddress ?? '',
       remotePort: socket.remotePort ?? 0,
-      localAddress: socket.localAddress ?? '',
-      localPort: socket.localPort ?? 0,
+      localAddress: local ? local.localAddress : (socket.localAddress ?? ''),
+      localPort: local ? local.localPort : (socket.localPort ?? 0),
     };
-    socket.setNoDelay(true);
+    // Nagle is off (the listener's noDelay): a reply must not wait for the ACK of the one before.
     socket.setTimeout(limits.idleTimeoutMs);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.#onEnd());

@@ -16,7 +16,7 @@
  */
 import net from 'node:net';
 import { DEFAULT_MAX_LINE_OCTETS } from '../protocol/index.js';
-import { IdentConnection, type ConnectionLimits, type IdentHandler } from './connection.js';
+import { IdentConnection, type ConnectionLimits, type IdentHandler, type LocalEnd } from './connection.js';
 import { IdentServerError } from './errors.js';
 
 export type { IdentHandler } from './connection.js';
@@ -151,7 +151,10 @@ export class IdentServer {
   }
 
   #listen(target: ListenTarget): Promise<net.Server> {
-    const listener = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, (socket) => this.#accept(socket));
+    // A listener bound to one address knows every accepted socket's local end
+    // without asking the kernel (getsockname); a wildcard one does not.
+    let local: LocalEnd | undefined;
+    const listener = net.createServer({ allowHalfOpen: true, pauseOnConnect: false, noDelay: true }, (socket) => this.#accept(socket, local));
     return new Promise((resolve, reject) => {
       const onError = (error: NodeJS.ErrnoException) => reject(bindError(target, error));
       listener.once('error', onError);
@@ -159,6 +162,9 @@ export class IdentServer {
         listener.off('error', onError);
         listener.on('error', (error) => this.#report(new IdentServerError('ERR_IDENT_SOCKET', `listener error: ${error.message}`, { cause: error })));
         const address = listener.address();
+        if (address && typeof address === 'object' && address.address !== '0.0.0.0' && address.address !== '::') {
+          local = { localAddress: address.address, localPort: address.port };
+        }
         if (address) this.#options.onBind?.(address);
         resolve(listener);
       };
@@ -168,9 +174,9 @@ export class IdentServer {
     });
   }
 
-  #accept(socket: net.Socket): void {
+  #accept(socket: net.Socket, local: LocalEnd | undefined): void {
     const address = socket.remoteAddress;
-    if (!address || socket.localAddress === undefined) {
+    if (!address || (local === undefined && socket.localAddress === undefined)) {
       // Reset before we saw it: there is no peer left to answer.
       socket.on('error', () => {});
       socket.destroy();
@@ -180,7 +186,7 @@ export class IdentServer {
     if (fromAddress >= this.#maxPerAddress) return this.#refuse(socket, 'per_address', address);
     if (this.#connections.size >= this.#maxConnections && !this.#evictStalest()) return this.#refuse(socket, 'global', address);
     this.#perAddress.set(address, fromAddress + 1);
-    const connection = new IdentConnection(socket, this.#limits, {
+    const connection = new IdentConnection(socket, local, this.#limits, {
       handler: this.#handler!,
       onError: (error) => this.#report(error),
       onQuery: (c) => {
