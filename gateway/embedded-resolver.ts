@@ -3,8 +3,8 @@
  * --policy file`), with no socket and no signature (the app runs in embedded
  * mode and trusts its caller). The app from worker/app.ts createApp in
  * embedded mode offers `inProcess.lookup`, the batch route without HTTP: the
- * requests go in as objects (the app still checks them with the wire schema)
- * and typed answers come back, which the dispatcher checks for ids, order and
+ * requests go in as the typed objects the gateway built (no JSON, so no
+ * schema pass) and typed answers come back, which the dispatcher checks for ids, order and
  * the RFC 1413 reply rules but does not parse again. Any other Fetch-API app
  * is called through `fetch` with a Request for `http://embedded` + the route,
  * and its answers are validated exactly like the HTTP resolver's. Either way

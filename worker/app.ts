@@ -6,8 +6,9 @@
  * decision (unless told not to) and answers. In 'embedded' mode the app also
  * offers `inProcess.lookup(requests)`: the batch route without HTTP, for the
  * gateway's embedded resolver, where a Request, a Response and two JSON texts
- * per call would cost more than the decisions; requests are checked with the
- * same schema either way. In 'service' mode every lookup carries an HMAC
+ * per call would cost more than the decisions; its requests are the gateway's
+ * own typed values, trusted as such (the wire schemas parse what comes from
+ * the network). In 'service' mode every lookup carries an HMAC
  * signature (protocol/signature.ts), checked before the body is parsed, and a
  * signature seen before within the clock-skew window is refused — in this isolate
  * or process only (replicas do not share what they have seen). Admin routes need
@@ -29,6 +30,7 @@ import { z } from 'zod';
 import {
   BatchRequestSchema,
   LookupRequestSchema,
+  MAX_BATCH,
   MAX_BODY_OCTETS,
   OwnerSchema,
   ROUTES,
@@ -64,14 +66,16 @@ export const MAX_REMEMBERED_SIGNATURES = 100_000;
 export interface InProcessLookups {
   /**
    * Answers 1 to MAX_BATCH requests in order, from one policy snapshot, as
-   * POST ROUTES.batch does. Rejects with RequestRejected (status 400
-   * invalid_request when a request breaks LookupRequestSchema, 503 when no
-   * policy is available).
+   * POST ROUTES.batch does. The requests are typed values built in this
+   * process, not JSON from outside, so they are trusted as typed and not run
+   * through LookupRequestSchema again (the schema is the network boundary's
+   * parser). Rejects with RequestRejected (status 400 invalid_request when
+   * there are none or more than MAX_BATCH, 503 when no policy is available).
    *
    * @example
    * const [answer] = await app.inProcess!.lookup([lookupRequest]);
    */
-  lookup(requests: readonly unknown[]): Promise<LookupAnswer[]>;
+  lookup(requests: readonly LookupRequest[]): Promise<LookupAnswer[]>;
 }
 
 /** The Hono app, plus in-process lookups in 'embedded' mode. */
@@ -362,7 +366,14 @@ export function createApp(deps: AppDeps): PolicyApp {
 
   const inProcess: InProcessLookups | undefined =
     mode === 'embedded'
-      ? { lookup: async (requests) => answerBatch(parseWith(BatchRequestSchema, { v: WIRE_VERSION, requests }).requests) }
+      ? {
+          lookup: async (requests) => {
+            if (requests.length < 1 || requests.length > MAX_BATCH) {
+              throw new RequestRejected(400, 'invalid_request', `a batch holds 1 to ${MAX_BATCH} requests, got ${requests.length}`);
+            }
+            return answerBatch(requests);
+          },
+        }
       : undefined;
   return Object.assign(app, { inProcess });
 }

@@ -1,14 +1,14 @@
 /**
  * The embedded resolver over the app's in-process lookups (what `identgate
  * serve --policy` uses): no Request and no fetch, concurrent queries in one
- * call, the app's schema refusal failing only the bad request, and typed
+ * call, an app's schema refusal failing only the bad request, and typed
  * answers still checked for ids and the RFC 1413 reply rules.
  */
 import { afterEach, describe, expect, it } from 'vitest';
 import { createEmbeddedResolver, type FetchApp } from '../../gateway/embedded-resolver.js';
 import type { FailureCause, Resolver } from '../../gateway/resolver.js';
-import type { LookupAnswer, LookupRequest } from '../../protocol/wire.js';
-import { createApp } from '../../worker/app.js';
+import { LookupRequestSchema, type LookupAnswer, type LookupRequest } from '../../protocol/wire.js';
+import { createApp, RequestRejected } from '../../worker/app.js';
 import { parsePolicy } from '../../worker/policy/index.js';
 import { createMemoryStore } from '../../worker/stores/memory.js';
 import { lookupRequest } from '../helpers/wire.js';
@@ -97,8 +97,15 @@ describe('embedded resolver over in-process lookups', () => {
     expect(calls).toEqual([['a', 'b', 'c']]);
   });
 
-  it('answers the fallback only to a request the app refuses by the wire schema, and the others from the app', async () => {
-    const { resolver, causes } = withReports(policyApp());
+  it('answers the fallback only to a request an app refuses by the wire schema, and the others from the app', async () => {
+    // The real app trusts the gateway's typed requests; an app that checks them refuses like the batch route.
+    const real = policyApp();
+    const checking = fakeApp(async (requests) => {
+      const bad = requests.find((request) => !LookupRequestSchema.safeParse(request).success);
+      if (bad) throw new RequestRejected(400, 'invalid_request', `request ${bad.id} breaks the wire schema`);
+      return real.inProcess!.lookup(requests);
+    });
+    const { resolver, causes } = withReports(checking);
     const [good, bad] = await Promise.all([resolver.resolve(lookupRequest('good')), resolver.resolve(lookupRequest('bad', 0))]);
     expect(good).toMatchObject({ id: 'good', rule: 'loopback' });
     expect(bad).toEqual({ v: 1, id: 'bad', answer: FALLBACK, rule: '(fallback)' });
