@@ -9,7 +9,7 @@
  * identgate serve --listen 127.0.0.1:1113 --reply grimlock
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError, parseQueryArgs, parseServeArgs, parseWorkerArgs, SERVE_DEFAULTS } from './config.js';
+import { ConfigError, parseQueryArgs, parseServeArgs, parseWorkerArgs, SERVE_DEFAULTS, UPSTREAM_DEFAULTS } from './config.js';
 import type { Logger } from './log.js';
 import { SERVER_DEFAULTS } from './server.js';
 
@@ -62,6 +62,9 @@ Policy worker:
       --deadline MS        answer within MS of the query, else the fallback (default ${SERVE_DEFAULTS.deadlineMs})
       --fallback-error TOKEN  answer when the worker fails (default UNKNOWN-ERROR)
       --owner-lookup auto|on|off  find the local owner of the queried connection (default auto)
+      --upstream-connections N  HTTP connections to the worker at most (default ${UPSTREAM_DEFAULTS.connections})
+      --batch-hold MS      while a request to the worker is in flight, queries wait up to MS to go
+                           in one batch before another connection takes them (default ${UPSTREAM_DEFAULTS.holdMs}; 0 = never wait)
       --hide-errors        answer UNKNOWN-ERROR instead of any specific error (RFC 1413 §6)
 
 Limits (defaults in parentheses):

@@ -121,7 +121,7 @@ export function parseQueryArgs(argv: string[]): QueryConfig {
 export type Answerer =
   | { kind: 'fixed'; answer: IdentAnswer }
   | { kind: 'embedded'; policyFile: string | undefined }
-  | { kind: 'upstream'; upstream: URL; secrets: string[] };
+  | { kind: 'upstream'; upstream: URL; secrets: string[]; connections: number; holdMs: number };
 
 export interface ServeConfig {
   help: boolean;
@@ -173,6 +173,8 @@ const serveOptions = {
   deadline: { type: 'string' },
   'fallback-error': { type: 'string' },
   'owner-lookup': { type: 'string' },
+  'upstream-connections': { type: 'string' },
+  'batch-hold': { type: 'string' },
   'hide-errors': { type: 'boolean' },
   'run-as': { type: 'string' },
   metrics: { type: 'string' },
@@ -188,6 +190,9 @@ const serveOptions = {
 } as const;
 
 export const SERVE_DEFAULTS = { listen: '[::]:113', deadlineMs: 1_000, shutdownGraceMs: 5_000 } as const;
+
+/** How the gateway talks to an upstream worker: HTTP connections at most, and how long a partial batch waits (gateway/resolver.ts). */
+export const UPSTREAM_DEFAULTS = { connections: 4, holdMs: 20 } as const;
 
 export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = {}, pid = 0, primaryPid?: number): ServeConfig {
   const { values: v } = parse(argv, serveOptions);
@@ -221,9 +226,16 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = {}, pid 
       throw new ConfigError(`--upstream ${JSON.stringify(str('upstream'))}: not a URL; expected e.g. http://127.0.0.1:8787 or https://identgate.example.workers.dev`);
     }
     if (upstream.protocol !== 'http:' && upstream.protocol !== 'https:') throw new ConfigError(`--upstream ${upstream}: only http: and https: are supported`);
+    const connections = positiveInt(str('upstream-connections'), '--upstream-connections', UPSTREAM_DEFAULTS.connections);
+    if (connections > 1024) throw new ConfigError(`--upstream-connections ${connections}: at most 1024`);
+    const hold = str('batch-hold') ?? String(UPSTREAM_DEFAULTS.holdMs);
+    if (!/^\d+$/.test(hold)) throw new ConfigError(`--batch-hold ${JSON.stringify(hold)}: expected a whole number of milliseconds (0 = no holding)`);
     if (str('secret-file') === undefined) throw new ConfigError('--upstream needs --secret-file FILE (the shared HMAC secret; secrets are never taken from the command line)');
-    answerer = { kind: 'upstream', upstream, secrets: readSecretFile(str('secret-file')!) };
+    answerer = { kind: 'upstream', upstream, secrets: readSecretFile(str('secret-file')!), connections, holdMs: Number(hold) };
   } else {
+    for (const flag of ['upstream-connections', 'batch-hold'] as const) {
+      if (str(flag) !== undefined) throw new ConfigError(`--${flag} goes with --upstream URL`);
+    }
     if (str('secret-file') !== undefined) throw new ConfigError('--secret-file goes with --upstream URL');
     answerer = { kind: 'embedded', policyFile: str('policy') };
   }

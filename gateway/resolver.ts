@@ -18,9 +18,14 @@
  *
  * Batching: queries wait in a FIFO queue; a flush is scheduled with setImmediate
  * (no fixed delay: it runs after the current I/O callbacks), and takes up to
- * `maxBatch` queries per exchange while fewer than `concurrency` exchanges are in
- * flight. Queries that arrive while every slot is busy are sent together when a
- * slot frees up. One waiting query goes to ROUTES.lookup, several to ROUTES.batch.
+ * `maxBatch` queries per exchange. Batch first, then parallel: with no exchange
+ * in flight the waiting queries go at once; while one is in flight, another
+ * starts only for a full batch (`maxBatch` waiting) or once the oldest waiting
+ * query has waited `holdMs`, and never beyond `concurrency` exchanges. So a
+ * worker that costs per request (Workers bill requests; wrangler dev and workerd
+ * spend milliseconds of CPU on each) gets few, large requests, latency grows by
+ * at most `holdMs`, and a stalled exchange cannot hold the rest for longer.
+ * One waiting query goes to ROUTES.lookup, several to ROUTES.batch.
  *
  * Deadline: each query is answered within `deadlineMs` of resolve(), queueing
  * included. A query still queued at its deadline gets the fallback at once; an
@@ -112,6 +117,9 @@ export type FallbackListener = (cause: FailureCause, count: number) => void;
 /** The answer used when the worker cannot be asked: RFC 1413 §6 UNKNOWN-ERROR. */
 export const DEFAULT_FALLBACK: IdentAnswer = Object.freeze({ type: 'ERROR', error: 'UNKNOWN-ERROR' });
 
+/** How long a partial batch waits for the exchange in flight before a parallel one takes it. */
+export const DEFAULT_HOLD_MS = 20;
+
 /** The `rule` of every fallback answer. */
 export const FALLBACK_RULE = '(fallback)';
 
@@ -174,6 +182,8 @@ export interface BatchingResolverOptions {
   maxBatch?: number;
   /** Exchanges in flight at once. */
   concurrency?: number;
+  /** While an exchange is in flight, how long a partial batch waits before a parallel exchange takes it; 20 ms. */
+  holdMs?: number;
   fallback?: IdentAnswer;
   onFailure?: FailureListener;
   onRecover?: RecoveryListener;
@@ -187,7 +197,7 @@ export interface BatchingResolverOptions {
 /** The options every resolver takes, whatever it talks to. */
 export type SharedResolverOptions = Pick<
   BatchingResolverOptions,
-  'deadlineMs' | 'maxBatch' | 'fallback' | 'onFailure' | 'onRecover' | 'onFallback' | 'onBatch' | 'reportIntervalMs'
+  'deadlineMs' | 'maxBatch' | 'holdMs' | 'fallback' | 'onFailure' | 'onRecover' | 'onFallback' | 'onBatch' | 'reportIntervalMs'
 >;
 
 /** Validated common options, with defaults applied. */
@@ -438,6 +448,10 @@ export function createBatchingResolver(options: BatchingResolverOptions): Resolv
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new ResolverConfigError(`connections must be a positive integer, got ${String(concurrency)}`);
   }
+  const holdMs = options.holdMs ?? DEFAULT_HOLD_MS;
+  if (!Number.isFinite(holdMs) || holdMs < 0) {
+    throw new ResolverConfigError(`batch hold must be a non-negative number of milliseconds, got ${String(holdMs)}`);
+  }
   const { exchange, lookup, onBatch, onFallback } = options;
   if ((exchange === undefined) === (lookup === undefined)) {
     throw new ResolverConfigError('a resolver needs exactly one transport: exchange or lookup');
@@ -450,6 +464,7 @@ export function createBatchingResolver(options: BatchingResolverOptions): Resolv
   let flushScheduled = false;
   let queueTimer: NodeJS.Timeout | undefined;
   let queueTimerAt = Infinity;
+  let holdTimer: NodeJS.Timeout | undefined;
   let closed = false;
 
   function settle(batch: readonly Pending[], answers: readonly LookupAnswer[] | undefined): number {
@@ -512,8 +527,23 @@ export function createBatchingResolver(options: BatchingResolverOptions): Resolv
   function flush(): void {
     flushScheduled = false;
     while (queue.length > 0 && inFlight.size < concurrency && !closed) {
+      if (inFlight.size > 0 && queue.length < maxBatch) {
+        // Batch first: a partial batch waits for the exchange in flight, up to holdMs.
+        const heldFor = performance.now() - (queue[0]!.deadlineAt - deadlineMs);
+        if (heldFor < holdMs) {
+          holdTimer ??= setTimeout(() => {
+            holdTimer = undefined;
+            flush();
+          }, holdMs - heldFor);
+          break;
+        }
+      }
       const batch = queue.splice(0, maxBatch);
       void send(batch);
+    }
+    if (queue.length === 0 && holdTimer) {
+      clearTimeout(holdTimer);
+      holdTimer = undefined;
     }
     armQueueTimer();
   }
@@ -608,6 +638,8 @@ export function createBatchingResolver(options: BatchingResolverOptions): Resolv
       closed = true;
       if (queueTimer) clearTimeout(queueTimer);
       queueTimer = undefined;
+      if (holdTimer) clearTimeout(holdTimer);
+      holdTimer = undefined;
       const closing = new ResolverFailure('timeout', 'resolver closed');
       settle(queue.splice(0, queue.length), undefined);
       for (const { batch, controller } of inFlight) {

@@ -95,6 +95,8 @@ export async function startGateway(config: ServeConfig, { log, clusterWorker = f
       resolver = createHttpResolver({
         upstream: config.answerer.upstream,
         secrets: config.answerer.secrets,
+        connections: config.answerer.connections,
+        holdMs: config.answerer.holdMs,
         deadlineMs: config.deadlineMs,
         fallback: config.fallback,
         onFailure,

@@ -76,6 +76,10 @@ describe('identgate serve', () => {
       [['serve', '--owner-lookup', 'maybe'], /--owner-lookup "maybe": expected auto, on or off/],
       [['serve', '--max-connections', '0'], /--max-connections "0": expected a positive whole number/],
       [['serve', '--secret-file', '/dev/null'], /--secret-file goes with --upstream/],
+      [['serve', '--batch-hold', '5'], /--batch-hold goes with --upstream/],
+      [['serve', '--upstream', 'http://127.0.0.1:1', '--secret-file', '/dev/null', '--batch-hold', 'soon'], /--batch-hold "soon": expected a whole number of milliseconds/],
+      [['serve', '--upstream', 'http://127.0.0.1:1', '--secret-file', '/dev/null', '--upstream-connections', '0'], /--upstream-connections "0": expected a positive whole number/],
+      [['serve', '--upstream-connections', '2'], /--upstream-connections goes with --upstream/],
       [['frobnicate'], /unknown command "frobnicate"/],
     ];
     for (const [args, message] of cases) {
@@ -97,7 +101,7 @@ describe('identgate serve', () => {
   it('documents every flag it accepts in --help', async () => {
     const result = await runCli(['serve', '--help']);
     expect(result.code).toBe(0);
-    for (const flag of ['--listen', '--reply', '--opsys', '--reply-error', '--policy', '--upstream', '--secret-file', '--gateway-name', '--deadline', '--owner-lookup', '--hide-errors', '--run-as', '--metrics', '--max-connections', '--max-per-address', '--idle-timeout']) {
+    for (const flag of ['--listen', '--reply', '--opsys', '--reply-error', '--policy', '--upstream', '--secret-file', '--gateway-name', '--deadline', '--owner-lookup', '--hide-errors', '--run-as', '--metrics', '--max-connections', '--max-per-address', '--idle-timeout', '--upstream-connections', '--batch-hold', '--workers']) {
       expect(result.stdout).toContain(flag);
     }
   });

@@ -1,7 +1,7 @@
 /**
  * The HTTP resolver against a well-behaved fake worker (node:http on 127.0.0.1):
  * single and batch routes, micro-batching of concurrent queries with answers in
- * order, the maxBatch cap, signatures the worker can verify, and a base path.
+ * order, batch-first holding (holdMs) before parallel requests, the maxBatch cap, signatures the worker can verify, and a base path.
  */
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -84,7 +84,7 @@ afterEach(async () => {
   await worker?.close();
 });
 
-async function start(options: { connections?: number; maxBatch?: number; path?: string } = {}): Promise<Resolver> {
+async function start(options: { connections?: number; maxBatch?: number; holdMs?: number; path?: string } = {}): Promise<Resolver> {
   worker = new FakeWorker();
   const base = await worker.listen();
   resolver = createHttpResolver({ upstream: base + (options.path ?? ''), secrets: SECRETS, deadlineMs: 1000, ...options });
@@ -135,6 +135,52 @@ describe('http resolver against a correct worker', () => {
     expect((await Promise.all(later)).map((a) => a.id)).toEqual(['x', 'y', 'z']);
     expect(worker.received.map((r) => r.path)).toEqual([ROUTES.lookup, ROUTES.batch]);
     expect((JSON.parse(worker.received[1]!.body) as { requests: LookupRequest[] }).requests.map((r) => r.id)).toEqual(['x', 'y', 'z']);
+  });
+
+  it('holds a partial batch while a request is in flight, even with connections free, and sends it when that request returns', async () => {
+    const resolver = await start({ connections: 4, holdMs: 10_000 });
+    const releases: Array<() => void> = [];
+    worker.hold = (release) => releases.push(release);
+    const first = resolver.resolve(lookupRequest('first'));
+    await worker.requestsArrived(1);
+    const later = ['x', 'y'].map((id) => resolver.resolve(lookupRequest(id)));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    expect(worker.received).toHaveLength(1);
+    worker.hold = undefined;
+    releases[0]!();
+    expect((await Promise.all([first, ...later])).map((a) => a.id)).toEqual(['first', 'x', 'y']);
+    expect(worker.received.map((r) => r.path)).toEqual([ROUTES.lookup, ROUTES.batch]);
+  });
+
+  it('sends a full batch on another connection at once while a request is in flight', async () => {
+    const resolver = await start({ connections: 4, maxBatch: 3, holdMs: 10_000 });
+    const releases: Array<() => void> = [];
+    worker.hold = (release) => releases.push(release);
+    const first = resolver.resolve(lookupRequest('first'));
+    await worker.requestsArrived(1);
+    const full = ['a', 'b', 'c'].map((id) => resolver.resolve(lookupRequest(id)));
+    await worker.requestsArrived(2);
+    expect((JSON.parse(worker.received[1]!.body) as { requests: LookupRequest[] }).requests.map((r) => r.id)).toEqual(['a', 'b', 'c']);
+    worker.hold = undefined;
+    for (const release of releases) release();
+    expect((await Promise.all([first, ...full])).map((a) => a.id)).toEqual(['first', 'a', 'b', 'c']);
+  });
+
+  it('sends a partial batch on another connection once it has waited holdMs for a stalled request', async () => {
+    const resolver = await start({ connections: 4, holdMs: 40 });
+    const releases: Array<() => void> = [];
+    worker.hold = (release) => releases.push(release);
+    const first = resolver.resolve(lookupRequest('stalled'));
+    await worker.requestsArrived(1);
+    worker.hold = undefined;
+    const started = performance.now();
+    const later = await resolver.resolve(lookupRequest('later'));
+    const waited = performance.now() - started;
+    expect(later.id).toBe('later');
+    expect(waited).toBeGreaterThanOrEqual(35);
+    expect(waited).toBeLessThan(900);
+    releases[0]!();
+    expect((await first).id).toBe('stalled');
   });
 
   it('caps each batch at maxBatch queries', async () => {

@@ -20,6 +20,11 @@ function configError(make: () => unknown): ResolverConfigError {
 }
 
 describe('resolver configuration', () => {
+  it('rejects a negative or non-numeric batch hold', () => {
+    expect(configError(() => createHttpResolver({ upstream: 'http://127.0.0.1:1', secrets: ['s'], holdMs: -1 })).message).toContain('batch hold');
+    expect(configError(() => createHttpResolver({ upstream: 'http://127.0.0.1:1', secrets: ['s'], holdMs: Number.NaN })).message).toContain('batch hold');
+  });
+
   it('rejects an upstream that is not a URL', () => {
     expect(configError(() => createHttpResolver({ upstream: 'worker:8787/x y', secrets: ['s'] })).message).toMatch(/not a URL|http/);
     expect(configError(() => createHttpResolver({ upstream: 'not a url', secrets: ['s'] })).message).toContain('is not a URL');
