@@ -39,7 +39,7 @@ const ROUTINE = new Set(['policy_loaded', 'policy_replaced', 'worker_listening']
 export function workerLog(log: Logger, decisionLevel: 'info' | 'debug'): (entry: Record<string, unknown>) => void {
   return ({ msg, ...fields }) => {
     const event = String(msg);
-    if (event === 'decision') log[decisionLevel](fields, event);
+    if (event === 'decisions') log[decisionLevel](fields, event);
     else if (ROUTINE.has(event)) log.info(fields, event);
     else log.warn(fields, event);
   };

@@ -53,8 +53,15 @@ describe('batching between the gateway and the worker', () => {
     responses.forEach((response, i) => {
       expect(response.raw).toBe(`${FIRST_SERVER_PORT + i}, ${3000 + i} : USERID : OTHER : user${FIRST_SERVER_PORT + i}`);
     });
-    const decisions = await waitForLog(worker.cli, (line) => line.msg === 'decision' && line.gateway === 'e2e-batch', { count: QUERIES });
-    expect(decisions).toHaveLength(QUERIES);
+    // One log entry per HTTP request, listing its decisions: every query is there once.
+    const entries = await waitForLog(
+      worker.cli,
+      (line) => line.msg === 'decisions' && (line.decisions as { gateway: string }[]).every((decision) => decision.gateway === 'e2e-batch'),
+      { until: (found) => found.reduce((sum, line) => sum + (line.count as number), 0) >= QUERIES },
+    );
+    const logged = entries.flatMap((line) => (line.decisions as { id: string }[]).map((decision) => decision.id));
+    expect(logged).toHaveLength(QUERIES);
+    expect(new Set(logged).size).toBe(QUERIES);
 
     const page = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     const requests = sample(page, 'identgate_upstream_queries_per_request_count');

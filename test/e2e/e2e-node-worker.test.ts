@@ -64,11 +64,14 @@ describe('identgate serve --upstream -> identgate worker', () => {
     expect(byDefault.raw).toBe('403, 600 : ERROR : HIDDEN-USER');
   });
 
-  it('logs every decision on the worker as a JSON line naming the rule and the gateway', async () => {
+  it('logs every decision on the worker in a JSON line naming the rule and the gateway', async () => {
     const { client, worker } = await setUp(RELAXED_DEADLINE_MS);
     await client.ident(402, 601);
-    const [line] = await waitForLog(worker.cli, (entry) => entry.msg === 'decision' && entry.serverPort === 402 && entry.clientPort === 601);
-    expect(line).toMatchObject({ rule: 'this-gateway', gateway: 'e2e', answer: { type: 'USERID', userId: 'e2e-gateway-user' }, remoteAddress: '127.0.0.1' });
+    type Decision = { serverPort: number; clientPort: number };
+    const asked = (decision: Decision) => decision.serverPort === 402 && decision.clientPort === 601;
+    const [line] = await waitForLog(worker.cli, (entry) => entry.msg === 'decisions' && (entry.decisions as Decision[]).some(asked));
+    const decision = (line!.decisions as Decision[]).find(asked);
+    expect(decision).toMatchObject({ rule: 'this-gateway', gateway: 'e2e', answer: { type: 'USERID', userId: 'e2e-gateway-user' }, remoteAddress: '127.0.0.1' });
   });
 
   it('answers UNKNOWN-ERROR within the deadline once the worker is killed', async () => {

@@ -9,7 +9,7 @@
  * const files = tempFiles();
  * const worker = await startWorker(['--policy', files.policy(policy), '--secret-file', files.secret()]);
  * const gateway = await startServe(['--upstream', worker.url, '--secret-file', files.secret()]);
- * await waitForLog(worker.cli, (line) => line.msg === 'decision');
+ * await waitForLog(worker.cli, (line) => line.msg === 'decisions');
  */
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
@@ -117,13 +117,17 @@ export function logLines(cli: LongRunning): Record<string, unknown>[] {
   return lines;
 }
 
-/** Resolves with the log lines matching `predicate` once there are `count` of them. */
-export function waitForLog(cli: LongRunning, predicate: (line: Record<string, unknown>) => boolean, { count = 1, timeoutMs = 10_000 } = {}): Promise<Record<string, unknown>[]> {
+/** Resolves with the log lines matching `predicate` once there are `count` of them (or once `until` says they are enough). */
+export function waitForLog(
+  cli: LongRunning,
+  predicate: (line: Record<string, unknown>) => boolean,
+  { count = 1, timeoutMs = 10_000, until }: { count?: number; timeoutMs?: number; until?: (found: Record<string, unknown>[]) => boolean } = {},
+): Promise<Record<string, unknown>[]> {
   return new Promise((resolve, reject) => {
     const stream = cli.child.stderr!;
     const check = () => {
       const found = logLines(cli).filter(predicate);
-      if (found.length < count) return;
+      if (until ? !until(found) : found.length < count) return;
       cleanup();
       resolve(found);
     };

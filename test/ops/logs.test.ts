@@ -90,7 +90,7 @@ describe('logs', () => {
       replies.push(...(await peer.lines(1)));
     }
     expect(replies).toEqual(['1, 2 : ERROR : NO-USER', '1, 2 : ERROR : UNKNOWN-ERROR', '1, 2 : ERROR : UNKNOWN-ERROR']);
-    await good.worker.logLine((line) => line.msg === 'decision');
+    await good.worker.logLine((line) => line.msg === 'decisions');
     await forged.worker.logLine((line) => line.level === 'warn');
     for (const daemon of [...gateways, good.worker, forged.worker]) {
       daemon.child.kill('SIGTERM');

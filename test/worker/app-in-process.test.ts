@@ -62,13 +62,12 @@ describe('in-process lookups', () => {
     expect(app.inProcess).toBeUndefined();
   });
 
-  it('log one decision line per request by default', async () => {
+  it('log the decisions of one call as one entry listing each, by default', async () => {
     const lines: Record<string, unknown>[] = [];
     await embeddedApp({ log: (entry) => lines.push(entry) }).inProcess!.lookup([lookupRequest({ id: 'x' }), lookupRequest({ id: 'y' })]);
-    expect(lines.map((line) => [line.msg, line.id])).toEqual([
-      ['decision', 'x'],
-      ['decision', 'y'],
-    ]);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({ msg: 'decisions', count: 2 });
+    expect((lines[0]!.decisions as { id: string }[]).map((decision) => decision.id)).toEqual(['x', 'y']);
   });
 
   it('log no decision lines when logDecisions is false, but still log other events', async () => {

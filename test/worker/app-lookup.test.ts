@@ -36,12 +36,13 @@ describe('POST /v1/ident in embedded mode', () => {
     expect(res.status).toBe(200);
   });
 
-  it('logs one decision line with the query facts and nothing secret', async () => {
+  it('logs the decision with the query facts and nothing secret', async () => {
     const lines: Record<string, unknown>[] = [];
     await post(embeddedApp((entry) => lines.push(entry)), '/v1/ident', JSON.stringify(lookupRequest({ id: 'q-log', uid: 0 })));
-    expect(lines.filter((line) => line.msg === 'decision')).toEqual([
+    const entries = lines.filter((line) => line.msg === 'decisions');
+    expect(entries).toEqual([expect.objectContaining({ count: 1, policyVersion: expect.stringMatching(/^[0-9a-f]{16}$/) })]);
+    expect(entries[0]!.decisions).toEqual([
       expect.objectContaining({
-        msg: 'decision',
         id: 'q-log',
         gateway: 'test-gw',
         rule: 'hide-root',
