@@ -85,6 +85,8 @@ export class IdentConnection {
   #closed = false;
   #deadlineTimer: NodeJS.Timeout | undefined;
   #pumpScheduled = false;
+  /** Inside #pump's loop: replies settled now go out with its one #flush. */
+  #pumping = false;
   #waitingForDrain = false;
   #ended = false;
 
@@ -165,7 +167,12 @@ export class IdentConnection {
       }
       if (line === undefined) break;
       took++;
-      this.#dispatch(line);
+      this.#pumping = true;
+      try {
+        this.#dispatch(line);
+      } finally {
+        this.#pumping = false;
+      }
     }
     // The server keeps connections ordered by their last query; eviction picks the stalest.
     if (took > 0) this.#hooks.onQuery(this);
@@ -239,8 +246,8 @@ export class IdentConnection {
     if (slot.reply !== undefined) return;
     if (this.#limits.hideErrors && answer.type === 'ERROR') answer = UNKNOWN_ERROR;
     slot.reply = formatReplyUnchecked(slot.query, answer);
-    // Replies produced synchronously inside #onData are flushed once per chunk there.
-    if (slot === this.#slots[this.#head]) queueMicrotask(() => this.#flush());
+    // Replies produced synchronously inside #pump are flushed once per chunk there.
+    if (!this.#pumping && slot === this.#slots[this.#head]) queueMicrotask(() => this.#flush());
   }
 
   /** Writes every answered reply at the head of the queue, in order, in one write. */

@@ -9,7 +9,10 @@
  * is called through `fetch` with a Request for `http://embedded` + the route,
  * and its answers are validated exactly like the HTTP resolver's. Either way
  * the shared dispatcher in gateway/resolver.ts batches: queries arriving while
- * the app is busy, or in the same turn of the event loop, go in one call.
+ * the app is busy, or in the same turn of the event loop, go in one call. When
+ * the app can decide at once (`inProcess.lookupNow`: its policy is loaded),
+ * `resolveNow` answers synchronously, with no queue, timer or promise: the
+ * common case of `identgate serve --policy`.
  *
  * @example
  * import { createApp } from '../worker/app.js';
@@ -83,6 +86,7 @@ export function createEmbeddedResolver(options: EmbeddedResolverOptions): Resolv
   return createBatchingResolver({
     ...options,
     ...(lookup ? { lookup } : { exchange }),
+    lookupNow: inProcess?.lookupNow?.bind(inProcess),
     maxBatch: options.maxBatch ?? MAX_BATCH,
     mapError: mapAppError,
     concurrency: options.concurrency ?? 1,

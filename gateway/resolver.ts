@@ -75,6 +75,12 @@ import type { z } from 'zod';
 export interface Resolver {
   /** Never rejects: every failure becomes the fallback answer within the deadline. */
   resolve(request: LookupRequest): Promise<LookupAnswer>;
+  /**
+   * The answer at once, when this resolver can decide without waiting (the
+   * embedded policy, loaded); undefined otherwise, and then resolve() is the
+   * way. Never throws.
+   */
+  resolveNow?(request: LookupRequest): LookupAnswer | undefined;
   /** Answers every waiting query with the fallback and releases connections. Later resolves get the fallback. */
   close(): Promise<void>;
 }
@@ -174,6 +180,12 @@ export interface BatchingResolverOptions {
   exchange?: Exchange;
   /** ...or typed answers from an app in this process (see InProcessLookup). */
   lookup?: InProcessLookup;
+  /**
+   * With `lookup`: the same answers synchronously when the app can decide at
+   * once, else undefined. Makes resolveNow() available: no queue, no batch, no
+   * timer (an in-process decision is a pure function of a loaded policy).
+   */
+  lookupNow?: (requests: readonly LookupRequest[]) => readonly LookupAnswer[] | undefined;
   /** Turns a transport error into a ResolverFailure; ResolverFailure instances pass through. */
   mapError?: (error: unknown) => ResolverFailure;
   /** Called by close() after waiting queries have been answered. */
@@ -623,7 +635,28 @@ export function createBatchingResolver(options: BatchingResolverOptions): Resolv
     }
   }
 
+  const lookupNow = options.lookupNow;
   return {
+    // Anything unusual here (no policy at hand, an app fault, an answer breaking a
+    // rule) goes the asynchronous way, which reports it and answers the fallback.
+    resolveNow: lookupNow
+      ? (request: LookupRequest): LookupAnswer | undefined => {
+          if (closed) return undefined;
+          const startedAt = performance.now();
+          let answers: readonly LookupAnswer[] | undefined;
+          try {
+            answers = lookupNow([request]);
+            if (answers === undefined) return undefined;
+            checkInProcessAnswers(answers, [request]);
+          } catch {
+            return undefined;
+          }
+          reporter.success();
+          onBatch?.(1, performance.now() - startedAt);
+          return answers[0];
+        }
+      : undefined,
+
     resolve(request: LookupRequest): Promise<LookupAnswer> {
       if (closed) return Promise.resolve(fallbackAnswer(request, fallback));
       return new Promise<LookupAnswer>((resolve) => {

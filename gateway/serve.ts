@@ -12,7 +12,7 @@
  */
 import type { Server as HttpServer } from 'node:http';
 import { randomBytes } from 'node:crypto';
-import { WIRE_VERSION, type IdentAnswer, type LookupRequest } from '../protocol/index.js';
+import { WIRE_VERSION, type IdentAnswer, type LookupAnswer, type LookupRequest } from '../protocol/index.js';
 import { createApp } from '../worker/app.js';
 import { openFileStore, type FileStore } from '../worker/stores/file.js';
 import { createMemoryStore } from '../worker/stores/memory.js';
@@ -22,10 +22,11 @@ import { createHttpResolver } from './http-resolver.js';
 import { workerLog, type Logger } from './log.js';
 import { createMetrics, registrySource, serveMetrics, type GatewayMetrics } from './metrics.js';
 import { exposeWorkerMetrics } from './cluster.js';
-import { createOwnerLookup, type OwnerLookup } from './owner/index.js';
+import { createOwnerLookup, type Owner, type OwnerLookup } from './owner/index.js';
 import { dropPrivileges } from './privileges.js';
 import type { FailureCause, Resolver } from './resolver.js';
 import { IdentServer, type IdentHandler } from './server.js';
+import type { IdentTransaction } from './transaction.js';
 
 export interface RunningGateway {
   readonly server: IdentServer;
@@ -113,9 +114,12 @@ export async function startGateway(config: ServeConfig, { log, clusterWorker = f
     let sequence = 0;
     const ask = resolver;
     const lookup = owners;
-    handler = async (tx) => {
-      const started = metrics ? performance.now() : 0;
-      const owner = await lookup.lookup({ localAddress: tx.localAddress, localPort: tx.req.serverPort, remoteAddress: tx.remoteAddress, remotePort: tx.req.clientPort });
+    const reply = (tx: IdentTransaction, request: LookupRequest, { answer, rule }: LookupAnswer): void => {
+      tx.reply(answer);
+      metrics?.queries.inc({ answer: answerLabel(answer) });
+      if (debug) log.debug({ id: request.id, rule, answer, query: request.query, remoteAddress: tx.remoteAddress, owner: request.owner }, 'query');
+    };
+    const decide = (tx: IdentTransaction, owner: Owner | null, started: number): void | Promise<void> => {
       if (metrics) metrics.ownerLookupSeconds.observe({ result: owner ? 'found' : 'not_found' }, (performance.now() - started) / 1000);
       const request: LookupRequest = {
         v: WIRE_VERSION,
@@ -125,10 +129,18 @@ export async function startGateway(config: ServeConfig, { log, clusterWorker = f
         connection: { localAddress: tx.localAddress, localPort: tx.localPort, remoteAddress: tx.remoteAddress, remotePort: tx.remotePort },
         owner,
       };
-      const { answer, rule } = await ask.resolve(request);
-      tx.reply(answer);
-      metrics?.queries.inc({ answer: answerLabel(answer) });
-      if (debug) log.debug({ id: request.id, rule, answer, query: request.query, remoteAddress: tx.remoteAddress, owner }, 'query');
+      const now = ask.resolveNow?.(request);
+      if (now !== undefined) return reply(tx, request, now);
+      return ask.resolve(request).then((answer) => reply(tx, request, answer));
+    };
+    // Owner and policy at hand (the addon, the embedded policy): answered before the handler
+    // returns, so the reply goes out with the read that brought the query — no promise, timer or turn.
+    handler = (tx) => {
+      const started = metrics ? performance.now() : 0;
+      const query = { localAddress: tx.localAddress, localPort: tx.req.serverPort, remoteAddress: tx.remoteAddress, remotePort: tx.req.clientPort };
+      const owner = lookup.lookupNow(query);
+      if (owner !== undefined) return decide(tx, owner, started);
+      return lookup.lookup(query).then((found) => decide(tx, found, started));
     };
   }
 

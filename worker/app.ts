@@ -76,6 +76,15 @@ export interface InProcessLookups {
    * const [answer] = await app.inProcess!.lookup([lookupRequest]);
    */
   lookup(requests: readonly LookupRequest[]): Promise<LookupAnswer[]>;
+  /**
+   * The same answers synchronously when the store holds its policy without
+   * waiting (PolicyStore.peek), else undefined: the caller then uses lookup().
+   * Throws what lookup() rejects with.
+   *
+   * @example
+   * const answers = app.inProcess!.lookupNow([lookupRequest]) ?? (await app.inProcess!.lookup([lookupRequest]));
+   */
+  lookupNow?(requests: readonly LookupRequest[]): LookupAnswer[] | undefined;
 }
 
 /** The Hono app, plus in-process lookups in 'embedded' mode. */
@@ -276,6 +285,13 @@ export function createApp(deps: AppDeps): PolicyApp {
     return answers;
   }
 
+  function checkBatchSize<T>(requests: readonly T[]): readonly T[] {
+    if (requests.length < 1 || requests.length > MAX_BATCH) {
+      throw new RequestRejected(400, 'invalid_request', `a batch holds 1 to ${MAX_BATCH} requests, got ${requests.length}`);
+    }
+    return requests;
+  }
+
   async function requireAdmin(c: Context): Promise<void> {
     const tokens = resolve(deps.adminTokens);
     if (tokens.length === 0) throw new RequestRejected(503, 'not_configured', 'no admin token is configured; the admin API is off');
@@ -374,11 +390,10 @@ export function createApp(deps: AppDeps): PolicyApp {
   const inProcess: InProcessLookups | undefined =
     mode === 'embedded'
       ? {
-          lookup: async (requests) => {
-            if (requests.length < 1 || requests.length > MAX_BATCH) {
-              throw new RequestRejected(400, 'invalid_request', `a batch holds 1 to ${MAX_BATCH} requests, got ${requests.length}`);
-            }
-            return answerBatch(requests);
+          lookup: async (requests) => answerBatch(checkBatchSize(requests)),
+          lookupNow: (requests) => {
+            const snapshot = deps.store.peek?.();
+            return snapshot === undefined ? undefined : answerAll(snapshot, checkBatchSize(requests));
           },
         }
       : undefined;

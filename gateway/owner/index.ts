@@ -42,6 +42,12 @@ export type OwnerLookupMethod = 'sock_diag' | 'procfs' | 'off';
 export interface OwnerLookup {
   /** The owner of the connection localAddress:localPort <-> remoteAddress:remotePort, or null. */
   lookup(q: OwnerQuery): Promise<Owner | null>;
+  /**
+   * The same answer at once when it is at hand without waiting (the addon,
+   * with the user name remembered); undefined otherwise, and then lookup() is
+   * the way. Never throws.
+   */
+  lookupNow(q: OwnerQuery): Owner | null | undefined;
   /** Starts the helper process, if any, so that no lookup's time bound is spent starting it. Never rejects. */
   start(): Promise<void>;
   /** Stops the helper process, if any. */
@@ -126,6 +132,7 @@ const DEFAULT_TIMEOUT_MS = 500;
 const OFF: OwnerLookup = {
   method: 'off',
   lookup: async () => null,
+  lookupNow: () => null,
   start: async () => {},
   close: async () => {},
 };
@@ -161,6 +168,21 @@ class BoundedOwnerLookup implements OwnerLookup {
 
   get method(): string {
     return this.#source.method;
+  }
+
+  lookupNow(q: OwnerQuery): Owner | null | undefined {
+    const ends = connectionEnds(q);
+    if (ends === null) return null; // no TCP connection can have these ends
+    if (!(this.#source instanceof SockDiagAddonLookup)) return undefined;
+    try {
+      const found = this.#source.find(ends);
+      if (!(found instanceof Promise)) return found;
+      // The name is being asked of NSS: let lookup() wait for it, bounded. The socket part is repeated.
+      found.catch(() => {});
+    } catch {
+      // lookup() reports it (and falls back when the addon turns out not to work).
+    }
+    return undefined;
   }
 
   lookup(q: OwnerQuery): Promise<Owner | null> {

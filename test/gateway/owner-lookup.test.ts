@@ -405,6 +405,26 @@ describe('sock_diag addon', () => {
     }
   });
 
+  it('answers lookupNow at once through the addon once the name is remembered, and never through the helper', async () => {
+    const byAddon = createOwnerLookup('on', { method: 'sock_diag', addonPath, helperPath: join(workDir, 'missing') });
+    const byHelper = createOwnerLookup('on', { method: 'sock_diag', addonPath: null, helperPath });
+    const v4 = await listen('127.0.0.1');
+    const client = await connect(v4.port, '127.0.0.1');
+    try {
+      const query = { localAddress: '127.0.0.1', localPort: client.localPort!, remoteAddress: '127.0.0.1', remotePort: v4.port };
+      const missing = { ...query, remotePort: 1 };
+      expect(byAddon.lookupNow(missing)).toBeNull();
+      expect(await byAddon.lookup(query)).toEqual(me); // asks NSS for the name
+      expect(byAddon.lookupNow(query)).toEqual(me);
+      expect(byHelper.lookupNow(query)).toBeUndefined();
+      expect(await byHelper.lookup(query)).toEqual(me);
+    } finally {
+      await Promise.all([byAddon.close(), byHelper.close()]);
+      client.destroy();
+      await v4.close();
+    }
+  });
+
   it('answers null at once for a listening socket and for no socket at all', async () => {
     const diag = new SockDiagAddonLookup({ addonPath });
     const v4 = await listen('127.0.0.1');

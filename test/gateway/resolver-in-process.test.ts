@@ -65,6 +65,51 @@ async function expectFallback(resolver: Resolver, id: string): Promise<void> {
   expect(performance.now() - started).toBeLessThan(DEADLINE_MS + 300);
 }
 
+describe('embedded resolver answering at once', () => {
+  it('answers through resolveNow, without the asynchronous lookup, once the app has its policy', async () => {
+    const real = policyApp();
+    let asynchronous = 0;
+    const app: FetchApp = {
+      fetch: real.fetch,
+      inProcess: {
+        lookup: (requests) => {
+          asynchronous++;
+          return real.inProcess!.lookup(requests);
+        },
+        lookupNow: (requests) => real.inProcess!.lookupNow!(requests),
+      },
+    };
+    const { resolver, causes } = withReports(app);
+    expect(resolver.resolveNow!(lookupRequest('early'))).toBeUndefined(); // the store compiles on first use
+    expect((await resolver.resolve(lookupRequest('early'))).rule).toBe('loopback');
+    expect(asynchronous).toBe(1);
+    expect(resolver.resolveNow!(lookupRequest('now'))).toEqual({ v: 1, id: 'now', answer: { type: 'USERID', opsys: 'UNIX', userId: 'alice' }, rule: 'loopback' });
+    expect(asynchronous).toBe(1);
+    expect(causes).toEqual([]);
+  });
+
+  it('gives undefined for an answer breaking a reply rule, and resolve() then answers the fallback and reports it', async () => {
+    const bad = (request: LookupRequest): LookupAnswer => ({ v: 1, id: request.id, answer: { type: 'USERID', opsys: 'UNIX', userId: 'a\r\nb' }, rule: 'r' });
+    const app: FetchApp = {
+      fetch: () => {
+        throw new Error('fetch must not be called');
+      },
+      inProcess: { lookup: async (requests) => requests.map(bad), lookupNow: (requests) => requests.map(bad) },
+    };
+    const { resolver, causes } = withReports(app);
+    expect(resolver.resolveNow!(lookupRequest('x'))).toBeUndefined();
+    await expectFallback(resolver, 'x');
+    expect(causes).toEqual(['invalid_answer']);
+  });
+
+  it('gives undefined once closed', async () => {
+    const { resolver } = withReports(policyApp());
+    await resolver.resolve(lookupRequest('load'));
+    await resolver.close();
+    expect(resolver.resolveNow!(lookupRequest('late'))).toBeUndefined();
+  });
+});
+
 describe('embedded resolver over in-process lookups', () => {
   it('answers from the app without calling fetch', async () => {
     const app = policyApp();

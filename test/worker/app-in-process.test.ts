@@ -1,8 +1,9 @@
 /**
  * The app's in-process lookups (embedded mode): the batch route's answers
- * without a Request, the same schema check at the trust boundary, refusals as
+ * without a Request or a schema pass (the requests are typed values), at once
+ * through lookupNow when the store holds its policy, refusals as
  * RequestRejected with the status the route would answer, none in service
- * mode, and decision log lines only when someone reads them.
+ * mode, and decision log entries only when someone reads them.
  */
 import { describe, expect, it } from 'vitest';
 import { createApp, RequestRejected } from '../../worker/app.js';
@@ -38,6 +39,21 @@ describe('in-process lookups', () => {
       ['b', 'hide-root'],
       ['c', 'default'],
     ]);
+  });
+
+  it('answer synchronously through lookupNow once the store holds its policy, like lookup', async () => {
+    const app = embeddedApp();
+    const requests = [lookupRequest({ id: 'a', remoteAddress: '10.1.2.3' }), lookupRequest({ id: 'b', uid: 0 })];
+    expect(app.inProcess!.lookupNow!(requests)).toBeUndefined(); // a memory store compiles on first use
+    const later = await app.inProcess!.lookup(requests);
+    expect(app.inProcess!.lookupNow!(requests)).toEqual(later);
+  });
+
+  it('give undefined from lookupNow when the store cannot hand its policy over without waiting', async () => {
+    const store = createMemoryStore(parsePolicy(TEST_POLICY));
+    const app = createApp({ store: { current: () => store.current(), replace: (policy) => store.replace(policy) }, secrets: [], mode: 'embedded' });
+    await app.inProcess!.lookup([lookupRequest()]);
+    expect(app.inProcess!.lookupNow!([lookupRequest()])).toBeUndefined();
   });
 
   it('refuse more than MAX_BATCH requests and none at all', async () => {

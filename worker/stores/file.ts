@@ -116,6 +116,7 @@ export async function openFileStore(path: string, options: FileStoreOptions = {}
     path,
     reload,
     current: () => Promise.resolve(snapshot),
+    peek: () => snapshot,
     replace(policy) {
       const run = queue.then(async () => {
         const next = await snapshotOf(policy, snapshot);

@@ -19,14 +19,20 @@ import { snapshotOf, type PolicySnapshot, type PolicyStore } from './store.js';
 export function createMemoryStore(initial: Policy = DEFAULT_POLICY): PolicyStore {
   // Compiled lazily so creating a store does no work (and never throws) up front.
   let snapshot: Promise<PolicySnapshot> | undefined;
+  let ready: PolicySnapshot | undefined;
   return {
     current() {
-      snapshot ??= snapshotOf(initial);
+      snapshot ??= snapshotOf(initial).then((first) => (ready ??= first));
       return snapshot;
+    },
+    peek() {
+      if (ready === undefined) void this.current().catch(() => undefined);
+      return ready;
     },
     async replace(policy) {
       const next = await snapshotOf(policy, await snapshot?.catch(() => undefined));
       snapshot = Promise.resolve(next);
+      ready = next;
       return { version: next.version };
     },
   };

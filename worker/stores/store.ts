@@ -22,6 +22,12 @@ export interface PolicySnapshot {
 export interface PolicyStore {
   /** The policy to decide with now. */
   current(): Promise<PolicySnapshot>;
+  /**
+   * The same policy when the store holds it without waiting (the memory and
+   * file stores once loaded), else undefined; lets an in-process caller
+   * decide synchronously.
+   */
+  peek?(): PolicySnapshot | undefined;
   /** Stores a policy that has already passed parsePolicy; answers its version. */
   replace(policy: Policy): Promise<{ version: string }>;
 }
