@@ -31,9 +31,12 @@ export class LineTooLongError extends Error {
   }
 }
 
+/** The buffer of a splitter holding nothing; never written (feed replaces it), so one serves all. */
+const EMPTY = new Uint8Array(0);
+
 export class LineSplitter {
   /** Octets received and not yet returned as lines, from #start. */
-  #buffer: Uint8Array = new Uint8Array(0);
+  #buffer: Uint8Array = EMPTY;
   #start = 0;
   readonly #maxLineOctets: number;
 

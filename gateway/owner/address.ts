@@ -22,7 +22,7 @@ export interface OwnerQuery {
   remotePort: number;
 }
 
-/** Both ends of one TCP connection, addresses as network-order bytes (4 or 16 of them). */
+/** Both ends of one TCP connection, addresses as network-order bytes (4 or 16 of them; shared between lookups, never written). */
 export interface ConnectionEnds {
   family: 4 | 6;
   local: Uint8Array;
@@ -40,11 +40,26 @@ export interface ConnectionEnds {
  * connectionEnds({ localAddress: '::1', localPort: 22, remoteAddress: '::1', remotePort: 50000 })?.family // 6
  */
 export function connectionEnds(query: OwnerQuery): ConnectionEnds | null {
-  const local = addressBytes(query.localAddress);
-  const remote = addressBytes(query.remoteAddress);
+  const local = cachedAddressBytes(query.localAddress);
+  const remote = cachedAddressBytes(query.remoteAddress);
   if (local === null || remote === null || local.length !== remote.length) return null;
   if (!isPortNumber(query.localPort) || !isPortNumber(query.remotePort)) return null;
   return { family: local.length === 4 ? 4 : 6, local, localPort: query.localPort, remote, remotePort: query.remotePort };
+}
+
+/** Bytes of recently seen addresses: a gateway sees its own few local ones and its queriers' again and again. */
+const recentBytes = new Map<string, Uint8Array | null>();
+const RECENT_ADDRESSES = 4096;
+
+/** addressBytes, remembered; the arrays are shared, so callers must not write to them. */
+function cachedAddressBytes(address: string): Uint8Array | null {
+  let bytes = recentBytes.get(address);
+  if (bytes === undefined) {
+    bytes = addressBytes(address);
+    if (recentBytes.size >= RECENT_ADDRESSES) recentBytes.clear();
+    recentBytes.set(address, bytes);
+  }
+  return bytes;
 }
 
 /**
