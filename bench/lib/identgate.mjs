@@ -28,8 +28,12 @@ export function gatewayCli(root, distDir = join(root, 'dist')) {
   // against one abusive peer, default 32) and the global one (default 4096)
   // are raised to let 32 load clients plus the 10,000-connection idle flood in.
   const serve = (answerArgs, { port, metricsPort, upstream }) => {
-    // --workers auto: one gateway process per core, as an operator would run it for throughput.
-    const args = [cliPath, 'serve', '--listen', `127.0.0.1:${port}`, ...answerArgs, '--owner-lookup', 'on', '--max-per-address', '20000', '--max-connections', '20000', '--workers', 'auto'];
+    // As an operator would run it for throughput: embedded, one gateway process per core
+    // (--workers auto), since the gateway does all the work; forwarding to a worker, one
+    // process (the default), since the worker is the bottleneck and one process makes
+    // the biggest batches (two gateways split the queries into two streams of batches).
+    const workers = upstream ? '1' : 'auto';
+    const args = [cliPath, 'serve', '--listen', `127.0.0.1:${port}`, ...answerArgs, '--owner-lookup', 'on', '--max-per-address', '20000', '--max-connections', '20000', '--workers', workers];
     if (metricsPort) args.push('--metrics', `127.0.0.1:${metricsPort}`);
     return spec(args, { upstream, metricsUrl: metricsPort ? `http://127.0.0.1:${metricsPort}/metrics` : undefined });
   };
