@@ -5,7 +5,7 @@
  *
  * @example
  * const metrics = createMetrics();
- * metrics.queries.inc({ answer: 'USERID' });
+ * metrics.countAnswer('USERID');
  * const server = await serveMetrics(metrics, { hostname: '127.0.0.1', port: 9113 });
  */
 import http from 'node:http';
@@ -24,6 +24,10 @@ export interface GatewayMetrics {
   readonly ownerLookupSeconds: Histogram<'result'>;
   /** Where the open-connections gauge reads its value at scrape time. */
   countConnectionsWith(source: () => number): void;
+  /** Counts one answered query; the labelled child is looked up once per label, not per query. */
+  countAnswer(label: string): void;
+  /** Observes one owner lookup, like countAnswer. */
+  observeOwnerLookup(found: boolean, seconds: number): void;
 }
 
 export function createMetrics(): GatewayMetrics {
@@ -31,12 +35,35 @@ export function createMetrics(): GatewayMetrics {
   collectDefaultMetrics({ register: registry, prefix: 'identgate_' });
   const registers = [registry];
   let openConnections = () => 0;
+  const queries = new Counter({ name: 'identgate_queries_total', help: 'Ident queries answered, by answer (USERID or error token)', labelNames: ['answer'], registers });
+  const ownerLookupSeconds = new Histogram({
+    name: 'identgate_owner_lookup_seconds',
+    help: 'Time to find the local owner of a queried connection, by result (found, not_found)',
+    labelNames: ['result'],
+    buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.5],
+    registers,
+  });
+  // Labelled children, bound once: prom-client hashes the labels on every call otherwise.
+  const answerCounters = new Map<string, { inc(): void }>();
+  const lookupFound = ownerLookupSeconds.labels('found');
+  const lookupNotFound = ownerLookupSeconds.labels('not_found');
   return {
     countConnectionsWith: (source) => {
       openConnections = source;
     },
+    countAnswer(label) {
+      let counter = answerCounters.get(label);
+      if (counter === undefined) {
+        counter = queries.labels(label);
+        answerCounters.set(label, counter);
+      }
+      counter.inc();
+    },
+    observeOwnerLookup(found, seconds) {
+      (found ? lookupFound : lookupNotFound).observe(seconds);
+    },
     registry,
-    queries: new Counter({ name: 'identgate_queries_total', help: 'Ident queries answered, by answer (USERID or error token)', labelNames: ['answer'], registers }),
+    queries,
     upstreamLatency: new Histogram({
       name: 'identgate_upstream_request_seconds',
       help: 'Time for one request to the policy worker (single or batch)',
@@ -59,13 +86,7 @@ export function createMetrics(): GatewayMetrics {
       },
     }),
     refusedConnections: new Counter({ name: 'identgate_refused_connections_total', help: 'Connections refused or evicted by a limit, by reason', labelNames: ['reason'], registers }),
-    ownerLookupSeconds: new Histogram({
-      name: 'identgate_owner_lookup_seconds',
-      help: 'Time to find the local owner of a queried connection, by result (found, not_found)',
-      labelNames: ['result'],
-      buckets: [0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.05, 0.5],
-      registers,
-    }),
+    ownerLookupSeconds,
   };
 }
 

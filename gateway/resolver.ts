@@ -642,7 +642,6 @@ export function createBatchingResolver(options: BatchingResolverOptions): Resolv
     resolveNow: lookupNow
       ? (request: LookupRequest): LookupAnswer | undefined => {
           if (closed) return undefined;
-          const startedAt = performance.now();
           let answers: readonly LookupAnswer[] | undefined;
           try {
             answers = lookupNow([request]);
@@ -651,8 +650,8 @@ export function createBatchingResolver(options: BatchingResolverOptions): Resolv
           } catch {
             return undefined;
           }
+          // Not a request to the worker: onBatch (the upstream request metrics) is not told.
           reporter.success();
-          onBatch?.(1, performance.now() - startedAt);
           return answers[0];
         }
       : undefined,

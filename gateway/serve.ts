@@ -75,7 +75,7 @@ export async function startGateway(config: ServeConfig, { log, clusterWorker = f
     answeredBy = 'fixed';
     handler = (tx) => {
       tx.reply(answer);
-      metrics?.queries.inc({ answer: label });
+      metrics?.countAnswer(label);
       if (debug) log.debug({ rule: 'fixed', answer, query: tx.req, remoteAddress: tx.remoteAddress }, 'query');
     };
   } else {
@@ -116,11 +116,11 @@ export async function startGateway(config: ServeConfig, { log, clusterWorker = f
     const lookup = owners;
     const reply = (tx: IdentTransaction, request: LookupRequest, { answer, rule }: LookupAnswer): void => {
       tx.reply(answer);
-      metrics?.queries.inc({ answer: answerLabel(answer) });
+      metrics?.countAnswer(answerLabel(answer));
       if (debug) log.debug({ id: request.id, rule, answer, query: request.query, remoteAddress: tx.remoteAddress, owner: request.owner }, 'query');
     };
     const decide = (tx: IdentTransaction, owner: Owner | null, started: number): void | Promise<void> => {
-      if (metrics) metrics.ownerLookupSeconds.observe({ result: owner ? 'found' : 'not_found' }, (performance.now() - started) / 1000);
+      if (metrics) metrics.observeOwnerLookup(owner !== null, (performance.now() - started) / 1000);
       const request: LookupRequest = {
         v: WIRE_VERSION,
         id: `${bootId}-${++sequence}`,
