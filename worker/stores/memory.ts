@@ -20,13 +20,15 @@ export function createMemoryStore(initial: Policy = DEFAULT_POLICY): PolicyStore
   // Compiled lazily so creating a store does no work (and never throws) up front.
   let snapshot: Promise<PolicySnapshot> | undefined;
   let ready: PolicySnapshot | undefined;
+  const current = (): Promise<PolicySnapshot> => {
+    snapshot ??= snapshotOf(initial).then((first) => (ready ??= first));
+    return snapshot;
+  };
   return {
-    current() {
-      snapshot ??= snapshotOf(initial).then((first) => (ready ??= first));
-      return snapshot;
-    },
+    current,
     peek() {
-      if (ready === undefined) void this.current().catch(() => undefined);
+      // Not compiled yet: start now, so the next caller finds it at hand.
+      if (ready === undefined) void current().catch(() => undefined);
       return ready;
     },
     async replace(policy) {
