@@ -5,7 +5,7 @@
  * and the caller closing the client. Every failure carries a stable code.
  */
 import { setTimeout as delay } from 'node:timers/promises';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import {
   ident,
   IdentClient,
@@ -17,18 +17,9 @@ import {
   IdentTimeoutError,
   type IdentClientOptions,
 } from '../../gateway/client.js';
-import { closedPort, FakeIdentServer } from './client-fake-server.js';
+import { closedAfterEachTest, closedPort } from './client-fake-server.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function fake(...args: Parameters<typeof FakeIdentServer.start>): Promise<FakeIdentServer> {
-  const server = await FakeIdentServer.start(...args);
-  cleanups.push(() => server.close());
-  return server;
-}
+const { cleanups, fake } = closedAfterEachTest();
 
 function newClient(options: IdentClientOptions): IdentClient {
   const client = new IdentClient({ timeout: 2_000, ...options });

@@ -11,6 +11,7 @@
  * await server.close();
  */
 import { createServer, type AddressInfo, type Server, type Socket } from 'node:net';
+import { afterEach } from 'vitest';
 
 /** Called for each request line (without its line end) received on `socket`. */
 export type OnRequestLine = (line: string, socket: Socket) => unknown;
@@ -103,4 +104,30 @@ export async function closedPort(host = '127.0.0.1'): Promise<number> {
   const { port } = server.address() as AddressInfo;
   await new Promise<void>((resolve) => server.close(() => resolve()));
   return port;
+}
+
+/**
+ * For a test file: `cleanups` run after each test, newest first (push a
+ * client's close there), and `fake` starts a FakeIdentServer closed that way.
+ *
+ * @example
+ * const { cleanups, fake } = closedAfterEachTest();
+ * const server = await fake((line, socket) => socket.write(`${line} : ERROR : NO-USER\r\n`));
+ */
+export function closedAfterEachTest(): {
+  cleanups: (() => Promise<void>)[];
+  fake: (...args: Parameters<typeof FakeIdentServer.start>) => Promise<FakeIdentServer>;
+} {
+  const cleanups: (() => Promise<void>)[] = [];
+  afterEach(async () => {
+    for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
+  });
+  return {
+    cleanups,
+    fake: async (...args) => {
+      const server = await FakeIdentServer.start(...args);
+      cleanups.push(() => server.close());
+      return server;
+    },
+  };
 }

@@ -4,20 +4,11 @@
  * packet, split across packets or dribbled one octet at a time, LF line ends,
  * shared answers for identical queries, the one-call helper, and IPv6.
  */
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { ident, IdentClient } from '../../gateway/client.js';
-import { dribble, FakeIdentServer } from './client-fake-server.js';
+import { closedAfterEachTest, dribble, FakeIdentServer } from './client-fake-server.js';
 
-const cleanups: (() => Promise<void>)[] = [];
-afterEach(async () => {
-  for (const cleanup of cleanups.splice(0).reverse()) await cleanup();
-});
-
-async function fake(...args: Parameters<typeof FakeIdentServer.start>): Promise<FakeIdentServer> {
-  const server = await FakeIdentServer.start(...args);
-  cleanups.push(() => server.close());
-  return server;
-}
+const { cleanups, fake } = closedAfterEachTest();
 
 function clientFor(server: FakeIdentServer, hostname = '127.0.0.1'): IdentClient {
   const client = new IdentClient({ hostname, port: server.port, timeout: 2_000 });

@@ -5,15 +5,14 @@
  * validation and fallback as the HTTP resolver.
  */
 import { Hono } from 'hono';
-import { afterEach, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { createEmbeddedResolver } from '../../gateway/embedded-resolver.js';
-import type { FailureCause, Resolver } from '../../gateway/resolver.js';
+import type { FailureCause } from '../../gateway/resolver.js';
 import { SIGNATURE_HEADER } from '../../protocol/signature.js';
 import { MAX_BODY_OCTETS, ROUTES, type LookupAnswer, type LookupRequest } from '../../protocol/wire.js';
+import { closedAfterTest, DEADLINE_MS, embeddedWithReports, expectFallback } from '../helpers/embedded-resolver.js';
 import { lookupRequest } from '../helpers/wire.js';
 
-const DEADLINE_MS = 300;
-const FALLBACK = { type: 'ERROR', error: 'UNKNOWN-ERROR' } as const;
 
 
 function decide(request: LookupRequest): LookupAnswer {
@@ -46,29 +45,10 @@ function policyApp(calls: Call[], decideWith: (request: LookupRequest) => unknow
   return app;
 }
 
-let resolver: Resolver | undefined;
-
-afterEach(async () => {
-  await resolver?.close();
-  resolver = undefined;
-});
-
-function withReports(app: { fetch(request: Request): Response | Promise<Response> }): { resolver: Resolver; causes: FailureCause[] } {
-  const causes: FailureCause[] = [];
-  resolver = createEmbeddedResolver({ app, deadlineMs: DEADLINE_MS, onFailure: (cause) => causes.push(cause) });
-  return { resolver, causes };
-}
-
-async function expectFallback(resolver: Resolver, id: string): Promise<void> {
-  const started = performance.now();
-  expect(await resolver.resolve(lookupRequest(id))).toEqual({ v: 1, id, answer: FALLBACK, rule: '(fallback)' });
-  expect(performance.now() - started).toBeLessThan(DEADLINE_MS + 300);
-}
-
 describe('embedded resolver', () => {
   it('answers a single query through the lookup route, unsigned, without a socket', async () => {
     const calls: Call[] = [];
-    const { resolver } = withReports(policyApp(calls));
+    const { resolver } = embeddedWithReports(policyApp(calls));
     expect(await resolver.resolve(lookupRequest('q1', 6193))).toEqual({
       v: 1,
       id: 'q1',
@@ -80,7 +60,7 @@ describe('embedded resolver', () => {
 
   it('batches concurrent queries into one call of the batch route with answers in order', async () => {
     const calls: Call[] = [];
-    const { resolver } = withReports(policyApp(calls));
+    const { resolver } = embeddedWithReports(policyApp(calls));
     const answers = await Promise.all([1, 2, 3, 4].map((port) => resolver.resolve(lookupRequest(`q${port}`, port))));
     expect(answers.map((a) => (a.answer.type === 'USERID' ? a.answer.userId : a.answer.error))).toEqual(['alice1', 'alice2', 'alice3', 'alice4']);
     expect(answers.map((a) => a.id)).toEqual(['q1', 'q2', 'q3', 'q4']);
@@ -88,7 +68,7 @@ describe('embedded resolver', () => {
   });
 
   it('answers the fallback when the app throws', async () => {
-    const { resolver, causes } = withReports({
+    const { resolver, causes } = embeddedWithReports({
       fetch: () => {
         throw new Error('policy store missing');
       },
@@ -98,14 +78,14 @@ describe('embedded resolver', () => {
   });
 
   it('answers the fallback within the deadline when the app never answers', async () => {
-    const { resolver, causes } = withReports({ fetch: () => new Promise<Response>(() => undefined) });
+    const { resolver, causes } = embeddedWithReports({ fetch: () => new Promise<Response>(() => undefined) });
     await expectFallback(resolver, 'a');
     expect(causes).toEqual(['timeout']);
   });
 
   it('answers the fallback when the app answers a user id with CR in it', async () => {
     const calls: Call[] = [];
-    const { resolver, causes } = withReports(
+    const { resolver, causes } = embeddedWithReports(
       policyApp(calls, (request) => ({ v: 1, id: request.id, answer: { type: 'USERID', opsys: 'UNIX', userId: 'root\r' }, rule: 'r' })),
     );
     await expectFallback(resolver, 'a');
@@ -113,7 +93,7 @@ describe('embedded resolver', () => {
   });
 
   it('answers the fallback when the app answers with another id', async () => {
-    const { resolver, causes } = withReports(policyApp([], (request) => ({ ...decide(request), id: 'someone-else' })));
+    const { resolver, causes } = embeddedWithReports(policyApp([], (request) => ({ ...decide(request), id: 'someone-else' })));
     await expectFallback(resolver, 'a');
     expect(causes).toEqual(['id_mismatch']);
   });
@@ -121,7 +101,7 @@ describe('embedded resolver', () => {
   it('answers the fallback when the app answers an error status', async () => {
     const app = new Hono();
     app.post(ROUTES.lookup, (c) => c.json({ error: { code: 'bad_request', message: 'nope' } }, 400));
-    const { resolver, causes } = withReports(app);
+    const { resolver, causes } = embeddedWithReports(app);
     await expectFallback(resolver, 'a');
     expect(causes).toEqual(['http_status']);
   });
@@ -129,7 +109,7 @@ describe('embedded resolver', () => {
   it('answers the fallback when the app answers a body over the size cap', async () => {
     const app = new Hono();
     app.post(ROUTES.lookup, (c) => c.text('x'.repeat(MAX_BODY_OCTETS + 1)));
-    const { resolver, causes } = withReports(app);
+    const { resolver, causes } = embeddedWithReports(app);
     await expectFallback(resolver, 'a');
     expect(causes).toEqual(['body_too_large']);
   });
@@ -148,7 +128,7 @@ describe('embedded resolver', () => {
           }),
         ),
     };
-    const { resolver, causes } = withReports(app);
+    const { resolver, causes } = embeddedWithReports(app);
     await expectFallback(resolver, 'a');
     expect(causes).toEqual(['body_too_large']);
     expect(pulled).toBeLessThan(100);
@@ -158,11 +138,13 @@ describe('embedded resolver', () => {
     let broken = true;
     const healthy = policyApp([]);
     const recoveries: number[] = [];
-    resolver = createEmbeddedResolver({
-      app: { fetch: (request) => (broken ? new Response('oops', { status: 503 }) : healthy.fetch(request)) },
-      deadlineMs: DEADLINE_MS,
-      onRecover: (failures) => recoveries.push(failures),
-    });
+    const resolver = closedAfterTest(
+      createEmbeddedResolver({
+        app: { fetch: (request) => (broken ? new Response('oops', { status: 503 }) : healthy.fetch(request)) },
+        deadlineMs: DEADLINE_MS,
+        onRecover: (failures) => recoveries.push(failures),
+      }),
+    );
     await expectFallback(resolver, 'a');
     broken = false;
     expect((await resolver.resolve(lookupRequest('b'))).rule).toBe('owner');
@@ -173,9 +155,9 @@ describe('embedded resolver', () => {
     const calls: Call[] = [];
     const causes: FailureCause[] = [];
     // A generous deadline: this test is about batching, not about how loaded the machine is.
-    resolver = createEmbeddedResolver({ app: policyApp(calls), deadlineMs: 20_000, maxBatch: 100, onFailure: (cause) => causes.push(cause) });
+    const resolver = closedAfterTest(createEmbeddedResolver({ app: policyApp(calls), deadlineMs: 20_000, maxBatch: 100, onFailure: (cause) => causes.push(cause) }));
     const total = 2000;
-    const pending = Array.from({ length: total }, (_, i) => resolver!.resolve(lookupRequest(`m${i}`, (i % 65535) + 1)));
+    const pending = Array.from({ length: total }, (_, i) => resolver.resolve(lookupRequest(`m${i}`, (i % 65535) + 1)));
     const answers = await Promise.all(pending);
     expect(answers.every((a, i) => a.id === `m${i}` && a.rule === 'owner')).toBe(true);
     expect(causes).toEqual([]);

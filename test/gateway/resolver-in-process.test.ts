@@ -4,17 +4,15 @@
  * call, an app's schema refusal failing only the bad request, and typed
  * answers still checked for ids and the RFC 1413 reply rules.
  */
-import { afterEach, describe, expect, it } from 'vitest';
-import { createEmbeddedResolver, type FetchApp } from '../../gateway/embedded-resolver.js';
-import type { FailureCause, Resolver } from '../../gateway/resolver.js';
+import { describe, expect, it } from 'vitest';
+import type { FetchApp } from '../../gateway/embedded-resolver.js';
 import { LookupRequestSchema, type LookupAnswer, type LookupRequest } from '../../protocol/wire.js';
 import { createApp, RequestRejected } from '../../worker/app.js';
 import { parsePolicy } from '../../worker/policy/index.js';
 import { createMemoryStore } from '../../worker/stores/memory.js';
+import { embeddedWithReports, expectFallback, FALLBACK } from '../helpers/embedded-resolver.js';
 import { lookupRequest } from '../helpers/wire.js';
 
-const DEADLINE_MS = 300;
-const FALLBACK = { type: 'ERROR', error: 'UNKNOWN-ERROR' } as const;
 
 
 /** The real app with a policy that names owners to loopback peers; fetch must not be used. */
@@ -46,25 +44,6 @@ function fakeApp(answer: (requests: readonly LookupRequest[]) => Promise<LookupA
   };
 }
 
-let resolver: Resolver | undefined;
-
-afterEach(async () => {
-  await resolver?.close();
-  resolver = undefined;
-});
-
-function withReports(app: FetchApp): { resolver: Resolver; causes: FailureCause[] } {
-  const causes: FailureCause[] = [];
-  resolver = createEmbeddedResolver({ app, deadlineMs: DEADLINE_MS, onFailure: (cause) => causes.push(cause) });
-  return { resolver, causes };
-}
-
-async function expectFallback(resolver: Resolver, id: string): Promise<void> {
-  const started = performance.now();
-  expect(await resolver.resolve(lookupRequest(id))).toEqual({ v: 1, id, answer: FALLBACK, rule: '(fallback)' });
-  expect(performance.now() - started).toBeLessThan(DEADLINE_MS + 300);
-}
-
 describe('embedded resolver answering at once', () => {
   it('answers through resolveNow, without the asynchronous lookup, once the app has its policy', async () => {
     const real = policyApp();
@@ -79,7 +58,7 @@ describe('embedded resolver answering at once', () => {
         lookupNow: (requests) => real.inProcess!.lookupNow!(requests),
       },
     };
-    const { resolver, causes } = withReports(app);
+    const { resolver, causes } = embeddedWithReports(app);
     expect(resolver.resolveNow!(lookupRequest('early'))).toBeUndefined(); // the store compiles on first use
     expect((await resolver.resolve(lookupRequest('early'))).rule).toBe('loopback');
     expect(asynchronous).toBe(1);
@@ -96,14 +75,14 @@ describe('embedded resolver answering at once', () => {
       },
       inProcess: { lookup: async (requests) => requests.map(bad), lookupNow: (requests) => requests.map(bad) },
     };
-    const { resolver, causes } = withReports(app);
+    const { resolver, causes } = embeddedWithReports(app);
     expect(resolver.resolveNow!(lookupRequest('x'))).toBeUndefined();
     await expectFallback(resolver, 'x');
     expect(causes).toEqual(['invalid_answer']);
   });
 
   it('gives undefined once closed', async () => {
-    const { resolver } = withReports(policyApp());
+    const { resolver } = embeddedWithReports(policyApp());
     await resolver.resolve(lookupRequest('load'));
     await resolver.close();
     expect(resolver.resolveNow!(lookupRequest('late'))).toBeUndefined();
@@ -113,7 +92,7 @@ describe('embedded resolver answering at once', () => {
 describe('embedded resolver over in-process lookups', () => {
   it('answers from the app without calling fetch', async () => {
     const app = policyApp();
-    const { resolver, causes } = withReports(app);
+    const { resolver, causes } = embeddedWithReports(app);
     expect(await resolver.resolve(lookupRequest('q1'))).toEqual({
       v: 1,
       id: 'q1',
@@ -127,7 +106,7 @@ describe('embedded resolver over in-process lookups', () => {
   it('hands concurrent queries to the app in one call, answers in order', async () => {
     const calls: string[][] = [];
     const real = policyApp();
-    const { resolver } = withReports(
+    const { resolver } = embeddedWithReports(
       fakeApp(async (requests) => {
         calls.push(requests.map((request) => request.id));
         return real.inProcess!.lookup(requests);
@@ -150,7 +129,7 @@ describe('embedded resolver over in-process lookups', () => {
       if (bad) throw new RequestRejected(400, 'invalid_request', `request ${bad.id} breaks the wire schema`);
       return real.inProcess!.lookup(requests);
     });
-    const { resolver, causes } = withReports(checking);
+    const { resolver, causes } = embeddedWithReports(checking);
     const [good, bad] = await Promise.all([resolver.resolve(lookupRequest('good')), resolver.resolve(lookupRequest('bad', 0))]);
     expect(good).toMatchObject({ id: 'good', rule: 'loopback' });
     expect(bad).toEqual({ v: 1, id: 'bad', answer: FALLBACK, rule: '(fallback)' });
@@ -158,7 +137,7 @@ describe('embedded resolver over in-process lookups', () => {
   });
 
   it('answers the fallback when the app answers a user id with CR in it', async () => {
-    const { resolver, causes } = withReports(
+    const { resolver, causes } = embeddedWithReports(
       fakeApp(async (requests) => requests.map((request) => ({ v: 1, id: request.id, answer: { type: 'USERID', opsys: 'UNIX', userId: 'root\r' }, rule: 'r' }))),
     );
     await expectFallback(resolver, 'a');
@@ -166,7 +145,7 @@ describe('embedded resolver over in-process lookups', () => {
   });
 
   it('answers the fallback when the app answers with another id', async () => {
-    const { resolver, causes } = withReports(
+    const { resolver, causes } = embeddedWithReports(
       fakeApp(async () => [{ v: 1, id: 'someone-else', answer: { type: 'ERROR', error: 'NO-USER' }, rule: 'r' }]),
     );
     await expectFallback(resolver, 'a');
@@ -174,7 +153,7 @@ describe('embedded resolver over in-process lookups', () => {
   });
 
   it('answers the fallback with app_error when the app throws', async () => {
-    const { resolver, causes } = withReports(
+    const { resolver, causes } = embeddedWithReports(
       fakeApp(async () => {
         throw new Error('policy engine bug');
       }),
@@ -184,7 +163,7 @@ describe('embedded resolver over in-process lookups', () => {
   });
 
   it('answers the fallback within the deadline when the app never answers', async () => {
-    const { resolver, causes } = withReports(fakeApp(() => new Promise<LookupAnswer[]>(() => undefined)));
+    const { resolver, causes } = embeddedWithReports(fakeApp(() => new Promise<LookupAnswer[]>(() => undefined)));
     await expectFallback(resolver, 'a');
     expect(causes).toEqual(['timeout']);
   });
