@@ -216,6 +216,7 @@ export type SharedResolverOptions = Pick<
 export interface CommonOptions {
   deadlineMs: number;
   maxBatch: number;
+  holdMs: number;
   fallback: IdentAnswer;
 }
 
@@ -225,7 +226,7 @@ export interface CommonOptions {
  * @example
  * const { deadlineMs, maxBatch, fallback } = checkCommonOptions({ deadlineMs: 500 });
  */
-export function checkCommonOptions(options: { deadlineMs?: number; maxBatch?: number; fallback?: IdentAnswer }): CommonOptions {
+export function checkCommonOptions(options: { deadlineMs?: number; maxBatch?: number; holdMs?: number; fallback?: IdentAnswer }): CommonOptions {
   const deadlineMs = options.deadlineMs ?? 1000;
   if (!Number.isFinite(deadlineMs) || deadlineMs <= 0 || deadlineMs > 2_147_483_647) {
     throw new ResolverConfigError(`deadline must be a positive number of milliseconds, got ${String(deadlineMs)}`);
@@ -234,10 +235,14 @@ export function checkCommonOptions(options: { deadlineMs?: number; maxBatch?: nu
   if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > MAX_BATCH) {
     throw new ResolverConfigError(`max batch must be an integer from 1 to ${MAX_BATCH}, got ${String(maxBatch)}`);
   }
+  const holdMs = options.holdMs ?? DEFAULT_HOLD_MS;
+  if (!Number.isFinite(holdMs) || holdMs < 0) {
+    throw new ResolverConfigError(`batch hold must be a non-negative number of milliseconds, got ${String(holdMs)}`);
+  }
   const fallback = options.fallback ?? DEFAULT_FALLBACK;
   const violation = replyRuleViolation(fallback);
   if (violation) throw new ResolverConfigError(`fallback answer is not a valid RFC 1413 reply: ${violation}`);
-  return { deadlineMs, maxBatch, fallback };
+  return { deadlineMs, maxBatch, holdMs, fallback };
 }
 
 /**
@@ -455,14 +460,10 @@ function defaultMapError(error: unknown): ResolverFailure {
  * const resolver = createBatchingResolver({ exchange, deadlineMs: 300, concurrency: 4 });
  */
 export function createBatchingResolver(options: BatchingResolverOptions): Resolver {
-  const { deadlineMs, maxBatch, fallback } = checkCommonOptions(options);
+  const { deadlineMs, maxBatch, holdMs, fallback } = checkCommonOptions(options);
   const concurrency = options.concurrency ?? 4;
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new ResolverConfigError(`connections must be a positive integer, got ${String(concurrency)}`);
-  }
-  const holdMs = options.holdMs ?? DEFAULT_HOLD_MS;
-  if (!Number.isFinite(holdMs) || holdMs < 0) {
-    throw new ResolverConfigError(`batch hold must be a non-negative number of milliseconds, got ${String(holdMs)}`);
   }
   const { exchange, lookup, onBatch, onFallback } = options;
   if ((exchange === undefined) === (lookup === undefined)) {
