@@ -21,7 +21,8 @@ import {
   type IdentQuery,
 } from '../protocol/index.js';
 import { IdentServerError } from './errors.js';
-import { IdentTransaction, type TransactionEndpoints } from './transaction.js';
+import type { LiveNode } from './live-connections.js';
+import { IdentTransaction, type AnswerSink, type TransactionEndpoints } from './transaction.js';
 
 export type IdentHandler = (tx: IdentTransaction) => unknown;
 
@@ -36,6 +37,7 @@ export interface ConnectionLimits {
   readonly hideErrors?: boolean;
 }
 
+/** What a connection tells its server; one object shared by all of the server's connections. */
 export interface ConnectionHooks {
   readonly handler: IdentHandler;
   readonly onError: (error: IdentServerError) => void;
@@ -43,8 +45,13 @@ export interface ConnectionHooks {
   readonly onClose: (connection: IdentConnection) => void;
 }
 
+/** The connection that owns a socket, for the socket listeners shared by every connection. */
+const CONNECTION = Symbol('identgate.connection');
+type OwnedSocket = Socket & { [CONNECTION]: IdentConnection | undefined };
+
 const UNKNOWN_ERROR: IdentAnswer = { type: 'ERROR', error: 'UNKNOWN-ERROR' };
 const HIDDEN_INVALID_PORT = '0, 0 : ERROR : UNKNOWN-ERROR\r\n';
+const INVALID_QUERY: IdentQuery = { serverPort: 0, clientPort: 0 };
 
 /** The local end of every connection a listener accepts, when it is bound to one address. */
 export interface LocalEnd {
@@ -52,11 +59,24 @@ export interface LocalEnd {
   readonly localPort: number;
 }
 
-/** A query waiting for its reply line, in arrival order. */
-interface Slot {
-  readonly query: IdentQuery;
-  readonly deadline: number;
+/**
+ * A query waiting for its reply line, in arrival order. It is also the
+ * transaction's answer sink, so a query costs one object here, not a closure.
+ */
+class Slot implements AnswerSink {
   reply: string | undefined;
+  constructor(
+    readonly query: IdentQuery,
+    readonly deadline: number,
+    readonly settle: ((slot: Slot, answer: IdentAnswer) => boolean) | undefined,
+    reply?: string,
+  ) {
+    this.reply = reply;
+  }
+
+  answer(answer: IdentAnswer): boolean {
+    return this.settle!(this, answer);
+  }
 }
 
 /** Ports to echo for a line that is not a valid query: only numbers we re-format, never client bytes. */
@@ -66,9 +86,12 @@ function invalidPortReply(line: Uint8Array): string {
   return `${ports} : ERROR : INVALID-PORT\r\n`;
 }
 
-export class IdentConnection {
+export class IdentConnection implements LiveNode<IdentConnection> {
   readonly socket: Socket;
   readonly endpoints: TransactionEndpoints;
+  /** The server's live list (live-connections.ts) owns these links. */
+  liveOlder: IdentConnection | null = null;
+  liveNewer: IdentConnection | null = null;
 
   readonly #limits: ConnectionLimits;
   readonly #hooks: ConnectionHooks;
@@ -88,32 +111,70 @@ export class IdentConnection {
   /** Inside #pump's loop: replies settled now go out with its one #flush. */
   #pumping = false;
   #waitingForDrain = false;
+  /** The 'drain' listener is added the first time a write is refused; most connections never need it. */
+  #drainListening = false;
   #ended = false;
+  /** Every Slot of this connection answers through this one function. */
+  readonly #settleSlot = (slot: Slot, answer: IdentAnswer): boolean => this.#answer(slot, answer);
 
-  /** `local`: the listener's bound address when it is not a wildcard (saves a getsockname per connection). */
-  constructor(socket: Socket, local: LocalEnd | undefined, limits: ConnectionLimits, hooks: ConnectionHooks) {
+  /**
+   * `remoteAddress`: as the server read it for its per-address limit.
+   * `local`: the listener's bound address when it is not a wildcard (saves a getsockname per connection).
+   */
+  constructor(socket: Socket, remoteAddress: string, local: LocalEnd | undefined, limits: ConnectionLimits, hooks: ConnectionHooks) {
     this.socket = socket;
     this.#limits = limits;
     this.#hooks = hooks;
     this.#splitter = new LineSplitter(limits.maxLineOctets);
     this.endpoints = {
-      remoteAddress: socket.remoteAddress ?? '',
+      remoteAddress,
       remotePort: socket.remotePort ?? 0,
       localAddress: local ? local.localAddress : (socket.localAddress ?? ''),
       localPort: local ? local.localPort : (socket.localPort ?? 0),
     };
     // Nagle is off (the listener's noDelay): a reply must not wait for the ACK of the one before.
+    // The listeners are shared by all connections (no closures per connection); each finds its
+    // connection on the socket.
+    (socket as OwnedSocket)[CONNECTION] = this;
     socket.setTimeout(limits.idleTimeoutMs);
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
-    socket.on('end', () => this.#onEnd());
-    socket.on('timeout', () => this.#onIdle());
-    socket.on('drain', () => this.#onDrain());
-    socket.on('error', (error: NodeJS.ErrnoException) => {
-      // A client resetting or vanishing is ordinary client behaviour, not a fault to report.
-      if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || error.code === 'ETIMEDOUT') return;
-      this.#hooks.onError(new IdentServerError('ERR_IDENT_SOCKET', `client ${this.#peer()}: ${error.message}`, { cause: error }));
-    });
-    socket.on('close', () => this.#onClose());
+    socket.on('data', IdentConnection.#socketData);
+    socket.on('end', IdentConnection.#socketEnd);
+    socket.on('timeout', IdentConnection.#socketTimeout);
+    socket.on('error', IdentConnection.#socketError);
+    socket.on('close', IdentConnection.#socketClose);
+  }
+
+  static #socketData(this: OwnedSocket, chunk: Buffer): void {
+    const connection = this[CONNECTION];
+    if (connection) connection.#onData(chunk);
+  }
+
+  static #socketEnd(this: OwnedSocket): void {
+    const connection = this[CONNECTION];
+    if (connection) connection.#onEnd();
+  }
+
+  static #socketTimeout(this: OwnedSocket): void {
+    const connection = this[CONNECTION];
+    if (connection) connection.#onIdle();
+  }
+
+  static #socketDrain(this: OwnedSocket): void {
+    const connection = this[CONNECTION];
+    if (connection) connection.#onDrain();
+  }
+
+  static #socketError(this: OwnedSocket, error: NodeJS.ErrnoException): void {
+    // A client resetting or vanishing is ordinary client behaviour, not a fault to report.
+    if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || error.code === 'ETIMEDOUT') return;
+    const connection = this[CONNECTION];
+    if (!connection) return;
+    connection.#hooks.onError(new IdentServerError('ERR_IDENT_SOCKET', `client ${connection.#peer()}: ${error.message}`, { cause: error }));
+  }
+
+  static #socketClose(this: OwnedSocket): void {
+    const connection = this[CONNECTION];
+    if (connection) connection.#onClose();
   }
 
   /** Queries received and not yet written back (a buffered unanswered line counts as one). */
@@ -205,12 +266,12 @@ export class IdentConnection {
     const query = parseRequestOctets(line);
     if (!query) {
       const reply = this.#limits.hideErrors ? HIDDEN_INVALID_PORT : invalidPortReply(line);
-      this.#slots.push({ query: { serverPort: 0, clientPort: 0 }, deadline: 0, reply });
+      this.#slots.push(new Slot(INVALID_QUERY, 0, undefined, reply));
       return;
     }
-    const slot: Slot = { query, deadline: Date.now() + this.#limits.queryDeadlineMs, reply: undefined };
+    const slot = new Slot(query, Date.now() + this.#limits.queryDeadlineMs, this.#settleSlot);
     this.#slots.push(slot);
-    const tx = new IdentTransaction(query, this.endpoints, (answer) => this.#answer(slot, answer));
+    const tx = new IdentTransaction(query, this.endpoints, slot);
     try {
       const result = this.#hooks.handler(tx);
       if (result && typeof (result as PromiseLike<unknown>).then === 'function') {
@@ -261,7 +322,7 @@ export class IdentConnection {
       this.#head++;
     }
     if (this.#head === this.#slots.length) {
-      this.#slots = [];
+      this.#slots.length = 0;
       this.#head = 0;
     } else if (this.#head > 1024) {
       this.#slots = this.#slots.slice(this.#head);
@@ -269,6 +330,10 @@ export class IdentConnection {
     }
     if (out && !this.socket.write(out)) {
       // A client that does not read its replies stops being read: bounded buffers.
+      if (!this.#drainListening) {
+        this.#drainListening = true;
+        this.socket.on('drain', IdentConnection.#socketDrain);
+      }
       this.#waitingForDrain = true;
       this.socket.pause();
     }
@@ -334,6 +399,10 @@ export class IdentConnection {
     this.#closed = true;
     if (this.#deadlineTimer) clearTimeout(this.#deadlineTimer);
     this.#deadlineTimer = undefined;
+    // Node keeps a closed socket reachable for a while (its handle is released by a later GC),
+    // and a young-generation GC copies everything the socket reaches: let go of this connection's state.
+    (this.socket as Partial<OwnedSocket>)[CONNECTION] = undefined;
+    this.#splitter.release();
     this.#hooks.onClose(this);
   }
 }

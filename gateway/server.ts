@@ -16,8 +16,9 @@
  */
 import net from 'node:net';
 import { DEFAULT_MAX_LINE_OCTETS } from '../protocol/index.js';
-import { IdentConnection, type ConnectionLimits, type IdentHandler, type LocalEnd } from './connection.js';
+import { IdentConnection, type ConnectionHooks, type ConnectionLimits, type IdentHandler, type LocalEnd } from './connection.js';
 import { IdentServerError } from './errors.js';
+import { LiveConnections } from './live-connections.js';
 
 export type { IdentHandler } from './connection.js';
 export { IdentTransaction } from './transaction.js';
@@ -85,9 +86,10 @@ export class IdentServer {
   readonly #maxPerAddress: number;
   readonly #options: IdentServerOptions;
   #listeners: net.Server[] = [];
-  #handler: IdentHandler | undefined;
-  /** Live connections, stalest query first (re-inserted on every query line). */
-  readonly #connections = new Map<IdentConnection, true>();
+  /** What every connection reports to this server; made once per start(). */
+  #hooks: ConnectionHooks | undefined;
+  /** Live connections, stalest query first (moved to the newest end on every query line). */
+  readonly #connections = new LiveConnections<IdentConnection>();
   readonly #perAddress = new Map<string, number>();
   #starting = false;
 
@@ -138,7 +140,18 @@ export class IdentServer {
       throw new IdentServerError('ERR_IDENT_SERVER_RUNNING', 'IdentServer is already started; call stop() first');
     }
     this.#starting = true;
-    this.#handler = handler;
+    this.#hooks = {
+      handler,
+      onError: (error) => this.#report(error),
+      onQuery: (connection) => this.#connections.touch(connection),
+      onClose: (connection) => {
+        this.#connections.remove(connection);
+        const address = connection.endpoints.remoteAddress;
+        const left = (this.#perAddress.get(address) ?? 1) - 1;
+        if (left > 0) this.#perAddress.set(address, left);
+        else this.#perAddress.delete(address);
+      },
+    };
     try {
       for (const target of this.#targets) this.#listeners.push(await this.#listen(target));
     } catch (error) {
@@ -186,28 +199,14 @@ export class IdentServer {
     if (fromAddress >= this.#maxPerAddress) return this.#refuse(socket, 'per_address', address);
     if (this.#connections.size >= this.#maxConnections && !this.#evictStalest()) return this.#refuse(socket, 'global', address);
     this.#perAddress.set(address, fromAddress + 1);
-    const connection = new IdentConnection(socket, local, this.#limits, {
-      handler: this.#handler!,
-      onError: (error) => this.#report(error),
-      onQuery: (c) => {
-        this.#connections.delete(c);
-        this.#connections.set(c, true);
-      },
-      onClose: (c) => {
-        this.#connections.delete(c);
-        const left = (this.#perAddress.get(address) ?? 1) - 1;
-        if (left > 0) this.#perAddress.set(address, left);
-        else this.#perAddress.delete(address);
-      },
-    });
-    this.#connections.set(connection, true);
+    this.#connections.add(new IdentConnection(socket, address, local, this.#limits, this.#hooks!));
   }
 
   /** At the global cap, the connection that has gone longest without a query and has none in flight makes room. */
   #evictStalest(): boolean {
-    for (const connection of this.#connections.keys()) {
+    for (const connection of this.#connections) {
       if (connection.pending > 0) continue;
-      this.#connections.delete(connection);
+      this.#connections.remove(connection);
       this.#options.onRefuse?.('evicted', connection.endpoints.remoteAddress);
       connection.destroy();
       return true;
@@ -238,13 +237,13 @@ export class IdentServer {
     const listeners = this.#listeners;
     this.#listeners = [];
     const closed = Promise.all(listeners.map((listener) => new Promise<void>((resolve) => listener.close(() => resolve()))));
-    const connections = [...this.#connections.keys()];
+    const connections = [...this.#connections];
     for (const connection of connections) connection.finish();
     const allClosed = Promise.all(connections.map((c) => (c.closed ? undefined : new Promise<void>((resolve) => c.socket.once('close', () => resolve())))));
     let timer: NodeJS.Timeout | undefined;
     const grace = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
-        for (const connection of this.#connections.keys()) connection.destroy();
+        for (const connection of this.#connections) connection.destroy();
         resolve();
       }, graceMs);
     });

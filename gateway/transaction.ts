@@ -20,8 +20,10 @@ export interface TransactionEndpoints {
   readonly localPort: number;
 }
 
-/** Receives a transaction's answer; returns false when it was already answered. */
-export type AnswerSink = (answer: IdentAnswer) => boolean;
+/** Receives a transaction's answer; `answer` returns false when it was already answered. */
+export interface AnswerSink {
+  answer(answer: IdentAnswer): boolean;
+}
 
 export class IdentTransaction {
   readonly req: IdentQuery;
@@ -48,17 +50,17 @@ export class IdentTransaction {
   replyWithUser(userId: string): boolean;
   replyWithUser(opsys: string, userId: string, charset?: string): boolean;
   replyWithUser(first: string, userId?: string, charset?: string): boolean {
-    if (userId === undefined) return this.#sink({ type: 'USERID', opsys: 'OTHER', userId: first });
-    return this.#sink({ type: 'USERID', opsys: first, userId, charset });
+    if (userId === undefined) return this.#sink.answer({ type: 'USERID', opsys: 'OTHER', userId: first });
+    return this.#sink.answer({ type: 'USERID', opsys: first, userId, charset });
   }
 
   /** Answers with an error token (NO-USER, HIDDEN-USER, UNKNOWN-ERROR, INVALID-PORT or X-...). */
   replyWithError(error: ErrorToken | string): boolean {
-    return this.#sink({ type: 'ERROR', error: error as ErrorToken });
+    return this.#sink.answer({ type: 'ERROR', error: error as ErrorToken });
   }
 
   /** Answers with a ready-made answer (as the policy worker returns it). */
   reply(answer: IdentAnswer): boolean {
-    return this.#sink(answer);
+    return this.#sink.answer(answer);
   }
 }

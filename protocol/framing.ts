@@ -64,6 +64,12 @@ export class LineSplitter {
   }
 
   /** True when a complete line is waiting to be taken. */
+  /** Drops whatever is buffered (the connection is gone); the splitter starts empty again. */
+  release(): void {
+    this.#buffer = EMPTY;
+    this.#start = 0;
+  }
+
   hasLine(): boolean {
     return this.#buffer.indexOf(LF, this.#start) !== -1;
   }

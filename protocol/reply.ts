@@ -76,10 +76,12 @@ export function replyRuleViolation(answer: IdentAnswer): string | undefined {
   const userId = answer.userId;
   if (typeof userId !== 'string' || userId.length === 0) return 'user id must be a non-empty string';
   if (hasForbiddenChar(userId)) return 'user id must not contain NUL, CR or LF';
-  if (!isAscii(userId) && !(charset && UTF8_CHARSETS.has(charset.toUpperCase()))) {
+  const ascii = isAscii(userId);
+  if (!ascii && !(charset && UTF8_CHARSETS.has(charset.toUpperCase()))) {
     return 'a non-ASCII user id needs charset UTF-8';
   }
-  if (userId.length > USER_ID_MAX_OCTETS || encoder.encode(userId).length > USER_ID_MAX_OCTETS) {
+  // An ASCII id has one octet per character; only others need encoding to count.
+  if (userId.length > USER_ID_MAX_OCTETS || (!ascii && encoder.encode(userId).length > USER_ID_MAX_OCTETS)) {
     return `user id must be at most ${USER_ID_MAX_OCTETS} octets`;
   }
   // A user id that starts with white space would lose it to the reader (the
