@@ -31,6 +31,7 @@ export interface ConnectionLimits {
   readonly maxLineOctets: number;
   readonly maxInFlight: number;
   readonly maxQueriesPerConnection: number;
+  /** A connection with no input and nothing in flight this long is closed (by the server's sweep). */
   readonly idleTimeoutMs: number;
   readonly queryDeadlineMs: number;
   /** RFC 1413 §6: answer UNKNOWN-ERROR instead of any specific error (only when configured). */
@@ -41,7 +42,8 @@ export interface ConnectionLimits {
 export interface ConnectionHooks {
   readonly handler: IdentHandler;
   readonly onError: (error: IdentServerError) => void;
-  readonly onQuery: (connection: IdentConnection) => void;
+  /** The client sent input: the server keeps connections ordered by it (idle sweep, eviction). */
+  readonly onInput: (connection: IdentConnection) => void;
   readonly onClose: (connection: IdentConnection) => void;
 }
 
@@ -92,6 +94,8 @@ export class IdentConnection implements LiveNode<IdentConnection> {
   /** The server's live list (live-connections.ts) owns these links. */
   liveOlder: IdentConnection | null = null;
   liveNewer: IdentConnection | null = null;
+  /** Date.now() of the last input from the client (or of the accept). */
+  lastInput = Date.now();
 
   readonly #limits: ConnectionLimits;
   readonly #hooks: ConnectionHooks;
@@ -136,10 +140,9 @@ export class IdentConnection implements LiveNode<IdentConnection> {
     // The listeners are shared by all connections (no closures per connection); each finds its
     // connection on the socket.
     (socket as OwnedSocket)[CONNECTION] = this;
-    socket.setTimeout(limits.idleTimeoutMs);
+    // The idle timeout is the server's sweep over its connections (closeIfIdle), not a timer per socket.
     socket.on('data', IdentConnection.#socketData);
     socket.on('end', IdentConnection.#socketEnd);
-    socket.on('timeout', IdentConnection.#socketTimeout);
     socket.on('error', IdentConnection.#socketError);
     socket.on('close', IdentConnection.#socketClose);
   }
@@ -152,11 +155,6 @@ export class IdentConnection implements LiveNode<IdentConnection> {
   static #socketEnd(this: OwnedSocket): void {
     const connection = this[CONNECTION];
     if (connection) connection.#onEnd();
-  }
-
-  static #socketTimeout(this: OwnedSocket): void {
-    const connection = this[CONNECTION];
-    if (connection) connection.#onIdle();
   }
 
   static #socketDrain(this: OwnedSocket): void {
@@ -202,6 +200,8 @@ export class IdentConnection implements LiveNode<IdentConnection> {
   }
 
   #onData(chunk: Buffer): void {
+    this.lastInput = Date.now();
+    this.#hooks.onInput(this);
     if (this.#readingStopped) return;
     this.#splitter.feed(chunk);
     this.#pump();
@@ -213,7 +213,6 @@ export class IdentConnection implements LiveNode<IdentConnection> {
    * so a packet of thousands of lines costs only what is answered.
    */
   #pump(): void {
-    let took = 0;
     while (!this.#linesStopped && this.#slots.length - this.#head < this.#limits.maxInFlight) {
       let line: Uint8Array | undefined;
       try {
@@ -227,7 +226,6 @@ export class IdentConnection implements LiveNode<IdentConnection> {
         break;
       }
       if (line === undefined) break;
-      took++;
       this.#pumping = true;
       try {
         this.#dispatch(line);
@@ -236,7 +234,6 @@ export class IdentConnection implements LiveNode<IdentConnection> {
       }
     }
     // The server keeps connections ordered by their last query; eviction picks the stalest.
-    if (took > 0) this.#hooks.onQuery(this);
     const backlogged = !this.#linesStopped && this.#splitter.hasLine();
     if (backlogged || this.#waitingForDrain) this.socket.pause();
     else if (!this.#readingStopped && this.socket.isPaused()) this.socket.resume();
@@ -382,8 +379,11 @@ export class IdentConnection implements LiveNode<IdentConnection> {
     this.#maybeEnd();
   }
 
-  #onIdle(): void {
-    // Idle means nothing in flight: a slow handler is bounded by the deadline instead.
+  /**
+   * The server's idle sweep: closes the connection unless a query is in
+   * flight (a slow handler is bounded by the deadline instead).
+   */
+  closeIfIdle(): void {
     if (this.pending === 0) this.socket.destroy();
   }
 

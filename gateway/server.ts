@@ -60,6 +60,11 @@ export interface IdentServerOptions extends Partial<ConnectionLimits> {
   onRefuse?: (reason: 'per_address' | 'global' | 'evicted', remoteAddress: string) => void;
 }
 
+/** How often idle connections are looked for: a connection closes between idleTimeoutMs and this much later. */
+function idleSweepInterval(idleTimeoutMs: number): number {
+  return Math.min(1_000, Math.max(10, Math.floor(idleTimeoutMs / 4)));
+}
+
 function bindError(target: ListenTarget, error: NodeJS.ErrnoException): IdentServerError {
   if ('fd' in target) return new IdentServerError('ERR_IDENT_BIND', `cannot listen on file descriptor ${target.fd}: ${error.message}`, { cause: error });
   const where = target.hostname.includes(':') ? `[${target.hostname}]:${target.port}` : `${target.hostname}:${target.port}`;
@@ -92,6 +97,7 @@ export class IdentServer {
   readonly #connections = new LiveConnections<IdentConnection>();
   readonly #perAddress = new Map<string, number>();
   #starting = false;
+  #idleSweep: NodeJS.Timeout | undefined;
 
   constructor(options: IdentServerOptions = {}) {
     this.#options = options;
@@ -143,7 +149,7 @@ export class IdentServer {
     this.#hooks = {
       handler,
       onError: (error) => this.#report(error),
-      onQuery: (connection) => this.#connections.touch(connection),
+      onInput: (connection) => this.#connections.touch(connection),
       onClose: (connection) => {
         this.#connections.remove(connection);
         const address = connection.endpoints.remoteAddress;
@@ -160,6 +166,20 @@ export class IdentServer {
       throw error;
     } finally {
       this.#starting = false;
+    }
+    const idleTimeoutMs = this.#limits.idleTimeoutMs;
+    this.#idleSweep = setInterval(() => this.#closeIdle(idleTimeoutMs), idleSweepInterval(idleTimeoutMs)).unref();
+  }
+
+  /**
+   * One sweep for every connection instead of a timer per socket: the list is
+   * ordered by last input, so it stops at the first connection that is not idle.
+   */
+  #closeIdle(idleTimeoutMs: number): void {
+    const cutoff = Date.now() - idleTimeoutMs;
+    for (const connection of this.#connections) {
+      if (connection.lastInput > cutoff) break;
+      connection.closeIfIdle();
     }
   }
 
@@ -236,6 +256,8 @@ export class IdentServer {
   async stop({ graceMs = 5_000 }: { graceMs?: number } = {}): Promise<void> {
     const listeners = this.#listeners;
     this.#listeners = [];
+    clearInterval(this.#idleSweep);
+    this.#idleSweep = undefined;
     const closed = Promise.all(listeners.map((listener) => new Promise<void>((resolve) => listener.close(() => resolve()))));
     const connections = [...this.#connections];
     for (const connection of connections) connection.finish();

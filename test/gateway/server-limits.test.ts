@@ -58,6 +58,29 @@ describe('IdentServer limits', () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(140);
   });
 
+  it('keeps a connection that keeps sending input, and closes it once the input stops for idleTimeoutMs', async () => {
+    const { port, server } = await startServer(grimlock, { idleTimeoutMs: 150 });
+    const peer = await connectRaw(port);
+    // A query dribbled one octet at a time, each well inside the idle timeout, for 3x the timeout.
+    for (const octet of '400, 500') {
+      peer.write(octet);
+      await new Promise((resolve) => setTimeout(resolve, 60));
+    }
+    expect(server.connectionCount).toBe(1);
+    peer.write('\r\n');
+    const stopped = Date.now();
+    expect(await peer.closed()).toBe('400, 500 : USERID : OTHER : grimlock\r\n');
+    expect(Date.now() - stopped).toBeGreaterThanOrEqual(140);
+  });
+
+  it('does not close a connection as idle while its query is still being answered', async () => {
+    const { port } = await startServer((tx) => void setTimeout(() => tx.replyWithUser('slow'), 400), { idleTimeoutMs: 100 });
+    const peer = await connectRaw(port);
+    peer.write('400, 500\r\n');
+    expect(await peer.lines(1)).toEqual(['400, 500 : USERID : OTHER : slow']);
+    await peer.closed();
+  });
+
   it('does not buffer without bound for a client that never reads its replies', async () => {
     const { port } = await startServer((tx) => tx.replyWithUser('x'.repeat(500)), { idleTimeoutMs: 60_000 });
     const rssBefore = process.memoryUsage().rss;
