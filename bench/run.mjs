@@ -41,6 +41,12 @@ import { selfCheck } from './lib/selfcheck.mjs';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const benchDir = join(root, 'bench');
 
+/** `npm run bench` with this run's arguments, as someone would type it. */
+function npmCommand(command) {
+  const args = command.replace(/^node bench\/run\.mjs\s*/, '');
+  return args ? `npm run bench -- ${args}` : 'npm run bench';
+}
+
 const { values: opts } = parseArgs({
   options: {
     duration: { type: 'string', default: '3' },
@@ -432,7 +438,7 @@ const markdown = [
   `## ${results.date}`,
   '',
   `Machine: ${m.nproc} CPUs (${m.cpuModel}), ${m.memGiB} GiB, Linux ${m.kernel}, Node ${m.node}; load average at start ${m.loadAverage}; fork+exec+wait of /bin/true ${m.spawnMs} ms.`,
-  `Command: \`npm run bench\` (= \`npm run build && ${results.command}\`), ${conns} concurrent clients, ${durationS} s per pass, query \`${held.query}\` about a held loopback connection; total ${results.elapsedS.toFixed(0)} s.`,
+  `Command: \`${npmCommand(results.command)}\` (= \`npm run build && ${results.command}\`), ${conns} concurrent clients, ${durationS} s per pass, query \`${held.query}\` about a held loopback connection; total ${results.elapsedS.toFixed(0)} s.`,
   '',
   ...(Object.keys(results.servers).length > 0 ? [renderTable(results), ''] : []),
   ...Object.entries(results.servers).filter(([, s]) => s.command).map(([name, s]) => `- ${name}: \`${s.command}\``),
