@@ -70,14 +70,14 @@ class Slot implements AnswerSink {
   constructor(
     readonly query: IdentQuery,
     readonly deadline: number,
-    readonly settle: ((slot: Slot, answer: IdentAnswer) => boolean) | undefined,
+    readonly settle: (slot: Slot, answer: IdentAnswer) => boolean,
     reply?: string,
   ) {
     this.reply = reply;
   }
 
   answer(answer: IdentAnswer): boolean {
-    return this.settle!(this, answer);
+    return this.settle(this, answer);
   }
 }
 
@@ -200,6 +200,7 @@ export class IdentConnection implements LiveNode<IdentConnection> {
   }
 
   #onData(chunk: Buffer): void {
+    // The server keeps connections ordered by their last input: idle sweep and eviction take the stalest.
     this.lastInput = Date.now();
     this.#hooks.onInput(this);
     if (this.#readingStopped) return;
@@ -233,7 +234,6 @@ export class IdentConnection implements LiveNode<IdentConnection> {
         this.#pumping = false;
       }
     }
-    // The server keeps connections ordered by their last query; eviction picks the stalest.
     const backlogged = !this.#linesStopped && this.#splitter.hasLine();
     if (backlogged || this.#waitingForDrain) this.socket.pause();
     else if (!this.#readingStopped && this.socket.isPaused()) this.socket.resume();
@@ -263,7 +263,7 @@ export class IdentConnection implements LiveNode<IdentConnection> {
     const query = parseRequestOctets(line);
     if (!query) {
       const reply = this.#limits.hideErrors ? HIDDEN_INVALID_PORT : invalidPortReply(line);
-      this.#slots.push(new Slot(INVALID_QUERY, 0, undefined, reply));
+      this.#slots.push(new Slot(INVALID_QUERY, 0, this.#settleSlot, reply));
       return;
     }
     const slot = new Slot(query, Date.now() + this.#limits.queryDeadlineMs, this.#settleSlot);
