@@ -94,8 +94,8 @@ export class IdentConnection implements LiveNode<IdentConnection> {
   /** The server's live list (live-connections.ts) owns these links. */
   liveOlder: IdentConnection | null = null;
   liveNewer: IdentConnection | null = null;
-  /** Date.now() of the last input from the client (or of the accept). */
-  lastInput = Date.now();
+  /** performance.now() (monotonic: wall-clock jumps neither close nor keep connections) of the last input, or of the accept. */
+  lastInput = performance.now();
 
   readonly #limits: ConnectionLimits;
   readonly #hooks: ConnectionHooks;
@@ -201,7 +201,7 @@ export class IdentConnection implements LiveNode<IdentConnection> {
 
   #onData(chunk: Buffer): void {
     // The server keeps connections ordered by their last input: idle sweep and eviction take the stalest.
-    this.lastInput = Date.now();
+    this.lastInput = performance.now();
     this.#hooks.onInput(this);
     if (this.#readingStopped) return;
     this.#splitter.feed(chunk);
@@ -266,7 +266,7 @@ export class IdentConnection implements LiveNode<IdentConnection> {
       this.#slots.push(new Slot(INVALID_QUERY, 0, this.#settleSlot, reply));
       return;
     }
-    const slot = new Slot(query, Date.now() + this.#limits.queryDeadlineMs, this.#settleSlot);
+    const slot = new Slot(query, performance.now() + this.#limits.queryDeadlineMs, this.#settleSlot);
     this.#slots.push(slot);
     const tx = new IdentTransaction(query, this.endpoints, slot);
     try {
@@ -354,12 +354,12 @@ export class IdentConnection implements LiveNode<IdentConnection> {
       return;
     }
     if (this.#deadlineTimer) return;
-    this.#deadlineTimer = setTimeout(() => this.#onDeadline(), Math.max(0, head.deadline - Date.now()));
+    this.#deadlineTimer = setTimeout(() => this.#onDeadline(), Math.max(0, head.deadline - performance.now()));
   }
 
   #onDeadline(): void {
     this.#deadlineTimer = undefined;
-    const now = Date.now();
+    const now = performance.now();
     for (let i = this.#head; i < this.#slots.length; i++) {
       const slot = this.#slots[i]!;
       if (slot.deadline > now) break;

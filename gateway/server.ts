@@ -176,7 +176,7 @@ export class IdentServer {
    * ordered by last input, so it stops at the first connection that is not idle.
    */
   #closeIdle(idleTimeoutMs: number): void {
-    const cutoff = Date.now() - idleTimeoutMs;
+    const cutoff = performance.now() - idleTimeoutMs;
     for (const connection of this.#connections) {
       if (connection.lastInput > cutoff) break;
       connection.closeIfIdle();
