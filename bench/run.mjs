@@ -33,7 +33,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildTools, holdConnection, runLoadgen } from './lib/loadgen.mjs';
 import { descendantCount, freePort, run, runBounded, sampleRss, settleTree, startServer, treeCpuMs, treeRssKiB } from './lib/proc.mjs';
-import { describeMachine, evaluateTargets, MODES, parsePolicyEval, recordResults, renderPolicyEval, renderTable, renderTargets, renderTimeWait } from './lib/report.mjs';
+import { describeMachine, evaluateTargets, MODES, parsePolicyEval, recordResults, renderHeadToHead, renderPolicyEval, renderTable, renderTargets, renderTimeWait } from './lib/report.mjs';
 import { closeSinks, fillTimeWait, listenSinks, missQuery, timeWaitCount } from './lib/time-wait.mjs';
 import { gatewayCli, queriesPerHttpRequest } from './lib/identgate.mjs';
 import { selfCheck } from './lib/selfcheck.mjs';
@@ -62,6 +62,8 @@ const { values: opts } = parseArgs({
     'time-wait': { type: 'string', default: '20000' },
     'time-wait-cap': { type: 'string', default: '25' },
     'policy-ms': { type: 'string' },
+    'h2h-rounds': { type: 'string', default: '5' },
+    'h2h-duration': { type: 'string', default: '2' },
     'skip-selfcheck': { type: 'boolean', default: false },
     help: { type: 'boolean', short: 'h', default: false },
   },
@@ -69,7 +71,8 @@ const { values: opts } = parseArgs({
 if (opts.help) {
   console.log('usage: node bench/run.mjs [--duration 3] [--conns 32] [--idle 10000] [--idle-probe-conns 8] [--warmup 1] [--only a,b] [--skip a,b] [--record] [--budget 240] [--dist DIR (compiled identgate; default dist/)] [--skip-selfcheck]');
   console.log('          [--time-wait 20000 (TIME_WAIT sockets wanted on the host)] [--time-wait-cap 25 (s of filling at most)] [--policy-ms MS (per round of policy-eval.mjs; its default 400)]');
-  console.log('phases (for --only/--skip): c-ceiling node-ceiling oidentd embedded node-worker-http workerd-http idle (the idle flood, runs with embedded) time-wait policy-eval');
+  console.log('          [--h2h-rounds 5 (alternating embedded/node-ceiling rounds per mode; 0 = none)] [--h2h-duration 2 (s per pass)]');
+  console.log('phases (for --only/--skip): c-ceiling node-ceiling oidentd embedded node-worker-http workerd-http idle (the idle flood, runs with embedded) h2h (head to head, needs embedded and node-ceiling) time-wait policy-eval');
   process.exit(0);
 }
 const durationS = Number(opts.duration);
@@ -88,6 +91,11 @@ const distDir = opts.dist ?? join(root, 'dist');
 const timeWaitReserveMs = wanted('time-wait') ? (timeWaitCapS + 4 * (Number(opts.duration) + 1) + 2 * (Math.max(Number(opts.duration), 5) + 1) + 2 * 5 + 2 * Number(opts.warmup) + 12) * 1000 : 0;
 const policyRounds = 10 * 6; // policy-eval.mjs: 10 cases, a warm-up and 5 timed rounds each
 const policyReserveMs = wanted('policy-eval') ? policyRounds * Number(opts['policy-ms'] ?? 400) + 15000 : 0;
+const h2hRounds = Number(opts['h2h-rounds']);
+const h2hDurationS = Number(opts['h2h-duration']);
+const h2hWanted = wanted('h2h') && wanted('embedded') && wanted('node-ceiling') && h2hRounds > 0;
+// Two server starts and warm-ups, then per mode h2hRounds pairs of passes.
+const h2hReserveMs = h2hWanted ? (2 * (5 + Number(opts.warmup)) + 2 * h2hRounds * 2 * (h2hDurationS + 1)) * 1000 : 0;
 const startedAt = Date.now();
 const log = (line) => process.stderr.write(`[bench ${((Date.now() - startedAt) / 1000).toFixed(1)}s] ${line}\n`);
 
@@ -250,8 +258,8 @@ for (const scenario of scenarios) {
     log(`${scenario.name}: skipped: ${why}`);
     continue;
   }
-  if (Date.now() - startedAt > budgetMs - timeWaitReserveMs - policyReserveMs) {
-    Object.assign(entry, { status: 'skipped', reason: `time budget of ${budgetMs / 1000} s used up (${((timeWaitReserveMs + policyReserveMs) / 1000).toFixed(0)} s kept for time-wait and policy-eval)` });
+  if (Date.now() - startedAt > budgetMs - timeWaitReserveMs - policyReserveMs - h2hReserveMs) {
+    Object.assign(entry, { status: 'skipped', reason: `time budget of ${budgetMs / 1000} s used up (${((timeWaitReserveMs + policyReserveMs + h2hReserveMs) / 1000).toFixed(0)} s kept for h2h, time-wait and policy-eval)` });
     log(`${scenario.name}: skipped: time budget used up`);
     continue;
   }
@@ -294,6 +302,54 @@ for (const scenario of scenarios) {
     for (const server of started.servers) await server.stop();
   }
 }
+
+/**
+ * The Node-ceiling ratios again, head to head: identgate embedded and the Node ceiling both
+ * started, then short passes in turn (ceiling, embedded, ceiling, embedded, ...), each mode
+ * h2hRounds times. Each round's ratio compares two passes seconds apart. On a shared machine the
+ * load of other tenants moves from minute to minute, and the main table's passes of the two servers
+ * are a minute apart; the embedded / node-ceiling targets use the median of these per-round ratios.
+ * Both servers are the main table's (same commands); the idle one uses no CPU.
+ */
+async function headToHead() {
+  const phase = { status: 'ok', rounds: h2hRounds, durationS: h2hDurationS, modes: {} };
+  results.headToHead = phase;
+  for (const name of ['embedded', 'node-ceiling']) {
+    if (results.servers[name]?.status !== 'ok') return Object.assign(phase, { status: 'skipped', reason: `${name} did not run` });
+  }
+  if (Date.now() - startedAt > budgetMs - timeWaitReserveMs - policyReserveMs) return Object.assign(phase, { status: 'skipped', reason: `time budget of ${budgetMs / 1000} s used up` });
+  const contenders = [];
+  try {
+    for (const name of ['node-ceiling', 'embedded']) {
+      const started = await scenarios.find((s) => s.name === name).start();
+      contenders.push({ name, started, pids: started.servers.map((server) => server.pid) });
+      if (warmupS > 0) await runLoadgen(tools.loadgen, { port: started.port, query: held.query, conns, durationS: warmupS, perConn: 100 }).catch(() => undefined);
+    }
+    for (const mode of MODES) {
+      const perConn = Number(mode.split('/')[0]);
+      const rounds = [];
+      for (let round = 0; round < h2hRounds; round++) {
+        const pair = {};
+        for (const { name, started, pids } of contenders) {
+          const r = await measure(started.port, pids, perConn, { durationS: h2hDurationS });
+          if (r.failed || !(r.completed > 0)) return Object.assign(phase, { status: 'failed', reason: `${name} ${mode}: ${r.failed ?? 'no query answered'}` });
+          pair[name] = { throughput: r.throughput, p99: r.latency_ms.p99, cpuUsPerQuery: r.serverCpuUsPerQuery, errors: r.errors.total };
+        }
+        pair.ratio = pair.embedded.throughput / pair['node-ceiling'].throughput;
+        rounds.push(pair);
+        log(`h2h ${mode} round ${round + 1}: node-ceiling ${pair['node-ceiling'].throughput.toFixed(0)} q/s, embedded ${pair.embedded.throughput.toFixed(0)} q/s, ratio ${pair.ratio.toFixed(2)}`);
+      }
+      const ratios = rounds.map((r) => r.ratio).sort((a, b) => a - b);
+      const middle = ratios.length / 2;
+      phase.modes[mode] = { rounds, medianRatio: ratios.length % 2 ? ratios[Math.floor(middle)] : (ratios[middle - 1] + ratios[middle]) / 2 };
+    }
+  } finally {
+    for (const { started } of contenders) for (const server of started.servers) await server.stop();
+  }
+  return phase;
+}
+
+if (h2hWanted) await headToHead();
 held.close();
 
 /**
@@ -443,6 +499,7 @@ const markdown = [
   ...(Object.keys(results.servers).length > 0 ? [renderTable(results), ''] : []),
   ...Object.entries(results.servers).filter(([, s]) => s.command).map(([name, s]) => `- ${name}: \`${s.command}\``),
   '',
+  ...(results.headToHead ? ['### Head to head: embedded and the Node ceiling in turn', '', renderHeadToHead(results.headToHead), ''] : []),
   ...(results.timeWait
     ? [
         `### Owner-lookup misses with ${results.timeWait.target} sockets in TIME_WAIT`,
