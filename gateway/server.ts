@@ -93,7 +93,7 @@ export class IdentServer {
   #listeners: net.Server[] = [];
   /** What every connection reports to this server; made once per start(). */
   #hooks: ConnectionHooks | undefined;
-  /** Live connections, stalest query first (moved to the newest end on every query line). */
+  /** Live connections, stalest input first (moved to the newest end whenever input arrives). */
   readonly #connections = new LiveConnections<IdentConnection>();
   readonly #perAddress = new Map<string, number>();
   #starting = false;
@@ -222,7 +222,7 @@ export class IdentServer {
     this.#connections.add(new IdentConnection(socket, address, local, this.#limits, this.#hooks!));
   }
 
-  /** At the global cap, the connection that has gone longest without a query and has none in flight makes room. */
+  /** At the global cap, the connection that has gone longest without input and has no query in flight makes room. */
   #evictStalest(): boolean {
     for (const connection of this.#connections) {
       if (connection.pending > 0) continue;
