@@ -5,7 +5,8 @@
  * generator (bench/loadgen.c) in two modes — one query per connection and 100
  * request/response queries per connection — with 32 concurrent clients for 3 s.
  * Then 10,000 idle connections are held open to identgate embedded while fresh
- * queries are measured. Then the host's TCP table is filled with ~20,000
+ * queries are measured. Then identgate embedded and the Node ceiling are
+ * measured head to head, in turn, for the ceiling ratios. Then the host's TCP table is filled with ~20,000
  * TIME_WAIT sockets and identgate embedded (built-in default policy) and
  * oidentd are asked, side by side, about a connection that does not exist
  * (an owner-lookup miss, answered NO-USER). Last, bench/policy-eval.mjs runs
@@ -20,7 +21,8 @@
  * Usage: node bench/run.mjs [--duration 3] [--conns 32] [--idle 10000]
  *          [--only a,b] [--skip a,b] [--record] [--budget 240] [--dist dist]
  *          [--time-wait 20000] [--time-wait-cap 25] [--policy-ms 400]
- * Phase names for --only/--skip: the servers, idle, time-wait, policy-eval.
+ *          [--h2h-rounds 5] [--h2h-duration 2]
+ * Phase names for --only/--skip: the servers, idle, h2h, time-wait, policy-eval.
  *
  * @example
  *   npm run bench                                  # build, then everything
