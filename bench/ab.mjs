@@ -20,29 +20,40 @@ import { parseArgs } from 'node:util';
 import { buildTools, runLoadgen } from './lib/loadgen.mjs';
 import { freePort, startServer, treeCpuMs } from './lib/proc.mjs';
 
-const { values, positionals } = parseArgs({
-  allowPositionals: true,
-  options: {
-    rounds: { type: 'string', default: '8' },
-    duration: { type: 'string', default: '1' },
-    conns: { type: 'string', default: '32' },
-    'per-conn': { type: 'string', default: '1' },
-    query: { type: 'string', default: '61001, 61002' },
-    help: { type: 'boolean', default: false },
-  },
-});
 const usage = "usage: node bench/ab.mjs [--rounds 8] [--duration 1] [--conns 32] [--per-conn 1] [--query '61001, 61002'] -- 'COMMAND with {port}' ...";
+let values;
+let positionals;
+try {
+  ({ values, positionals } = parseArgs({
+    allowPositionals: true,
+    options: {
+      rounds: { type: 'string', default: '8' },
+      duration: { type: 'string', default: '1' },
+      conns: { type: 'string', default: '32' },
+      'per-conn': { type: 'string', default: '1' },
+      query: { type: 'string', default: '61001, 61002' },
+      help: { type: 'boolean', default: false },
+    },
+  }));
+} catch (error) {
+  console.error(`bench/ab.mjs: ${error.message.split('\n')[0]}\n${usage}`);
+  process.exit(2);
+}
 if (values.help || positionals.length === 0) {
   console.log(usage);
   process.exit(values.help ? 0 : 2);
 }
 const rounds = Number(values.rounds);
 const durationS = Number(values.duration);
-for (const [name, value] of [['--rounds', rounds], ['--duration', durationS], ['--conns', Number(values.conns)], ['--per-conn', Number(values['per-conn'])]]) {
+for (const [name, value] of [['--rounds', rounds], ['--conns', Number(values.conns)], ['--per-conn', Number(values['per-conn'])]]) {
   if (!Number.isInteger(value) || value < 1) {
-    console.error(`${name} must be a positive integer\n${usage}`);
+    console.error(`bench/ab.mjs: ${name} must be a whole number > 0\n${usage}`);
     process.exit(2);
   }
+}
+if (!(durationS > 0)) {
+  console.error(`bench/ab.mjs: --duration must be a number of seconds > 0\n${usage}`);
+  process.exit(2);
 }
 
 const { loadgen } = buildTools();

@@ -49,33 +49,53 @@ function npmCommand(command) {
   return args ? `npm run bench -- ${args}` : 'npm run bench';
 }
 
-const { values: opts } = parseArgs({
-  options: {
-    duration: { type: 'string', default: '3' },
-    conns: { type: 'string', default: '32' },
-    idle: { type: 'string', default: '10000' },
-    'idle-probe-conns': { type: 'string', default: '8' },
-    warmup: { type: 'string', default: '1' },
-    only: { type: 'string' },
-    skip: { type: 'string' },
-    record: { type: 'boolean', default: false },
-    budget: { type: 'string', default: '240' },
-    dist: { type: 'string' },
-    'time-wait': { type: 'string', default: '20000' },
-    'time-wait-cap': { type: 'string', default: '25' },
-    'policy-ms': { type: 'string' },
-    'h2h-rounds': { type: 'string', default: '5' },
-    'h2h-duration': { type: 'string', default: '2' },
-    'skip-selfcheck': { type: 'boolean', default: false },
-    help: { type: 'boolean', short: 'h', default: false },
-  },
-});
+let opts;
+try {
+  ({ values: opts } = parseArgs({
+    options: {
+      duration: { type: 'string', default: '3' },
+      conns: { type: 'string', default: '32' },
+      idle: { type: 'string', default: '10000' },
+      'idle-probe-conns': { type: 'string', default: '8' },
+      warmup: { type: 'string', default: '1' },
+      only: { type: 'string' },
+      skip: { type: 'string' },
+      record: { type: 'boolean', default: false },
+      budget: { type: 'string', default: '240' },
+      dist: { type: 'string' },
+      'time-wait': { type: 'string', default: '20000' },
+      'time-wait-cap': { type: 'string', default: '25' },
+      'policy-ms': { type: 'string' },
+      'h2h-rounds': { type: 'string', default: '5' },
+      'h2h-duration': { type: 'string', default: '2' },
+      'skip-selfcheck': { type: 'boolean', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  }));
+} catch (error) {
+  console.error(`bench: ${error.message.split('\n')[0]} (see --help)`);
+  process.exit(2);
+}
 if (opts.help) {
   console.log('usage: node bench/run.mjs [--duration 3] [--conns 32] [--idle 10000] [--idle-probe-conns 8] [--warmup 1] [--only a,b] [--skip a,b] [--record] [--budget 240] [--dist DIR (compiled identgate; default dist/)] [--skip-selfcheck]');
   console.log('          [--time-wait 20000 (TIME_WAIT sockets wanted on the host)] [--time-wait-cap 25 (s of filling at most)] [--policy-ms MS (per round of policy-eval.mjs; its default 400)]');
   console.log('          [--h2h-rounds 5 (alternating embedded/node-ceiling rounds per mode; 0 = none)] [--h2h-duration 2 (s per pass)]');
   console.log('phases (for --only/--skip): c-ceiling node-ceiling oidentd embedded node-worker-http workerd-http idle (the idle flood, runs with embedded) h2h (head to head, needs embedded and node-ceiling) time-wait policy-eval');
   process.exit(0);
+}
+// Numeric options: a typo is a one-line error, not a silently skipped or unbounded phase.
+const counts = ['conns', 'idle', 'idle-probe-conns', 'budget', 'time-wait', 'time-wait-cap', 'policy-ms', 'h2h-rounds'];
+const seconds = ['duration', 'warmup', 'h2h-duration'];
+for (const name of [...counts, ...seconds]) {
+  const value = opts[name];
+  if (value === undefined) continue;
+  const number = Number(value);
+  const zeroAllowed = ['idle', 'time-wait', 'h2h-rounds', 'warmup'].includes(name);
+  const valid = (counts.includes(name) ? Number.isInteger(number) : Number.isFinite(number)) && (zeroAllowed ? number >= 0 : number > 0);
+  if (!valid) {
+    console.error(`bench: --${name} must be ${counts.includes(name) ? 'a whole number' : 'a number of seconds'} ${zeroAllowed ? '>= 0' : '> 0'}, got ${JSON.stringify(value)} (see --help)`);
+    process.exit(2);
+  }
 }
 const durationS = Number(opts.duration);
 const conns = Number(opts.conns);
