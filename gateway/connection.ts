@@ -54,6 +54,8 @@ type OwnedSocket = Socket & { [CONNECTION]: IdentConnection | undefined };
 const UNKNOWN_ERROR: IdentAnswer = { type: 'ERROR', error: 'UNKNOWN-ERROR' };
 const HIDDEN_INVALID_PORT = '0, 0 : ERROR : UNKNOWN-ERROR\r\n';
 const INVALID_QUERY: IdentQuery = { serverPort: 0, clientPort: 0 };
+/** A first write this short fits in one segment on any path: at most 510 octets in UTF-8, and the smallest IPv4 MSS is 536. */
+const NAGLE_SAFE_CHARS = 170;
 
 /** The local end of every connection a listener accepts, when it is bound to one address. */
 export interface LocalEnd {
@@ -117,6 +119,9 @@ export class IdentConnection implements LiveNode<IdentConnection> {
   #waitingForDrain = false;
   /** The 'drain' listener is added the first time a write is refused; most connections never need it. */
   #drainListening = false;
+  /** Something was written (see #write: TCP_NODELAY from the second write on). */
+  #wrote = false;
+  #noDelay = false;
   #ended = false;
   /** Every Slot of this connection answers through this one function. */
   readonly #settleSlot = (slot: Slot, answer: IdentAnswer): boolean => this.#answer(slot, answer);
@@ -136,7 +141,6 @@ export class IdentConnection implements LiveNode<IdentConnection> {
       localAddress: local ? local.localAddress : (socket.localAddress ?? ''),
       localPort: local ? local.localPort : (socket.localPort ?? 0),
     };
-    // Nagle is off (the listener's noDelay): a reply must not wait for the ACK of the one before.
     // The listeners are shared by all connections (no closures per connection); each finds its
     // connection on the socket.
     (socket as OwnedSocket)[CONNECTION] = this;
@@ -325,7 +329,25 @@ export class IdentConnection implements LiveNode<IdentConnection> {
       this.#slots = this.#slots.slice(this.#head);
       this.#head = 0;
     }
-    if (out && !this.socket.write(out)) {
+    if (out) this.#write(out);
+    if (this.#slots.length - this.#head < this.#limits.maxInFlight) this.#schedulePump();
+    this.#armDeadline();
+    this.#maybeEnd();
+  }
+
+  /**
+   * Nagle's algorithm holds a short segment only while earlier data is
+   * unacknowledged, so a connection's first write, if it fits in any segment,
+   * cannot be held: TCP_NODELAY (a system call) is set before a later write
+   * or a longer first one. A one-query connection never pays for it.
+   */
+  #write(out: string): void {
+    if (!this.#noDelay && (this.#wrote || out.length > NAGLE_SAFE_CHARS)) {
+      this.#noDelay = true;
+      this.socket.setNoDelay(true);
+    }
+    this.#wrote = true;
+    if (!this.socket.write(out)) {
       // A client that does not read its replies stops being read: bounded buffers.
       if (!this.#drainListening) {
         this.#drainListening = true;
@@ -334,9 +356,6 @@ export class IdentConnection implements LiveNode<IdentConnection> {
       this.#waitingForDrain = true;
       this.socket.pause();
     }
-    if (this.#slots.length - this.#head < this.#limits.maxInFlight) this.#schedulePump();
-    this.#armDeadline();
-    this.#maybeEnd();
   }
 
   #onDrain(): void {

@@ -187,7 +187,8 @@ export class IdentServer {
     // A listener bound to one address knows every accepted socket's local end
     // without asking the kernel (getsockname); a wildcard one does not.
     let local: LocalEnd | undefined;
-    const listener = net.createServer({ allowHalfOpen: true, pauseOnConnect: false, noDelay: true }, (socket) => this.#accept(socket, local));
+    // noDelay: false, because each connection sets TCP_NODELAY itself when Nagle could delay a reply (connection.ts #write).
+    const listener = net.createServer({ allowHalfOpen: true, pauseOnConnect: false, noDelay: false }, (socket) => this.#accept(socket, local));
     return new Promise((resolve, reject) => {
       const onError = (error: NodeJS.ErrnoException) => reject(bindError(target, error));
       listener.once('error', onError);
