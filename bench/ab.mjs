@@ -19,6 +19,7 @@
 import { parseArgs } from 'node:util';
 import { buildTools, runLoadgen } from './lib/loadgen.mjs';
 import { freePort, startServer, treeCpuMs } from './lib/proc.mjs';
+import { median } from './lib/report.mjs';
 
 const usage = "usage: node bench/ab.mjs [--rounds 8] [--duration 1] [--conns 32] [--per-conn 1] [--query '61001, 61002'] -- 'COMMAND with {port}' ...";
 let values;
@@ -60,7 +61,6 @@ const { loadgen } = buildTools();
 const load = (port, seconds) =>
   runLoadgen(loadgen, { port, query: values.query, conns: Number(values.conns), durationS: seconds, perConn: Number(values['per-conn']) });
 
-const median = (sorted) => sorted[Math.floor((sorted.length - 1) / 2)];
 const servers = [];
 try {
   for (const [i, template] of positionals.entries()) {

@@ -35,7 +35,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildTools, holdConnection, runLoadgen } from './lib/loadgen.mjs';
 import { descendantCount, freePort, run, runBounded, sampleRss, settleTree, startServer, treeCpuMs, treeRssKiB } from './lib/proc.mjs';
-import { describeMachine, evaluateTargets, MODES, parsePolicyEval, recordResults, renderHeadToHead, renderPolicyEval, renderTable, renderTargets, renderTimeWait } from './lib/report.mjs';
+import { describeMachine, evaluateTargets, median, MODES, parsePolicyEval, recordResults, renderHeadToHead, renderPolicyEval, renderTable, renderTargets, renderTimeWait } from './lib/report.mjs';
 import { closeSinks, fillTimeWait, listenSinks, missQuery, timeWaitCount } from './lib/time-wait.mjs';
 import { gatewayCli, queriesPerHttpRequest } from './lib/identgate.mjs';
 import { selfCheck } from './lib/selfcheck.mjs';
@@ -361,9 +361,7 @@ async function headToHead() {
         rounds.push(pair);
         log(`h2h ${mode} round ${round + 1}: node-ceiling ${pair['node-ceiling'].throughput.toFixed(0)} q/s, embedded ${pair.embedded.throughput.toFixed(0)} q/s, ratio ${pair.ratio.toFixed(2)}`);
       }
-      const ratios = rounds.map((r) => r.ratio).sort((a, b) => a - b);
-      const middle = ratios.length / 2;
-      phase.modes[mode] = { rounds, medianRatio: ratios.length % 2 ? ratios[Math.floor(middle)] : (ratios[middle - 1] + ratios[middle]) / 2 };
+      phase.modes[mode] = { rounds, medianRatio: median(rounds.map((r) => r.ratio)) };
     }
   } finally {
     for (const { started } of contenders) for (const server of started.servers) await server.stop();

@@ -264,11 +264,12 @@ export function createApp(deps: AppDeps): PolicyApp {
    */
   function answerAll(snapshot: PolicySnapshot, requests: readonly LookupRequest[]): LookupAnswer[] {
     const answers: LookupAnswer[] = [];
-    const decisions: Record<string, unknown>[] = [];
+    // Built only when logged: this runs for every embedded query.
+    const decisions: Record<string, unknown>[] | undefined = logDecisions ? [] : undefined;
     for (const request of requests) {
       const decision = decide(snapshot.compiled, request);
       answers.push({ v: WIRE_VERSION, id: request.id, answer: decision.answer, rule: decision.rule });
-      if (logDecisions) {
+      if (decisions) {
         decisions.push({
           id: request.id,
           gateway: request.gateway,
@@ -281,7 +282,7 @@ export function createApp(deps: AppDeps): PolicyApp {
         });
       }
     }
-    if (logDecisions) log({ msg: 'decisions', policyVersion: snapshot.version, count: decisions.length, decisions });
+    if (decisions) log({ msg: 'decisions', policyVersion: snapshot.version, count: decisions.length, decisions });
     return answers;
   }
 

@@ -18,6 +18,18 @@ import os from 'node:os';
 
 export const MODES = ['1/conn', '100/conn'];
 
+/**
+ * The median of some numbers (the mean of the middle two for an even count).
+ *
+ * @example
+ *   median([3, 1, 2, 10]) // 2.5
+ */
+export function median(values) {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length / 2;
+  return sorted.length % 2 ? sorted[Math.floor(middle)] : (sorted[middle - 1] + sorted[middle]) / 2;
+}
+
 const fmt = (n, digits = 1) => (typeof n === 'number' && Number.isFinite(n) ? n.toFixed(digits) : 'n/a');
 const mib = (kib) => (typeof kib === 'number' ? (kib / 1024).toFixed(1) : 'n/a');
 
