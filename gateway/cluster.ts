@@ -1,20 +1,26 @@
 /**
  * `identgate serve --workers N`: N gateway processes sharing the listening
- * sockets (node:cluster with SCHED_NONE, so each worker accepts straight from
- * the kernel and the primary is never on a connection's path). The primary
- * only supervises: it forwards SIGHUP and SIGTERM, restarts a worker that
- * dies, serves the aggregated Prometheus metrics, and drops privileges like
- * the workers do once every worker is listening.
+ * sockets, each accepting straight from the kernel, so the primary is never
+ * on a connection's path. With the native transport the primary binds the
+ * sockets itself (or takes systemd's) and every worker inherits them as
+ * descriptors 4, 5, ...; with node:net, node:cluster shares them (SCHED_NONE).
+ * The primary only supervises: it forwards SIGHUP and SIGTERM, restarts a
+ * worker that dies (on the same sockets), serves the aggregated Prometheus
+ * metrics, and drops privileges like the workers do once every worker is
+ * listening.
  *
  * @example
  * identgate serve --listen [::]:113 --workers 2 --policy /etc/identgate/policy.json
  */
 import cluster, { type Worker } from 'node:cluster';
 import { AggregatorRegistry } from 'prom-client';
-import type { ServeConfig } from './config.js';
+import { INHERITED_LISTENERS_ENV, type ServeConfig } from './config.js';
 import type { Logger } from './log.js';
 import { serveMetrics } from './metrics.js';
 import { dropPrivileges } from './privileges.js';
+import { bindError } from './server.js';
+import { selectTransport } from './transport/index.js';
+import type { NativeTransport } from './transport/native.js';
 
 /** What a worker tells the primary once it is listening. */
 export interface ReadyMessage {
@@ -22,6 +28,7 @@ export interface ReadyMessage {
   addresses: { address: string; port: number }[];
   answeredBy: string;
   ownerLookup: string;
+  transport: string;
 }
 
 export function isReadyMessage(message: unknown): message is ReadyMessage {
@@ -42,6 +49,16 @@ export function exposeWorkerMetrics(registry: import('prom-client').Registry): v
 
 const RESTART_DELAY_MS = 1_000;
 
+/** The listening descriptors the workers inherit: bound here, or systemd's as they are. */
+async function bindForWorkers(transport: NativeTransport, config: ServeConfig): Promise<number[]> {
+  const fds: number[] = [];
+  for (const target of config.listen) {
+    if ('fd' in target) fds.push(target.fd);
+    else fds.push(await transport.bindSocket(target).catch((error: NodeJS.ErrnoException) => Promise.reject(bindError(target, error))));
+  }
+  return fds;
+}
+
 /**
  * Runs the primary: forks `config.workers` workers, resolves with the first
  * worker's ready message once all are listening, rejects if a worker exits
@@ -49,6 +66,13 @@ const RESTART_DELAY_MS = 1_000;
  */
 export async function runPrimary(config: ServeConfig, log: Logger): Promise<{ ready: ReadyMessage; metricsPort: number | undefined; reload: () => void; stop: () => Promise<void> }> {
   cluster.schedulingPolicy = cluster.SCHED_NONE;
+  const transport = selectTransport(config.transport);
+  let env: Record<string, string> | undefined;
+  if (transport.kind === 'native') {
+    const fds = await bindForWorkers(transport as NativeTransport, config);
+    cluster.setupPrimary({ stdio: [0, 1, 2, 'ipc', ...fds] });
+    env = { [INHERITED_LISTENERS_ENV]: String(fds.length) };
+  }
   let stopping = false;
   let started = false;
   const readyWorkers = new Set<Worker>();
@@ -56,7 +80,7 @@ export async function runPrimary(config: ServeConfig, log: Logger): Promise<{ re
   const ready = await new Promise<ReadyMessage>((resolve, reject) => {
     let first: ReadyMessage | undefined;
     const fork = () => {
-      const worker = cluster.fork();
+      const worker = cluster.fork(env);
       worker.on('message', (message: unknown) => {
         if (!isReadyMessage(message)) return;
         readyWorkers.add(worker);

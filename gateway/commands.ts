@@ -56,6 +56,9 @@ Listening:
   -l, --listen ADDR:PORT   repeatable; default ${SERVE_DEFAULTS.listen} (dual-stack). With systemd socket
                            activation (LISTEN_FDS) and no --listen, the passed sockets are used.
       --run-as USER[:GROUP] switch to this user after binding (start as root)
+      --transport auto|native|node  how connections are read and written: native = libuv through
+                           the addon \`npm run build\` compiles (about half the CPU per connection),
+                           node = node:net; auto (default) = native when it is built, else node
 
 Policy worker:
       --gateway-name NAME  this host's name in the policy (default: the host name)
@@ -192,25 +195,25 @@ async function serve(argv: string[], hangups: Hangups): Promise<number | undefin
   onStopSignals(() => gateway.stop(), log);
   if (cluster.isWorker) {
     const { announceReady } = await import('./cluster.js');
-    announceReady({ addresses, answeredBy: gateway.answeredBy, ownerLookup: gateway.ownerLookup });
+    announceReady({ addresses, answeredBy: gateway.answeredBy, ownerLookup: gateway.ownerLookup, transport: gateway.server.transport ?? 'node' });
     return undefined;
   }
-  announceListening(log, { addresses, answeredBy: gateway.answeredBy, ownerLookup: gateway.ownerLookup, metricsPort: gateway.metricsPort, workers: 1 });
+  announceListening(log, { addresses, answeredBy: gateway.answeredBy, ownerLookup: gateway.ownerLookup, transport: gateway.server.transport ?? 'node', metricsPort: gateway.metricsPort, workers: 1 });
   return undefined;
 }
 
 /** The human line on stdout (where, how, a query to paste) and the JSON line in the log. */
 function announceListening(
   log: Logger,
-  state: { addresses: { address: string; port: number }[]; answeredBy: string; ownerLookup: string; metricsPort: number | undefined; workers: number },
+  state: { addresses: { address: string; port: number }[]; answeredBy: string; ownerLookup: string; transport: string; metricsPort: number | undefined; workers: number },
 ): void {
   const where = describeListen(state.addresses);
-  log.info({ listen: where, answeredBy: state.answeredBy, ownerLookup: state.ownerLookup, metricsPort: state.metricsPort, workers: state.workers }, 'identgate serving');
+  log.info({ listen: where, answeredBy: state.answeredBy, ownerLookup: state.ownerLookup, transport: state.transport, metricsPort: state.metricsPort, workers: state.workers }, 'identgate serving');
   const first = state.addresses[0]!;
   const host = first.address === '::' ? '::1' : first.address === '0.0.0.0' ? '127.0.0.1' : first.address;
   const processes = state.workers > 1 ? `; ${state.workers} worker processes` : '';
   process.stdout.write(
-    `identgate listening on ${where} (answers: ${state.answeredBy}; owner lookup: ${state.ownerLookup}${processes})\n` +
+    `identgate listening on ${where} (answers: ${state.answeredBy}; owner lookup: ${state.ownerLookup}; transport: ${state.transport}${processes})\n` +
       `try: npx identgate query ${host.includes(':') ? `[${host}]` : host} 400,500 --port ${first.port}\n`,
   );
 }

@@ -14,6 +14,7 @@ import { isIP } from 'node:net';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { isErrorToken, isToken, replyRuleViolation, type IdentAnswer } from '../protocol/index.js';
 import type { ListenTarget } from './server.js';
+import { TRANSPORT_CHOICES, type TransportChoice } from './transport/index.js';
 import { SERVER_DEFAULTS } from './server.js';
 
 export class ConfigError extends Error {
@@ -146,6 +147,24 @@ export interface ServeConfig {
   shutdownGraceMs: number;
   /** Gateway processes sharing the listeners (node:cluster); 1 = this process alone. */
   workers: number;
+  /** How connections are read and written (IdentServerOptions.transport). */
+  transport: TransportChoice;
+}
+
+/**
+ * A --workers supervisor using the native transport binds the listeners
+ * itself and hands them to each worker as descriptors 4, 5, ... (after the
+ * cluster's IPC channel on 3); this variable says how many.
+ */
+export const INHERITED_LISTENERS_ENV = 'IDENTGATE_INHERITED_LISTENERS';
+export const FIRST_INHERITED_FD = 4;
+
+function inheritedListenTargets(env: NodeJS.ProcessEnv, primaryPid: number | undefined): ListenTarget[] {
+  const value = env[INHERITED_LISTENERS_ENV];
+  if (primaryPid === undefined || value === undefined) return [];
+  const count = Number(value);
+  if (!Number.isInteger(count) || count < 1) throw new ConfigError(`${INHERITED_LISTENERS_ENV}=${value}: expected a positive number of descriptors from the supervisor`);
+  return Array.from({ length: count }, (_, i) => ({ fd: FIRST_INHERITED_FD + i }));
 }
 
 /**
@@ -187,6 +206,7 @@ const serveOptions = {
   'max-per-address': { type: 'string' },
   'shutdown-grace': { type: 'string' },
   workers: { type: 'string' },
+  transport: { type: 'string' },
 } as const;
 
 export const SERVE_DEFAULTS = { listen: '[::]:113', deadlineMs: 1_000, shutdownGraceMs: 5_000 } as const;
@@ -201,7 +221,16 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = {}, pid 
 
   const fromSystemd = systemdListenTargets(env, pid, primaryPid);
   const listenFlags = (values.listen as string[] | undefined) ?? [];
-  const listen: ListenTarget[] = fromSystemd.length > 0 && listenFlags.length === 0 ? fromSystemd : (listenFlags.length ? listenFlags : [SERVE_DEFAULTS.listen]).map((value) => parseHostPort(value, '--listen'));
+  const inherited = inheritedListenTargets(env, primaryPid);
+  let listen: ListenTarget[] = fromSystemd.length > 0 && listenFlags.length === 0 ? fromSystemd : (listenFlags.length ? listenFlags : [SERVE_DEFAULTS.listen]).map((value) => parseHostPort(value, '--listen'));
+
+  let transport = (str('transport') ?? 'auto') as TransportChoice;
+  if (!TRANSPORT_CHOICES.includes(transport)) throw new ConfigError(`--transport ${JSON.stringify(transport)}: expected ${TRANSPORT_CHOICES.join(', ')}`);
+  if (inherited.length > 0) {
+    // The supervisor bound the listeners for the native transport: this worker adopts them.
+    listen = inherited;
+    transport = 'native';
+  }
 
   const modes = [str('reply') !== undefined && '--reply', str('reply-error') !== undefined && '--reply-error', str('upstream') !== undefined && '--upstream'].filter(Boolean);
   if (modes.length > 1) throw new ConfigError(`${modes.join(' and ')} cannot be combined: pick one way to answer`);
@@ -278,6 +307,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = {}, pid 
     },
     shutdownGraceMs: positiveInt(str('shutdown-grace'), '--shutdown-grace', SERVE_DEFAULTS.shutdownGraceMs),
     workers: str('workers') === 'auto' ? availableParallelism() : positiveInt(str('workers'), '--workers', 1),
+    transport,
   };
 }
 

@@ -9,8 +9,8 @@
  *
  * Modelled on smtp-server's smtp-connection: the server owns listening and the
  * set of connections; this file owns everything that happens on one of them.
+ * The bytes come and go through a ByteStream of either transport (transport/).
  */
-import type { Socket } from 'node:net';
 import {
   formatReplyUnchecked,
   LineSplitter,
@@ -23,6 +23,7 @@ import {
 import { IdentServerError } from './errors.js';
 import type { LiveNode } from './live-connections.js';
 import { IdentTransaction, type AnswerSink, type TransactionEndpoints } from './transaction.js';
+import type { ByteStream, StreamReceiver } from './transport/types.js';
 
 export type IdentHandler = (tx: IdentTransaction) => unknown;
 
@@ -47,21 +48,11 @@ export interface ConnectionHooks {
   readonly onClose: (connection: IdentConnection) => void;
 }
 
-/** The connection that owns a socket, for the socket listeners shared by every connection. */
-const CONNECTION = Symbol('identgate.connection');
-type OwnedSocket = Socket & { [CONNECTION]: IdentConnection | undefined };
-
 const UNKNOWN_ERROR: IdentAnswer = { type: 'ERROR', error: 'UNKNOWN-ERROR' };
 const HIDDEN_INVALID_PORT = '0, 0 : ERROR : UNKNOWN-ERROR\r\n';
 const INVALID_QUERY: IdentQuery = { serverPort: 0, clientPort: 0 };
 /** A first write this short fits in one segment on any path: at most 510 octets in UTF-8, and the smallest IPv4 MSS is 536. */
 const NAGLE_SAFE_CHARS = 170;
-
-/** The local end of every connection a listener accepts, when it is bound to one address. */
-export interface LocalEnd {
-  readonly localAddress: string;
-  readonly localPort: number;
-}
 
 /**
  * A query waiting for its reply line, in arrival order. It is also the
@@ -90,8 +81,11 @@ function invalidPortReply(line: Uint8Array): string {
   return `${ports} : ERROR : INVALID-PORT\r\n`;
 }
 
-export class IdentConnection implements LiveNode<IdentConnection> {
-  readonly socket: Socket;
+/** How long a connection that has ended its side may wait for a client that never reads or closes. */
+const MAX_LINGER_MS = 5_000;
+
+export class IdentConnection implements LiveNode<IdentConnection>, StreamReceiver {
+  readonly stream: ByteStream;
   readonly endpoints: TransactionEndpoints;
   /** The server's live list (live-connections.ts) owns these links. */
   liveOlder: IdentConnection | null = null;
@@ -117,66 +111,23 @@ export class IdentConnection implements LiveNode<IdentConnection> {
   /** Inside #pump's loop: replies settled now go out with its one #flush. */
   #pumping = false;
   #waitingForDrain = false;
-  /** The 'drain' listener is added the first time a write is refused; most connections never need it. */
-  #drainListening = false;
+  #paused = false;
   /** Something was written (see #write: TCP_NODELAY from the second write on). */
   #wrote = false;
   #noDelay = false;
   #ended = false;
+  #lingerTimer: NodeJS.Timeout | undefined;
   /** Every Slot of this connection answers through this one function. */
   readonly #settleSlot = (slot: Slot, answer: IdentAnswer): boolean => this.#answer(slot, answer);
 
-  /**
-   * `remoteAddress`: as the server read it for its per-address limit.
-   * `local`: the listener's bound address when it is not a wildcard (saves a getsockname per connection).
-   */
-  constructor(socket: Socket, remoteAddress: string, local: LocalEnd | undefined, limits: ConnectionLimits, hooks: ConnectionHooks) {
-    this.socket = socket;
+  /** The idle timeout is the server's sweep over its connections (closeIfIdle), not a timer per connection. */
+  constructor(stream: ByteStream, endpoints: TransactionEndpoints, limits: ConnectionLimits, hooks: ConnectionHooks) {
+    this.stream = stream;
+    this.endpoints = endpoints;
     this.#limits = limits;
     this.#hooks = hooks;
     this.#splitter = new LineSplitter(limits.maxLineOctets);
-    this.endpoints = {
-      remoteAddress,
-      remotePort: socket.remotePort ?? 0,
-      localAddress: local ? local.localAddress : (socket.localAddress ?? ''),
-      localPort: local ? local.localPort : (socket.localPort ?? 0),
-    };
-    // The listeners are shared by all connections (no closures per connection); each finds its
-    // connection on the socket.
-    (socket as OwnedSocket)[CONNECTION] = this;
-    // The idle timeout is the server's sweep over its connections (closeIfIdle), not a timer per socket.
-    socket.on('data', IdentConnection.#socketData);
-    socket.on('end', IdentConnection.#socketEnd);
-    socket.on('error', IdentConnection.#socketError);
-    socket.on('close', IdentConnection.#socketClose);
-  }
-
-  static #socketData(this: OwnedSocket, chunk: Buffer): void {
-    const connection = this[CONNECTION];
-    if (connection) connection.#onData(chunk);
-  }
-
-  static #socketEnd(this: OwnedSocket): void {
-    const connection = this[CONNECTION];
-    if (connection) connection.#onEnd();
-  }
-
-  static #socketDrain(this: OwnedSocket): void {
-    const connection = this[CONNECTION];
-    if (connection) connection.#onDrain();
-  }
-
-  static #socketError(this: OwnedSocket, error: NodeJS.ErrnoException): void {
-    // A client resetting or vanishing is ordinary client behaviour, not a fault to report.
-    if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || error.code === 'ETIMEDOUT') return;
-    const connection = this[CONNECTION];
-    if (!connection) return;
-    connection.#hooks.onError(new IdentServerError('ERR_IDENT_SOCKET', `client ${connection.#peer()}: ${error.message}`, { cause: error }));
-  }
-
-  static #socketClose(this: OwnedSocket): void {
-    const connection = this[CONNECTION];
-    if (connection) connection.#onClose();
+    stream.attach(this);
   }
 
   /** Queries received and not yet written back (a buffered unanswered line counts as one). */
@@ -196,20 +147,36 @@ export class IdentConnection implements LiveNode<IdentConnection> {
 
   /** Closes at once, dropping anything unanswered. */
   destroy(): void {
-    this.socket.destroy();
+    this.stream.destroy();
   }
 
   #peer(): string {
     return `${this.endpoints.remoteAddress}:${this.endpoints.remotePort}`;
   }
 
-  #onData(chunk: Buffer): void {
+  /** The transport's call: bytes from the client. */
+  onData(chunk: Uint8Array): void {
     // The server keeps connections ordered by their last input: idle sweep and eviction take the stalest.
     this.lastInput = performance.now();
     this.#hooks.onInput(this);
     if (this.#readingStopped) return;
     this.#splitter.feed(chunk);
     this.#pump();
+    // The chunk's memory is the transport's again after this call: keep a copy of what is left.
+    if (this.stream.borrowsChunks) this.#splitter.detach();
+  }
+
+  /** The transport's call: a read or write failed; onClose follows. */
+  onError(error: NodeJS.ErrnoException): void {
+    // A client resetting or vanishing is ordinary client behaviour, not a fault to report.
+    if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || error.code === 'ETIMEDOUT') return;
+    this.#hooks.onError(new IdentServerError('ERR_IDENT_SOCKET', `client ${this.#peer()}: ${error.message}`, { cause: error }));
+  }
+
+  #pause(): void {
+    if (this.#paused) return;
+    this.#paused = true;
+    this.stream.pause();
   }
 
   /**
@@ -239,8 +206,11 @@ export class IdentConnection implements LiveNode<IdentConnection> {
       }
     }
     const backlogged = !this.#linesStopped && this.#splitter.hasLine();
-    if (backlogged || this.#waitingForDrain) this.socket.pause();
-    else if (!this.#readingStopped && this.socket.isPaused()) this.socket.resume();
+    if (backlogged || this.#waitingForDrain) this.#pause();
+    else if (!this.#readingStopped && this.#paused) {
+      this.#paused = false;
+      this.stream.resume();
+    }
     this.#flush();
   }
 
@@ -250,7 +220,7 @@ export class IdentConnection implements LiveNode<IdentConnection> {
    * case with work left; it yields to other connections first (setImmediate).
    */
   #schedulePump(): void {
-    if (this.#pumpScheduled || this.#waitingForDrain || this.#closed || !this.socket.isPaused()) return;
+    if (this.#pumpScheduled || this.#waitingForDrain || this.#closed || !this.#paused) return;
     this.#pumpScheduled = true;
     setImmediate(() => {
       this.#pumpScheduled = false;
@@ -344,21 +314,20 @@ export class IdentConnection implements LiveNode<IdentConnection> {
   #write(out: string): void {
     if (!this.#noDelay && (this.#wrote || out.length > NAGLE_SAFE_CHARS)) {
       this.#noDelay = true;
-      this.socket.setNoDelay(true);
+      this.stream.setNoDelay();
     }
     this.#wrote = true;
-    if (!this.socket.write(out)) {
+    if (!this.stream.write(out)) {
       // A client that does not read its replies stops being read: bounded buffers.
-      if (!this.#drainListening) {
-        this.#drainListening = true;
-        this.socket.on('drain', IdentConnection.#socketDrain);
-      }
       this.#waitingForDrain = true;
-      this.socket.pause();
+      this.#pause();
     }
   }
 
-  #onDrain(): void {
+  /** The transport's call: the replies written so far are out. */
+  onDrain(): void {
+    // A client still reading keeps a finished connection open (the linger is for one that stopped).
+    this.#lingerTimer?.refresh();
     this.#waitingForDrain = false;
     this.#schedulePump();
     this.#maybeEnd();
@@ -391,7 +360,8 @@ export class IdentConnection implements LiveNode<IdentConnection> {
     this.#flush();
   }
 
-  #onEnd(): void {
+  /** The transport's call: the client half-closed. */
+  onEnd(): void {
     // RFC 1413 half-close: answer everything received, then close. An
     // unterminated last line is not a request.
     this.#peerEnded = true;
@@ -403,24 +373,25 @@ export class IdentConnection implements LiveNode<IdentConnection> {
    * flight (a slow handler is bounded by the deadline instead).
    */
   closeIfIdle(): void {
-    if (this.pending === 0) this.socket.destroy();
+    if (this.pending === 0) this.stream.destroy();
   }
 
   #maybeEnd(): void {
     if (!(this.#peerEnded || this.#readingStopped) || this.pending > 0 || this.#closed || this.#ended) return;
     this.#ended = true;
-    if (this.socket.writable) this.socket.end();
-    // A peer that never reads cannot hold the socket open after end().
-    if (this.#readingStopped || this.#waitingForDrain) this.socket.setTimeout(Math.min(this.#limits.idleTimeoutMs, 5000), () => this.socket.destroy());
+    this.stream.end();
+    // A peer that never reads or never closes cannot hold the connection open after end().
+    if (this.#readingStopped || this.#waitingForDrain) {
+      this.#lingerTimer = setTimeout(() => this.stream.destroy(), Math.min(this.#limits.idleTimeoutMs, MAX_LINGER_MS));
+    }
   }
 
-  #onClose(): void {
+  /** The transport's call: the connection is gone. */
+  onClose(): void {
     this.#closed = true;
     if (this.#deadlineTimer) clearTimeout(this.#deadlineTimer);
     this.#deadlineTimer = undefined;
-    // Node keeps a closed socket reachable for a while (its handle is released by a later GC),
-    // and a young-generation GC copies everything the socket reaches: let go of this connection's state.
-    (this.socket as Partial<OwnedSocket>)[CONNECTION] = undefined;
+    if (this.#lingerTimer) clearTimeout(this.#lingerTimer);
     this.#splitter.release();
     this.#hooks.onClose(this);
   }

@@ -25,7 +25,9 @@ export type IdentServerErrorCode =
   /** A connection was refused or evicted by a connection limit. */
   | 'ERR_IDENT_CONNECTION_LIMIT'
   /** A socket error on a client connection (reset, ...). */
-  | 'ERR_IDENT_SOCKET';
+  | 'ERR_IDENT_SOCKET'
+  /** The native transport was asked for and is not built or does not load here. */
+  | 'ERR_IDENT_TRANSPORT';
 
 export class IdentServerError extends Error {
   readonly code: IdentServerErrorCode;

@@ -150,6 +150,7 @@ export async function startGateway(config: ServeConfig, { log, clusterWorker = f
     // The resolver answers within its deadline; this is the backstop for a fault in between.
     queryDeadlineMs: config.deadlineMs + 1_000,
     hideErrors: config.hideErrors,
+    transport: config.transport,
     onError: (error) => {
       if (error.code === 'ERR_IDENT_SOCKET' || error.code === 'ERR_IDENT_LINE_TOO_LONG') log.debug({ code: error.code }, error.message);
       else log.warn({ code: error.code }, error.message);

@@ -3,7 +3,9 @@
  * AnyEvent::Ident::Server. It owns the listeners (IPv4, IPv6, systemd-passed
  * descriptors), the set of live connections and the limits that span them
  * (connections overall and per remote address), and start/stop. Everything
- * that happens on one connection lives in connection.ts.
+ * that happens on one connection lives in connection.ts; the bytes move
+ * through a transport (transport/: the native libuv addon when it is built,
+ * else node:net).
  *
  * @example
  * const server = new IdentServer({ hostname: '127.0.0.1', port: 0 });
@@ -14,18 +16,20 @@
  * console.log(`listening on port ${server.port}`);
  * await server.stop();
  */
-import net from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { DEFAULT_MAX_LINE_OCTETS } from '../protocol/index.js';
-import { IdentConnection, type ConnectionHooks, type ConnectionLimits, type IdentHandler, type LocalEnd } from './connection.js';
+import { IdentConnection, type ConnectionHooks, type ConnectionLimits, type IdentHandler } from './connection.js';
 import { IdentServerError } from './errors.js';
 import { LiveConnections } from './live-connections.js';
+import type { TransactionEndpoints } from './transaction.js';
+import { selectTransport, type TransportChoice } from './transport/index.js';
+import type { ByteStream, ListenTarget, Listener } from './transport/types.js';
 
 export type { IdentHandler } from './connection.js';
 export { IdentTransaction } from './transaction.js';
 export { IdentServerError, type IdentServerErrorCode } from './errors.js';
-
-/** Where to listen: an address and port, or a descriptor passed by systemd. */
-export type ListenTarget = { readonly hostname: string; readonly port: number } | { readonly fd: number };
+export type { ListenTarget } from './transport/types.js';
+export type { TransportChoice } from './transport/index.js';
 
 /** Documented defaults; README.md and docs/operations.md list them. */
 export const SERVER_DEFAULTS = {
@@ -55,7 +59,13 @@ export interface IdentServerOptions extends Partial<ConnectionLimits> {
   /** Faults of handlers, replies, clients and limits. Never throws into the server. */
   onError?: (error: IdentServerError) => void;
   /** Called once per listener after it is bound. */
-  onBind?: (address: net.AddressInfo | string) => void;
+  onBind?: (address: AddressInfo) => void;
+  /**
+   * How connections are read and written: 'native' (the libuv addon built by
+   * `npm run build`; about half the CPU per connection), 'node' (node:net), or
+   * 'auto' (native when it loads, else node). Default 'auto'.
+   */
+  transport?: TransportChoice;
   /** Called for each refused or evicted connection, with the reason. */
   onRefuse?: (reason: 'per_address' | 'global' | 'evicted', remoteAddress: string) => void;
 }
@@ -65,7 +75,8 @@ function idleSweepInterval(idleTimeoutMs: number): number {
   return Math.min(1_000, Math.max(10, Math.floor(idleTimeoutMs / 4)));
 }
 
-function bindError(target: ListenTarget, error: NodeJS.ErrnoException): IdentServerError {
+/** The one-line ERR_IDENT_BIND error for a listener that cannot bind: what failed and what to do. */
+export function bindError(target: ListenTarget, error: NodeJS.ErrnoException): IdentServerError {
   if ('fd' in target) return new IdentServerError('ERR_IDENT_BIND', `cannot listen on file descriptor ${target.fd}: ${error.message}`, { cause: error });
   const where = target.hostname.includes(':') ? `[${target.hostname}]:${target.port}` : `${target.hostname}:${target.port}`;
   switch (error.code) {
@@ -90,13 +101,16 @@ export class IdentServer {
   readonly #maxConnections: number;
   readonly #maxPerAddress: number;
   readonly #options: IdentServerOptions;
-  #listeners: net.Server[] = [];
+  #listeners: Listener[] = [];
+  /** Resolves stop()'s wait once the last connection has closed. */
+  #onLastClose: (() => void) | undefined;
   /** What every connection reports to this server; made once per start(). */
   #hooks: ConnectionHooks | undefined;
   /** Live connections, stalest input first (moved to the newest end whenever input arrives). */
   readonly #connections = new LiveConnections<IdentConnection>();
   readonly #perAddress = new Map<string, number>();
   #starting = false;
+  #transportKind: 'native' | 'node' | undefined;
   #idleSweep: NodeJS.Timeout | undefined;
 
   constructor(options: IdentServerOptions = {}) {
@@ -121,13 +135,17 @@ export class IdentServer {
 
   /** The first listener's bound port (the ephemeral one when port 0 was asked). */
   get port(): number {
-    const address = this.#listeners[0]?.address();
-    return address && typeof address === 'object' ? address.port : 0;
+    return this.#listeners[0]?.address.port ?? 0;
   }
 
   /** Every bound address. */
-  get addresses(): net.AddressInfo[] {
-    return this.#listeners.map((listener) => listener.address()).filter((a): a is net.AddressInfo => !!a && typeof a === 'object');
+  get addresses(): AddressInfo[] {
+    return this.#listeners.map((listener) => listener.address);
+  }
+
+  /** The transport in use while started: 'native' or 'node'. */
+  get transport(): 'native' | 'node' | undefined {
+    return this.#transportKind;
   }
 
   /** Connections open right now. */
@@ -156,13 +174,25 @@ export class IdentServer {
         const left = (this.#perAddress.get(address) ?? 1) - 1;
         if (left > 0) this.#perAddress.set(address, left);
         else this.#perAddress.delete(address);
+        if (this.#connections.size === 0) this.#onLastClose?.();
       },
     };
     try {
-      for (const target of this.#targets) this.#listeners.push(await this.#listen(target));
+      const transport = selectTransport(this.#options.transport ?? 'auto');
+      this.#transportKind = transport.kind;
+      for (const target of this.#targets) {
+        const listener = await transport
+          .listen(target, (stream, endpoints) => this.#accept(stream, endpoints), (error) => this.#report(new IdentServerError('ERR_IDENT_SOCKET', `listener error: ${error.message}`, { cause: error })))
+          .catch((error: NodeJS.ErrnoException) => {
+            throw error instanceof IdentServerError ? error : bindError(target, error);
+          });
+        this.#listeners.push(listener);
+        this.#options.onBind?.(listener.address);
+      }
     } catch (error) {
-      await Promise.all(this.#listeners.map((listener) => new Promise((resolve) => listener.close(resolve))));
+      await Promise.all(this.#listeners.map((listener) => listener.close()));
       this.#listeners = [];
+      this.#transportKind = undefined;
       throw error;
     } finally {
       this.#starting = false;
@@ -183,44 +213,13 @@ export class IdentServer {
     }
   }
 
-  #listen(target: ListenTarget): Promise<net.Server> {
-    // A listener bound to one address knows every accepted socket's local end
-    // without asking the kernel (getsockname); a wildcard one does not.
-    let local: LocalEnd | undefined;
-    // noDelay: false, because each connection sets TCP_NODELAY itself when Nagle could delay a reply (connection.ts #write).
-    const listener = net.createServer({ allowHalfOpen: true, pauseOnConnect: false, noDelay: false }, (socket) => this.#accept(socket, local));
-    return new Promise((resolve, reject) => {
-      const onError = (error: NodeJS.ErrnoException) => reject(bindError(target, error));
-      listener.once('error', onError);
-      const ready = () => {
-        listener.off('error', onError);
-        listener.on('error', (error) => this.#report(new IdentServerError('ERR_IDENT_SOCKET', `listener error: ${error.message}`, { cause: error })));
-        const address = listener.address();
-        if (address && typeof address === 'object' && address.address !== '0.0.0.0' && address.address !== '::') {
-          local = { localAddress: address.address, localPort: address.port };
-        }
-        if (address) this.#options.onBind?.(address);
-        resolve(listener);
-      };
-      if ('fd' in target) listener.listen({ fd: target.fd }, ready);
-      // ipv6Only keeps "[::]:113" and "0.0.0.0:113" usable side by side; "[::]" alone is dual-stack.
-      else listener.listen({ host: target.hostname, port: target.port, ipv6Only: false, backlog: 1024 }, ready);
-    });
-  }
-
-  #accept(socket: net.Socket, local: LocalEnd | undefined): void {
-    const address = socket.remoteAddress;
-    if (!address || (local === undefined && socket.localAddress === undefined)) {
-      // Reset before we saw it: there is no peer left to answer.
-      socket.on('error', () => {});
-      socket.destroy();
-      return;
-    }
+  #accept(stream: ByteStream, endpoints: TransactionEndpoints): void {
+    const address = endpoints.remoteAddress;
     const fromAddress = this.#perAddress.get(address) ?? 0;
-    if (fromAddress >= this.#maxPerAddress) return this.#refuse(socket, 'per_address', address);
-    if (this.#connections.size >= this.#maxConnections && !this.#evictStalest()) return this.#refuse(socket, 'global', address);
+    if (fromAddress >= this.#maxPerAddress) return this.#refuse(stream, 'per_address', address);
+    if (this.#connections.size >= this.#maxConnections && !this.#evictStalest()) return this.#refuse(stream, 'global', address);
     this.#perAddress.set(address, fromAddress + 1);
-    this.#connections.add(new IdentConnection(socket, address, local, this.#limits, this.#hooks!));
+    this.#connections.add(new IdentConnection(stream, endpoints, this.#limits, this.#hooks!));
   }
 
   /** At the global cap, the connection that has gone longest without input and has no query in flight makes room. */
@@ -235,10 +234,9 @@ export class IdentServer {
     return false;
   }
 
-  #refuse(socket: net.Socket, reason: 'per_address' | 'global', address: string): void {
+  #refuse(stream: ByteStream, reason: 'per_address' | 'global', address: string): void {
     this.#options.onRefuse?.(reason, address);
-    socket.on('error', () => {});
-    socket.destroy();
+    stream.destroy();
   }
 
   #report(error: IdentServerError): void {
@@ -259,10 +257,12 @@ export class IdentServer {
     this.#listeners = [];
     clearInterval(this.#idleSweep);
     this.#idleSweep = undefined;
-    const closed = Promise.all(listeners.map((listener) => new Promise<void>((resolve) => listener.close(() => resolve()))));
-    const connections = [...this.#connections];
-    for (const connection of connections) connection.finish();
-    const allClosed = Promise.all(connections.map((c) => (c.closed ? undefined : new Promise<void>((resolve) => c.socket.once('close', () => resolve())))));
+    const closed = Promise.all(listeners.map((listener) => listener.close()));
+    const allClosed = new Promise<void>((resolve) => {
+      this.#onLastClose = resolve;
+    });
+    if (this.#connections.size === 0) this.#onLastClose?.();
+    for (const connection of [...this.#connections]) connection.finish();
     let timer: NodeJS.Timeout | undefined;
     const grace = new Promise<void>((resolve) => {
       timer = setTimeout(() => {
@@ -274,6 +274,8 @@ export class IdentServer {
     clearTimeout(timer);
     // Destroyed sockets close on the next turn; resolve only once every one has.
     await allClosed;
+    this.#onLastClose = undefined;
     await closed;
+    this.#transportKind = undefined;
   }
 }

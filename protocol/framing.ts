@@ -38,6 +38,8 @@ export class LineSplitter {
   /** Octets received and not yet returned as lines, from #start. */
   #buffer: Uint8Array = EMPTY;
   #start = 0;
+  /** #buffer is this splitter's own copy, not a fed chunk. */
+  #owned = true;
   readonly #maxLineOctets: number;
 
   constructor(maxLineOctets = DEFAULT_MAX_LINE_OCTETS) {
@@ -54,22 +56,39 @@ export class LineSplitter {
     const rest = this.#buffer.length - this.#start;
     if (rest === 0) {
       this.#buffer = chunk;
+      this.#owned = false;
     } else {
       const joined = new Uint8Array(rest + chunk.length);
       joined.set(this.#buffer.subarray(this.#start), 0);
       joined.set(chunk, rest);
       this.#buffer = joined;
+      this.#owned = true;
     }
     this.#start = 0;
   }
 
-  /** True when a complete line is waiting to be taken. */
+  /**
+   * Copies what is still held out of the fed chunks, for a caller that reuses
+   * a chunk's memory once it has taken the lines it could (a transport reading
+   * every connection into one buffer). Holding nothing, it keeps nothing.
+   */
+  detach(): void {
+    if (this.#buffer.length === this.#start) this.release();
+    else if (!this.#owned) {
+      this.#buffer = this.#buffer.slice(this.#start);
+      this.#start = 0;
+      this.#owned = true;
+    }
+  }
+
   /** Drops whatever is buffered (the connection is gone); the splitter starts empty again. */
   release(): void {
     this.#buffer = EMPTY;
     this.#start = 0;
+    this.#owned = true;
   }
 
+  /** True when a complete line is waiting to be taken. */
   hasLine(): boolean {
     return this.#buffer.indexOf(LF, this.#start) !== -1;
   }
@@ -92,6 +111,7 @@ export class LineSplitter {
         // Keep only the unfinished line, not the whole chunk it arrived in.
         this.#buffer = data.slice(start);
         this.#start = 0;
+        this.#owned = true;
       }
       return undefined;
     }

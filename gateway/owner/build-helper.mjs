@@ -27,7 +27,7 @@ const ADDON_SOURCE = fileURLToPath(new URL('./sockdiag-addon.c', import.meta.url
 const DEFAULT_OUT = fileURLToPath(new URL('../../dist/owner/identgate-sockdiag', import.meta.url));
 
 /** Runs the compiler into a temporary file, then renames it: a running gateway never sees half a binary. */
-function compile(cc, args, out) {
+export function compile(cc, args, out) {
   const target = resolve(out);
   const partial = `${target}.${process.pid}.tmp`;
   try {

@@ -101,6 +101,6 @@ describe('deploy/identgate.socket and deploy/identgate.service', () => {
     // The built-in policy answers NO-USER for a connection that does not exist.
     const reply = await queryInNetns(launcher.pid, '127.0.0.1', 113, '1,2');
     expect(reply.stdout).toBe('1, 2 : ERROR : NO-USER\n');
-    expect(launcher.stdout()).toMatch(/identgate listening on \[::\]:113 \(answers: embedded default policy; owner lookup: (sock_diag|procfs)\)/);
+    expect(launcher.stdout()).toMatch(/identgate listening on \[::\]:113 \(answers: embedded default policy; owner lookup: (sock_diag|procfs); transport: native\)/);
   });
 });

@@ -1,0 +1,72 @@
+/**
+ * What IdentServer and IdentConnection need from a TCP transport, so that the
+ * ident logic (connection.ts, server.ts) is written once over two adapters:
+ * node.ts (node:net, portable) and native.ts (libuv through the uv-tcp.c
+ * addon: about half the CPU per connection). A transport listens, hands each
+ * accepted connection over as a ByteStream with its endpoints, and calls the
+ * connection's StreamReceiver methods; it never decides anything about ident.
+ *
+ * @example
+ * const listener = await transport.listen({ hostname: '127.0.0.1', port: 0 }, (stream, endpoints) => {
+ *   stream.attach({ onData: (chunk) => stream.write('...'), onEnd: () => stream.end(), onDrain() {}, onError() {}, onClose() {} });
+ * });
+ * await listener.close();
+ */
+import type { AddressInfo } from 'node:net';
+import type { TransactionEndpoints } from '../transaction.js';
+
+/** Where to listen: an address and port, or a descriptor passed by systemd. */
+export type ListenTarget = { readonly hostname: string; readonly port: number } | { readonly fd: number };
+
+/** The calls a connection gets from its stream, each from the event loop (never inside a stream method). */
+export interface StreamReceiver {
+  /** Bytes from the client; when the stream `borrowsChunks`, valid only during this call. */
+  onData(chunk: Uint8Array): void;
+  /** The client half-closed its side. */
+  onEnd(): void;
+  /** The write buffer emptied after write() returned false. */
+  onDrain(): void;
+  /** A read or write failed (ECONNRESET, EPIPE...); onClose follows. */
+  onError(error: NodeJS.ErrnoException): void;
+  /** The connection is gone; no call follows. */
+  onClose(): void;
+}
+
+/** One accepted TCP connection. Calls after onClose are ignored. */
+export interface ByteStream {
+  /** onData's chunk lives in memory the transport reuses: copy what must outlive the call. */
+  readonly borrowsChunks: boolean;
+  attach(receiver: StreamReceiver): void;
+  /** Sends text as UTF-8; false when the buffer is above its high-water mark (wait for onDrain). */
+  write(text: string): boolean;
+  /** Half-closes once written data is out; the connection closes when the client has half-closed too. */
+  end(): void;
+  /** Closes now, dropping unsent data. */
+  destroy(): void;
+  /** Stops reading (backpressure); resume() reads again. */
+  pause(): void;
+  resume(): void;
+  /** TCP_NODELAY on. */
+  setNoDelay(): void;
+}
+
+export type AcceptHandler = (stream: ByteStream, endpoints: TransactionEndpoints) => void;
+
+export interface Listener {
+  readonly address: AddressInfo;
+  /** Stops accepting and frees the port; open connections are not touched. */
+  close(): Promise<void>;
+}
+
+export interface Transport {
+  readonly kind: 'native' | 'node';
+  /**
+   * Binds (or adopts the descriptor) and starts accepting. Rejects with the
+   * system's error (its `code`: EADDRINUSE, EACCES...) when it cannot.
+   * `onListenerError` gets faults after binding (accept failing).
+   */
+  listen(target: ListenTarget, onAccept: AcceptHandler, onListenerError: (error: Error) => void): Promise<Listener>;
+}
+
+/** The listen backlog of both transports. */
+export const LISTEN_BACKLOG = 1024;
