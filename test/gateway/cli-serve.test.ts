@@ -1,10 +1,11 @@
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { copyFileSync, cpSync, mkdtempSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ident } from '../../gateway/client.js';
 import { connectRaw } from '../helpers/raw-peer.js';
-import { listeningPort, runCli, startCli } from '../helpers/cli.js';
+import { spawn } from 'node:child_process';
+import { listeningPort, ROOT, runCli, startCli } from '../helpers/cli.js';
 
 const READY = /listening on .*\n.*\n/;
 
@@ -80,6 +81,7 @@ describe('identgate serve', () => {
       [['serve', '--upstream', 'http://127.0.0.1:1', '--secret-file', '/dev/null', '--batch-hold', 'soon'], /--batch-hold "soon": expected a whole number of milliseconds/],
       [['serve', '--upstream', 'http://127.0.0.1:1', '--secret-file', '/dev/null', '--upstream-connections', '0'], /--upstream-connections "0": expected a positive whole number/],
       [['serve', '--upstream-connections', '2'], /--upstream-connections goes with --upstream/],
+      [['serve', '--transport', 'fast'], /--transport "fast": expected auto, native, node/],
       [['frobnicate'], /unknown command "frobnicate"/],
     ];
     for (const [args, message] of cases) {
@@ -91,17 +93,58 @@ describe('identgate serve', () => {
     }
   });
 
-  it('says what to do when the port is taken', async () => {
+  it('says what to do when the port is taken, with either transport', async () => {
     const serve = await startCli(['serve', '--listen', '127.0.0.1:0', '--reply', 'x'], READY);
-    const result = await runCli(['serve', '--listen', `127.0.0.1:${listeningPort(serve.stdout())}`, '--reply', 'x']);
-    expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/already in use/);
+    const port = listeningPort(serve.stdout());
+    for (const transport of ['native', 'node']) {
+      const result = await runCli(['serve', '--listen', `127.0.0.1:${port}`, '--reply', 'x', '--transport', transport]);
+      expect(result.code, transport).toBe(2);
+      expect(result.stderr, transport).toBe(`identgate: cannot listen on 127.0.0.1:${port}: the address is already in use (another identd running?)\n`);
+    }
+  });
+
+  it('falls back to node:net where the native transport is not built, and --transport native then exits 2 naming the missing addon', async () => {
+    // A copy of the package whose build had no C compiler: dist/ without the transport addon.
+    const copy = mkdtempSync(join(tmpdir(), 'identgate-nocc-'));
+    try {
+      cpSync(join(ROOT, 'dist'), join(copy, 'dist'), { recursive: true, filter: (path) => !path.endsWith('identgate-uv.node') });
+      copyFileSync(join(ROOT, 'package.json'), join(copy, 'package.json'));
+      symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
+      const cli = join(copy, 'dist/gateway/cli.js');
+      const run = (args: string[]) =>
+        new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
+          const child = spawn(process.execPath, [cli, 'serve', '--listen', '127.0.0.1:0', '--reply', 'x', ...args], { timeout: 15_000 });
+          let stdout = '';
+          let stderr = '';
+          child.stdout.on('data', (chunk: Buffer) => {
+            stdout += chunk;
+            if (/try: /.test(stdout)) child.kill('SIGTERM');
+          });
+          child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
+          child.on('close', (code) => resolve({ code, stdout, stderr }));
+        });
+      const auto = await run([]);
+      expect(auto.stdout).toMatch(/; transport: node\)/);
+      const native = await run(['--transport', 'native']);
+      expect(native.code).toBe(2);
+      expect(native.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^identgate: the native transport is not built \(.*identgate-uv\.node is missing; `npm run build` builds it with a C compiler\)$/)]);
+    } finally {
+      rmSync(copy, { recursive: true, force: true });
+    }
+  });
+
+  it('uses the native transport where it is built, and node:net with --transport node, and says which', async () => {
+    const native = await startCli(['serve', '--listen', '127.0.0.1:0', '--reply', 'x'], READY);
+    expect(native.stdout()).toMatch(/; transport: native\)/);
+    const node = await startCli(['serve', '--listen', '127.0.0.1:0', '--reply', 'y', '--transport', 'node'], READY);
+    expect(node.stdout()).toMatch(/; transport: node\)/);
+    expect(await ident({ port: listeningPort(node.stdout()), serverPort: 1, clientPort: 2 })).toMatchObject({ userId: 'y' });
   });
 
   it('documents every flag it accepts in --help', async () => {
     const result = await runCli(['serve', '--help']);
     expect(result.code).toBe(0);
-    for (const flag of ['--listen', '--reply', '--opsys', '--reply-error', '--policy', '--upstream', '--secret-file', '--gateway-name', '--deadline', '--owner-lookup', '--hide-errors', '--run-as', '--metrics', '--max-connections', '--max-per-address', '--idle-timeout', '--upstream-connections', '--batch-hold', '--workers']) {
+    for (const flag of ['--listen', '--reply', '--opsys', '--reply-error', '--policy', '--upstream', '--secret-file', '--gateway-name', '--deadline', '--owner-lookup', '--hide-errors', '--run-as', '--metrics', '--max-connections', '--max-per-address', '--idle-timeout', '--upstream-connections', '--batch-hold', '--workers', '--transport']) {
       expect(result.stdout).toContain(flag);
     }
   });

@@ -3,10 +3,11 @@
  * processes that accept from the same listener (gateway/cluster.ts). Real
  * processes, real sockets on loopback; the process tree is read from /proc.
  */
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { connectRaw } from '../helpers/raw-peer.js';
-import { listeningPort } from '../helpers/cli.js';
+import { listeningPort, runCli } from '../helpers/cli.js';
 import { CLI, READY, startDaemon, type Daemon } from './process.js';
 
 /** The pids whose parent is `pid`, from /proc/PID/stat. */
@@ -47,6 +48,16 @@ async function until<T>(probe: () => T | undefined, what: string, timeoutMs = 5_
 async function startCluster(extra: string[]): Promise<{ serve: Daemon; port: number }> {
   const serve = await startDaemon(process.execPath, [CLI, 'serve', '--listen', '127.0.0.1:0', '--workers', '2', ...extra], READY);
   return { serve, port: listeningPort(serve.stdout()) };
+}
+
+/** The inode of the socket listening on 127.0.0.1:port, from /proc/net/tcp. */
+function listeningInode(port: number): string | undefined {
+  const wanted = `0100007F:${port.toString(16).toUpperCase().padStart(4, '0')}`;
+  for (const row of readFileSync('/proc/net/tcp', 'latin1').split('\n').slice(1)) {
+    const fields = row.trim().split(/\s+/);
+    if (fields[1] === wanted && fields[3] === '0A') return fields[9];
+  }
+  return undefined;
 }
 
 async function ask(port: number, line: string): Promise<string> {
@@ -97,5 +108,34 @@ describe('serve --workers N', () => {
     process.kill(serve.pid, 'SIGTERM');
     expect(await serve.exited).toBe(0);
     await until(() => (workers.every((pid) => !alive(pid)) ? true : undefined), 'the workers to exit');
+  });
+
+  it('hands the native transport\u2019s workers the supervisor\u2019s listening socket as descriptor 4', async () => {
+    const { serve, port } = await startCluster(['--reply', 'x', '--transport', 'native']);
+    expect(serve.stdout()).toMatch(/transport: native; 2 worker processes/);
+    const inode = listeningInode(port);
+    expect(inode).toBeDefined();
+    for (const worker of childrenOf(serve.pid)) expect(readlinkSync(`/proc/${worker}/fd/4`)).toBe(`socket:[${inode}]`);
+    expect(await ask(port, '5, 6\r\n')).toBe('5, 6 : USERID : OTHER : x');
+  });
+
+  it('shares the port through node:cluster with --transport node', async () => {
+    const { serve, port } = await startCluster(['--reply', 'x', '--transport', 'node']);
+    expect(serve.stdout()).toMatch(/transport: node; 2 worker processes/);
+    const replies = await Promise.all(Array.from({ length: 10 }, (_, i) => ask(port, `${2000 + i}, 113\r\n`)));
+    expect(replies).toEqual(Array.from({ length: 10 }, (_, i) => `${2000 + i}, 113 : USERID : OTHER : x`));
+  });
+
+  it('exits 2 with one line when the supervisor cannot bind the port, as one process does', async () => {
+    const taken = net.createServer();
+    await new Promise<void>((resolve) => taken.listen(0, '127.0.0.1', resolve));
+    try {
+      const { port } = taken.address() as net.AddressInfo;
+      const result = await runCli(['serve', '--listen', `127.0.0.1:${port}`, '--reply', 'x', '--workers', '2']);
+      expect(result.code).toBe(2);
+      expect(result.stderr.trim()).toBe(`identgate: cannot listen on 127.0.0.1:${port}: the address is already in use (another identd running?)`);
+    } finally {
+      taken.close();
+    }
   });
 });
