@@ -94,6 +94,17 @@ struct transport {
   struct listener **listeners;
   int32_t listener_cap;
   int initialised;
+  /*
+   * The Node environment is going away (a worker thread ending without
+   * stop()): every handle is being closed, and nothing may call JavaScript.
+   * Handles still open keep this struct alive past the environment's
+   * finalizer (`orphaned`); the last close frees it.
+   */
+  int tearing_down;
+  int orphaned;
+  int32_t open_handles;
+  /* Node waits for this (and keeps the addon loaded) until every handle's close callback has run. */
+  napi_async_cleanup_hook_handle cleanup;
 };
 
 struct write_req {
@@ -146,6 +157,33 @@ static void emit_error(struct conn *c, int status) {
   emit_pair(c->owner, EV_ERROR, c->id, status);
 }
 
+/* ---- handle lifetimes ---- */
+
+static void free_transport_now(struct transport *t) {
+  free(t->conns);
+  free(t->free_conn_ids);
+  free(t->listeners);
+  free(t);
+}
+
+/* Every uv handle this addon opens counts until its close callback. */
+static void handle_closed(struct transport *t) {
+  if (--t->open_handles > 0) return;
+  if (t->tearing_down && t->cleanup) {
+    napi_async_cleanup_hook_handle cleanup = t->cleanup;
+    t->cleanup = NULL;
+    napi_remove_async_cleanup_hook(cleanup);
+  }
+  if (t->orphaned) free_transport_now(t);
+}
+
+/* The close callback of a listener, and of a connection JavaScript never saw. */
+static void on_quiet_close(uv_handle_t *handle) {
+  struct transport *t = handle->data;
+  free(handle);
+  handle_closed(t);
+}
+
 /* ---- connections ---- */
 
 static void on_conn_closed(uv_handle_t *handle) {
@@ -154,9 +192,12 @@ static void on_conn_closed(uv_handle_t *handle) {
   int32_t id = c->id;
   t->conns[id] = NULL;
   free(c);
-  emit_id(t, EV_CLOSE, id);
-  /* Reused only now: JavaScript has let go of the id. */
-  t->free_conn_ids[t->free_conn_count++] = id;
+  if (!t->tearing_down) {
+    emit_id(t, EV_CLOSE, id);
+    /* Reused only now: JavaScript has let go of the id. */
+    t->free_conn_ids[t->free_conn_count++] = id;
+  }
+  handle_closed(t);
 }
 
 static void close_conn(struct conn *c) {
@@ -237,10 +278,12 @@ static void on_connection(uv_stream_t *server, int status) {
   struct conn *c = calloc(1, sizeof *c);
   if (!c) return;
   uv_tcp_init(t->loop, &c->tcp);
+  t->open_handles++;
   c->owner = t;
+  c->tcp.data = t;
   if (uv_accept(server, (uv_stream_t *)&c->tcp) != 0) {
     c->id = -1;
-    uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+    uv_close((uv_handle_t *)&c->tcp, on_quiet_close);
     return;
   }
   struct sockaddr_storage peer, local;
@@ -273,7 +316,7 @@ static void on_connection(uv_stream_t *server, int status) {
   return;
 drop:
   c->id = -1;
-  uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+  uv_close((uv_handle_t *)&c->tcp, on_quiet_close);
 }
 
 /* ---- argument helpers ---- */
@@ -313,10 +356,34 @@ static void free_transport(napi_env env, void *data, void *hint) {
   (void)env;
   (void)hint;
   struct transport *t = data;
-  free(t->conns);
-  free(t->free_conn_ids);
-  free(t->listeners);
-  free(t);
+  t->orphaned = 1;
+  if (t->open_handles == 0) free_transport_now(t);
+}
+
+/*
+ * The environment ends (a worker thread exits or is terminated, or the
+ * process ends without stop()): close everything still open, quietly. An
+ * async cleanup hook, because closing a uv handle completes on a later loop
+ * turn, and the addon must still be loaded when its close callbacks run.
+ */
+static void tear_down(napi_async_cleanup_hook_handle cleanup, void *data) {
+  struct transport *t = data;
+  t->tearing_down = 1;
+  if (t->open_handles == 0) {
+    napi_remove_async_cleanup_hook(cleanup);
+    return;
+  }
+  t->cleanup = cleanup;
+  for (int32_t i = 0; i < t->listener_cap; i++) {
+    struct listener *l = t->listeners[i];
+    if (!l) continue;
+    t->listeners[i] = NULL;
+    uv_close((uv_handle_t *)&l->tcp, on_quiet_close);
+  }
+  for (int32_t i = 0; i < t->conn_next; i++) {
+    struct conn *c = t->conns[i];
+    if (c) close_conn(c);
+  }
 }
 
 static napi_value js_init(napi_env env, napi_callback_info info) {
@@ -441,6 +508,8 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
     t->listener_cap = cap;
   }
   uv_tcp_init(t->loop, &l->tcp);
+  t->open_handles++;
+  l->tcp.data = t;
   l->owner = t;
   l->id = id;
   l->specific = !is_wildcard(&addr);
@@ -449,7 +518,7 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   if (err != 0) {
     /* Closes fd too (uv_tcp_open took it, or it is closed here): a failed listen leaves nothing open. */
     if (uv_fileno((uv_handle_t *)&l->tcp, &(uv_os_fd_t){0}) != 0) close(fd);
-    uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+    uv_close((uv_handle_t *)&l->tcp, on_quiet_close);
     return int_value(env, err);
   }
   t->listeners[id] = l;
@@ -466,7 +535,7 @@ static napi_value js_close_listener(napi_env env, napi_callback_info info) {
     struct listener *l = t->listeners[id];
     t->listeners[id] = NULL;
     /* The fd is closed here, synchronously: the port is free when this returns. */
-    uv_close((uv_handle_t *)&l->tcp, (uv_close_cb)free);
+    uv_close((uv_handle_t *)&l->tcp, on_quiet_close);
   }
   return undefined_value(env);
 }
@@ -612,6 +681,7 @@ NAPI_MODULE_INIT() {
   }
   t->env = env;
   napi_set_instance_data(env, t, free_transport, NULL);
+  napi_add_async_cleanup_hook(env, tear_down, t, NULL);
   napi_property_descriptor functions[] = {
       {"init", NULL, js_init, NULL, NULL, NULL, napi_default, NULL},
       {"bindSocket", NULL, js_bind_socket, NULL, NULL, NULL, napi_default, NULL},
