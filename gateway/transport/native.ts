@@ -46,8 +46,14 @@ interface AddonHandlers {
   acceptError(listener: number, errno: number): void;
 }
 
-/** Where `npm run build` puts the addon, next to this module in dist/. */
-export const NATIVE_ADDON_PATH = fileURLToPath(new URL('./identgate-uv.node', import.meta.url));
+/**
+ * Where `npm run build` puts the addon: next to this module in dist/, or, when
+ * this module runs from the source tree (the tests), in dist/ of the same checkout.
+ */
+export function nativeAddonPath(): string {
+  const candidates = [new URL('./identgate-uv.node', import.meta.url), new URL('../../dist/gateway/transport/identgate-uv.node', import.meta.url)].map((url) => fileURLToPath(url));
+  return candidates.find((path) => existsSync(path)) ?? candidates[0]!;
+}
 
 /** Reads land here; 64 KiB, like node:net's read size. */
 const READ_BUFFER_OCTETS = 65_536;
@@ -214,7 +220,7 @@ let instance: NativeTransport | undefined;
  * IdentServerError ERR_IDENT_TRANSPORT, naming why, when the addon is not
  * built or does not load here.
  */
-export function loadNativeTransport(addonPath = NATIVE_ADDON_PATH): NativeTransport {
+export function loadNativeTransport(addonPath = nativeAddonPath()): NativeTransport {
   if (instance) return instance;
   if (!existsSync(addonPath)) {
     throw new IdentServerError('ERR_IDENT_TRANSPORT', `the native transport is not built (${addonPath} is missing; \`npm run build\` builds it with a C compiler)`);

@@ -574,13 +574,17 @@ static napi_value js_write(napi_env env, napi_callback_info info) {
   napi_value argv[2];
   struct conn *c = conn_arg(env, info, &argc, argv);
   if (!c || argc < 2) return int_value(env, UV_EBADF);
-  if (c->ending) return int_value(env, UV_EPIPE);
+  if (c->ending) {
+    /* As node:net does with a write after end(): an error, and the connection goes. */
+    close_conn(c);
+    return int_value(env, UV_EPIPE);
+  }
   char stack[STACK_WRITE];
   char *bytes = stack;
   size_t length;
   if (napi_get_value_string_utf8(env, argv[1], stack, sizeof stack, &length) != napi_ok) return int_value(env, UV_EINVAL);
-  if (length == sizeof stack - 1) {
-    /* Maybe cut short: ask for the whole length. */
+  if (length + 4 >= sizeof stack) {
+    /* Maybe cut short (Node-API stops before a character that does not fit whole, up to 4 octets): ask for the whole length. */
     napi_get_value_string_utf8(env, argv[1], NULL, 0, &length);
     bytes = malloc(length + 1);
     if (!bytes) return int_value(env, UV_ENOMEM);
