@@ -9,6 +9,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { ident, IdentClient } from '../../gateway/client.js';
 import { IdentServer, type IdentHandler, type IdentServerOptions } from '../../gateway/server.js';
 import type { IdentTransaction } from '../../gateway/transaction.js';
+import { TRANSPORTS } from '../helpers/server.js';
 import { closedPort } from './client-fake-server.js';
 
 const cleanups: (() => Promise<void>)[] = [];
@@ -35,9 +36,9 @@ function clientFor(server: IdentServer, hostname = '127.0.0.1'): IdentClient {
   return client;
 }
 
-describe('IdentClient against IdentServer', () => {
+describe.each(TRANSPORTS)('IdentClient against IdentServer (%s transport)', (transport) => {
   it('gets grimlock with opsys OTHER for 400, 500', async () => {
-    const client = clientFor(await startServer(grimlock));
+    const client = clientFor(await startServer(grimlock, { transport }));
     const response = await client.ident(400, 500);
     expect(response).toMatchObject({
       serverPort: 400,
@@ -52,17 +53,20 @@ describe('IdentClient against IdentServer', () => {
   });
 
   it('gets NO-USER for any other ports', async () => {
-    const client = clientFor(await startServer(grimlock));
+    const client = clientFor(await startServer(grimlock, { transport }));
     const response = await client.ident(401, 500);
     expect(response).toMatchObject({ serverPort: 401, clientPort: 500, isSuccess: false, errorType: 'NO-USER', userId: undefined });
   });
 
   it('asks several queries on one connection and gets each its own answer', async () => {
     const remotePorts = new Set<number>();
-    const server = await startServer((tx) => {
-      remotePorts.add(tx.remotePort);
-      grimlock(tx);
-    });
+    const server = await startServer(
+      (tx) => {
+        remotePorts.add(tx.remotePort);
+        grimlock(tx);
+      },
+      { transport },
+    );
     const client = clientFor(server);
     const responses = await Promise.all([client.ident(401, 500), client.ident(400, 500), client.ident(400, 501)]);
     expect(responses.map((response) => response.userId ?? response.errorType)).toEqual(['NO-USER', 'grimlock', 'NO-USER']);
@@ -71,10 +75,13 @@ describe('IdentClient against IdentServer', () => {
 
   it('matches answers to queries when the handler answers them in reverse order', async () => {
     const waiting: IdentTransaction[] = [];
-    const server = await startServer((tx) => {
-      waiting.push(tx);
-      if (waiting.length === 3) for (const held of waiting.reverse()) held.replyWithUser('UNIX', `user${held.req.serverPort}`);
-    });
+    const server = await startServer(
+      (tx) => {
+        waiting.push(tx);
+        if (waiting.length === 3) for (const held of waiting.reverse()) held.replyWithUser('UNIX', `user${held.req.serverPort}`);
+      },
+      { transport },
+    );
     const client = clientFor(server);
     const responses = await Promise.all([client.ident(1, 113), client.ident(2, 113), client.ident(3, 113)]);
     expect(responses.map((response) => response.userId)).toEqual(['user1', 'user2', 'user3']);
@@ -82,10 +89,13 @@ describe('IdentClient against IdentServer', () => {
 
   it('puts identical queries in flight to the server once', async () => {
     let asked = 0;
-    const server = await startServer((tx) => {
-      asked++;
-      grimlock(tx);
-    });
+    const server = await startServer(
+      (tx) => {
+        asked++;
+        grimlock(tx);
+      },
+      { transport },
+    );
     const client = clientFor(server);
     const [a, b] = await Promise.all([client.ident(400, 500), client.ident(400, 500)]);
     expect(b).toBe(a);
@@ -94,10 +104,13 @@ describe('IdentClient against IdentServer', () => {
   });
 
   it('reads a UTF-8 user id and an X-token error', async () => {
-    const server = await startServer((tx) => {
-      if (tx.req.serverPort === 1) tx.replyWithUser('UNIX', 'jörg', 'UTF-8');
-      else tx.replyWithError('X-RATE-LIMITED');
-    });
+    const server = await startServer(
+      (tx) => {
+        if (tx.req.serverPort === 1) tx.replyWithUser('UNIX', 'jörg', 'UTF-8');
+        else tx.replyWithError('X-RATE-LIMITED');
+      },
+      { transport },
+    );
     const client = clientFor(server);
     expect(await client.ident(1, 2)).toMatchObject({ userId: 'jörg', opsys: 'UNIX', charset: 'UTF-8' });
     expect(await client.ident(2, 2)).toMatchObject({ isSuccess: false, errorType: 'X-RATE-LIMITED' });
@@ -105,10 +118,13 @@ describe('IdentClient against IdentServer', () => {
 
   it('is seen by the handler from the client socket it connected from', async () => {
     let remoteAddress: string | undefined;
-    const server = await startServer((tx) => {
-      remoteAddress = tx.remoteAddress;
-      grimlock(tx);
-    });
+    const server = await startServer(
+      (tx) => {
+        remoteAddress = tx.remoteAddress;
+        grimlock(tx);
+      },
+      { transport },
+    );
     const client = new IdentClient({ port: server.port, localAddress: '127.0.0.1', timeout: 2_000 });
     cleanups.push(() => client.close());
     await client.ident(400, 500);
@@ -116,20 +132,20 @@ describe('IdentClient against IdentServer', () => {
   });
 
   it('works over IPv6 loopback', async () => {
-    const server = await startServer(grimlock, { hostname: '::1' });
+    const server = await startServer(grimlock, { transport, hostname: '::1' });
     const response = await clientFor(server, '::1').ident(400, 500);
     expect(response.userId).toBe('grimlock');
   });
 
   it('answers through the one-call helper', async () => {
-    const server = await startServer(grimlock);
+    const server = await startServer(grimlock, { transport });
     const response = await ident({ port: server.port, serverPort: 400, clientPort: 500, timeout: 2_000 });
     expect(response.userId).toBe('grimlock');
   });
 
   it('fails with a connect error while the server is down and succeeds once it is back', async () => {
     const port = await closedPort();
-    const server = new IdentServer({ hostname: '127.0.0.1', port });
+    const server = new IdentServer({ hostname: '127.0.0.1', port, transport });
     cleanups.push(() => server.stop({ graceMs: 200 }));
     const client = new IdentClient({ port, timeout: 2_000 });
     cleanups.push(() => client.close());

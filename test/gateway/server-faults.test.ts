@@ -1,12 +1,15 @@
 import { describe, expect, it } from 'vitest';
 import { connectRaw } from '../helpers/raw-peer.js';
-import { startServer } from '../helpers/server.js';
+import { startServer, TRANSPORTS } from '../helpers/server.js';
 
-describe('IdentServer on handler faults', () => {
+describe.each(TRANSPORTS)('IdentServer on handler faults (%s transport)', (transport) => {
   it('answers UNKNOWN-ERROR and reports when the handler throws', async () => {
-    const { port, errors } = await startServer(() => {
-      throw new Error('boom');
-    });
+    const { port, errors } = await startServer(
+      () => {
+        throw new Error('boom');
+      },
+      { transport },
+    );
     const peer = await connectRaw(port);
     peer.write('1, 2\r\n');
     expect(await peer.lines(1)).toEqual(['1, 2 : ERROR : UNKNOWN-ERROR']);
@@ -15,9 +18,12 @@ describe('IdentServer on handler faults', () => {
   });
 
   it('answers UNKNOWN-ERROR and reports when the handler rejects', async () => {
-    const { port, errors } = await startServer(async () => {
-      throw new Error('async boom');
-    });
+    const { port, errors } = await startServer(
+      async () => {
+        throw new Error('async boom');
+      },
+      { transport },
+    );
     const peer = await connectRaw(port);
     peer.write('1, 2\r\n');
     expect(await peer.lines(1)).toEqual(['1, 2 : ERROR : UNKNOWN-ERROR']);
@@ -25,11 +31,14 @@ describe('IdentServer on handler faults', () => {
   });
 
   it('never writes a reply that breaks the RFC rules', async () => {
-    const { port, errors } = await startServer((tx) => {
-      if (tx.req.serverPort === 1) tx.replyWithUser('evil\r\n1, 2 : USERID : UNIX : root');
-      else if (tx.req.serverPort === 2) tx.replyWithError('NOT-A-TOKEN');
-      else tx.replyWithUser('UN IX', 'bob');
-    });
+    const { port, errors } = await startServer(
+      (tx) => {
+        if (tx.req.serverPort === 1) tx.replyWithUser('evil\r\n1, 2 : USERID : UNIX : root');
+        else if (tx.req.serverPort === 2) tx.replyWithError('NOT-A-TOKEN');
+        else tx.replyWithUser('UN IX', 'bob');
+      },
+      { transport },
+    );
     const peer = await connectRaw(port);
     peer.write('1, 9\r\n2, 9\r\n3, 9\r\n');
     expect(await peer.lines(3)).toEqual(['1, 9 : ERROR : UNKNOWN-ERROR', '2, 9 : ERROR : UNKNOWN-ERROR', '3, 9 : ERROR : UNKNOWN-ERROR']);
@@ -41,7 +50,7 @@ describe('IdentServer on handler faults', () => {
       (tx) => {
         if (tx.req.serverPort !== 1) tx.replyWithUser('fast');
       },
-      { queryDeadlineMs: 150 },
+      { transport, queryDeadlineMs: 150 },
     );
     const peer = await connectRaw(port);
     const started = Date.now();
@@ -53,10 +62,13 @@ describe('IdentServer on handler faults', () => {
 
   it('ignores and reports a second reply', async () => {
     let second: boolean | undefined;
-    const { port, errors } = await startServer((tx) => {
-      tx.replyWithUser('first');
-      second = tx.replyWithUser('second');
-    });
+    const { port, errors } = await startServer(
+      (tx) => {
+        tx.replyWithUser('first');
+        second = tx.replyWithUser('second');
+      },
+      { transport },
+    );
     const peer = await connectRaw(port);
     peer.write('1, 2\r\n3, 4\r\n');
     expect(await peer.lines(2)).toEqual(['1, 2 : USERID : OTHER : first', '3, 4 : USERID : OTHER : first']);
@@ -70,6 +82,7 @@ describe('IdentServer on handler faults', () => {
         throw new Error('boom');
       },
       {
+        transport,
         onError: () => {
           throw new Error('bad logger');
         },

@@ -1,8 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { connectRaw } from '../helpers/raw-peer.js';
-import { grimlock, startServer } from '../helpers/server.js';
+import { grimlock, startServer, TRANSPORTS } from '../helpers/server.js';
 
-describe('IdentServer over IPv6', () => {
+describe.each(TRANSPORTS)('IdentServer over IPv6 (%s transport)', (transport) => {
   it('listens on ::1 and reports IPv6 endpoints to the handler', async () => {
     let remote = '';
     const { port } = await startServer(
@@ -10,7 +10,7 @@ describe('IdentServer over IPv6', () => {
         remote = tx.remoteAddress;
         grimlock(tx);
       },
-      { hostname: '::1' },
+      { transport, hostname: '::1' },
     );
     const peer = await connectRaw(port, '::1');
     peer.write('400, 500\r\n');
@@ -25,7 +25,7 @@ describe('IdentServer over IPv6', () => {
         seen.push(tx.remoteAddress);
         tx.replyWithError('NO-USER');
       },
-      { hostname: '::' },
+      { transport, hostname: '::' },
     );
     const v4 = await connectRaw(port, '127.0.0.1');
     v4.write('1, 2\r\n');
@@ -37,7 +37,7 @@ describe('IdentServer over IPv6', () => {
   });
 
   it('listens on several addresses at once', async () => {
-    const { server } = await startServer(grimlock, { listen: [{ hostname: '127.0.0.1', port: 0 }, { hostname: '::1', port: 0 }] });
+    const { server } = await startServer(grimlock, { transport, listen: [{ hostname: '127.0.0.1', port: 0 }, { hostname: '::1', port: 0 }] });
     const [v4, v6] = server.addresses;
     const a = await connectRaw(v4!.port, '127.0.0.1');
     const b = await connectRaw(v6!.port, '::1');

@@ -1,11 +1,11 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { connectRaw } from '../helpers/raw-peer.js';
-import { grimlock, startServer } from '../helpers/server.js';
+import { grimlock, startServer, TRANSPORTS } from '../helpers/server.js';
 
-describe('IdentServer limits', () => {
+describe.each(TRANSPORTS)('IdentServer limits (%s transport)', (transport) => {
   it('closes a connection that sends more than 1000 octets without a line end, and keeps serving others', async () => {
-    const { port, errors } = await startServer(grimlock);
+    const { port, errors } = await startServer(grimlock, { transport });
     const attacker = await connectRaw(port);
     attacker.write('1'.repeat(1001));
     await attacker.closed();
@@ -16,7 +16,7 @@ describe('IdentServer limits', () => {
   });
 
   it('answers the queries before an over-long line, then closes', async () => {
-    const { port } = await startServer(grimlock);
+    const { port } = await startServer(grimlock, { transport });
     const peer = await connectRaw(port);
     peer.write(`400, 500\r\n${'x'.repeat(2000)}`);
     expect(await peer.closed()).toBe('400, 500 : USERID : OTHER : grimlock\r\n');
@@ -30,7 +30,7 @@ describe('IdentServer limits', () => {
         calls++;
         held.push(() => tx.replyWithUser('late'));
       },
-      { maxInFlight: 4 },
+      { transport, maxInFlight: 4 },
     );
     const peer = await connectRaw(port);
     peer.write('1, 1\r\n2, 2\r\n3, 3\r\n4, 4\r\n5, 5\r\n6, 6\r\n');
@@ -44,14 +44,14 @@ describe('IdentServer limits', () => {
   });
 
   it('closes after maxQueriesPerConnection queries, answering them all', async () => {
-    const { port } = await startServer(grimlock, { maxQueriesPerConnection: 2 });
+    const { port } = await startServer(grimlock, { transport, maxQueriesPerConnection: 2 });
     const peer = await connectRaw(port);
     peer.write('400, 500\r\n1, 2\r\n3, 4\r\n');
     expect(await peer.closed()).toBe('400, 500 : USERID : OTHER : grimlock\r\n1, 2 : ERROR : NO-USER\r\n');
   });
 
   it('closes a connection idle for idleTimeoutMs', async () => {
-    const { port } = await startServer(grimlock, { idleTimeoutMs: 150 });
+    const { port } = await startServer(grimlock, { transport, idleTimeoutMs: 150 });
     const peer = await connectRaw(port);
     const started = Date.now();
     await peer.closed();
@@ -59,7 +59,7 @@ describe('IdentServer limits', () => {
   });
 
   it('keeps a connection that keeps sending input, and closes it once the input stops for idleTimeoutMs', async () => {
-    const { port, server } = await startServer(grimlock, { idleTimeoutMs: 150 });
+    const { port, server } = await startServer(grimlock, { transport, idleTimeoutMs: 150 });
     const peer = await connectRaw(port);
     // A query dribbled one octet at a time, each well inside the idle timeout, for 3x the timeout.
     for (const octet of '400, 500') {
@@ -74,7 +74,7 @@ describe('IdentServer limits', () => {
   });
 
   it('does not close a connection as idle while its query is still being answered', async () => {
-    const { port } = await startServer((tx) => void setTimeout(() => tx.replyWithUser('slow'), 400), { idleTimeoutMs: 100 });
+    const { port } = await startServer((tx) => void setTimeout(() => tx.replyWithUser('slow'), 400), { transport, idleTimeoutMs: 100 });
     const peer = await connectRaw(port);
     peer.write('400, 500\r\n');
     expect(await peer.lines(1)).toEqual(['400, 500 : USERID : OTHER : slow']);
@@ -82,7 +82,7 @@ describe('IdentServer limits', () => {
   });
 
   it('does not buffer without bound for a client that never reads its replies', async () => {
-    const { port } = await startServer((tx) => tx.replyWithUser('x'.repeat(500)), { idleTimeoutMs: 60_000 });
+    const { port } = await startServer((tx) => tx.replyWithUser('x'.repeat(500)), { transport, idleTimeoutMs: 60_000 });
     const rssBefore = process.memoryUsage().rss;
     const socket = net.connect({ port, host: '127.0.0.1' });
     socket.on('error', () => {});
@@ -105,7 +105,7 @@ describe('IdentServer limits', () => {
 
   it('refuses connections beyond maxConnectionsPerAddress from one address, but not from another', async () => {
     const refused: string[] = [];
-    const { port } = await startServer(grimlock, { maxConnectionsPerAddress: 2, onRefuse: (reason, address) => refused.push(`${reason} ${address}`) });
+    const { port } = await startServer(grimlock, { transport, maxConnectionsPerAddress: 2, onRefuse: (reason, address) => refused.push(`${reason} ${address}`) });
     const a = await connectRaw(port, '127.0.0.1', '127.0.0.3');
     const b = await connectRaw(port, '127.0.0.1', '127.0.0.3');
     a.write('400, 500\r\n');
@@ -122,7 +122,7 @@ describe('IdentServer limits', () => {
 
   it('at the global cap, evicts the stalest idle connection so a new client is served', async () => {
     const refused: string[] = [];
-    const { server, port } = await startServer(grimlock, { maxConnections: 3, onRefuse: (reason) => refused.push(reason) });
+    const { server, port } = await startServer(grimlock, { transport, maxConnections: 3, onRefuse: (reason) => refused.push(reason) });
     const idle = [await connectRaw(port, '127.0.0.1', '127.0.0.5'), await connectRaw(port, '127.0.0.1', '127.0.0.6'), await connectRaw(port, '127.0.0.1', '127.0.0.7')];
     await expect.poll(() => server.connectionCount).toBe(3);
     const fresh = await connectRaw(port, '127.0.0.1', '127.0.0.8');

@@ -1,19 +1,22 @@
 import net from 'node:net';
 import { once } from 'node:events';
 import { describe, expect, it } from 'vitest';
-import { startServer } from '../helpers/server.js';
+import { startServer, TRANSPORTS } from '../helpers/server.js';
 
 /**
  * Nagle's algorithm holds a short segment while earlier data is unacknowledged,
  * and a client in request/response rhythm delays its ACKs (40 ms on Linux).
  * Two replies written a few ms apart on one connection must both go out at once.
  */
-describe('IdentServer and Nagle', () => {
+describe.each(TRANSPORTS)('IdentServer and Nagle (%s transport)', (transport) => {
   it('sends a reply finished 5 ms after the one before it without waiting for the client to acknowledge that one', async () => {
-    const { port } = await startServer((tx) => {
-      if (tx.req.serverPort === 2) setTimeout(() => tx.replyWithUser('later'), 5);
-      else tx.replyWithUser('now');
-    });
+    const { port } = await startServer(
+      (tx) => {
+        if (tx.req.serverPort === 2) setTimeout(() => tx.replyWithUser('later'), 5);
+        else tx.replyWithUser('now');
+      },
+      { transport },
+    );
     const client = net.connect(port, '127.0.0.1');
     client.setNoDelay(true);
     await once(client, 'connect');

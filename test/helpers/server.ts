@@ -2,6 +2,9 @@
 import { afterEach } from 'vitest';
 import { IdentServer, type IdentHandler, type IdentServerError, type IdentServerOptions } from '../../gateway/server.js';
 
+/** The transports every IdentServer behaviour test runs under, named explicitly (not 'auto'). */
+export const TRANSPORTS = ['native', 'node'] as const;
+
 const running: IdentServer[] = [];
 
 afterEach(async () => {

@@ -12,7 +12,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_LINE_OCTETS, parseRequestOctets } from '../../protocol/index.js';
 import { connectRaw } from '../helpers/raw-peer.js';
-import { startServer } from '../helpers/server.js';
+import { startServer, TRANSPORTS } from '../helpers/server.js';
 import { expectDocumentedCodes, expectNoEcho, guardEscapes, probe, replyLines } from './support.js';
 
 guardEscapes();
@@ -78,13 +78,16 @@ function expectedReply(line: Buffer): string | undefined {
   return query.serverPort % 2 === 1 ? `${query.serverPort}, ${query.clientPort} : USERID : OTHER : fuzz` : `${query.serverPort}, ${query.clientPort} : ERROR : NO-USER`;
 }
 
-describe('IdentServer fuzzed with random input', () => {
+describe.each(TRANSPORTS)('IdentServer fuzzed with random input (%s transport)', (transport) => {
   it(`answers one well-formed line per complete request line, in order, for ${FUZZ_SECONDS} s of random input`, { timeout: FUZZ_SECONDS * 1000 + 30_000 }, async () => {
-    const { server, port: serverPort, errors } = await startServer((tx) => {
-      // Odd server ports answer at once, even ones on a later turn: replies still come back in order.
-      if (tx.req.serverPort % 2 === 1) tx.replyWithUser('fuzz');
-      else setImmediate(() => tx.replyWithError('NO-USER'));
-    });
+    const { server, port: serverPort, errors } = await startServer(
+      (tx) => {
+        // Odd server ports answer at once, even ones on a later turn: replies still come back in order.
+        if (tx.req.serverPort % 2 === 1) tx.replyWithUser('fuzz');
+        else setImmediate(() => tx.replyWithError('NO-USER'));
+      },
+      { transport },
+    );
     const handlesBefore = process.getActiveResourcesInfo().length;
     let runs = 0;
     let source = 0;

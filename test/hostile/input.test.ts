@@ -7,7 +7,7 @@
 import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { connectRaw } from '../helpers/raw-peer.js';
-import { grimlock, startServer } from '../helpers/server.js';
+import { grimlock, startServer, TRANSPORTS } from '../helpers/server.js';
 import { connectFrom, expectDocumentedCodes, expectNoEcho, expectServing, guardEscapes, loopbackRange, probe, PROBE_REPLY, replyLines } from './support.js';
 
 guardEscapes();
@@ -26,9 +26,9 @@ async function sendLines(port: number, lines: Uint8Array[]): Promise<string[]> {
   return replies;
 }
 
-describe('IdentServer under hostile input', () => {
+describe.each(TRANSPORTS)('IdentServer under hostile input (%s transport)', (transport) => {
   it('answers lines of random binary junk (NUL, 0xff, UTF-16) with INVALID-PORT and never echoes them', async () => {
-    const { port, errors } = await startServer(grimlock);
+    const { port, errors } = await startServer(grimlock, { transport });
     const junk: Uint8Array[] = [];
     for (let i = 0; i < 300; i++) {
       const line = randomBytes(i % 200);
@@ -46,7 +46,7 @@ describe('IdentServer under hostile input', () => {
   });
 
   it('answers a valid query padded to exactly 1000 octets', async () => {
-    const { port, errors } = await startServer(grimlock);
+    const { port, errors } = await startServer(grimlock, { transport });
     const line = `400, 500${' '.repeat(992)}`;
     expect(line).toHaveLength(1000);
     expect(await sendLines(port, [octets(line)])).toEqual([PROBE_REPLY]);
@@ -55,7 +55,7 @@ describe('IdentServer under hostile input', () => {
   });
 
   it('closes without a reply on a 1001-octet line, but answers the queries before it', async () => {
-    const { port, errors } = await startServer(grimlock);
+    const { port, errors } = await startServer(grimlock, { transport });
     const peer = await connectRaw(port);
     peer.write(`400, 500\r\n1, 2\r\n400, 500${' '.repeat(993)}\r\n400, 500\r\n`);
     expect(replyLines(await peer.closed())).toEqual([PROBE_REPLY, '1, 2 : ERROR : NO-USER']);
@@ -64,7 +64,7 @@ describe('IdentServer under hostile input', () => {
   });
 
   it('closes a connection sending a 1 MB line and keeps serving', async () => {
-    const { server, port, errors } = await startServer(grimlock);
+    const { server, port, errors } = await startServer(grimlock, { transport });
     const peer = await connectRaw(port);
     peer.write('400, 500\r\n');
     peer.write(Buffer.alloc(1024 * 1024, 0x31));
@@ -76,7 +76,7 @@ describe('IdentServer under hostile input', () => {
   });
 
   it('answers a complete query dribbled one octet per write', async () => {
-    const { port, errors } = await startServer(grimlock);
+    const { port, errors } = await startServer(grimlock, { transport });
     const peer = await connectRaw(port);
     for (const octet of '400, 500\r\n1, 2\r\n') {
       peer.write(octet);
@@ -89,7 +89,7 @@ describe('IdentServer under hostile input', () => {
   });
 
   it('answers 10,000 queries sent in one write, all of them and in order', async () => {
-    const { port, errors } = await startServer(grimlock, { maxQueriesPerConnection: 20_000 });
+    const { port, errors } = await startServer(grimlock, { transport, maxQueriesPerConnection: 20_000 });
     const peer = await connectRaw(port);
     const count = 10_000;
     peer.write(Array.from({ length: count }, (_, i) => `${i + 1},2\r\n`).join(''));
@@ -101,7 +101,7 @@ describe('IdentServer under hostile input', () => {
   });
 
   it('keeps answering other clients within a second while two connections pour in 64 KB of empty lines each', async () => {
-    const { port, errors } = await startServer(grimlock);
+    const { port, errors } = await startServer(grimlock, { transport });
     const flooders = await Promise.all([connectRaw(port, '127.0.0.1', '127.0.0.2'), connectRaw(port, '127.0.0.1', '127.0.0.3')]);
     for (const flooder of flooders) flooder.write(Buffer.alloc(65_536, 0x0a));
     // Probes every 50 ms while the floods are processed: each must be answered within a second.
@@ -121,7 +121,7 @@ describe('IdentServer under hostile input', () => {
   });
 
   it('answers a flood of lone LFs with one INVALID-PORT each', async () => {
-    const { port, errors } = await startServer(grimlock);
+    const { port, errors } = await startServer(grimlock, { transport });
     const peer = await connectRaw(port);
     peer.write('\n'.repeat(500));
     expect(await peer.lines(500)).toEqual(Array(500).fill('0, 0 : ERROR : INVALID-PORT'));
@@ -131,7 +131,7 @@ describe('IdentServer under hostile input', () => {
   });
 
   it('treats a bare CR as part of the line and CR CR LF as a line ending in CR', async () => {
-    const { port, errors } = await startServer(grimlock);
+    const { port, errors } = await startServer(grimlock, { transport });
     const peer = await connectRaw(port);
     peer.write('400, 500\r\r\n\r\r\r\r\n1,\r2\r\n400\r, 500\r\n\r400, 500\r\n400, 500\n');
     expect(await peer.lines(6)).toEqual([...Array(5).fill('0, 0 : ERROR : INVALID-PORT'), PROBE_REPLY]);
@@ -141,7 +141,7 @@ describe('IdentServer under hostile input', () => {
   });
 
   it('answers what was complete when a client half-closes in the middle of a line, then closes', async () => {
-    const { server, port, errors } = await startServer(grimlock);
+    const { server, port, errors } = await startServer(grimlock, { transport });
     const peer = await connectRaw(port);
     peer.write('400, 500\r\n400, 5');
     peer.socket.end();
@@ -153,11 +153,14 @@ describe('IdentServer under hostile input', () => {
 
   it('survives two hundred clients resetting mid-query and mid-line at once', async () => {
     let answered = 0;
-    const { server, port, errors } = await startServer(async (tx) => {
-      await delay(20);
-      tx.replyWithUser('gone');
-      answered++;
-    });
+    const { server, port, errors } = await startServer(
+      async (tx) => {
+        await delay(20);
+        tx.replyWithUser('gone');
+        answered++;
+      },
+      { transport },
+    );
     const sockets = await Promise.all(loopbackRange(2, 201).map((address) => connectFrom(port, address)));
     sockets.forEach((socket, i) => socket.write(i % 2 ? '1, 2\r\n3, 4\r\n5, ' : '1, 2\r\n'));
     await delay(5);
@@ -171,7 +174,7 @@ describe('IdentServer under hostile input', () => {
   });
 
   it('answers long zero-padded numbers by value, never by their text', async () => {
-    const { port, errors } = await startServer(grimlock);
+    const { port, errors } = await startServer(grimlock, { transport });
     const lines = ['0000000000001, 2', '00400, 00500', '000400, 500', '400, 0000000000000000000000500', '99999999999, 1', '65536, 1', '0, 1', '-1, 2', '+1, 2', '1e3, 2', '0x10, 2', '1.0, 2'];
     expect(await sendLines(port, lines.map(octets))).toEqual([
       '0, 0 : ERROR : INVALID-PORT',
@@ -192,7 +195,7 @@ describe('IdentServer under hostile input', () => {
   });
 
   it('does not take Unicode digits or full-width commas for ports', async () => {
-    const { port, errors } = await startServer(grimlock);
+    const { port, errors } = await startServer(grimlock, { transport });
     const lines = ['４００, ５００', '٤٠٠, ٥٠٠', '४००, ५००', '400， 500', '⁴⁰⁰, ⁵⁰⁰', '400,\u00a0500', '\u2007400, 500', '400\u200b, 500'].map((line) => Buffer.from(line, 'utf8'));
     expect(await sendLines(port, lines)).toEqual(Array(lines.length).fill('0, 0 : ERROR : INVALID-PORT'));
     await expectServing(port);
@@ -200,7 +203,7 @@ describe('IdentServer under hostile input', () => {
   });
 
   it('answers "1,2" inside spaces and tabs up to the line cap, and closes beyond it', async () => {
-    const { port, errors } = await startServer(grimlock);
+    const { port, errors } = await startServer(grimlock, { transport });
     const padded = `${' '.repeat(498)}1,2${'\t'.repeat(499)}`;
     expect(padded).toHaveLength(1000);
     expect(await sendLines(port, [octets(padded), octets(`${' '.repeat(200)}400 ,${' '.repeat(200)}500${' '.repeat(200)}`)])).toEqual(['1, 2 : ERROR : NO-USER', PROBE_REPLY]);

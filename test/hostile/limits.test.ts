@@ -8,15 +8,16 @@
  */
 import { describe, expect, it } from 'vitest';
 import { connectRaw, type RawPeer } from '../helpers/raw-peer.js';
-import { grimlock, startServer } from '../helpers/server.js';
+import { grimlock, startServer, TRANSPORTS } from '../helpers/server.js';
 import { expectDocumentedCodes, expectServing, guardEscapes, loopbackRange, openMany, percentile, probe, PROBE_REPLY, replyLines, startAttack, startCliServer } from './support.js';
 
 guardEscapes();
 
-describe('IdentServer limits under attack', () => {
+describe.each(TRANSPORTS)('IdentServer limits under attack (%s transport)', (transport) => {
   it('answers legitimate queries within a second while 2,000 idle attacker connections press against maxConnections 1,000', { timeout: 40_000 }, async () => {
     const refusals = { evicted: 0, per_address: 0, global: 0 };
     const { server, port, errors } = await startServer(grimlock, {
+      transport,
       maxConnections: 1_000,
       maxConnectionsPerAddress: 40,
       onRefuse: (reason) => refusals[reason]++,
@@ -49,7 +50,7 @@ describe('IdentServer limits under attack', () => {
   });
 
   it('answers legitimate queries promptly while 500 slowloris connections dribble one octet every 100 ms', { timeout: 40_000 }, async () => {
-    const { server, port, errors } = await startServer(grimlock);
+    const { server, port, errors } = await startServer(grimlock, { transport });
     const attack = await startAttack(port, ['--mode', 'slowloris', '--from', '127.0.0.2', '--addresses', '20', '--connections', '500', '--interval', '100']);
     await expect.poll(() => server.connectionCount, { timeout: 10_000 }).toBeGreaterThanOrEqual(500);
     const latencies: number[] = [];
@@ -71,7 +72,7 @@ describe('IdentServer limits under attack', () => {
   });
 
   it('keeps another address under 200 ms p99 while one address floods queries on all its connections (identgate serve)', { timeout: 40_000 }, async () => {
-    const { port } = await startCliServer(['--max-per-address', '32']);
+    const { port } = await startCliServer(['--transport', transport, '--max-per-address', '32']);
     const attack = await startAttack(port, ['--mode', 'flood', '--from', '127.0.0.2', '--addresses', '1', '--connections', '32', '--batch', '64']);
     const latencies: number[] = [];
     for (let i = 0; i < 100; i++) {
@@ -87,7 +88,7 @@ describe('IdentServer limits under attack', () => {
   });
 
   it('refuses the 41st connection from one address while 10 other addresses keep all of theirs (identgate serve)', { timeout: 40_000 }, async () => {
-    const { port } = await startCliServer(['--max-per-address', '40']);
+    const { port } = await startCliServer(['--transport', transport, '--max-per-address', '40']);
     const attacker = await Promise.all(Array.from({ length: 40 }, () => connectRaw(port, '127.0.0.1', '127.0.0.2')));
     // The 40 are all accepted: each answers a query.
     for (const peer of attacker) peer.write('400, 500\r\n');

@@ -8,21 +8,24 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { connectRaw } from '../helpers/raw-peer.js';
-import { startServer } from '../helpers/server.js';
+import { startServer, TRANSPORTS } from '../helpers/server.js';
 import { expectDocumentedCodes, guardEscapes, loopbackRange, PROBE_REPLY, replyLines, startCliServer } from './support.js';
 
 guardEscapes();
 
 const delay = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-describe('IdentServer shutdown under load', () => {
+describe.each(TRANSPORTS)('IdentServer shutdown under load (%s transport)', (transport) => {
   it('answers 20 slow queries in flight, closes idle and half-written connections, and stops within the grace', async () => {
     let started = 0;
-    const { server, port, errors } = await startServer(async (tx) => {
-      started++;
-      await delay(300);
-      tx.replyWithUser('draining');
-    });
+    const { server, port, errors } = await startServer(
+      async (tx) => {
+        started++;
+        await delay(300);
+        tx.replyWithUser('draining');
+      },
+      { transport },
+    );
     const busy = await Promise.all(loopbackRange(2, 21).map((address) => connectRaw(port, '127.0.0.1', address)));
     busy.forEach((peer, i) => peer.write(`${i + 1}, 113\r\n`));
     const idle = await Promise.all(loopbackRange(2, 21).map((address) => connectRaw(port, '127.0.0.1', address)));
@@ -46,7 +49,7 @@ describe('IdentServer shutdown under load', () => {
   });
 
   it('drops a client that never reads its replies once the grace runs out, and still stops', async () => {
-    const { server, port, errors } = await startServer((tx) => tx.replyWithUser('x'.repeat(400)), { maxQueriesPerConnection: 1_000_000 });
+    const { server, port, errors } = await startServer((tx) => tx.replyWithUser('x'.repeat(400)), { transport, maxQueriesPerConnection: 1_000_000 });
     const hog = net.connect({ port, host: '127.0.0.1' });
     hog.on('error', () => {});
     await new Promise((resolve) => hog.once('connect', resolve));
@@ -70,7 +73,7 @@ describe('IdentServer shutdown under load', () => {
   });
 
   it('identgate serve exits 0 within its grace on SIGTERM with idle, half-written and never-reading clients', async () => {
-    const { serve, port } = await startCliServer(['--shutdown-grace', '1500', '--max-queries', '1000000']);
+    const { serve, port } = await startCliServer(['--transport', transport, '--shutdown-grace', '1500', '--max-queries', '1000000']);
     const idle = await Promise.all(loopbackRange(2, 21).map((address) => connectRaw(port, '127.0.0.1', address)));
     const halfWritten = await Promise.all(loopbackRange(2, 11).map((address) => connectRaw(port, '127.0.0.1', address)));
     for (const peer of halfWritten) peer.write('400, 5');
