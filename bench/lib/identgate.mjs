@@ -27,7 +27,7 @@ export function gatewayCli(root, distDir = join(root, 'dist')) {
   // Every bench client comes from 127.0.0.1, so the per-address limit (a guard
   // against one abusive peer, default 32) and the global one (default 4096)
   // are raised to let 32 load clients plus the 10,000-connection idle flood in.
-  const serve = (answerArgs, { port, metricsPort, upstream }) => {
+  const serve = (answerArgs, { port, metricsPort, upstream, transport }) => {
     // As an operator would run it for throughput: embedded, one gateway process per core
     // (--workers auto), since the gateway does all the work; forwarding to a worker, one
     // process (the default), since the worker is the bottleneck and one process makes
@@ -35,6 +35,8 @@ export function gatewayCli(root, distDir = join(root, 'dist')) {
     const workers = upstream ? '1' : 'auto';
     const args = [cliPath, 'serve', '--listen', `127.0.0.1:${port}`, ...answerArgs, '--owner-lookup', 'on', '--max-per-address', '20000', '--max-connections', '20000', '--workers', workers];
     if (metricsPort) args.push('--metrics', `127.0.0.1:${metricsPort}`);
+    // By default the gateway's own choice (native where built); 'node' for the side-by-side row.
+    if (transport) args.push('--transport', transport);
     return spec(args, { upstream, metricsUrl: metricsPort ? `http://127.0.0.1:${metricsPort}/metrics` : undefined });
   };
   return {
@@ -42,8 +44,8 @@ export function gatewayCli(root, distDir = join(root, 'dist')) {
       if (!existsSync(cliPath)) return `${relative(root, cliPath)} not built (npm run build; the CLI is gateway/cli.ts)`;
       return undefined;
     },
-    serveEmbedded({ port, policy, metricsPort }) {
-      return serve(policyArgs(policy), { port, metricsPort });
+    serveEmbedded({ port, policy, metricsPort, transport }) {
+      return serve(policyArgs(policy), { port, metricsPort, transport });
     },
     worker({ port, policy, secretFile }) {
       return spec([cliPath, 'worker', '--listen', `127.0.0.1:${port}`, ...policyArgs(policy), '--secret-file', secretFile]);

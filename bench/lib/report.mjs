@@ -173,6 +173,11 @@ export function evaluateTargets(results) {
     const q = results.servers[name]?.queriesPerHttpRequest;
     targets.push({ name: `${name}: queries per HTTP request`, verdict: 'info', measured: q ?? 'n/a', threshold: '(batching, informational)' });
   }
+  // What the native transport is worth: the same gateway on node:net (informational).
+  for (const mode of MODES) {
+    const t = ratioTarget(results, { name: 'transport: embedded (native) / embedded-node (node:net)', numerator: 'embedded', denominator: 'embedded-node', mode, atLeast: 1 });
+    targets.push({ ...t, verdict: t.verdict === 'n/a' ? 'n/a' : 'info', threshold: '(informational)' });
+  }
   // Headroom: the load generator drives the C ceiling well beyond identgate, so identgate is what is measured.
   for (const mode of MODES) {
     const t = ratioTarget(results, { name: 'loadgen headroom: c-ceiling / embedded', numerator: 'c-ceiling', denominator: 'embedded', mode, atLeast: 1.5 });
