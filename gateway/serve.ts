@@ -26,6 +26,7 @@ import { createOwnerLookup, type Owner, type OwnerLookup } from './owner/index.j
 import { dropPrivileges } from './privileges.js';
 import type { FailureCause, Resolver } from './resolver.js';
 import { IdentServer, type IdentHandler } from './server.js';
+import { nativeTransportProblem } from './transport/index.js';
 import type { IdentTransaction } from './transaction.js';
 
 export interface RunningGateway {
@@ -163,6 +164,9 @@ export async function startGateway(config: ServeConfig, { log, clusterWorker = f
   let metricsServer: HttpServer | undefined;
   try {
     await server.start(handler);
+    if (config.transport === 'auto' && server.transport === 'node') {
+      log.info({ reason: nativeTransportProblem() }, 'using the node:net transport: the native one is not available here');
+    }
     if (metrics && config.metrics) {
       metrics.countConnectionsWith(() => server.connectionCount);
       if (clusterWorker) exposeWorkerMetrics(metrics.registry);

@@ -14,6 +14,16 @@ export type TransportChoice = 'auto' | 'native' | 'node';
 
 export const TRANSPORT_CHOICES: readonly TransportChoice[] = ['auto', 'native', 'node'];
 
+/** Why the native transport cannot be used here, or undefined when it can. */
+export function nativeTransportProblem(): string | undefined {
+  try {
+    loadNativeTransport();
+    return undefined;
+  } catch (error) {
+    return (error as Error).message;
+  }
+}
+
 /** Throws IdentServerError ERR_IDENT_TRANSPORT when 'native' is asked for and cannot load. */
 export function selectTransport(choice: TransportChoice): Transport {
   if (choice === 'node') return nodeTransport;

@@ -125,6 +125,8 @@ describe('identgate serve', () => {
         });
       const auto = await run([]);
       expect(auto.stdout).toMatch(/; transport: node\)/);
+      const notice = auto.stderr.split('\n').find((line) => line.includes('using the node:net transport'));
+      expect(JSON.parse(notice!)).toMatchObject({ level: 'info', reason: expect.stringMatching(/identgate-uv\.node is missing/) });
       const native = await run(['--transport', 'native']);
       expect(native.code).toBe(2);
       expect(native.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^identgate: the native transport is not built \(.*identgate-uv\.node is missing; `npm run build` builds it with a C compiler\)$/)]);
