@@ -7,11 +7,17 @@
  * (the addon keeps one loop's state per Node environment); connections are
  * numbered by the addon and looked up here by number.
  *
+ * One difference from node:net: a paused stream is not read at all, so a
+ * client's reset shows only at the next write or resume(). IdentConnection
+ * pauses only while it owes replies (in flight, or a full write buffer), and
+ * those writes come within the query deadline, so such a connection still
+ * closes within seconds.
+ *
  * @example
  * const transport = loadNativeTransport();   // throws ERR_IDENT_TRANSPORT when the addon is missing
  * const listener = await transport.listen({ hostname: '127.0.0.1', port: 0 }, onAccept, onListenerError);
  */
-import { existsSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { lookup } from 'node:dns/promises';
 import { isIP, type AddressInfo } from 'node:net';
@@ -47,12 +53,25 @@ interface AddonHandlers {
 }
 
 /**
+ * Whether a file is there, by stat() rather than access(): access() checks the
+ * real user without capabilities, so a process that runs as another user with
+ * CAP_DAC_READ_SEARCH (the tests' setpriv, a hardened unit) would see nothing.
+ */
+function present(path: string): boolean {
+  try {
+    return statSync(path, { throwIfNoEntry: false }) !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+/**
  * Where `npm run build` puts the addon: next to this module in dist/, or, when
  * this module runs from the source tree (the tests), in dist/ of the same checkout.
  */
 export function nativeAddonPath(): string {
   const candidates = [new URL('./identgate-uv.node', import.meta.url), new URL('../../dist/gateway/transport/identgate-uv.node', import.meta.url)].map((url) => fileURLToPath(url));
-  return candidates.find((path) => existsSync(path)) ?? candidates[0]!;
+  return candidates.find(present) ?? candidates[0]!;
 }
 
 /** Reads land here; 64 KiB, like node:net's read size. */
@@ -222,7 +241,7 @@ let instance: NativeTransport | undefined;
  */
 export function loadNativeTransport(addonPath = nativeAddonPath()): NativeTransport {
   if (instance) return instance;
-  if (!existsSync(addonPath)) {
+  if (!present(addonPath)) {
     throw new IdentServerError('ERR_IDENT_TRANSPORT', `the native transport is not built (${addonPath} is missing; \`npm run build\` builds it with a C compiler)`);
   }
   let addon: UvTcpAddon;

@@ -51,4 +51,26 @@ describe('--run-as', () => {
     expect(result.code).toBe(2);
     expect(result.stderr).toBe('identgate: --run-as needs identgate to start as root (it binds first, then switches user)\n');
   });
+
+  it('finds the native transport as another user with CAP_DAC_READ_SEARCH under a directory only root may enter', async () => {
+    expect(process.getuid?.(), 'setpriv --reuid needs root (CI runs as root)').toBe(0);
+    // A checkout under a private directory (as /root is): access() denies the other user, stat() does not.
+    const { mkdtempSync, cpSync, copyFileSync, symlinkSync, rmSync, chmodSync } = await import('node:fs');
+    const { join } = await import('node:path');
+    const { tmpdir } = await import('node:os');
+    const { ROOT } = await import('../helpers/cli.js');
+    const home = mkdtempSync(join(tmpdir(), 'identgate-private-'));
+    chmodSync(home, 0o700);
+    try {
+      cpSync(join(ROOT, 'dist'), join(home, 'dist'), { recursive: true });
+      copyFileSync(join(ROOT, 'package.json'), join(home, 'package.json'));
+      symlinkSync(join(ROOT, 'node_modules'), join(home, 'node_modules'));
+      const result = await runToEnd('setpriv', ['--reuid', 'nobody', '--regid', 'nogroup', '--clear-groups', '--inh-caps=-all,+dac_read_search', '--ambient-caps=+dac_read_search', '--', process.execPath, '--input-type=module', '-e', `const { selectTransport } = await import(${JSON.stringify(join(home, 'dist/gateway/transport/index.js'))}); console.log(selectTransport('auto').kind);`]);
+      expect(result.stderr).toBe('');
+      expect(result.stdout).toBe('native\n');
+    } finally {
+      rmSync(home, { recursive: true, force: true });
+    }
+  });
 });
+
