@@ -82,6 +82,8 @@ struct transport {
   uv_loop_t *loop;
   napi_ref handlers[EV_COUNT];
   napi_ref read_buffer_ref;
+  /* The receiver of every call into JavaScript, fetched once. */
+  napi_ref global_ref;
   napi_async_context async;
   char *read_buffer;
   size_t read_buffer_size;
@@ -122,7 +124,7 @@ static void emit(struct transport *t, int event, size_t argc, napi_value *argv) 
   napi_value fn, recv, result;
   napi_get_reference_value(env, t->handlers[event], &fn);
   /* MakeCallback wants an object as the receiver (async hooks see it as the resource). */
-  napi_get_global(env, &recv);
+  napi_get_reference_value(env, t->global_ref, &recv);
   if (napi_make_callback(env, t->async, recv, fn, argc, argv, &result) == napi_pending_exception) {
     napi_value error;
     napi_get_and_clear_last_exception(env, &error);
@@ -413,6 +415,9 @@ static napi_value js_init(napi_env env, napi_callback_info info) {
   napi_get_arraybuffer_info(env, argv[1], &data, &t->read_buffer_size);
   t->read_buffer = data;
   napi_create_reference(env, argv[1], 1, &t->read_buffer_ref);
+  napi_value global;
+  napi_get_global(env, &global);
+  napi_create_reference(env, global, 1, &t->global_ref);
   napi_value name;
   napi_create_string_utf8(env, "identgate.transport", NAPI_AUTO_LENGTH, &name);
   napi_async_init(env, NULL, name, &t->async);

@@ -4,7 +4,6 @@ import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ident } from '../../gateway/client.js';
 import { connectRaw } from '../helpers/raw-peer.js';
-import { spawn } from 'node:child_process';
 import { listeningPort, ROOT, runCli, startCli } from '../helpers/cli.js';
 
 const READY = /listening on .*\n.*\n/;
@@ -111,23 +110,13 @@ describe('identgate serve', () => {
       copyFileSync(join(ROOT, 'package.json'), join(copy, 'package.json'));
       symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
       const cli = join(copy, 'dist/gateway/cli.js');
-      const run = (args: string[]) =>
-        new Promise<{ code: number | null; stdout: string; stderr: string }>((resolve) => {
-          const child = spawn(process.execPath, [cli, 'serve', '--listen', '127.0.0.1:0', '--reply', 'x', ...args], { timeout: 15_000 });
-          let stdout = '';
-          let stderr = '';
-          child.stdout.on('data', (chunk: Buffer) => {
-            stdout += chunk;
-            if (/try: /.test(stdout)) child.kill('SIGTERM');
-          });
-          child.stderr.on('data', (chunk: Buffer) => (stderr += chunk));
-          child.on('close', (code) => resolve({ code, stdout, stderr }));
-        });
-      const auto = await run([]);
-      expect(auto.stdout).toMatch(/; transport: node\)/);
-      const notice = auto.stderr.split('\n').find((line) => line.includes('using the node:net transport'));
+      const auto = await startCli(['serve', '--listen', '127.0.0.1:0', '--reply', 'x'], READY, { cli });
+      expect(auto.stdout()).toMatch(/; transport: node\)/);
+      auto.child.kill('SIGTERM');
+      await auto.exited;
+      const notice = auto.stderr().split('\n').find((line) => line.includes('using the node:net transport'));
       expect(JSON.parse(notice!)).toMatchObject({ level: 'info', reason: expect.stringMatching(/identgate-uv\.node is missing/) });
-      const native = await run(['--transport', 'native']);
+      const native = await runCli(['serve', '--listen', '127.0.0.1:0', '--reply', 'x', '--transport', 'native'], { cli });
       expect(native.code).toBe(2);
       expect(native.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^identgate: the native transport is not built \(.*identgate-uv\.node is missing; `npm run build` builds it with a C compiler\)$/)]);
     } finally {

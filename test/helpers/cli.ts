@@ -16,9 +16,10 @@ export interface RunResult {
   stderr: string;
 }
 
-export function runCli(args: string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<RunResult> {
+/** `cli`: another build's dist/gateway/cli.js (default: this checkout's). */
+export function runCli(args: string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cli?: string } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...options.env } });
+    const child = spawn(process.execPath, [options.cli ?? CLI, ...args], { cwd: ROOT, env: { ...process.env, ...options.env } });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));
@@ -48,8 +49,8 @@ export interface LongRunning {
 }
 
 /** Starts a long-running command and resolves once its stdout matches `ready`. */
-export async function startCli(args: string[], ready: RegExp, options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<LongRunning> {
-  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, env: { ...process.env, ...options.env } });
+export async function startCli(args: string[], ready: RegExp, options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cli?: string } = {}): Promise<LongRunning> {
+  const child = spawn(process.execPath, [options.cli ?? CLI, ...args], { cwd: ROOT, env: { ...process.env, ...options.env } });
   children.push(child);
   let stdout = '';
   let stderr = '';

@@ -4,8 +4,11 @@
  * do not use systemd. Port 113 is bound inside a fresh network namespace, so
  * the host's port is never touched; these tests need root (CI runs as root).
  */
+import { chmodSync, copyFileSync, cpSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { CLI, READY, inFreshNetns, queryInNetns, runToEnd, startDaemon, statusIds } from './process.js';
+import { CLI, READY, ROOT, inFreshNetns, queryInNetns, runToEnd, startDaemon, statusIds } from './process.js';
 
 async function idsOf(name: string): Promise<{ uid: number; gid: number }> {
   const { stdout } = await runToEnd('id', [name]);
@@ -55,10 +58,6 @@ describe('--run-as', () => {
   it('finds the native transport as another user with CAP_DAC_READ_SEARCH under a directory only root may enter', async () => {
     expect(process.getuid?.(), 'setpriv --reuid needs root (CI runs as root)').toBe(0);
     // A checkout under a private directory (as /root is): access() denies the other user, stat() does not.
-    const { mkdtempSync, cpSync, copyFileSync, symlinkSync, rmSync, chmodSync } = await import('node:fs');
-    const { join } = await import('node:path');
-    const { tmpdir } = await import('node:os');
-    const { ROOT } = await import('../helpers/cli.js');
     const home = mkdtempSync(join(tmpdir(), 'identgate-private-'));
     chmodSync(home, 0o700);
     try {
