@@ -14,7 +14,7 @@
  * @example
  *   node bench/ab.mjs --rounds 8 --duration 1 -- \
  *     'node bench/ceiling.mjs {port}' \
- *     'node dist/gateway/cli.js serve --listen 127.0.0.1:{port} --policy examples/policy.json --max-per-address 20000 --max-connections 20000'
+ *     'node dist/gateway/cli/main.js serve --listen 127.0.0.1:{port} --policy examples/policy.json --max-per-address 20000 --max-connections 20000'
  */
 import { parseArgs } from 'node:util';
 import { buildTools, runLoadgen } from './lib/loadgen.mjs';

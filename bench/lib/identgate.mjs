@@ -13,7 +13,7 @@ import { existsSync } from 'node:fs';
 import { join, relative } from 'node:path';
 
 /**
- * Command lines for dist/gateway/cli.js under root.
+ * Command lines for dist/gateway/cli/main.js under root.
  *
  * @example
  *   const { args, display } = gatewayCli(root).worker({ port: 8787, policy, secretFile });

@@ -8,7 +8,7 @@
  * queries they carried (_sum).
  */
 import { describe, expect, it } from 'vitest';
-import { IdentClient, type IdentResponse } from '../../gateway/client.js';
+import { IdentClient, type IdentResponse } from '../../gateway/client/client.js';
 import { onCleanup, startServe, startWorker, tempFiles, waitForLog } from './harness.js';
 
 const CONNECTIONS = 5;

@@ -6,7 +6,7 @@
  */
 import { userInfo } from 'node:os';
 import { describe, expect, it } from 'vitest';
-import { IdentClient } from '../../gateway/client.js';
+import { IdentClient } from '../../gateway/client/client.js';
 import { holdConnection, onCleanup, startServe, tempFiles } from './harness.js';
 
 /** A policy in the format of docs/policy.md; the owner rule does not hide uid 0. */

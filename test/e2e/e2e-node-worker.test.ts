@@ -7,7 +7,7 @@
  * worker restarted on the same port is used again at once.
  */
 import { describe, expect, it } from 'vitest';
-import { IdentClient } from '../../gateway/client.js';
+import { IdentClient } from '../../gateway/client/client.js';
 import { kill, onCleanup, startServe, startWorker, tempFiles, waitForLog, type TempFiles } from './harness.js';
 
 /** The deadline of the tests about a failing worker. */

@@ -12,7 +12,7 @@ import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { IdentClient } from '../../gateway/client.js';
+import { IdentClient } from '../../gateway/client/client.js';
 import { onCleanup, startServe, tempFiles } from './harness.js';
 
 const TEST_USER = 'identgate-e2e';

@@ -13,7 +13,7 @@ import { once } from 'node:events';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IdentClient } from '../../gateway/client.js';
+import { IdentClient } from '../../gateway/client/client.js';
 import { signatureHeaders } from '../../protocol/signature.js';
 import { ROUTES } from '../../protocol/wire.js';
 import { ROOT } from '../helpers/cli.js';

@@ -1,5 +1,5 @@
 /**
- * Runs the built `identgate` CLI (dist/gateway/cli.js, built by `npm test`'s
+ * Runs the built `identgate` CLI (dist/gateway/cli/main.js, built by `npm test`'s
  * pretest) as a child process: one-shot commands with their exit status, and
  * long-running `serve`/`worker` processes that are killed after each test.
  */
@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { fileURLToPath } from 'node:url';
 import { afterEach } from 'vitest';
 
-export const CLI = fileURLToPath(new URL('../../dist/gateway/cli.js', import.meta.url));
+export const CLI = fileURLToPath(new URL('../../dist/gateway/cli/main.js', import.meta.url));
 export const ROOT = fileURLToPath(new URL('../../', import.meta.url));
 
 export interface RunResult {
@@ -16,7 +16,7 @@ export interface RunResult {
   stderr: string;
 }
 
-/** `cli`: another build's dist/gateway/cli.js (default: this checkout's). */
+/** `cli`: another build's dist/gateway/cli/main.js (default: this checkout's). */
 export function runCli(args: string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cli?: string } = {}): Promise<RunResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [options.cli ?? CLI, ...args], { cwd: ROOT, env: { ...process.env, ...options.env } });

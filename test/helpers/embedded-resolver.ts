@@ -8,8 +8,8 @@
  * await expectFallback(resolver, 'q1');
  */
 import { afterEach, expect } from 'vitest';
-import { createEmbeddedResolver, type FetchApp } from '../../gateway/embedded-resolver.js';
-import type { FailureCause, Resolver } from '../../gateway/resolver.js';
+import { createEmbeddedResolver, type FetchApp } from '../../gateway/resolver/embedded.js';
+import type { FailureCause, Resolver } from '../../gateway/resolver/resolver.js';
 import { lookupRequest } from './wire.js';
 
 export const DEADLINE_MS = 300;

@@ -1,6 +1,6 @@
 /** Starts an IdentServer on an ephemeral loopback port for a test and stops it afterwards. */
 import { afterEach } from 'vitest';
-import { IdentServer, type IdentHandler, type IdentServerError, type IdentServerOptions } from '../../gateway/server.js';
+import { IdentServer, type IdentHandler, type IdentServerError, type IdentServerOptions } from '../../gateway/server/server.js';
 
 /** The transports every IdentServer behaviour test runs under, named explicitly (not 'auto'). */
 export const TRANSPORTS = ['native', 'node'] as const;

@@ -18,7 +18,7 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
-import type { IdentServerError, IdentServerErrorCode } from '../../gateway/server.js';
+import type { IdentServerError, IdentServerErrorCode } from '../../gateway/server/server.js';
 import { listeningPort, ROOT, startCli, type LongRunning } from '../helpers/cli.js';
 
 /** What every line an ident server writes must look like (no client text can hide in it). */

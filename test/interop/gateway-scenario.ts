@@ -1,5 +1,5 @@
 /**
- * Runs the real `identgate serve` (the built dist/gateway/cli.js) against the
+ * Runs the real `identgate serve` (the built dist/gateway/cli/main.js) against the
  * real Debian ident clients on port 113, in a network namespace of its own
  * (netns.ts `runInNetns`), with a connection held by the dedicated system user
  * `identgate-interop` (created here when missing). One scenario is one run of
@@ -23,7 +23,7 @@ import { PEERS_DIR, REPO_ROOT, runInNetns } from './netns.js';
 export const TEST_USER = 'identgate-interop';
 
 /** The built CLI the scenarios run (`npm run build`, done by `npm test`'s pretest). */
-export const GATEWAY_CLI = join(REPO_ROOT, 'dist/gateway/cli.js');
+export const GATEWAY_CLI = join(REPO_ROOT, 'dist/gateway/cli/main.js');
 
 /** The test user's numeric ids. */
 export interface TestUser {

@@ -13,7 +13,7 @@ import { once } from 'node:events';
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import { userInfo } from 'node:os';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IdentClient, ident } from '../../gateway/client.js';
+import { IdentClient, ident } from '../../gateway/client/client.js';
 import { freePort, requireTools, startService, waitForListener, type Service } from './netns.js';
 
 const HOST = '127.0.0.1';

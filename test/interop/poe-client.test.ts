@@ -8,7 +8,7 @@
  */
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { IdentServer } from '../../gateway/server.js';
+import { IdentServer } from '../../gateway/server/server.js';
 import { PEERS_DIR, requireTools, run } from './netns.js';
 
 const POE_IDENT = join(PEERS_DIR, 'poe-ident.pl');

@@ -19,7 +19,7 @@
  * Usage: node gateway-scenario.mjs '<plan JSON>'
  *
  * @example
- * // node gateway-scenario.mjs '{"cli":"/work/main/dist/gateway/cli.js","gatewayArgs":["--reply","x"],
+ * // node gateway-scenario.mjs '{"cli":"/work/main/dist/gateway/cli/main.js","gatewayArgs":["--reply","x"],
  * //   "user":{"uid":996,"gid":995},"steps":[{"client":"net-ident-accept"}]}'
  */
 import { spawn } from 'node:child_process';

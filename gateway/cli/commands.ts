@@ -1,0 +1,280 @@
+/**
+ * The `identgate` commands (gateway/cli.ts is the executable): `query` asks an ident server, `serve` answers ident
+ * queries on port 113 (fixed reply, embedded policy, or a policy worker over
+ * HTTP), `worker` runs the policy worker on Node. Usage errors print one line
+ * and exit 2; `--help` on every command tells what it does.
+ *
+ * @example
+ * identgate query 127.0.0.1 400,500 --port 1113
+ * identgate serve --listen 127.0.0.1:1113 --reply grimlock
+ */
+import { readFileSync } from 'node:fs';
+import { ConfigError, parseQueryArgs, parseServeArgs, parseWorkerArgs, SERVE_DEFAULTS, UPSTREAM_DEFAULTS } from './config.js';
+import type { Logger } from '../daemon/log.js';
+import { SERVER_DEFAULTS } from '../server/server.js';
+
+/** Holds SIGHUPs that arrive while starting (see cli.ts) until the policy can reload. */
+export interface Hangups {
+  ready(reload: () => void): void;
+}
+
+const USAGE = `identgate — RFC 1413 ident gateway with a central policy
+
+Usage:
+  identgate serve   [--listen ADDR:PORT]... [how to answer] [options]   answer ident queries
+  identgate query   HOST SERVERPORT,CLIENTPORT [--port 113] [--timeout MS] [--json]
+  identgate worker  --listen ADDR:PORT --secret-file FILE [--policy FILE]   run the policy worker on Node
+  identgate help | --help | --version
+
+Run 'identgate COMMAND --help' for a command's options.
+`;
+
+const QUERY_USAGE = `identgate query HOST SERVERPORT,CLIENTPORT [options]
+
+Asks the ident server on HOST who owns the TCP connection between HOST's port
+SERVERPORT and this host's port CLIENTPORT, and prints the reply line.
+
+Options:
+  -p, --port PORT     ident server port (default 113)
+  -t, --timeout MS    give up after MS milliseconds (default 10000)
+      --json          print the parsed reply as JSON
+  -h, --help          this text
+
+Exit status: 0 USERID, 1 ERROR reply, 2 usage or network failure.
+`;
+
+const SERVE_USAGE = `identgate serve [options]
+
+Answers RFC 1413 ident queries. Each query is answered by exactly one of:
+  --reply NAME [--opsys OTHER] [--charset CS]   the same user id for every query
+  --reply-error TOKEN                           the same error (NO-USER, HIDDEN-USER, X-...)
+  --upstream URL --secret-file FILE             the policy worker over HTTP (Workers, wrangler dev, identgate worker)
+  [--policy FILE]                               the policy worker embedded in this process (default;
+                                                without --policy: reveal a found owner, else NO-USER)
+
+Listening:
+  -l, --listen ADDR:PORT   repeatable; default ${SERVE_DEFAULTS.listen} (dual-stack). With systemd socket
+                           activation (LISTEN_FDS) and no --listen, the passed sockets are used.
+      --run-as USER[:GROUP] switch to this user after binding (start as root)
+      --transport auto|native|node  how connections are read and written: native = libuv through
+                           the addon \`npm run build\` compiles (about half the CPU per connection),
+                           node = node:net; auto (default) = native when it is built, else node
+
+Policy worker:
+      --gateway-name NAME  this host's name in the policy (default: the host name)
+      --deadline MS        answer within MS of the query, else the fallback (default ${SERVE_DEFAULTS.deadlineMs})
+      --fallback-error TOKEN  answer when the worker fails (default UNKNOWN-ERROR)
+      --owner-lookup auto|on|off  find the local owner of the queried connection (default auto)
+      --upstream-connections N  HTTP connections to the worker at most (default ${UPSTREAM_DEFAULTS.connections})
+      --batch-hold MS      while a request to the worker is in flight, queries wait up to MS to go
+                           in one batch before another connection takes them (default ${UPSTREAM_DEFAULTS.holdMs}; 0 = never wait)
+      --hide-errors        answer UNKNOWN-ERROR instead of any specific error (RFC 1413 §6)
+
+Limits (defaults in parentheses):
+      --idle-timeout MS      close a connection idle this long (${SERVER_DEFAULTS.idleTimeoutMs})
+      --max-line OCTETS      close a connection sending a longer line (${SERVER_DEFAULTS.maxLineOctets})
+      --max-in-flight N      stop reading a connection with N unanswered queries (${SERVER_DEFAULTS.maxInFlight})
+      --max-queries N        close a connection after N queries (${SERVER_DEFAULTS.maxQueriesPerConnection})
+      --max-connections N    connections at once; at the cap the stalest idle one is evicted (${SERVER_DEFAULTS.maxConnections})
+      --max-per-address N    connections at once from one address (${SERVER_DEFAULTS.maxConnectionsPerAddress})
+      --shutdown-grace MS    on SIGTERM, time to answer queries in flight (${SERVE_DEFAULTS.shutdownGraceMs})
+
+Processes:
+      --workers N|auto       gateway processes sharing the listeners, to use several cores (default 1;
+                             auto = one per CPU). The first process supervises, restarts dead workers
+                             and serves the summed --metrics.
+
+Observability:
+      --metrics ADDR:PORT  serve Prometheus metrics on http://ADDR:PORT/metrics
+      --log-level LEVEL    fatal|error|warn|info|debug|trace|silent (default info; debug logs every query)
+  -h, --help               this text
+
+Signals: SIGHUP reloads the policy file; SIGTERM/SIGINT stop gracefully.
+`;
+
+const WORKER_USAGE = `identgate worker --secret-file FILE [options]
+
+Runs the Hono policy worker as a Node HTTP service for gateways started with
+'identgate serve --upstream http://ADDR:PORT --secret-file FILE'.
+
+Options:
+  -l, --listen ADDR:PORT        default 127.0.0.1:8787
+      --policy FILE             policy JSON (docs/policy.md); reloaded on change and on SIGHUP.
+                                Without it: reveal a found owner, else NO-USER.
+      --secret-file FILE        HMAC secrets gateways sign with, one per line (rotation: several lines)
+      --admin-token-file FILE   bearer tokens for GET/PUT /v1/policy and POST /v1/explain
+      --log-level LEVEL         default info (every decision is logged at info)
+  -h, --help                    this text
+`;
+
+function version(): string {
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  return pkg.version;
+}
+
+/** Graceful stop on SIGTERM/SIGINT; a second signal exits at once. */
+function onStopSignals(stop: () => Promise<void>, log: Logger): void {
+  let stopping = false;
+  const handle = (signal: NodeJS.Signals) => {
+    if (stopping) process.exit(1);
+    stopping = true;
+    log.info({ signal }, 'stopping');
+    stop().then(
+      () => {
+        log.flush();
+        process.exit(0);
+      },
+      (error: Error) => {
+        log.error({ err: error }, 'stop failed');
+        process.exit(1);
+      },
+    );
+  };
+  process.on('SIGTERM', handle);
+  process.on('SIGINT', handle);
+}
+
+function describeListen(addresses: { address: string; port: number }[]): string {
+  return addresses.map(({ address, port }) => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`)).join(', ');
+}
+
+async function query(argv: string[]): Promise<number> {
+  const config = parseQueryArgs(argv);
+  if (config.help) {
+    process.stdout.write(QUERY_USAGE);
+    return 0;
+  }
+  const { IdentClient, IdentClientError } = await import('../client/client.js');
+  const client = new IdentClient({ hostname: config.hostname, port: config.port, timeout: config.timeoutMs });
+  try {
+    const response = await client.ident(config.serverPort, config.clientPort);
+    if (config.json) {
+      const { userIdOctets: _, ...printable } = response;
+      process.stdout.write(`${JSON.stringify(printable)}\n`);
+    } else {
+      process.stdout.write(`${response.raw}\n`);
+    }
+    return response.isSuccess ? 0 : 1;
+  } catch (error) {
+    if (error instanceof IdentClientError) {
+      process.stderr.write(`identgate query: ${error.message}\n`);
+      return 2;
+    }
+    throw error;
+  } finally {
+    await client.close();
+  }
+}
+
+async function serve(argv: string[], hangups: Hangups): Promise<number | undefined> {
+  const cluster = (await import('node:cluster')).default;
+  const config = parseServeArgs(argv, process.env, process.pid, cluster.isWorker ? process.ppid : undefined);
+  if (config.help) {
+    process.stdout.write(SERVE_USAGE);
+    return 0;
+  }
+  const log = (await import('../daemon/log.js')).createLogger(config.logLevel);
+  if (config.workers > 1 && cluster.isPrimary) {
+    const { runPrimary } = await import('../daemon/cluster.js');
+    const primary = await runPrimary(config, log);
+    hangups.ready(primary.reload);
+    onStopSignals(primary.stop, log);
+    announceListening(log, { ...primary.ready, metricsPort: primary.metricsPort, workers: config.workers });
+    return undefined;
+  }
+
+  const { startGateway } = await import('../daemon/serve.js');
+  const gateway = await startGateway(config, { log, clusterWorker: cluster.isWorker });
+  const addresses = gateway.server.addresses.map(({ address, port }) => ({ address, port }));
+  hangups.ready(() => {
+    gateway.reload().then(
+      (changed) => log.info({ changed }, 'SIGHUP: policy reload'),
+      (error: Error) => log.warn({ err: error }, 'SIGHUP: policy reload failed'),
+    );
+  });
+  onStopSignals(() => gateway.stop(), log);
+  if (cluster.isWorker) {
+    const { announceReady } = await import('../daemon/cluster.js');
+    announceReady({ addresses, answeredBy: gateway.answeredBy, ownerLookup: gateway.ownerLookup, transport: gateway.server.transport ?? 'node' });
+    return undefined;
+  }
+  announceListening(log, { addresses, answeredBy: gateway.answeredBy, ownerLookup: gateway.ownerLookup, transport: gateway.server.transport ?? 'node', metricsPort: gateway.metricsPort, workers: 1 });
+  return undefined;
+}
+
+/** The human line on stdout (where, how, a query to paste) and the JSON line in the log. */
+function announceListening(
+  log: Logger,
+  state: { addresses: { address: string; port: number }[]; answeredBy: string; ownerLookup: string; transport: string; metricsPort: number | undefined; workers: number },
+): void {
+  const where = describeListen(state.addresses);
+  log.info({ listen: where, answeredBy: state.answeredBy, ownerLookup: state.ownerLookup, transport: state.transport, metricsPort: state.metricsPort, workers: state.workers }, 'identgate serving');
+  const first = state.addresses[0]!;
+  const host = first.address === '::' ? '::1' : first.address === '0.0.0.0' ? '127.0.0.1' : first.address;
+  const processes = state.workers > 1 ? `; ${state.workers} worker processes` : '';
+  process.stdout.write(
+    `identgate listening on ${where} (answers: ${state.answeredBy}; owner lookup: ${state.ownerLookup}; transport: ${state.transport}${processes})\n` +
+      `try: npx identgate query ${host.includes(':') ? `[${host}]` : host} 400,500 --port ${first.port}\n`,
+  );
+}
+
+async function worker(argv: string[], hangups: Hangups): Promise<number | undefined> {
+  const config = parseWorkerArgs(argv);
+  if (config.help) {
+    process.stdout.write(WORKER_USAGE);
+    return 0;
+  }
+  const { createLogger, workerLog } = await import('../daemon/log.js');
+  const log = createLogger(config.logLevel);
+  const { startNodeWorker } = await import('../../worker/node.js');
+  const running = await startNodeWorker({
+    hostname: config.listen.hostname,
+    port: config.listen.port,
+    policyFile: config.policyFile,
+    secrets: config.secrets,
+    adminTokens: config.adminTokens,
+    log: workerLog(log, 'info'),
+  });
+  log.info({ url: running.url, policy: config.policyFile ?? 'default' }, 'identgate worker serving');
+  process.stdout.write(`identgate worker listening on ${running.url}\n`);
+  hangups.ready(() => {
+    running.reload().then(
+      (changed) => log.info({ changed }, 'SIGHUP: policy reload'),
+      (error: Error) => log.warn({ err: error }, 'SIGHUP: policy reload failed'),
+    );
+  });
+  onStopSignals(() => running.close(), log);
+  return undefined;
+}
+
+export async function main(argv: string[], hangups: Hangups): Promise<number | undefined> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'query':
+      return query(rest);
+    case 'serve':
+      return serve(rest, hangups);
+    case 'worker':
+      return worker(rest, hangups);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE);
+      return command === undefined ? 2 : 0;
+    case '--version':
+    case '-v':
+      process.stdout.write(`${version()}\n`);
+      return 0;
+    default:
+      throw new ConfigError(`unknown command ${JSON.stringify(command)}: expected serve, query or worker (see identgate --help)`);
+  }
+}
+
+/** Errors a user can act on print as one line; anything else is a bug and keeps its stack. */
+export function isUserError(error: unknown): error is Error {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if ((error as { reported?: boolean }).reported) return true;
+  return error instanceof ConfigError || (typeof code === 'string' && /^ERR_(IDENT|OWNER|POLICY|FILE|IDENTGATE|RESOLVER)/.test(code)) || ['FileStoreError', 'ResolverConfigError', 'PolicyError', 'OwnerLookupError'].includes(error.name);
+}

@@ -1,0 +1,140 @@
+/**
+ * `identgate serve --workers N`: N gateway processes sharing the listening
+ * sockets, each accepting straight from the kernel, so the primary is never
+ * on a connection's path. With the native transport the primary binds the
+ * sockets itself (or takes systemd's) and every worker inherits them as
+ * descriptors 4, 5, ...; with node:net, node:cluster shares them (SCHED_NONE).
+ * The primary only supervises: it forwards SIGHUP and SIGTERM, restarts a
+ * worker that dies (on the same sockets), serves the aggregated Prometheus
+ * metrics, and drops privileges like the workers do once every worker is
+ * listening.
+ *
+ * @example
+ * identgate serve --listen [::]:113 --workers 2 --policy /etc/identgate/policy.json
+ */
+import cluster, { type Worker } from 'node:cluster';
+import { AggregatorRegistry } from 'prom-client';
+import { INHERITED_LISTENERS_ENV, type ServeConfig } from '../cli/config.js';
+import type { Logger } from './log.js';
+import { serveMetrics } from './metrics.js';
+import { dropPrivileges } from './privileges.js';
+import { bindError } from '../server/server.js';
+import { selectTransport } from '../server/transport/index.js';
+import type { NativeTransport } from '../server/transport/native.js';
+
+/** What a worker tells the primary once it is listening. */
+export interface ReadyMessage {
+  type: 'identgate:ready';
+  addresses: { address: string; port: number }[];
+  answeredBy: string;
+  ownerLookup: string;
+  transport: string;
+}
+
+export function isReadyMessage(message: unknown): message is ReadyMessage {
+  return typeof message === 'object' && message !== null && (message as { type?: unknown }).type === 'identgate:ready';
+}
+
+/** Sends the ready message from a worker process. */
+export function announceReady(message: Omit<ReadyMessage, 'type'>): void {
+  process.send?.({ type: 'identgate:ready', ...message } satisfies ReadyMessage);
+}
+
+/** Lets the primary's /metrics collect this worker's registry. */
+export function exposeWorkerMetrics(registry: import('prom-client').Registry): void {
+  // Constructing one installs prom-client's worker-side message listener.
+  new AggregatorRegistry();
+  AggregatorRegistry.setRegistries([registry]);
+}
+
+const RESTART_DELAY_MS = 1_000;
+
+/** The listening descriptors the workers inherit: bound here, or systemd's as they are. */
+async function bindForWorkers(transport: NativeTransport, config: ServeConfig): Promise<number[]> {
+  const fds: number[] = [];
+  for (const target of config.listen) {
+    if ('fd' in target) fds.push(target.fd);
+    else fds.push(await transport.bindSocket(target).catch((error: NodeJS.ErrnoException) => Promise.reject(bindError(target, error))));
+  }
+  return fds;
+}
+
+/**
+ * Runs the primary: forks `config.workers` workers, resolves with the first
+ * worker's ready message once all are listening, rejects if a worker exits
+ * before that (its own one-line error is already on stderr).
+ */
+export async function runPrimary(config: ServeConfig, log: Logger): Promise<{ ready: ReadyMessage; metricsPort: number | undefined; reload: () => void; stop: () => Promise<void> }> {
+  cluster.schedulingPolicy = cluster.SCHED_NONE;
+  const transport = selectTransport(config.transport);
+  let env: Record<string, string> | undefined;
+  if (transport.kind === 'native') {
+    const fds = await bindForWorkers(transport as NativeTransport, config);
+    cluster.setupPrimary({ stdio: [0, 1, 2, 'ipc', ...fds] });
+    env = { [INHERITED_LISTENERS_ENV]: String(fds.length) };
+  }
+  let stopping = false;
+  let started = false;
+  const readyWorkers = new Set<Worker>();
+
+  const ready = await new Promise<ReadyMessage>((resolve, reject) => {
+    let first: ReadyMessage | undefined;
+    const fork = () => {
+      const worker = cluster.fork(env);
+      worker.on('message', (message: unknown) => {
+        if (!isReadyMessage(message)) return;
+        readyWorkers.add(worker);
+        first ??= message;
+        if (!started && readyWorkers.size === config.workers) {
+          started = true;
+          resolve(first);
+        }
+      });
+      worker.on('exit', (code, signal) => {
+        readyWorkers.delete(worker);
+        if (stopping) return;
+        if (!started) {
+          stopping = true;
+          for (const other of Object.values(cluster.workers ?? {})) other?.process.kill('SIGKILL');
+          reject(Object.assign(new Error(`a gateway worker exited during start (code ${code ?? signal})`), { code: 'ERR_IDENTGATE_WORKER', reported: true }));
+          return;
+        }
+        log.warn({ pid: worker.process.pid, code, signal }, 'gateway worker died; restarting it');
+        setTimeout(() => {
+          if (!stopping) fork();
+        }, RESTART_DELAY_MS).unref();
+      });
+    };
+    for (let i = 0; i < config.workers; i++) fork();
+  });
+
+  let metricsServer: import('node:http').Server | undefined;
+  if (config.metrics) {
+    const aggregator = new AggregatorRegistry();
+    // The primary serves what its workers measured, summed.
+    metricsServer = await serveMetrics({ text: () => aggregator.clusterMetrics(), contentType: aggregator.contentType }, config.metrics);
+  }
+  if (config.runAs) dropPrivileges(config.runAs);
+
+
+  const reload = () => {
+    for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
+  };
+  const stop = async () => {
+    stopping = true;
+    metricsServer?.close();
+    const workers = Object.values(cluster.workers ?? {}).filter((w): w is Worker => !!w);
+    await Promise.all(
+      workers.map(
+        (worker) =>
+          new Promise<void>((resolve) => {
+            if (worker.isDead()) return resolve();
+            worker.once('exit', () => resolve());
+            worker.process.kill('SIGTERM');
+          }),
+      ),
+    );
+  };
+  const metricsPort = metricsServer ? (metricsServer.address() as { port: number }).port : undefined;
+  return { ready, metricsPort, reload, stop };
+}

@@ -1,0 +1,160 @@
+/**
+ * `identgate serve` assembled: an IdentServer whose handler is a fixed reply or
+ * the query pipeline (gateway/pipeline.ts), with the resolver (embedded policy or
+ * the worker over HTTP), owner lookup, metrics and privileges wired together.
+ *
+ * @example
+ * const gateway = await startGateway(parseServeArgs(['--listen', '127.0.0.1:1113']), { log: createLogger('info') });
+ * process.on('SIGHUP', () => void gateway.reload());
+ * await gateway.stop();
+ */
+import type { Server as HttpServer } from 'node:http';
+import { randomBytes } from 'node:crypto';
+import { createApp } from '../../worker/app.js';
+import { openFileStore, type FileStore } from '../../worker/stores/file.js';
+import { createMemoryStore } from '../../worker/stores/memory.js';
+import type { ServeConfig } from '../cli/config.js';
+import { createEmbeddedResolver } from '../resolver/embedded.js';
+import { createHttpResolver } from '../resolver/http.js';
+import { workerLog, type Logger } from './log.js';
+import { createMetrics, registrySource, serveMetrics, type GatewayMetrics } from './metrics.js';
+import { exposeWorkerMetrics } from './cluster.js';
+import { createOwnerLookup, type OwnerLookup } from '../owner/index.js';
+import { answerLabel, createQueryPipeline } from '../pipeline.js';
+import { dropPrivileges } from './privileges.js';
+import type { FailureCause, Resolver } from '../resolver/resolver.js';
+import { IdentServer, type IdentHandler } from '../server/server.js';
+import { nativeTransportProblem } from '../server/transport/index.js';
+
+export interface RunningGateway {
+  readonly server: IdentServer;
+  /** 'fixed', 'embedded policy FILE', 'embedded default policy' or 'upstream URL'. */
+  readonly answeredBy: string;
+  readonly ownerLookup: string;
+  readonly metricsPort: number | undefined;
+  /** Reloads the policy file (SIGHUP); false when there is none or the new one was refused. */
+  reload(): Promise<boolean>;
+  /** Graceful: stop accepting, answer what was received, close. */
+  stop(): Promise<void>;
+}
+
+export interface GatewayDeps {
+  log: Logger;
+  /** In a `--workers N` cluster worker: metrics go to the primary, which serves them. */
+  clusterWorker?: boolean;
+}
+
+export async function startGateway(config: ServeConfig, { log, clusterWorker = false }: GatewayDeps): Promise<RunningGateway> {
+  const metrics: GatewayMetrics | undefined = config.metrics ? createMetrics() : undefined;
+  let resolver: Resolver | undefined;
+  let fileStore: FileStore | undefined;
+  let owners: OwnerLookup | undefined;
+  let answeredBy: string;
+  let handler: IdentHandler;
+
+  const onFailure = (cause: FailureCause, detail: string, count: number) => log.warn({ cause, count }, `policy worker failed, answering the fallback: ${detail}`);
+  const onRecover = (failures: number, downMs: number) => log.warn({ failures, downMs }, 'policy worker answering again');
+  const onBatch = metrics
+    ? (size: number, latencyMs: number) => {
+        metrics.upstreamLatency.observe(latencyMs / 1000);
+        metrics.upstreamQueriesPerRequest.observe(size);
+      }
+    : undefined;
+
+  // Per-query log lines are built only when someone reads them.
+  const debug = log.isLevelEnabled('debug');
+  if (config.answerer.kind === 'fixed') {
+    const answer = config.answerer.answer;
+    const label = answerLabel(answer);
+    answeredBy = 'fixed';
+    handler = (tx) => {
+      tx.reply(answer);
+      metrics?.countAnswer(label);
+      if (debug) log.debug({ rule: 'fixed', answer, query: tx.req, remoteAddress: tx.remoteAddress }, 'query');
+    };
+  } else {
+    if (config.answerer.kind === 'embedded') {
+      const policyFile = config.answerer.policyFile;
+      const policyLog = workerLog(log, 'debug');
+      fileStore = policyFile ? await openFileStore(policyFile, { log: policyLog, watch: true }) : undefined;
+      const app = createApp({
+        store: fileStore ?? createMemoryStore(),
+        secrets: [],
+        mode: 'embedded',
+        logDecisions: debug,
+        log: policyLog,
+      });
+      resolver = createEmbeddedResolver({ app, deadlineMs: config.deadlineMs, fallback: config.fallback, onFailure, onRecover, onBatch });
+      answeredBy = policyFile ? `embedded policy ${policyFile}` : 'embedded default policy';
+    } else {
+      resolver = createHttpResolver({
+        upstream: config.answerer.upstream,
+        secrets: config.answerer.secrets,
+        connections: config.answerer.connections,
+        holdMs: config.answerer.holdMs,
+        deadlineMs: config.deadlineMs,
+        fallback: config.fallback,
+        onFailure,
+        onRecover,
+        onFallback: metrics ? (cause, count) => metrics.upstreamFailures.inc({ cause }, count) : undefined,
+        onBatch,
+      });
+      answeredBy = `upstream ${config.answerer.upstream.origin}${config.answerer.upstream.pathname.replace(/\/$/, '')}`;
+    }
+    owners = createOwnerLookup(config.ownerLookup, { onError: (error) => log.warn({ code: error.code }, error.message) });
+    // Start the lookup helper now: its start-up must not eat the first query's time budget.
+    await owners.start();
+    handler = createQueryPipeline({ gatewayName: config.gatewayName, owners, resolver, metrics, log, bootId: randomBytes(4).toString('hex') });
+  }
+
+  const server = new IdentServer({
+    listen: config.listen,
+    ...config.limits,
+    // The resolver answers within its deadline; this is the backstop for a fault in between.
+    queryDeadlineMs: config.deadlineMs + 1_000,
+    hideErrors: config.hideErrors,
+    transport: config.transport,
+    onError: (error) => {
+      if (error.code === 'ERR_IDENT_SOCKET' || error.code === 'ERR_IDENT_LINE_TOO_LONG') log.debug({ code: error.code }, error.message);
+      else log.warn({ code: error.code }, error.message);
+    },
+    onRefuse: (reason, remoteAddress) => {
+      metrics?.refusedConnections.inc({ reason });
+      log.debug({ reason, remoteAddress }, 'connection refused by a limit');
+    },
+  });
+  let metricsServer: HttpServer | undefined;
+  try {
+    await server.start(handler);
+    if (config.transport === 'auto' && server.transport === 'node') {
+      log.info({ reason: nativeTransportProblem() }, 'using the node:net transport: the native one is not available here');
+    }
+    if (metrics && config.metrics) {
+      metrics.countConnectionsWith(() => server.connectionCount);
+      if (clusterWorker) exposeWorkerMetrics(metrics.registry);
+      else metricsServer = await serveMetrics(registrySource(metrics.registry), config.metrics);
+    }
+    if (config.runAs) {
+      const { uid, gid } = dropPrivileges(config.runAs);
+      log.info({ uid, gid }, `running as ${config.runAs}`);
+    }
+  } catch (error) {
+    await server.stop({ graceMs: 0 });
+    metricsServer?.close();
+    await Promise.all([resolver?.close(), owners?.close(), fileStore?.close()]);
+    throw error;
+  }
+
+  return {
+    server,
+    answeredBy,
+    ownerLookup: owners?.method ?? 'off',
+    metricsPort: metricsServer ? (metricsServer.address() as { port: number }).port : undefined,
+    reload: async () => (fileStore ? fileStore.reload() : false),
+    stop: async () => {
+      await server.stop({ graceMs: config.shutdownGraceMs });
+      metricsServer?.close();
+      await Promise.all([resolver?.close(), owners?.close(), fileStore?.close()]);
+    },
+  };
+}

@@ -1,0 +1,281 @@
+/**
+ * IdentServer: the listening side of RFC 1413, with the API of Perl's
+ * AnyEvent::Ident::Server. It owns the listeners (IPv4, IPv6, systemd-passed
+ * descriptors), the set of live connections and the limits that span them
+ * (connections overall and per remote address), and start/stop. Everything
+ * that happens on one connection lives in connection.ts; the bytes move
+ * through a transport (transport/: the native libuv addon when it is built,
+ * else node:net).
+ *
+ * @example
+ * const server = new IdentServer({ hostname: '127.0.0.1', port: 0 });
+ * await server.start((tx) => {
+ *   if (tx.req.serverPort === 400 && tx.req.clientPort === 500) tx.replyWithUser('grimlock');
+ *   else tx.replyWithError('NO-USER');
+ * });
+ * console.log(`listening on port ${server.port}`);
+ * await server.stop();
+ */
+import type { AddressInfo } from 'node:net';
+import { DEFAULT_MAX_LINE_OCTETS } from '../../protocol/index.js';
+import { IdentConnection, type ConnectionHooks, type ConnectionLimits, type IdentHandler } from './connection.js';
+import { IdentServerError } from './errors.js';
+import { LiveConnections } from './live-connections.js';
+import type { TransactionEndpoints } from './transaction.js';
+import { selectTransport, type TransportChoice } from './transport/index.js';
+import type { ByteStream, ListenTarget, Listener } from './transport/types.js';
+
+export type { IdentHandler } from './connection.js';
+export { IdentTransaction } from './transaction.js';
+export { IdentServerError, type IdentServerErrorCode } from './errors.js';
+export type { ListenTarget } from './transport/types.js';
+export type { TransportChoice } from './transport/index.js';
+
+/** Documented defaults; README.md and docs/operations.md list them. */
+export const SERVER_DEFAULTS = {
+  hostname: '127.0.0.1',
+  port: 113,
+  /** RFC 1413 §2 suggests 60-180 s. */
+  idleTimeoutMs: 120_000,
+  maxLineOctets: DEFAULT_MAX_LINE_OCTETS,
+  maxInFlight: 64,
+  maxQueriesPerConnection: 1000,
+  queryDeadlineMs: 5_000,
+  maxConnections: 4096,
+  maxConnectionsPerAddress: 32,
+} as const;
+
+export interface IdentServerOptions extends Partial<ConnectionLimits> {
+  /** Address to listen on (IPv4 or IPv6). Ignored when `listen` is given. */
+  hostname?: string;
+  /** Port to listen on; 0 picks a free one. Ignored when `listen` is given. */
+  port?: number;
+  /** Several listeners at once (repeatable --listen, systemd descriptors). */
+  listen?: readonly ListenTarget[];
+  /** Connections open at once; at the cap the stalest idle one is evicted, else the new one is refused. */
+  maxConnections?: number;
+  /** Connections open at once from one remote address; beyond it new ones are refused. */
+  maxConnectionsPerAddress?: number;
+  /** Faults of handlers, replies, clients and limits. Never throws into the server. */
+  onError?: (error: IdentServerError) => void;
+  /** Called once per listener after it is bound. */
+  onBind?: (address: AddressInfo) => void;
+  /**
+   * How connections are read and written: 'native' (the libuv addon built by
+   * `npm run build`; about half the CPU per connection), 'node' (node:net), or
+   * 'auto' (native when it loads, else node). Default 'auto'.
+   */
+  transport?: TransportChoice;
+  /** Called for each refused or evicted connection, with the reason. */
+  onRefuse?: (reason: 'per_address' | 'global' | 'evicted', remoteAddress: string) => void;
+}
+
+/** How often idle connections are looked for: a connection closes between idleTimeoutMs and this much later. */
+function idleSweepInterval(idleTimeoutMs: number): number {
+  return Math.min(1_000, Math.max(10, Math.floor(idleTimeoutMs / 4)));
+}
+
+/** The one-line ERR_IDENT_BIND error for a listener that cannot bind: what failed and what to do. */
+export function bindError(target: ListenTarget, error: NodeJS.ErrnoException): IdentServerError {
+  if ('fd' in target) return new IdentServerError('ERR_IDENT_BIND', `cannot listen on file descriptor ${target.fd}: ${error.message}`, { cause: error });
+  const where = target.hostname.includes(':') ? `[${target.hostname}]:${target.port}` : `${target.hostname}:${target.port}`;
+  switch (error.code) {
+    case 'EACCES':
+      return new IdentServerError(
+        'ERR_IDENT_BIND',
+        `cannot listen on ${where}: ports below 1024 need privileges — run as root with --run-as, grant CAP_NET_BIND_SERVICE, use systemd socket activation (see docs/operations.md), or pick a port of 1024 or more`,
+        { cause: error },
+      );
+    case 'EADDRINUSE':
+      return new IdentServerError('ERR_IDENT_BIND', `cannot listen on ${where}: the address is already in use (another identd running?)`, { cause: error });
+    case 'EADDRNOTAVAIL':
+      return new IdentServerError('ERR_IDENT_BIND', `cannot listen on ${where}: no such local address on this host`, { cause: error });
+    default:
+      return new IdentServerError('ERR_IDENT_BIND', `cannot listen on ${where}: ${error.message}`, { cause: error });
+  }
+}
+
+export class IdentServer {
+  readonly #targets: readonly ListenTarget[];
+  readonly #limits: ConnectionLimits;
+  readonly #maxConnections: number;
+  readonly #maxPerAddress: number;
+  readonly #options: IdentServerOptions;
+  #listeners: Listener[] = [];
+  /** Resolves stop()'s wait once the last connection has closed. */
+  #onLastClose: (() => void) | undefined;
+  /** What every connection reports to this server; made once per start(). */
+  #hooks: ConnectionHooks | undefined;
+  /** Live connections, stalest input first (moved to the newest end whenever input arrives). */
+  readonly #connections = new LiveConnections<IdentConnection>();
+  readonly #perAddress = new Map<string, number>();
+  #starting = false;
+  #transportKind: 'native' | 'node' | undefined;
+  #idleSweep: NodeJS.Timeout | undefined;
+
+  constructor(options: IdentServerOptions = {}) {
+    this.#options = options;
+    this.#targets = options.listen ?? [{ hostname: options.hostname ?? SERVER_DEFAULTS.hostname, port: options.port ?? SERVER_DEFAULTS.port }];
+    if (this.#targets.length === 0) throw new TypeError('IdentServer needs at least one address to listen on');
+    this.#limits = {
+      idleTimeoutMs: options.idleTimeoutMs ?? SERVER_DEFAULTS.idleTimeoutMs,
+      maxLineOctets: options.maxLineOctets ?? SERVER_DEFAULTS.maxLineOctets,
+      maxInFlight: options.maxInFlight ?? SERVER_DEFAULTS.maxInFlight,
+      maxQueriesPerConnection: options.maxQueriesPerConnection ?? SERVER_DEFAULTS.maxQueriesPerConnection,
+      queryDeadlineMs: options.queryDeadlineMs ?? SERVER_DEFAULTS.queryDeadlineMs,
+      hideErrors: options.hideErrors ?? false,
+    };
+    this.#maxConnections = options.maxConnections ?? SERVER_DEFAULTS.maxConnections;
+    this.#maxPerAddress = options.maxConnectionsPerAddress ?? SERVER_DEFAULTS.maxConnectionsPerAddress;
+    const { hideErrors: _, ...numeric } = this.#limits;
+    for (const [name, value] of Object.entries({ ...numeric, maxConnections: this.#maxConnections, maxConnectionsPerAddress: this.#maxPerAddress })) {
+      if (!Number.isInteger(value) || value < 1) throw new RangeError(`IdentServer option ${name} must be a positive integer, got ${value}`);
+    }
+  }
+
+  /** The first listener's bound port (the ephemeral one when port 0 was asked). */
+  get port(): number {
+    return this.#listeners[0]?.address.port ?? 0;
+  }
+
+  /** Every bound address. */
+  get addresses(): AddressInfo[] {
+    return this.#listeners.map((listener) => listener.address);
+  }
+
+  /** The transport in use while started: 'native' or 'node'. */
+  get transport(): 'native' | 'node' | undefined {
+    return this.#transportKind;
+  }
+
+  /** Connections open right now. */
+  get connectionCount(): number {
+    return this.#connections.size;
+  }
+
+  get listening(): boolean {
+    return this.#listeners.length > 0;
+  }
+
+  /** Binds every listener and starts answering with `handler`. */
+  async start(handler: IdentHandler): Promise<void> {
+    if (typeof handler !== 'function') throw new TypeError('IdentServer.start needs a handler function');
+    if (this.#starting || this.#listeners.length > 0) {
+      throw new IdentServerError('ERR_IDENT_SERVER_RUNNING', 'IdentServer is already started; call stop() first');
+    }
+    this.#starting = true;
+    this.#hooks = {
+      handler,
+      onError: (error) => this.#report(error),
+      onInput: (connection) => this.#connections.touch(connection),
+      onClose: (connection) => {
+        this.#connections.remove(connection);
+        const address = connection.endpoints.remoteAddress;
+        const left = (this.#perAddress.get(address) ?? 1) - 1;
+        if (left > 0) this.#perAddress.set(address, left);
+        else this.#perAddress.delete(address);
+        if (this.#connections.size === 0) this.#onLastClose?.();
+      },
+    };
+    try {
+      const transport = selectTransport(this.#options.transport ?? 'auto');
+      this.#transportKind = transport.kind;
+      for (const target of this.#targets) {
+        const listener = await transport
+          .listen(target, (stream, endpoints) => this.#accept(stream, endpoints), (error) => this.#report(new IdentServerError('ERR_IDENT_SOCKET', `listener error: ${error.message}`, { cause: error })))
+          .catch((error: NodeJS.ErrnoException) => {
+            throw error instanceof IdentServerError ? error : bindError(target, error);
+          });
+        this.#listeners.push(listener);
+        this.#options.onBind?.(listener.address);
+      }
+    } catch (error) {
+      await Promise.all(this.#listeners.map((listener) => listener.close()));
+      this.#listeners = [];
+      this.#transportKind = undefined;
+      throw error;
+    } finally {
+      this.#starting = false;
+    }
+    const idleTimeoutMs = this.#limits.idleTimeoutMs;
+    this.#idleSweep = setInterval(() => this.#closeIdle(idleTimeoutMs), idleSweepInterval(idleTimeoutMs)).unref();
+  }
+
+  /**
+   * One sweep for every connection instead of a timer per socket: the list is
+   * ordered by last input, so it stops at the first connection that is not idle.
+   */
+  #closeIdle(idleTimeoutMs: number): void {
+    const cutoff = performance.now() - idleTimeoutMs;
+    for (const connection of this.#connections) {
+      if (connection.lastInput > cutoff) break;
+      connection.closeIfIdle();
+    }
+  }
+
+  #accept(stream: ByteStream, endpoints: TransactionEndpoints): void {
+    const address = endpoints.remoteAddress;
+    const fromAddress = this.#perAddress.get(address) ?? 0;
+    if (fromAddress >= this.#maxPerAddress) return this.#refuse(stream, 'per_address', address);
+    if (this.#connections.size >= this.#maxConnections && !this.#evictStalest()) return this.#refuse(stream, 'global', address);
+    this.#perAddress.set(address, fromAddress + 1);
+    this.#connections.add(new IdentConnection(stream, endpoints, this.#limits, this.#hooks!));
+  }
+
+  /** At the global cap, the connection that has gone longest without input and has no query in flight makes room. */
+  #evictStalest(): boolean {
+    for (const connection of this.#connections) {
+      if (connection.pending > 0) continue;
+      this.#connections.remove(connection);
+      this.#options.onRefuse?.('evicted', connection.endpoints.remoteAddress);
+      connection.destroy();
+      return true;
+    }
+    return false;
+  }
+
+  #refuse(stream: ByteStream, reason: 'per_address' | 'global', address: string): void {
+    this.#options.onRefuse?.(reason, address);
+    stream.destroy();
+  }
+
+  #report(error: IdentServerError): void {
+    try {
+      this.#options.onError?.(error);
+    } catch {
+      // A faulty onError must not take the server down.
+    }
+  }
+
+  /**
+   * Stops accepting, answers the queries already received, closes idle
+   * connections, and resolves when every connection is closed. Connections
+   * still open after `graceMs` are dropped. start() may be called again after.
+   */
+  async stop({ graceMs = 5_000 }: { graceMs?: number } = {}): Promise<void> {
+    const listeners = this.#listeners;
+    this.#listeners = [];
+    clearInterval(this.#idleSweep);
+    this.#idleSweep = undefined;
+    const closed = Promise.all(listeners.map((listener) => listener.close()));
+    const allClosed = new Promise<void>((resolve) => {
+      this.#onLastClose = resolve;
+    });
+    if (this.#connections.size === 0) this.#onLastClose?.();
+    for (const connection of [...this.#connections]) connection.finish();
+    let timer: NodeJS.Timeout | undefined;
+    const grace = new Promise<void>((resolve) => {
+      timer = setTimeout(() => {
+        for (const connection of this.#connections) connection.destroy();
+        resolve();
+      }, graceMs);
+    });
+    await Promise.race([allClosed, grace]);
+    clearTimeout(timer);
+    // Destroyed sockets close on the next turn; resolve only once every one has.
+    await allClosed;
+    this.#onLastClose = undefined;
+    await closed;
+    this.#transportKind = undefined;
+  }
+}

@@ -1,0 +1,255 @@
+/**
+ * The native transport: TCP on libuv directly through the uv-tcp.c addon
+ * (dist/gateway/server/transport/identgate-uv.node, built by `npm run build`). A
+ * connection is a C struct and four calls into JavaScript instead of a
+ * net.Socket with its streams and emitters, which halves the CPU an ident
+ * connection costs (bench/README.md). One instance serves the whole process
+ * (the addon keeps one loop's state per Node environment); connections are
+ * numbered by the addon and looked up here by number.
+ *
+ * One difference from node:net: a paused stream is not read at all, so a
+ * client's reset shows only at the next write or resume(). IdentConnection
+ * pauses only while it owes replies (in flight, or a full write buffer), and
+ * those writes come within the query deadline, so such a connection still
+ * closes within seconds.
+ *
+ * @example
+ * const transport = loadNativeTransport();   // throws ERR_IDENT_TRANSPORT when the addon is missing
+ * const listener = await transport.listen({ hostname: '127.0.0.1', port: 0 }, onAccept, onListenerError);
+ */
+import { statSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import { lookup } from 'node:dns/promises';
+import { isIP, type AddressInfo } from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { getSystemErrorMap } from 'node:util';
+import { IdentServerError } from '../errors.js';
+import type { TransactionEndpoints } from '../transaction.js';
+import { LISTEN_BACKLOG, type AcceptHandler, type ByteStream, type ListenTarget, type Listener, type StreamReceiver, type Transport } from './types.js';
+
+/** What uv-tcp.c exports (see its header comment). */
+interface UvTcpAddon {
+  init(handlers: AddonHandlers, readBuffer: ArrayBuffer): void;
+  bindSocket(address: string, port: number, backlog: number): number;
+  sockName(fd: number): [string, number] | number;
+  listen(fd: number, backlog: number): number;
+  closeListener(listener: number): void;
+  write(id: number, text: string): number;
+  end(id: number): void;
+  destroy(id: number): void;
+  pause(id: number): void;
+  resume(id: number): void;
+  noDelay(id: number): void;
+}
+
+interface AddonHandlers {
+  connection(listener: number, id: number, remoteAddress: string, remotePort: number, localAddress: string | null, localPort: number): void;
+  data(id: number, length: number): void;
+  end(id: number): void;
+  drain(id: number): void;
+  error(id: number, errno: number): void;
+  close(id: number): void;
+  acceptError(listener: number, errno: number): void;
+}
+
+/**
+ * Whether a file is there, by stat() rather than access(): access() checks the
+ * real user without capabilities, so a process that runs as another user with
+ * CAP_DAC_READ_SEARCH (the tests' setpriv, a hardened unit) would see nothing.
+ */
+function present(path: string): boolean {
+  try {
+    return statSync(path, { throwIfNoEntry: false }) !== undefined;
+  } catch {
+    return false;
+  }
+}
+
+/**
+ * Where `npm run build` puts the addon: next to this module in dist/, or, when
+ * this module runs from the source tree (the tests), in dist/ of the same checkout.
+ */
+export function nativeAddonPath(): string {
+  const candidates = [new URL('./identgate-uv.node', import.meta.url), new URL('../../../dist/gateway/server/transport/identgate-uv.node', import.meta.url)].map((url) => fileURLToPath(url));
+  return candidates.find(present) ?? candidates[0]!;
+}
+
+/** Reads land here; 64 KiB, like node:net's read size. */
+const READ_BUFFER_OCTETS = 65_536;
+
+let errorNames: Map<number, [string, string]> | undefined;
+
+/** A system error as node:net reports one: `code`, `errno`, `syscall` and the system's text. */
+function systemError(errno: number, syscall: string, where?: string): NodeJS.ErrnoException {
+  errorNames ??= getSystemErrorMap();
+  const [code, text] = errorNames.get(errno) ?? [`E${-errno}`, `error ${errno}`];
+  return Object.assign(new Error(`${syscall} ${code}: ${text}${where ? ` ${where}` : ''}`), { code, errno, syscall });
+}
+
+/**
+ * A client resetting or vanishing mid-read is ordinary (the benchmark's load
+ * generator closes every connection with a reset): one shared error per code,
+ * made once, instead of an Error with a stack trace per connection.
+ */
+const ORDINARY_READ_ERRORS = new Map<number, NodeJS.ErrnoException>();
+function readError(errno: number): NodeJS.ErrnoException {
+  const ordinary = ORDINARY_READ_ERRORS.get(errno);
+  if (ordinary) return ordinary;
+  const error = systemError(errno, 'read');
+  if (error.code === 'ECONNRESET' || error.code === 'ETIMEDOUT' || error.code === 'EPIPE') ORDINARY_READ_ERRORS.set(errno, error);
+  return error;
+}
+
+class NativeStream implements ByteStream {
+  readonly borrowsChunks = true;
+  receiver: StreamReceiver | undefined;
+  closed = false;
+
+  constructor(
+    readonly addon: UvTcpAddon,
+    readonly id: number,
+  ) {}
+
+  attach(receiver: StreamReceiver): void {
+    this.receiver = receiver;
+  }
+
+  write(text: string): boolean {
+    if (this.closed) return true;
+    const result = this.addon.write(this.id, text);
+    // A failed write closes the connection in the addon; onClose follows from the event loop.
+    if (result < 0) queueMicrotask(() => this.receiver?.onError(systemError(result, 'write')));
+    return result !== 0;
+  }
+
+  end(): void {
+    if (!this.closed) this.addon.end(this.id);
+  }
+
+  destroy(): void {
+    if (!this.closed) this.addon.destroy(this.id);
+  }
+
+  pause(): void {
+    if (!this.closed) this.addon.pause(this.id);
+  }
+
+  resume(): void {
+    if (!this.closed) this.addon.resume(this.id);
+  }
+
+  setNoDelay(): void {
+    if (!this.closed) this.addon.noDelay(this.id);
+  }
+}
+
+interface ListenerEntry {
+  readonly onAccept: AcceptHandler;
+  readonly onListenerError: (error: Error) => void;
+  readonly address: AddressInfo;
+}
+
+export class NativeTransport implements Transport {
+  readonly kind = 'native';
+  readonly #addon: UvTcpAddon;
+  readonly #read = new Uint8Array(READ_BUFFER_OCTETS);
+  /** Open connections by the addon's number. */
+  readonly #streams: (NativeStream | undefined)[] = [];
+  readonly #listeners: (ListenerEntry | undefined)[] = [];
+
+  constructor(addon: UvTcpAddon) {
+    this.#addon = addon;
+    const streams = this.#streams;
+    const listeners = this.#listeners;
+    const read = this.#read;
+    addon.init(
+      {
+        connection(listener, id, remoteAddress, remotePort, localAddress, localPort) {
+          const entry = listeners[listener];
+          if (!entry) return addon.destroy(id);
+          const stream = new NativeStream(addon, id);
+          streams[id] = stream;
+          const endpoints: TransactionEndpoints =
+            localAddress === null
+              ? { remoteAddress, remotePort, localAddress: entry.address.address, localPort: entry.address.port }
+              : { remoteAddress, remotePort, localAddress, localPort };
+          entry.onAccept(stream, endpoints);
+        },
+        data(id, length) {
+          streams[id]?.receiver?.onData(read.subarray(0, length));
+        },
+        end(id) {
+          streams[id]?.receiver?.onEnd();
+        },
+        drain(id) {
+          streams[id]?.receiver?.onDrain();
+        },
+        error(id, errno) {
+          streams[id]?.receiver?.onError(readError(errno));
+        },
+        close(id) {
+          const stream = streams[id];
+          streams[id] = undefined;
+          if (!stream) return;
+          stream.closed = true;
+          stream.receiver?.onClose();
+        },
+        acceptError(listener, errno) {
+          listeners[listener]?.onListenerError(systemError(errno, 'accept'));
+        },
+      },
+      read.buffer,
+    );
+  }
+
+  /** A bound, listening socket that nothing accepts on yet: for a supervisor to hand to its workers. */
+  async bindSocket(target: { readonly hostname: string; readonly port: number }): Promise<number> {
+    // node:net resolves a host name the same way before binding.
+    const address = isIP(target.hostname) ? target.hostname : (await lookup(target.hostname)).address;
+    const fd = this.#addon.bindSocket(address, target.port, LISTEN_BACKLOG);
+    if (fd < 0) throw systemError(fd, 'listen', `${address}:${target.port}`);
+    return fd;
+  }
+
+  async listen(target: ListenTarget, onAccept: AcceptHandler, onListenerError: (error: Error) => void): Promise<Listener> {
+    const addon = this.#addon;
+    const fd = 'fd' in target ? target.fd : await this.bindSocket(target);
+    const name = addon.sockName(fd);
+    if (typeof name === 'number') throw systemError(name, 'getsockname');
+    const id = addon.listen(fd, LISTEN_BACKLOG);
+    if (id < 0) throw systemError(id, 'listen');
+    const [address, port] = name;
+    const entry: ListenerEntry = { onAccept, onListenerError, address: { address, port, family: address.includes(':') ? 'IPv6' : 'IPv4' } };
+    this.#listeners[id] = entry;
+    return {
+      address: entry.address,
+      close: async () => {
+        if (this.#listeners[id] !== entry) return;
+        this.#listeners[id] = undefined;
+        addon.closeListener(id);
+      },
+    };
+  }
+}
+
+let instance: NativeTransport | undefined;
+
+/**
+ * The process's native transport, loaded on first use. Throws
+ * IdentServerError ERR_IDENT_TRANSPORT, naming why, when the addon is not
+ * built or does not load here.
+ */
+export function loadNativeTransport(addonPath = nativeAddonPath()): NativeTransport {
+  if (instance) return instance;
+  if (!present(addonPath)) {
+    throw new IdentServerError('ERR_IDENT_TRANSPORT', `the native transport is not built (${addonPath} is missing; \`npm run build\` builds it with a C compiler)`);
+  }
+  let addon: UvTcpAddon;
+  try {
+    addon = createRequire(import.meta.url)(addonPath) as UvTcpAddon;
+  } catch (error) {
+    throw new IdentServerError('ERR_IDENT_TRANSPORT', `the native transport does not load: ${(error as Error).message.split('\n')[0]}`, { cause: error });
+  }
+  instance = new NativeTransport(addon);
+  return instance;
+}
