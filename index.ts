@@ -11,6 +11,15 @@
  * const client = new IdentClient({ port: server.port });
  * console.log(await client.ident(400, 500)); // { isSuccess: true, userId: 'grimlock', ... }
  */
-export { IdentServer, IdentTransaction, IdentServerError, SERVER_DEFAULTS, type IdentHandler, type IdentServerOptions, type IdentServerErrorCode, type ListenTarget } from './gateway/server/server.js';
+export {
+  IdentServer,
+  IdentTransaction,
+  IdentServerError,
+  SERVER_DEFAULTS,
+  type IdentHandler,
+  type IdentServerOptions,
+  type IdentServerErrorCode,
+  type ListenTarget,
+} from './gateway/server/server.js';
 export * from './gateway/client/client.js';
 export * from './protocol/index.js';

@@ -8,7 +8,9 @@ import { defineConfig } from 'vitest/config';
 // `--project interop` (or IDENTGATE_INTEROP=1), as it needs the Debian clients.
 const interopSelected =
   process.env.IDENTGATE_INTEROP === '1' ||
-  process.argv.some((arg, i, argv) => arg === '--project=interop' || (arg === '--project' && argv[i + 1] === 'interop'));
+  process.argv.some(
+    (arg, i, argv) => arg === '--project=interop' || (arg === '--project' && argv[i + 1] === 'interop'),
+  );
 
 export default defineConfig({
   test: {

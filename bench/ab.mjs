@@ -21,7 +21,8 @@ import { buildTools, runLoadgen } from './lib/loadgen.mjs';
 import { freePort, startServer, treeCpuMs } from './lib/proc.mjs';
 import { median } from './lib/report.mjs';
 
-const usage = "usage: node bench/ab.mjs [--rounds 8] [--duration 1] [--conns 32] [--per-conn 1] [--query '61001, 61002'] -- 'COMMAND with {port}' ...";
+const usage =
+  "usage: node bench/ab.mjs [--rounds 8] [--duration 1] [--conns 32] [--per-conn 1] [--query '61001, 61002'] -- 'COMMAND with {port}' ...";
 let values;
 let positionals;
 try {
@@ -46,7 +47,11 @@ if (values.help || positionals.length === 0) {
 }
 const rounds = Number(values.rounds);
 const durationS = Number(values.duration);
-for (const [name, value] of [['--rounds', rounds], ['--conns', Number(values.conns)], ['--per-conn', Number(values['per-conn'])]]) {
+for (const [name, value] of [
+  ['--rounds', rounds],
+  ['--conns', Number(values.conns)],
+  ['--per-conn', Number(values['per-conn'])],
+]) {
   if (!Number.isInteger(value) || value < 1) {
     console.error(`bench/ab.mjs: ${name} must be a whole number > 0\n${usage}`);
     process.exit(2);
@@ -59,7 +64,13 @@ if (!(durationS > 0)) {
 
 const { loadgen } = buildTools();
 const load = (port, seconds) =>
-  runLoadgen(loadgen, { port, query: values.query, conns: Number(values.conns), durationS: seconds, perConn: Number(values['per-conn']) });
+  runLoadgen(loadgen, {
+    port,
+    query: values.query,
+    conns: Number(values.conns),
+    durationS: seconds,
+    perConn: Number(values['per-conn']),
+  });
 
 const servers = [];
 try {
@@ -74,10 +85,17 @@ try {
       const before = treeCpuMs(server.handle.pid);
       const result = await load(server.handle.port, durationS);
       const cpuMs = treeCpuMs(server.handle.pid) - before;
-      server.passes.push({ cpuUs: (cpuMs * 1000) / Math.max(result.completed, 1), qps: result.throughput, p99: result.latency_ms.p99, errors: result.errors.total });
+      server.passes.push({
+        cpuUs: (cpuMs * 1000) / Math.max(result.completed, 1),
+        qps: result.throughput,
+        p99: result.latency_ms.p99,
+        errors: result.errors.total,
+      });
     }
   }
-  console.log(`${rounds} alternating rounds of ${durationS} s, ${values.conns} clients, ${values['per-conn']} queries per connection, query "${values.query}"`);
+  console.log(
+    `${rounds} alternating rounds of ${durationS} s, ${values.conns} clients, ${values['per-conn']} queries per connection, query "${values.query}"`,
+  );
   console.log('| server | CPU µs/query min | median | queries/s median | max | p99 ms median | errors |');
   console.log('|---|---:|---:|---:|---:|---:|---:|');
   for (const { template, passes } of servers) {
@@ -85,7 +103,9 @@ try {
     const cpu = sorted('cpuUs');
     const qps = sorted('qps');
     const errors = passes.reduce((sum, p) => sum + p.errors, 0);
-    console.log(`| \`${template}\` | ${cpu[0].toFixed(0)} | ${median(cpu).toFixed(0)} | ${median(qps).toFixed(0)} | ${qps.at(-1).toFixed(0)} | ${median(sorted('p99')).toFixed(2)} | ${errors} |`);
+    console.log(
+      `| \`${template}\` | ${cpu[0].toFixed(0)} | ${median(cpu).toFixed(0)} | ${median(qps).toFixed(0)} | ${qps.at(-1).toFixed(0)} | ${median(sorted('p99')).toFixed(2)} | ${errors} |`,
+    );
   }
 } finally {
   await Promise.all(servers.map(({ handle }) => handle.stop()));

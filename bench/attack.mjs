@@ -31,7 +31,8 @@ const USAGE = `node bench/attack.mjs --port PORT [options]
 function sourceAddress(from, addresses, i) {
   const parts = from.split('.').map(Number);
   const last = parts[3] + (i % addresses);
-  if (parts[0] !== 127 || last > 254) throw new Error(`source addresses must stay inside 127.0.0.0/8, got ${from} + ${addresses}`);
+  if (parts[0] !== 127 || last > 254)
+    throw new Error(`source addresses must stay inside 127.0.0.0/8, got ${from} + ${addresses}`);
   return `${parts[0]}.${parts[1]}.${parts[2]}.${last}`;
 }
 
@@ -97,7 +98,7 @@ function main() {
       }
     });
     socket.on('data', (chunk) => {
-      for (const octet of chunk) if (octet === 0x0a) stats.repliesReceived++, owed--;
+      for (const octet of chunk) if (octet === 0x0a) (stats.repliesReceived++, owed--);
       engage(socket);
       if (mode === 'flood' && owed <= 0 && !stopping) {
         owed = batch;

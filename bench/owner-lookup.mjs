@@ -58,13 +58,15 @@ async function measure(owners, queries, { samples, concurrentTotal, inFlight = 6
   latencies.sort((a, b) => a - b);
   let next = 0;
   const t0 = performance.now();
-  await Promise.all(Array.from({ length: inFlight }, async () => {
-    while (next < concurrentTotal && performance.now() - t0 < budgetMs) {
-      const q = queries(next++);
-      const owner = await owners.lookup(q.query);
-      if ((owner === null) !== (q.expect === null)) wrong++;
-    }
-  }));
+  await Promise.all(
+    Array.from({ length: inFlight }, async () => {
+      while (next < concurrentTotal && performance.now() - t0 < budgetMs) {
+        const q = queries(next++);
+        const owner = await owners.lookup(q.query);
+        if ((owner === null) !== (q.expect === null)) wrong++;
+      }
+    }),
+  );
   const concurrentSeconds = (performance.now() - t0) / 1000;
   return {
     samples: latencies.length,
@@ -87,13 +89,20 @@ async function main() {
   }
 
   const servers = await listenSinks(SINK_HOSTS);
-  const { closed, seconds, before, reached: timeWait } = await fillTimeWait(servers, {
+  const {
+    closed,
+    seconds,
+    before,
+    reached: timeWait,
+  } = await fillTimeWait(servers, {
     target: TIME_WAIT_TARGET,
     minOpened: TIME_WAIT_TARGET, // the TIME_WAIT path queries tuples this run closed
     deadlineMs: FILL_DEADLINE_MS,
     threads: FILL_THREADS,
   });
-  console.log(`TIME_WAIT sockets: ${timeWait} (were ${before}; ${closed.length} connections opened and closed in ${seconds.toFixed(1)} s)`);
+  console.log(
+    `TIME_WAIT sockets: ${timeWait} (were ${before}; ${closed.length} connections opened and closed in ${seconds.toFixed(1)} s)`,
+  );
 
   // A live connection for the hit path.
   const live = net.connect({ port: servers[0].port, host: servers[0].host });
@@ -102,27 +111,61 @@ async function main() {
 
   // The most recent ones are surely still in TIME_WAIT; on loopback the kernel may reuse a TIME_WAIT
   // tuple for a new connection (tcp_tw_reuse=2), so leave out the live connection's.
-  const tw = closed.slice(-5000).filter((t) => t.localPort !== live.localPort || t.remotePort !== servers[0].port || t.remoteAddress !== servers[0].host);
+  const tw = closed
+    .slice(-5000)
+    .filter(
+      (t) => t.localPort !== live.localPort || t.remotePort !== servers[0].port || t.remoteAddress !== servers[0].host,
+    );
   const paths = {
-    miss: (i) => ({ query: { localAddress: '127.0.0.1', localPort: 1 + (i % 1000), remoteAddress: '127.0.0.1', remotePort: 2000 + (i % 1000) }, expect: null }),
+    miss: (i) => ({
+      query: {
+        localAddress: '127.0.0.1',
+        localPort: 1 + (i % 1000),
+        remoteAddress: '127.0.0.1',
+        remotePort: 2000 + (i % 1000),
+      },
+      expect: null,
+    }),
     time_wait: (i) => {
       const t = tw[i % tw.length];
-      return { query: { localAddress: '127.0.0.1', localPort: t.localPort, remoteAddress: t.remoteAddress, remotePort: t.remotePort }, expect: null };
+      return {
+        query: {
+          localAddress: '127.0.0.1',
+          localPort: t.localPort,
+          remoteAddress: t.remoteAddress,
+          remotePort: t.remotePort,
+        },
+        expect: null,
+      };
     },
-    live: () => ({ query: { localAddress: '127.0.0.1', localPort: live.localPort, remoteAddress: servers[0].host, remotePort: servers[0].port }, expect: { uid } }),
+    live: () => ({
+      query: {
+        localAddress: '127.0.0.1',
+        localPort: live.localPort,
+        remoteAddress: servers[0].host,
+        remotePort: servers[0].port,
+      },
+      expect: { uid },
+    }),
   };
 
   const rows = [];
   for (const method of ['sock_diag', 'procfs']) {
     let owners;
     try {
-      owners = createOwnerLookup('on', { method, helperPath: HELPER, timeoutMs: 5000, onError: (e) => console.error(`${method}: ${e.code} ${e.message}`) });
+      owners = createOwnerLookup('on', {
+        method,
+        helperPath: HELPER,
+        timeoutMs: 5000,
+        onError: (e) => console.error(`${method}: ${e.code} ${e.message}`),
+      });
     } catch (error) {
       console.log(`${method}: unavailable (${error.message})`);
       continue;
     }
     await owners.lookup(paths.live(0).query); // warm-up: starts the helper, reads /etc/passwd
-    const budget = method === 'sock_diag' ? { samples: 5000, concurrentTotal: 20000 } : { samples: 100, concurrentTotal: 2000 };
+    const budget =
+      method === 'sock_diag' ? { samples: 5000, concurrentTotal: 20000 } : { samples: 100, concurrentTotal: 2000 };
     budget.budgetMs = method === 'sock_diag' ? 1500 : 2500;
     for (const [path, queries] of Object.entries(paths)) {
       const r = await measure(owners, queries, budget);
@@ -135,10 +178,14 @@ async function main() {
   await closeSinks(servers);
 
   const fmt = (n, d = 3) => n.toFixed(d).padStart(10);
-  console.log(`\nowner lookup with ${timeWait} TIME_WAIT sockets (${process.platform} ${process.arch}, node ${process.version})`);
+  console.log(
+    `\nowner lookup with ${timeWait} TIME_WAIT sockets (${process.platform} ${process.arch}, node ${process.version})`,
+  );
   console.log('method     path      samples     p50 ms     p99 ms   seq lookups/s   64-in-flight lookups/s   wrong');
   for (const r of rows) {
-    console.log(`${r.method.padEnd(10)} ${r.path.padEnd(9)} ${String(r.samples).padStart(7)} ${fmt(r.p50)} ${fmt(r.p99)} ${fmt(r.sequentialPerSecond, 0).padStart(15)} ${fmt(r.concurrentPerSecond, 0).padStart(24)} ${String(r.wrong).padStart(7)}`);
+    console.log(
+      `${r.method.padEnd(10)} ${r.path.padEnd(9)} ${String(r.samples).padStart(7)} ${fmt(r.p50)} ${fmt(r.p99)} ${fmt(r.sequentialPerSecond, 0).padStart(15)} ${fmt(r.concurrentPerSecond, 0).padStart(24)} ${String(r.wrong).padStart(7)}`,
+    );
   }
   if (rows.some((r) => r.wrong > 0)) process.exitCode = 1;
 }

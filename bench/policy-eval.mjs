@@ -25,11 +25,20 @@ function loadavg() {
   try {
     return readFileSync('/proc/loadavg', 'utf8').trim();
   } catch {
-    return os.loadavg().map((value) => value.toFixed(2)).join(' ');
+    return os
+      .loadavg()
+      .map((value) => value.toFixed(2))
+      .join(' ');
   }
 }
 
-function request({ remoteAddress = '203.0.113.9', gateway = 'gw-eu-1', uid = 1000, userName = 'alice', serverPort = 6667 } = {}) {
+function request({
+  remoteAddress = '203.0.113.9',
+  gateway = 'gw-eu-1',
+  uid = 1000,
+  userName = 'alice',
+  serverPort = 6667,
+} = {}) {
   return {
     v: 1,
     id: 'bench',
@@ -51,7 +60,11 @@ function policyOf(rules) {
 
 /** 1,000 rules with one clientAddress CIDR each. */
 function addressRules(count = RULES) {
-  return Array.from({ length: count }, (_, i) => ({ name: `rule-${i}`, match: { clientAddress: clientNet(i) }, action: action(i) }));
+  return Array.from({ length: count }, (_, i) => ({
+    name: `rule-${i}`,
+    match: { clientAddress: clientNet(i) },
+    action: action(i),
+  }));
 }
 
 /** 1,000 rules with address, port, uid and owner-name glob conditions (some with a server address too). */
@@ -95,7 +108,8 @@ const results = [];
 
 function measure(label, compiled, requests, { info = false, expect } = {}) {
   const decision = decide(compiled, requests[0]);
-  if (expect !== undefined && decision.rule !== expect) throw new Error(`${label}: expected rule ${expect}, got ${decision.rule}`);
+  if (expect !== undefined && decision.rule !== expect)
+    throw new Error(`${label}: expected rule ${expect}, got ${decision.rule}`);
   const rates = [];
   let sink = 0;
   const mask = requests.length - 1; // a power of two
@@ -115,7 +129,9 @@ function measure(label, compiled, requests, { info = false, expect } = {}) {
   const median = Math.round(rates[rates.length >> 1]);
   const verdict = info ? 'info' : median >= TARGET ? 'PASS' : 'MISS';
   const fmt = (n) => n.toLocaleString('en-US').padStart(11);
-  console.log(`${label.padEnd(58)} ${fmt(median)} ${fmt(best)}  ${verdict.padEnd(4)}  rule ${decision.rule}${sink < 0 ? '!' : ''}`);
+  console.log(
+    `${label.padEnd(58)} ${fmt(median)} ${fmt(best)}  ${verdict.padEnd(4)}  rule ${decision.rule}${sink < 0 ? '!' : ''}`,
+  );
   results.push({ label, median, best, verdict });
 }
 
@@ -125,7 +141,9 @@ function time(fn) {
   return [value, performance.now() - start];
 }
 
-console.log(`node ${process.version}, ${os.cpus().length} CPUs, ${RULES} rules, ${ROUNDS} rounds of ${ROUND_MS} ms per case, target ${TARGET.toLocaleString('en-US')} decisions/s (median)`);
+console.log(
+  `node ${process.version}, ${os.cpus().length} CPUs, ${RULES} rules, ${ROUNDS} rounds of ${ROUND_MS} ms per case, target ${TARGET.toLocaleString('en-US')} decisions/s (median)`,
+);
 console.log(`loadavg before: ${loadavg()}`);
 console.log(`calibration: ${Math.round(calibrate() / 1e6)} M integer additions/s (best of 3)`);
 console.log(`${'case'.padEnd(58)} ${'median/s'.padStart(11)} ${'best/s'.padStart(11)}  verdict`);
@@ -135,28 +153,56 @@ const mixed = compilePolicy(parsePolicy(policyOf(mixedRules())));
 const globs = compilePolicy(parsePolicy(policyOf(globRules())));
 const last = RULES - 1;
 
-measure('first rule matches (1,000 mixed rules)', mixed, [request({ remoteAddress: clientIn(0) })], { expect: 'rule-0' });
-measure('last of 1,000 address rules', addresses, [request({ remoteAddress: clientIn(last) })], { expect: `rule-${last}` });
-measure('last of 1,000 mixed rules (address+port+uid+name glob)', mixed, [request({ remoteAddress: clientIn(last), userName: 'alice' })], { expect: `rule-${last}` });
-measure('1,000 distinct gateway globs, last matches', globs, [request({ gateway: 'gw-eu-1' })], { expect: `rule-${last}` });
+measure('first rule matches (1,000 mixed rules)', mixed, [request({ remoteAddress: clientIn(0) })], {
+  expect: 'rule-0',
+});
+measure('last of 1,000 address rules', addresses, [request({ remoteAddress: clientIn(last) })], {
+  expect: `rule-${last}`,
+});
+measure(
+  'last of 1,000 mixed rules (address+port+uid+name glob)',
+  mixed,
+  [request({ remoteAddress: clientIn(last), userName: 'alice' })],
+  { expect: `rule-${last}` },
+);
+measure('1,000 distinct gateway globs, last matches', globs, [request({ gateway: 'gw-eu-1' })], {
+  expect: `rule-${last}`,
+});
 measure('none of 1,000 address rules matches (default)', addresses, [request()], { expect: 'default' });
 measure('none of 1,000 mixed rules matches (default)', mixed, [request({ userName: 'alice' })], { expect: 'default' });
-measure('none of 1,000 gateway globs matches (default)', globs, [request({ gateway: 'bastion' })], { expect: 'default' });
+measure('none of 1,000 gateway globs matches (default)', globs, [request({ gateway: 'bastion' })], {
+  expect: 'default',
+});
 measure(
   'none of 1,000 mixed (IPv6 client), 64 users+gateways cycled',
   mixed,
-  Array.from({ length: 64 }, (_, i) => request({ remoteAddress: `2001:db8::${i + 1}`, userName: `user-${i}e`, gateway: `gw-${i}` })),
+  Array.from({ length: 64 }, (_, i) =>
+    request({ remoteAddress: `2001:db8::${i + 1}`, userName: `user-${i}e`, gateway: `gw-${i}` }),
+  ),
   { info: true },
 );
-const fresh = Array.from({ length: 1 << 16 }, (_, i) => request({ remoteAddress: clientIn(last), userName: `new-user-${i}e` }));
+const fresh = Array.from({ length: 1 << 16 }, (_, i) =>
+  request({ remoteAddress: clientIn(last), userName: `new-user-${i}e` }),
+);
 measure('last of 1,000 mixed, a new owner name each time (cache miss)', mixed, fresh, { info: true });
-const pseudonyms = compilePolicy(parsePolicy({ version: 1, key: 'bench-key-0123456789', rules: [{ name: 'all', action: { pseudonym: {} } }], default: { action: { error: 'NO-USER' } } }));
-measure('pseudonym answer (one HMAC-SHA256 per decision)', pseudonyms, [request({ remoteAddress: '192.0.2.1' })], { info: true });
+const pseudonyms = compilePolicy(
+  parsePolicy({
+    version: 1,
+    key: 'bench-key-0123456789',
+    rules: [{ name: 'all', action: { pseudonym: {} } }],
+    default: { action: { error: 'NO-USER' } },
+  }),
+);
+measure('pseudonym answer (one HMAC-SHA256 per decision)', pseudonyms, [request({ remoteAddress: '192.0.2.1' })], {
+  info: true,
+});
 
 for (const count of [1_000, 10_000]) {
   const [parsed, parseMs] = time(() => parsePolicy(policyOf(addressRules(count))));
   const [, compileMs] = time(() => compilePolicy(parsed));
-  console.log(`compile ${count.toLocaleString('en-US')} address rules: ${compileMs.toFixed(0)} ms (parsePolicy ${parseMs.toFixed(0)} ms)`);
+  console.log(
+    `compile ${count.toLocaleString('en-US')} address rules: ${compileMs.toFixed(0)} ms (parsePolicy ${parseMs.toFixed(0)} ms)`,
+  );
 }
 const [, mixedCompileMs] = time(() => compilePolicy(parsePolicy(policyOf(mixedRules()))));
 console.log(`parse + compile 1,000 mixed rules: ${mixedCompileMs.toFixed(0)} ms`);

@@ -34,8 +34,30 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { buildTools, holdConnection, runLoadgen } from './lib/loadgen.mjs';
-import { descendantCount, freePort, run, runBounded, sampleRss, settleTree, startServer, treeCpuMs, treeRssKiB } from './lib/proc.mjs';
-import { describeMachine, evaluateTargets, median, MODES, parsePolicyEval, recordResults, renderHeadToHead, renderPolicyEval, renderTable, renderTargets, renderTimeWait } from './lib/report.mjs';
+import {
+  descendantCount,
+  freePort,
+  run,
+  runBounded,
+  sampleRss,
+  settleTree,
+  startServer,
+  treeCpuMs,
+  treeRssKiB,
+} from './lib/proc.mjs';
+import {
+  describeMachine,
+  evaluateTargets,
+  median,
+  MODES,
+  parsePolicyEval,
+  recordResults,
+  renderHeadToHead,
+  renderPolicyEval,
+  renderTable,
+  renderTargets,
+  renderTimeWait,
+} from './lib/report.mjs';
 import { closeSinks, fillTimeWait, listenSinks, missQuery, timeWaitCount } from './lib/time-wait.mjs';
 import { gatewayCli, queriesPerHttpRequest } from './lib/identgate.mjs';
 import { selfCheck } from './lib/selfcheck.mjs';
@@ -77,10 +99,18 @@ try {
   process.exit(2);
 }
 if (opts.help) {
-  console.log('usage: node bench/run.mjs [--duration 3] [--conns 32] [--idle 10000] [--idle-probe-conns 8] [--warmup 1] [--only a,b] [--skip a,b] [--record] [--budget 280] [--dist DIR (compiled identgate; default dist/)] [--skip-selfcheck]');
-  console.log('          [--time-wait 20000 (TIME_WAIT sockets wanted on the host)] [--time-wait-cap 25 (s of filling at most)] [--policy-ms MS (per round of policy-eval.mjs; its default 400)]');
-  console.log('          [--h2h-rounds 5 (alternating embedded/node-ceiling rounds per mode; 0 = none)] [--h2h-duration 2 (s per pass)]');
-  console.log('phases (for --only/--skip): c-ceiling node-ceiling oidentd embedded embedded-node node-worker-http workerd-http idle (the idle flood, runs with embedded) h2h (head to head, needs embedded and node-ceiling) time-wait policy-eval');
+  console.log(
+    'usage: node bench/run.mjs [--duration 3] [--conns 32] [--idle 10000] [--idle-probe-conns 8] [--warmup 1] [--only a,b] [--skip a,b] [--record] [--budget 280] [--dist DIR (compiled identgate; default dist/)] [--skip-selfcheck]',
+  );
+  console.log(
+    '          [--time-wait 20000 (TIME_WAIT sockets wanted on the host)] [--time-wait-cap 25 (s of filling at most)] [--policy-ms MS (per round of policy-eval.mjs; its default 400)]',
+  );
+  console.log(
+    '          [--h2h-rounds 5 (alternating embedded/node-ceiling rounds per mode; 0 = none)] [--h2h-duration 2 (s per pass)]',
+  );
+  console.log(
+    'phases (for --only/--skip): c-ceiling node-ceiling oidentd embedded embedded-node node-worker-http workerd-http idle (the idle flood, runs with embedded) h2h (head to head, needs embedded and node-ceiling) time-wait policy-eval',
+  );
   process.exit(0);
 }
 // Numeric options: a typo is a one-line error, not a silently skipped or unbounded phase.
@@ -91,9 +121,13 @@ for (const name of [...counts, ...seconds]) {
   if (value === undefined) continue;
   const number = Number(value);
   const zeroAllowed = ['idle', 'time-wait', 'h2h-rounds', 'warmup'].includes(name);
-  const valid = (counts.includes(name) ? Number.isInteger(number) : Number.isFinite(number)) && (zeroAllowed ? number >= 0 : number > 0);
+  const valid =
+    (counts.includes(name) ? Number.isInteger(number) : Number.isFinite(number)) &&
+    (zeroAllowed ? number >= 0 : number > 0);
   if (!valid) {
-    console.error(`bench: --${name} must be ${counts.includes(name) ? 'a whole number' : 'a number of seconds'} ${zeroAllowed ? '>= 0' : '> 0'}, got ${JSON.stringify(value)} (see --help)`);
+    console.error(
+      `bench: --${name} must be ${counts.includes(name) ? 'a whole number' : 'a number of seconds'} ${zeroAllowed ? '>= 0' : '> 0'}, got ${JSON.stringify(value)} (see --help)`,
+    );
     process.exit(2);
   }
 }
@@ -110,7 +144,15 @@ const timeWaitCapS = Number(opts['time-wait-cap']);
 const distDir = opts.dist ?? join(root, 'dist');
 // What the last two phases need at most (they are skipped or cut short when less remains); the
 // server scenarios stop starting early enough to leave it, so the whole run stays within --budget.
-const timeWaitReserveMs = wanted('time-wait') ? (timeWaitCapS + 4 * (Number(opts.duration) + 1) + 2 * (Math.max(Number(opts.duration), 5) + 1) + 2 * 5 + 2 * Number(opts.warmup) + 12) * 1000 : 0;
+const timeWaitReserveMs = wanted('time-wait')
+  ? (timeWaitCapS +
+      4 * (Number(opts.duration) + 1) +
+      2 * (Math.max(Number(opts.duration), 5) + 1) +
+      2 * 5 +
+      2 * Number(opts.warmup) +
+      12) *
+    1000
+  : 0;
 const policyRounds = 10 * 6; // policy-eval.mjs: 10 cases, a warm-up and 5 timed rounds each
 const policyReserveMs = wanted('policy-eval') ? policyRounds * Number(opts['policy-ms'] ?? 400) + 15000 : 0;
 const h2hRounds = Number(opts['h2h-rounds']);
@@ -142,7 +184,8 @@ const policy = join(root, 'examples', 'policy.json');
 const logDir = join(benchDir, 'out', 'logs');
 mkdirSync(logDir, { recursive: true });
 /** Start a server whose output goes to bench/out/logs/SCENARIO-NAME.log. */
-const launch = (scenario, options) => startServer({ logFile: join(logDir, `${scenario}-${options.name}.log`), ...options });
+const launch = (scenario, options) =>
+  startServer({ logFile: join(logDir, `${scenario}-${options.name}.log`), ...options });
 
 /** Each scenario starts its servers and returns them plus the port the load generator targets. */
 const scenarios = [
@@ -151,7 +194,17 @@ const scenarios = [
     label: 'single-threaded C epoll, fixed reply',
     async start() {
       const port = await freePort();
-      return { port, servers: [await launch(this.name, { name: 'c-ceiling', command: tools.ceiling, args: [String(port), '127.0.0.1'], port })] };
+      return {
+        port,
+        servers: [
+          await launch(this.name, {
+            name: 'c-ceiling',
+            command: tools.ceiling,
+            args: [String(port), '127.0.0.1'],
+            port,
+          }),
+        ],
+      };
     },
   },
   {
@@ -159,17 +212,40 @@ const scenarios = [
     label: 'minimal node:net, fixed reply',
     async start() {
       const port = await freePort();
-      return { port, servers: [await launch(this.name, { name: 'node-ceiling', command: process.execPath, args: [join(benchDir, 'ceiling.mjs'), String(port), '127.0.0.1'], port })] };
+      return {
+        port,
+        servers: [
+          await launch(this.name, {
+            name: 'node-ceiling',
+            command: process.execPath,
+            args: [join(benchDir, 'ceiling.mjs'), String(port), '127.0.0.1'],
+            port,
+          }),
+        ],
+      };
     },
   },
   {
     name: 'oidentd',
     label: 'oidentd (Debian), real lookup',
-    unavailable: () => (run('sh', ['-c', 'command -v oidentd']).status === 0 ? undefined : 'oidentd not installed (apt-get install oidentd)'),
+    unavailable: () =>
+      run('sh', ['-c', 'command -v oidentd']).status === 0
+        ? undefined
+        : 'oidentd not installed (apt-get install oidentd)',
     async start() {
       const port = await freePort();
       // -i foreground, -S log to stderr, -q quiet; started as root it drops to nobody.
-      return { port, servers: [await launch(this.name, { name: 'oidentd', command: 'oidentd', args: ['-i', '-S', '-q', '-a', '127.0.0.1', '-p', String(port)], port })] };
+      return {
+        port,
+        servers: [
+          await launch(this.name, {
+            name: 'oidentd',
+            command: 'oidentd',
+            args: ['-i', '-S', '-q', '-a', '127.0.0.1', '-p', String(port)],
+            port,
+          }),
+        ],
+      };
     },
   },
   {
@@ -180,7 +256,13 @@ const scenarios = [
     async start() {
       const port = await freePort();
       const spec = cli.serveEmbedded({ port, policy, metricsPort: await freePort() });
-      return { port, spec, servers: [await launch(this.name, { name: 'embedded', command: process.execPath, args: spec.args, port, cwd: root })] };
+      return {
+        port,
+        spec,
+        servers: [
+          await launch(this.name, { name: 'embedded', command: process.execPath, args: spec.args, port, cwd: root }),
+        ],
+      };
     },
   },
   {
@@ -190,10 +272,27 @@ const scenarios = [
     async start() {
       const workerPort = await freePort();
       const port = await freePort();
-      const worker = await launch(this.name, { name: 'node-worker', command: process.execPath, args: cli.worker({ port: workerPort, policy, secretFile }).args, port: workerPort, cwd: root });
+      const worker = await launch(this.name, {
+        name: 'node-worker',
+        command: process.execPath,
+        args: cli.worker({ port: workerPort, policy, secretFile }).args,
+        port: workerPort,
+        cwd: root,
+      });
       try {
-        const spec = cli.serveUpstream({ port, upstream: `http://127.0.0.1:${workerPort}`, secretFile, metricsPort: await freePort() });
-        const gateway = await launch(this.name, { name: 'gateway', command: process.execPath, args: spec.args, port, cwd: root });
+        const spec = cli.serveUpstream({
+          port,
+          upstream: `http://127.0.0.1:${workerPort}`,
+          secretFile,
+          metricsPort: await freePort(),
+        });
+        const gateway = await launch(this.name, {
+          name: 'gateway',
+          command: process.execPath,
+          args: spec.args,
+          port,
+          cwd: root,
+        });
         return { port, spec, servers: [gateway, worker] };
       } catch (error) {
         await worker.stop();
@@ -213,7 +312,24 @@ const scenarios = [
       const worker = await launch(this.name, {
         name: 'wrangler-dev',
         command: wrangler,
-        args: ['dev', '--ip', '127.0.0.1', '--port', String(workerPort), '--inspector-port', String(inspectorPort), '--persist-to', join(scratch, 'wrangler-state'), '--var', `IDENTGATE_SECRETS:${secret}`, '--var', `IDENTGATE_ADMIN_TOKENS:${adminToken}`, '--log-level', 'warn', '--show-interactive-dev-session=false'],
+        args: [
+          'dev',
+          '--ip',
+          '127.0.0.1',
+          '--port',
+          String(workerPort),
+          '--inspector-port',
+          String(inspectorPort),
+          '--persist-to',
+          join(scratch, 'wrangler-state'),
+          '--var',
+          `IDENTGATE_SECRETS:${secret}`,
+          '--var',
+          `IDENTGATE_ADMIN_TOKENS:${adminToken}`,
+          '--log-level',
+          'warn',
+          '--show-interactive-dev-session=false',
+        ],
         env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false', CI: '1' },
         port: workerPort,
         cwd: root,
@@ -222,9 +338,20 @@ const scenarios = [
       try {
         // KV starts empty (the built-in default policy); load the same policy the other scenarios use.
         const policyNote = await putPolicy(`http://127.0.0.1:${workerPort}/v1/policy`);
-        const spec = cli.serveUpstream({ port, upstream: `http://127.0.0.1:${workerPort}`, secretFile, metricsPort: await freePort() });
+        const spec = cli.serveUpstream({
+          port,
+          upstream: `http://127.0.0.1:${workerPort}`,
+          secretFile,
+          metricsPort: await freePort(),
+        });
         spec.display += ` (worker policy: ${policyNote})`;
-        const gateway = await launch(this.name, { name: 'gateway', command: process.execPath, args: spec.args, port, cwd: root });
+        const gateway = await launch(this.name, {
+          name: 'gateway',
+          command: process.execPath,
+          args: spec.args,
+          port,
+          cwd: root,
+        });
         return { port, spec, servers: [gateway, worker] };
       } catch (error) {
         await worker.stop();
@@ -241,7 +368,19 @@ const scenarios = [
     async start() {
       const port = await freePort();
       const spec = cli.serveEmbedded({ port, policy, transport: 'node' });
-      return { port, spec, servers: [await launch(this.name, { name: 'embedded-node', command: process.execPath, args: spec.args, port, cwd: root })] };
+      return {
+        port,
+        spec,
+        servers: [
+          await launch(this.name, {
+            name: 'embedded-node',
+            command: process.execPath,
+            args: spec.args,
+            port,
+            cwd: root,
+          }),
+        ],
+      };
     },
   },
 ];
@@ -250,7 +389,12 @@ const scenarios = [
 async function putPolicy(url) {
   if (!existsSync(policy)) return 'built-in default (no examples/policy.json)';
   try {
-    const response = await fetch(url, { method: 'PUT', headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' }, body: readFileSync(policy, 'utf8'), signal: AbortSignal.timeout(10000) });
+    const response = await fetch(url, {
+      method: 'PUT',
+      headers: { authorization: `Bearer ${adminToken}`, 'content-type': 'application/json' },
+      body: readFileSync(policy, 'utf8'),
+      signal: AbortSignal.timeout(10000),
+    });
     if (response.ok) return 'examples/policy.json via PUT /v1/policy';
     return `built-in default (PUT /v1/policy answered ${response.status}: ${(await response.text()).slice(0, 200)})`;
   } catch (error) {
@@ -262,7 +406,17 @@ const results = {
   date: new Date().toISOString(),
   machine: describeMachine(),
   command: `node bench/run.mjs ${process.argv.slice(2).join(' ')}`.trim(),
-  settings: { conns, durationS, warmupS, modes: { '1/conn': 1, '100/conn': 100 }, query: held.query, idle: idleCount, timeWait: timeWaitTarget, timeWaitCapS, policyRoundMs: Number(opts['policy-ms'] ?? 400) },
+  settings: {
+    conns,
+    durationS,
+    warmupS,
+    modes: { '1/conn': 1, '100/conn': 100 },
+    query: held.query,
+    idle: idleCount,
+    timeWait: timeWaitTarget,
+    timeWaitCapS,
+    policyRoundMs: Number(opts['policy-ms'] ?? 400),
+  },
   servers: {},
 };
 
@@ -293,7 +447,10 @@ for (const scenario of scenarios) {
     continue;
   }
   if (Date.now() - startedAt > budgetMs - timeWaitReserveMs - policyReserveMs - h2hReserveMs) {
-    Object.assign(entry, { status: 'skipped', reason: `time budget of ${budgetMs / 1000} s used up (${((timeWaitReserveMs + policyReserveMs + h2hReserveMs) / 1000).toFixed(0)} s kept for h2h, time-wait and policy-eval)` });
+    Object.assign(entry, {
+      status: 'skipped',
+      reason: `time budget of ${budgetMs / 1000} s used up (${((timeWaitReserveMs + policyReserveMs + h2hReserveMs) / 1000).toFixed(0)} s kept for h2h, time-wait and policy-eval)`,
+    });
     log(`${scenario.name}: skipped: time budget used up`);
     continue;
   }
@@ -303,7 +460,11 @@ for (const scenario of scenarios) {
     started = await scenario.start();
   } catch (error) {
     const lastLine = (error.logTail ?? '').trim().split('\n').pop();
-    Object.assign(entry, { status: 'failed', reason: lastLine ? `${error.message}: ${lastLine}` : error.message, log: error.logTail?.slice(-2000) });
+    Object.assign(entry, {
+      status: 'failed',
+      reason: lastLine ? `${error.message}: ${lastLine}` : error.message,
+      log: error.logTail?.slice(-2000),
+    });
     log(`${scenario.name}: FAILED to start: ${error.message}${error.logTail ? `\n${error.logTail.slice(-1500)}` : ''}`);
     continue;
   }
@@ -311,27 +472,53 @@ for (const scenario of scenarios) {
     const pids = started.servers.map((s) => s.pid);
     if (started.spec) entry.command = started.spec.display;
     entry.rssIdleKiB = pids.reduce((sum, pid) => sum + treeRssKiB(pid), 0);
-    if (warmupS > 0) await runLoadgen(tools.loadgen, { port: started.port, query: held.query, conns, durationS: warmupS, perConn: 100 }).catch(() => undefined);
+    if (warmupS > 0)
+      await runLoadgen(tools.loadgen, {
+        port: started.port,
+        query: held.query,
+        conns,
+        durationS: warmupS,
+        perConn: 100,
+      }).catch(() => undefined);
     for (const mode of MODES) {
       const perConn = Number(mode.split('/')[0]);
       const r = await measure(started.port, pids, perConn);
       entry.modes[mode] = r;
       r.rssByProcessKiB = Object.fromEntries(started.servers.map((s) => [s.name, treeRssKiB(s.pid)]));
-      log(`${scenario.name} ${mode}: ${r.failed ? `failed: ${r.failed}` : `${r.throughput.toFixed(0)} q/s, p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms, ${r.errors.total} errors, ${(r.rssKiB / 1024).toFixed(1)} MiB — ${r.sample_reply || r.sample_error}${r.sample_bad ? ` — bad: ${r.sample_bad}` : ''}`}`);
+      log(
+        `${scenario.name} ${mode}: ${r.failed ? `failed: ${r.failed}` : `${r.throughput.toFixed(0)} q/s, p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms, ${r.errors.total} errors, ${(r.rssKiB / 1024).toFixed(1)} MiB — ${r.sample_reply || r.sample_error}${r.sample_bad ? ` — bad: ${r.sample_bad}` : ''}`}`,
+      );
     }
-    if (started.spec?.upstream) entry.queriesPerHttpRequest = started.spec.metricsUrl ? await queriesPerHttpRequest(started.spec.metricsUrl) : 'n/a (no metrics endpoint)';
+    if (started.spec?.upstream)
+      entry.queriesPerHttpRequest = started.spec.metricsUrl
+        ? await queriesPerHttpRequest(started.spec.metricsUrl)
+        : 'n/a (no metrics endpoint)';
     if (scenario.idleFlood && idleCount > 0 && !skip.has('idle')) {
       log(`${scenario.name}: idle flood of ${idleCount} connections`);
       const baselineRssKiB = pids.reduce((sum, pid) => sum + treeRssKiB(pid), 0);
-      const r = await measure(started.port, pids, 1, { idle: idleCount, conns: Number(opts['idle-probe-conns']), idleSettleMs: 1500 });
+      const r = await measure(started.port, pids, 1, {
+        idle: idleCount,
+        conns: Number(opts['idle-probe-conns']),
+        idleSettleMs: 1500,
+      });
       if (r.failed) results.idle = { status: 'failed', reason: r.failed };
       else {
-        results.idle = { status: 'ok', requested: idleCount, probeConns: Number(opts['idle-probe-conns']), baselineRssKiB, peakRssKiB: r.rssKiB, result: r };
-        log(`idle flood: RSS ${(baselineRssKiB / 1024).toFixed(1)} -> ${(r.rssKiB / 1024).toFixed(1)} MiB, held ${r.idle.open_at_end}/${idleCount}, probe p99 ${r.latency_ms.p99} ms`);
+        results.idle = {
+          status: 'ok',
+          requested: idleCount,
+          probeConns: Number(opts['idle-probe-conns']),
+          baselineRssKiB,
+          peakRssKiB: r.rssKiB,
+          result: r,
+        };
+        log(
+          `idle flood: RSS ${(baselineRssKiB / 1024).toFixed(1)} -> ${(r.rssKiB / 1024).toFixed(1)} MiB, held ${r.idle.open_at_end}/${idleCount}, probe p99 ${r.latency_ms.p99} ms`,
+        );
       }
     }
     const alive = started.servers.filter((s) => s.child.exitCode !== null || s.child.signalCode !== null);
-    if (alive.length > 0) entry.note = `${alive.map((s) => s.name).join(', ')} exited during the run: ${alive[0].logTail().slice(-500)}`;
+    if (alive.length > 0)
+      entry.note = `${alive.map((s) => s.name).join(', ')} exited during the run: ${alive[0].logTail().slice(-500)}`;
   } finally {
     for (const server of started.servers) await server.stop();
   }
@@ -349,15 +536,24 @@ async function headToHead() {
   const phase = { status: 'ok', rounds: h2hRounds, durationS: h2hDurationS, modes: {} };
   results.headToHead = phase;
   for (const name of ['embedded', 'node-ceiling']) {
-    if (results.servers[name]?.status !== 'ok') return Object.assign(phase, { status: 'skipped', reason: `${name} did not run` });
+    if (results.servers[name]?.status !== 'ok')
+      return Object.assign(phase, { status: 'skipped', reason: `${name} did not run` });
   }
-  if (Date.now() - startedAt > budgetMs - timeWaitReserveMs - policyReserveMs) return Object.assign(phase, { status: 'skipped', reason: `time budget of ${budgetMs / 1000} s used up` });
+  if (Date.now() - startedAt > budgetMs - timeWaitReserveMs - policyReserveMs)
+    return Object.assign(phase, { status: 'skipped', reason: `time budget of ${budgetMs / 1000} s used up` });
   const contenders = [];
   try {
     for (const name of ['node-ceiling', 'embedded']) {
       const started = await scenarios.find((s) => s.name === name).start();
       contenders.push({ name, started, pids: started.servers.map((server) => server.pid) });
-      if (warmupS > 0) await runLoadgen(tools.loadgen, { port: started.port, query: held.query, conns, durationS: warmupS, perConn: 100 }).catch(() => undefined);
+      if (warmupS > 0)
+        await runLoadgen(tools.loadgen, {
+          port: started.port,
+          query: held.query,
+          conns,
+          durationS: warmupS,
+          perConn: 100,
+        }).catch(() => undefined);
     }
     for (const mode of MODES) {
       const perConn = Number(mode.split('/')[0]);
@@ -366,12 +562,23 @@ async function headToHead() {
         const pair = {};
         for (const { name, started, pids } of contenders) {
           const r = await measure(started.port, pids, perConn, { durationS: h2hDurationS });
-          if (r.failed || !(r.completed > 0)) return Object.assign(phase, { status: 'failed', reason: `${name} ${mode}: ${r.failed ?? 'no query answered'}` });
-          pair[name] = { throughput: r.throughput, p99: r.latency_ms.p99, cpuUsPerQuery: r.serverCpuUsPerQuery, errors: r.errors.total };
+          if (r.failed || !(r.completed > 0))
+            return Object.assign(phase, {
+              status: 'failed',
+              reason: `${name} ${mode}: ${r.failed ?? 'no query answered'}`,
+            });
+          pair[name] = {
+            throughput: r.throughput,
+            p99: r.latency_ms.p99,
+            cpuUsPerQuery: r.serverCpuUsPerQuery,
+            errors: r.errors.total,
+          };
         }
         pair.ratio = pair.embedded.throughput / pair['node-ceiling'].throughput;
         rounds.push(pair);
-        log(`h2h ${mode} round ${round + 1}: node-ceiling ${pair['node-ceiling'].throughput.toFixed(0)} q/s, embedded ${pair.embedded.throughput.toFixed(0)} q/s, ratio ${pair.ratio.toFixed(2)}`);
+        log(
+          `h2h ${mode} round ${round + 1}: node-ceiling ${pair['node-ceiling'].throughput.toFixed(0)} q/s, embedded ${pair.embedded.throughput.toFixed(0)} q/s, ratio ${pair.ratio.toFixed(2)}`,
+        );
       }
       phase.modes[mode] = { rounds, medianRatio: median(rounds.map((r) => r.ratio)) };
     }
@@ -396,9 +603,12 @@ held.close();
 async function timeWaitPhase() {
   const phase = { status: 'ok', target: timeWaitTarget, servers: {} };
   results.timeWait = phase;
-  const why = cli.unavailable() ?? (run('sh', ['-c', 'command -v ss']).status === 0 ? undefined : 'ss not installed (Debian: iproute2)');
+  const why =
+    cli.unavailable() ??
+    (run('sh', ['-c', 'command -v ss']).status === 0 ? undefined : 'ss not installed (Debian: iproute2)');
   if (why) return Object.assign(phase, { status: 'skipped', reason: why });
-  if (Date.now() - startedAt > budgetMs - policyReserveMs - timeWaitReserveMs) return Object.assign(phase, { status: 'skipped', reason: `time budget of ${budgetMs / 1000} s used up` });
+  if (Date.now() - startedAt > budgetMs - policyReserveMs - timeWaitReserveMs)
+    return Object.assign(phase, { status: 'skipped', reason: `time budget of ${budgetMs / 1000} s used up` });
   const miss = missQuery();
   phase.query = miss.query;
   const oidentdScenario = scenarios.find((s) => s.name === 'oidentd');
@@ -409,7 +619,17 @@ async function timeWaitPhase() {
       async start() {
         const port = await freePort();
         const spec = cli.serveEmbedded({ port }); // no --policy: the built-in default
-        return { port, spec, server: await launch('time-wait', { name: 'embedded', command: process.execPath, args: spec.args, port, cwd: root }) };
+        return {
+          port,
+          spec,
+          server: await launch('time-wait', {
+            name: 'embedded',
+            command: process.execPath,
+            args: spec.args,
+            port,
+            cwd: root,
+          }),
+        };
       },
     },
     {
@@ -419,7 +639,11 @@ async function timeWaitPhase() {
       async start() {
         const port = await freePort();
         const args = ['-i', '-S', '-q', '-a', '127.0.0.1', '-p', String(port)];
-        return { port, spec: { display: `oidentd ${args.join(' ')}` }, server: await launch('time-wait', { name: 'oidentd', command: 'oidentd', args, port }) };
+        return {
+          port,
+          spec: { display: `oidentd ${args.join(' ')}` },
+          server: await launch('time-wait', { name: 'oidentd', command: 'oidentd', args, port }),
+        };
       },
     },
   ];
@@ -442,26 +666,36 @@ async function timeWaitPhase() {
         log(`time-wait: ${candidate.name} FAILED to start: ${error.message}`);
       }
     }
-    if (running.length === 0) return Object.assign(phase, { status: 'failed', reason: 'neither identgate nor oidentd started' });
+    if (running.length === 0)
+      return Object.assign(phase, { status: 'failed', reason: 'neither identgate nor oidentd started' });
     for (const { port } of running) {
-      if (warmupS > 0) await runLoadgen(tools.loadgen, { port, query: miss.query, conns, durationS: warmupS, perConn: 100 }).catch(() => undefined);
+      if (warmupS > 0)
+        await runLoadgen(tools.loadgen, { port, query: miss.query, conns, durationS: warmupS, perConn: 100 }).catch(
+          () => undefined,
+        );
     }
     // With a full table each of oidentd's forked lookups can take seconds here; a longer pass gives it a chance to answer some.
     const oidentdDurationS = Math.max(durationS, 5);
     const pass = async (name, port, server, mode) => {
       const childrenBefore = descendantCount(server.pid);
       const atStart = timeWaitCount();
-      const r = await measure(port, [server.pid], Number(mode.split('/')[0]), { query: miss.query, durationS: name === 'oidentd' ? oidentdDurationS : durationS });
+      const r = await measure(port, [server.pid], Number(mode.split('/')[0]), {
+        query: miss.query,
+        durationS: name === 'oidentd' ? oidentdDurationS : durationS,
+      });
       r.timeWait = { atStart, atEnd: timeWaitCount() };
       const unfinished = await settleTree(server.pid, { timeoutMs: 5000, atMost: childrenBefore });
       if (unfinished > 0) r.unfinishedChildren = unfinished;
-      log(`time-wait ${name} ${mode}: ${r.failed ? `failed: ${r.failed}` : `${r.throughput.toFixed(0)} q/s (${r.completed} answered), p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms, ${r.errors.total} errors, TIME_WAIT ${atStart} -> ${r.timeWait.atEnd} — ${r.sample_error || r.sample_reply}${r.sample_bad ? ` — bad: ${r.sample_bad}` : ''}${unfinished > 0 ? ` — ${unfinished} children still running 5 s after the pass` : ''}`}`);
+      log(
+        `time-wait ${name} ${mode}: ${r.failed ? `failed: ${r.failed}` : `${r.throughput.toFixed(0)} q/s (${r.completed} answered), p50 ${r.latency_ms.p50} ms, p99 ${r.latency_ms.p99} ms, ${r.errors.total} errors, TIME_WAIT ${atStart} -> ${r.timeWait.atEnd} — ${r.sample_error || r.sample_reply}${r.sample_bad ? ` — bad: ${r.sample_bad}` : ''}${unfinished > 0 ? ` — ${unfinished} children still running 5 s after the pass` : ''}`}`,
+      );
       return r;
     };
     const embedded = running.find((s) => s.name === 'embedded');
     if (embedded) {
       phase.baseline = { label: 'identgate embedded before the fill', status: 'ok', modes: {} };
-      for (const mode of MODES) phase.baseline.modes[mode] = await pass('embedded (before the fill)', embedded.port, embedded.server, mode);
+      for (const mode of MODES)
+        phase.baseline.modes[mode] = await pass('embedded (before the fill)', embedded.port, embedded.server, mode);
     }
     log(`time-wait: filling the host to ${timeWaitTarget} TIME_WAIT sockets (at most ${timeWaitCapS} s)`);
     const sinks = await listenSinks();
@@ -471,14 +705,24 @@ async function timeWaitPhase() {
     } finally {
       await closeSinks(sinks);
     }
-    phase.fill = { before: fill.before, reached: fill.reached, opened: fill.opened, seconds: fill.seconds, reachedTarget: fill.reachedTarget, deadlineS: timeWaitCapS };
-    log(`time-wait: ${fill.before} -> ${fill.reached} TIME_WAIT sockets in ${fill.seconds.toFixed(1)} s (${fill.opened} connections)${fill.reachedTarget ? '' : ` — target ${timeWaitTarget} not reached within ${timeWaitCapS} s`}`);
+    phase.fill = {
+      before: fill.before,
+      reached: fill.reached,
+      opened: fill.opened,
+      seconds: fill.seconds,
+      reachedTarget: fill.reachedTarget,
+      deadlineS: timeWaitCapS,
+    };
+    log(
+      `time-wait: ${fill.before} -> ${fill.reached} TIME_WAIT sockets in ${fill.seconds.toFixed(1)} s (${fill.opened} connections)${fill.reachedTarget ? '' : ` — target ${timeWaitTarget} not reached within ${timeWaitCapS} s`}`,
+    );
     // Right after the fill, so both servers see the same full table (TIME_WAIT sockets expire after 60 s).
     for (const { name, entry, port, server } of running) {
       for (const mode of MODES) entry.modes[mode] = await pass(name, port, server, mode);
     }
     for (const { name, entry, server } of running) {
-      if (server.child.exitCode !== null || server.child.signalCode !== null) entry.note = `${name} exited during the run: ${server.logTail().slice(-500)}`;
+      if (server.child.exitCode !== null || server.child.signalCode !== null)
+        entry.note = `${name} exited during the run: ${server.logTail().slice(-500)}`;
     }
   } catch (error) {
     Object.assign(phase, { status: 'failed', reason: error.message });
@@ -492,11 +736,19 @@ async function timeWaitPhase() {
 async function policyEvalPhase() {
   const args = [join(benchDir, 'policy-eval.mjs'), '--dist', distDir];
   if (opts['policy-ms']) args.push('--ms', opts['policy-ms']);
-  const phase = { status: 'ok', command: `node ${args.map((a) => (a.startsWith(`${root}/`) ? a.slice(root.length + 1) : a)).join(' ')}` };
+  const phase = {
+    status: 'ok',
+    command: `node ${args.map((a) => (a.startsWith(`${root}/`) ? a.slice(root.length + 1) : a)).join(' ')}`,
+  };
   results.policyEval = phase;
-  if (!existsSync(join(distDir, 'worker', 'policy', 'index.js'))) return Object.assign(phase, { status: 'skipped', reason: `${join(distDir, 'worker', 'policy', 'index.js')} not built (npm run build)` });
+  if (!existsSync(join(distDir, 'worker', 'policy', 'index.js')))
+    return Object.assign(phase, {
+      status: 'skipped',
+      reason: `${join(distDir, 'worker', 'policy', 'index.js')} not built (npm run build)`,
+    });
   const remainingMs = budgetMs - (Date.now() - startedAt);
-  if (remainingMs < 10000) return Object.assign(phase, { status: 'skipped', reason: `time budget of ${budgetMs / 1000} s used up` });
+  if (remainingMs < 10000)
+    return Object.assign(phase, { status: 'skipped', reason: `time budget of ${budgetMs / 1000} s used up` });
   log(`policy-eval: ${phase.command}`);
   let r;
   try {
@@ -507,10 +759,20 @@ async function policyEvalPhase() {
   phase.seconds = r.seconds;
   phase.parsed = parsePolicyEval(r.stdout);
   const lastLine = (text) => text.trim().split('\n').pop() ?? '';
-  if (r.timedOut) Object.assign(phase, { status: 'failed', reason: `killed after ${(remainingMs / 1000).toFixed(0)} s (the rest of the time budget)` });
-  else if (r.status !== 0) Object.assign(phase, { status: 'failed', reason: `exited ${r.status ?? r.signal}: ${lastLine(r.stderr) || lastLine(r.stdout)}` });
-  else if (!phase.parsed.cases) Object.assign(phase, { status: 'failed', reason: `no case lines in its output: ${lastLine(r.stdout)}` });
-  for (const c of phase.parsed.cases ?? []) log(`policy-eval ${c.verdict.padEnd(4)} ${c.median.toLocaleString('en-US')}/s median — ${c.label}`);
+  if (r.timedOut)
+    Object.assign(phase, {
+      status: 'failed',
+      reason: `killed after ${(remainingMs / 1000).toFixed(0)} s (the rest of the time budget)`,
+    });
+  else if (r.status !== 0)
+    Object.assign(phase, {
+      status: 'failed',
+      reason: `exited ${r.status ?? r.signal}: ${lastLine(r.stderr) || lastLine(r.stdout)}`,
+    });
+  else if (!phase.parsed.cases)
+    Object.assign(phase, { status: 'failed', reason: `no case lines in its output: ${lastLine(r.stdout)}` });
+  for (const c of phase.parsed.cases ?? [])
+    log(`policy-eval ${c.verdict.padEnd(4)} ${c.median.toLocaleString('en-US')}/s median — ${c.label}`);
   if (phase.status !== 'ok') log(`policy-eval: ${phase.status}: ${phase.reason}`);
 }
 
@@ -529,16 +791,22 @@ const markdown = [
   `Command: \`${npmCommand(results.command)}\` (= \`npm run build && ${results.command}\`), ${conns} concurrent clients, ${durationS} s per pass, query \`${held.query}\` about a held loopback connection; total ${results.elapsedS.toFixed(0)} s.`,
   '',
   ...(Object.keys(results.servers).length > 0 ? [renderTable(results), ''] : []),
-  ...Object.entries(results.servers).filter(([, s]) => s.command).map(([name, s]) => `- ${name}: \`${s.command}\``),
+  ...Object.entries(results.servers)
+    .filter(([, s]) => s.command)
+    .map(([name, s]) => `- ${name}: \`${s.command}\``),
   '',
-  ...(results.headToHead ? ['### Head to head: embedded and the Node ceiling in turn', '', renderHeadToHead(results.headToHead), ''] : []),
+  ...(results.headToHead
+    ? ['### Head to head: embedded and the Node ceiling in turn', '', renderHeadToHead(results.headToHead), '']
+    : []),
   ...(results.timeWait
     ? [
         `### Owner-lookup misses with ${results.timeWait.target} sockets in TIME_WAIT`,
         '',
         renderTimeWait(results.timeWait),
         '',
-        ...Object.entries(results.timeWait.servers ?? {}).filter(([, s]) => s.command).map(([name, s]) => `- ${name}: \`${s.command}\``),
+        ...Object.entries(results.timeWait.servers ?? {})
+          .filter(([, s]) => s.command)
+          .map(([name, s]) => `- ${name}: \`${s.command}\``),
         '',
       ]
     : []),

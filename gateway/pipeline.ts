@@ -13,7 +13,8 @@ import type { IdentHandler } from './server/connection.js';
 import type { IdentTransaction } from './server/transaction.js';
 
 /** The facts a request carries beyond the query and its ident connection. */
-export type ConnectionFacts = Pick<LookupRequest, 'owner'> & Partial<Omit<LookupRequest, 'v' | 'id' | 'gateway' | 'query' | 'connection' | 'owner'>>;
+export type ConnectionFacts = Pick<LookupRequest, 'owner'> &
+  Partial<Omit<LookupRequest, 'v' | 'id' | 'gateway' | 'query' | 'connection' | 'owner'>>;
 
 /**
  * A source of facts about the queried connection, asked after the owner lookup in the order given.
@@ -44,7 +45,15 @@ export function answerLabel(answer: IdentAnswer): string {
  * @example
  * await server.start(createQueryPipeline({ gatewayName: 'web1', owners, resolver, log, bootId: 'a1b2c3d4' }));
  */
-export function createQueryPipeline({ gatewayName, owners, resolver, sources = [], metrics, log, bootId }: PipelineOptions): IdentHandler {
+export function createQueryPipeline({
+  gatewayName,
+  owners,
+  resolver,
+  sources = [],
+  metrics,
+  log,
+  bootId,
+}: PipelineOptions): IdentHandler {
   // Per-query log lines are built only when someone reads them.
   const debug = log.isLevelEnabled('debug');
   let sequence = 0;
@@ -52,7 +61,11 @@ export function createQueryPipeline({ gatewayName, owners, resolver, sources = [
   const reply = (tx: IdentTransaction, request: LookupRequest, { answer, rule }: LookupAnswer): void => {
     tx.reply(answer);
     metrics?.countAnswer(answerLabel(answer));
-    if (debug) log.debug({ id: request.id, rule, answer, query: request.query, remoteAddress: tx.remoteAddress, owner: request.owner }, 'query');
+    if (debug)
+      log.debug(
+        { id: request.id, rule, answer, query: request.query, remoteAddress: tx.remoteAddress, owner: request.owner },
+        'query',
+      );
   };
 
   const decide = (tx: IdentTransaction, facts: ConnectionFacts): void | Promise<void> => {
@@ -61,7 +74,12 @@ export function createQueryPipeline({ gatewayName, owners, resolver, sources = [
       id: `${bootId}-${++sequence}`,
       gateway: gatewayName,
       query: tx.req,
-      connection: { localAddress: tx.localAddress, localPort: tx.localPort, remoteAddress: tx.remoteAddress, remotePort: tx.remotePort },
+      connection: {
+        localAddress: tx.localAddress,
+        localPort: tx.localPort,
+        remoteAddress: tx.remoteAddress,
+        remotePort: tx.remotePort,
+      },
       ...facts,
     };
     const now = resolver.resolveNow?.(request);
@@ -69,7 +87,12 @@ export function createQueryPipeline({ gatewayName, owners, resolver, sources = [
     return resolver.resolve(request).then((answer) => reply(tx, request, answer));
   };
 
-  const gatherFrom = (index: number, tx: IdentTransaction, query: OwnerQuery, facts: ConnectionFacts): void | Promise<void> => {
+  const gatherFrom = (
+    index: number,
+    tx: IdentTransaction,
+    query: OwnerQuery,
+    facts: ConnectionFacts,
+  ): void | Promise<void> => {
     for (let i = index; i < sources.length; i++) {
       const source = sources[i]!;
       const now = source.gatherNow?.(query, facts);
@@ -82,14 +105,24 @@ export function createQueryPipeline({ gatewayName, owners, resolver, sources = [
     return decide(tx, facts);
   };
 
-  const withOwner = (tx: IdentTransaction, query: OwnerQuery, owner: Owner | null, started: number): void | Promise<void> => {
+  const withOwner = (
+    tx: IdentTransaction,
+    query: OwnerQuery,
+    owner: Owner | null,
+    started: number,
+  ): void | Promise<void> => {
     if (metrics) metrics.observeOwnerLookup(owner !== null, (performance.now() - started) / 1000);
     return gatherFrom(0, tx, query, { owner });
   };
 
   return (tx) => {
     const started = metrics ? performance.now() : 0;
-    const query: OwnerQuery = { localAddress: tx.localAddress, localPort: tx.req.serverPort, remoteAddress: tx.remoteAddress, remotePort: tx.req.clientPort };
+    const query: OwnerQuery = {
+      localAddress: tx.localAddress,
+      localPort: tx.req.serverPort,
+      remoteAddress: tx.remoteAddress,
+      remotePort: tx.req.clientPort,
+    };
     const owner = owners.lookupNow(query);
     if (owner !== undefined) return withOwner(tx, query, owner, started);
     return owners.lookup(query).then((found) => withOwner(tx, query, found, started));

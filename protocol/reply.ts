@@ -186,6 +186,7 @@ export function parseReply(line: Uint8Array | string): ParsedReply | undefined {
   const userIdOctets = octets.slice(start);
   if (userIdOctets.length === 0) return undefined;
   const upper = charset.toUpperCase();
-  const userId = UTF8_CHARSETS.has(upper) || ASCII_CHARSETS.has(upper) ? utf8.decode(userIdOctets) : octetsToString(userIdOctets);
+  const userId =
+    UTF8_CHARSETS.has(upper) || ASCII_CHARSETS.has(upper) ? utf8.decode(userIdOctets) : octetsToString(userIdOctets);
   return { ...ports, type: 'USERID', opsys, charset, userId, userIdOctets };
 }

@@ -26,7 +26,10 @@ const keyCache = new Map<string, Promise<HmacKey>>();
 function importKey(secret: string): Promise<HmacKey> {
   let key = keyCache.get(secret);
   if (!key) {
-    key = crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, ['sign', 'verify']);
+    key = crypto.subtle.importKey('raw', encoder.encode(secret), { name: 'HMAC', hash: 'SHA-256' }, false, [
+      'sign',
+      'verify',
+    ]);
     if (keyCache.size > 64) keyCache.clear();
     keyCache.set(secret, key);
   }
@@ -53,7 +56,10 @@ export function signedText(timestamp: string, method: string, path: string, body
  * const text = signedText(timestamp, 'POST', path, body);
  * signedHeaders(timestamp, createHmac('sha256', secret).update(text).digest('hex'));
  */
-export function signedHeaders(timestamp: string, macHex: string): Record<typeof TIMESTAMP_HEADER | typeof SIGNATURE_HEADER, string> {
+export function signedHeaders(
+  timestamp: string,
+  macHex: string,
+): Record<typeof TIMESTAMP_HEADER | typeof SIGNATURE_HEADER, string> {
   return { [TIMESTAMP_HEADER]: timestamp, [SIGNATURE_HEADER]: `v1=${macHex}` };
 }
 
@@ -81,13 +87,21 @@ export async function signatureHeaders(
   const secret = secrets[0];
   if (!secret) throw new Error('no signing secret configured');
   const timestamp = String(nowSeconds);
-  const mac = await crypto.subtle.sign('HMAC', await importKey(secret), encoder.encode(signedText(timestamp, method, path, body)));
+  const mac = await crypto.subtle.sign(
+    'HMAC',
+    await importKey(secret),
+    encoder.encode(signedText(timestamp, method, path, body)),
+  );
   return signedHeaders(timestamp, toHex(mac));
 }
 
 export type SignatureVerdict =
   | { ok: true }
-  | { ok: false; code: 'missing_signature' | 'malformed_signature' | 'stale_signature' | 'bad_signature'; message: string };
+  | {
+      ok: false;
+      code: 'missing_signature' | 'malformed_signature' | 'stale_signature' | 'bad_signature';
+      message: string;
+    };
 
 export interface SignedRequest {
   method: string;
@@ -106,14 +120,26 @@ export async function verifySignature(
 ): Promise<SignatureVerdict> {
   const { timestamp, signature } = request;
   if (!timestamp || !signature) {
-    return { ok: false, code: 'missing_signature', message: `${TIMESTAMP_HEADER} and ${SIGNATURE_HEADER} headers are required` };
+    return {
+      ok: false,
+      code: 'missing_signature',
+      message: `${TIMESTAMP_HEADER} and ${SIGNATURE_HEADER} headers are required`,
+    };
   }
   const mac = signature.startsWith('v1=') ? fromHex(signature.slice(3)) : undefined;
   if (!/^\d{1,12}$/.test(timestamp) || !mac || mac.length !== 32) {
-    return { ok: false, code: 'malformed_signature', message: `${SIGNATURE_HEADER} must be v1=<64 hex digits> with a numeric ${TIMESTAMP_HEADER}` };
+    return {
+      ok: false,
+      code: 'malformed_signature',
+      message: `${SIGNATURE_HEADER} must be v1=<64 hex digits> with a numeric ${TIMESTAMP_HEADER}`,
+    };
   }
   if (Math.abs(nowSeconds - Number(timestamp)) > maxSkewSeconds) {
-    return { ok: false, code: 'stale_signature', message: `timestamp is more than ${maxSkewSeconds} s away from the worker's clock` };
+    return {
+      ok: false,
+      code: 'stale_signature',
+      message: `timestamp is more than ${maxSkewSeconds} s away from the worker's clock`,
+    };
   }
   const text = encoder.encode(signedText(timestamp, request.method, request.path, request.body));
   for (const secret of secrets) {

@@ -67,7 +67,9 @@ export const BatchRequestSchema = z.strictObject({
   requests: z.array(LookupRequestSchema).min(1).max(MAX_BATCH),
 });
 
-const errorToken = z.string().refine(isErrorToken, 'must be a standard error or an X-token') as unknown as z.ZodType<ErrorToken>;
+const errorToken = z
+  .string()
+  .refine(isErrorToken, 'must be a standard error or an X-token') as unknown as z.ZodType<ErrorToken>;
 const token = z.string().refine(isToken, 'must be 1..64 printable ASCII characters without ":", "," or white space');
 
 export const AnswerSchema = z

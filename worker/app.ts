@@ -146,7 +146,11 @@ function parseJson(body: string): unknown {
   try {
     return JSON.parse(body);
   } catch (error) {
-    throw new RequestRejected(400, 'invalid_json', `request body is not JSON: ${error instanceof Error ? error.message : String(error)}`);
+    throw new RequestRejected(
+      400,
+      'invalid_json',
+      `request body is not JSON: ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
 }
 
@@ -247,10 +251,18 @@ export function createApp(deps: AppDeps): PolicyApp {
       const nowSeconds = Math.floor(now() / 1000);
       const timestamp = c.req.header(TIMESTAMP_HEADER);
       const signature = c.req.header(SIGNATURE_HEADER);
-      const verdict = await verifySignature(secrets, { method: c.req.method, path: c.req.path, body, timestamp, signature }, nowSeconds);
+      const verdict = await verifySignature(
+        secrets,
+        { method: c.req.method, path: c.req.path, body, timestamp, signature },
+        nowSeconds,
+      );
       if (!verdict.ok) throw new RequestRejected(401, verdict.code, verdict.message);
       if (!replay.admit(signature ?? '', Number(timestamp), nowSeconds)) {
-        throw new RequestRejected(401, 'replayed_signature', 'this signature was already used; sign every request afresh');
+        throw new RequestRejected(
+          401,
+          'replayed_signature',
+          'this signature was already used; sign every request afresh',
+        );
       }
     }
     return parseJson(body);
@@ -288,18 +300,27 @@ export function createApp(deps: AppDeps): PolicyApp {
 
   function checkBatchSize<T>(requests: readonly T[]): readonly T[] {
     if (requests.length < 1 || requests.length > MAX_BATCH) {
-      throw new RequestRejected(400, 'invalid_request', `a batch holds 1 to ${MAX_BATCH} requests, got ${requests.length}`);
+      throw new RequestRejected(
+        400,
+        'invalid_request',
+        `a batch holds 1 to ${MAX_BATCH} requests, got ${requests.length}`,
+      );
     }
     return requests;
   }
 
   async function requireAdmin(c: Context): Promise<void> {
     const tokens = resolve(deps.adminTokens);
-    if (tokens.length === 0) throw new RequestRejected(503, 'not_configured', 'no admin token is configured; the admin API is off');
+    if (tokens.length === 0)
+      throw new RequestRejected(503, 'not_configured', 'no admin token is configured; the admin API is off');
     const match = /^Bearer +(\S+) *$/i.exec(c.req.header('authorization') ?? '');
     if (!match?.[1] || !(await constantTimeIncludes(tokens, match[1]))) {
       c.header('WWW-Authenticate', 'Bearer');
-      throw new RequestRejected(401, 'unauthorized', 'a valid "Authorization: Bearer <admin token>" header is required');
+      throw new RequestRejected(
+        401,
+        'unauthorized',
+        'a valid "Authorization: Bearer <admin token>" header is required',
+      );
     }
   }
 
@@ -373,7 +394,10 @@ export function createApp(deps: AppDeps): PolicyApp {
   for (const [path, methods] of Object.entries(allowed)) {
     app.all(path, (c) => {
       c.header('Allow', methods);
-      return c.json({ error: { code: 'method_not_allowed', message: `${c.req.method} is not allowed on ${path}; use ${methods}` } }, 405);
+      return c.json(
+        { error: { code: 'method_not_allowed', message: `${c.req.method} is not allowed on ${path}; use ${methods}` } },
+        405,
+      );
     });
   }
 

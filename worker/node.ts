@@ -54,7 +54,13 @@ export async function startNodeWorker(options: NodeWorkerOptions): Promise<NodeW
     ? await openFileStore(options.policyFile, { log, watch: options.watchPolicy ?? true })
     : undefined;
   const store = fileStore ?? createMemoryStore();
-  const app = createApp({ store, secrets: options.secrets, adminTokens: options.adminTokens ?? [], mode: 'service', log });
+  const app = createApp({
+    store,
+    secrets: options.secrets,
+    adminTokens: options.adminTokens ?? [],
+    mode: 'service',
+    log,
+  });
 
   let server: Server;
   try {

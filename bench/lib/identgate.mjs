@@ -33,7 +33,21 @@ export function gatewayCli(root, distDir = join(root, 'dist')) {
     // process (the default), since the worker is the bottleneck and one process makes
     // the biggest batches (two gateways split the queries into two streams of batches).
     const workers = upstream ? '1' : 'auto';
-    const args = [cliPath, 'serve', '--listen', `127.0.0.1:${port}`, ...answerArgs, '--owner-lookup', 'on', '--max-per-address', '20000', '--max-connections', '20000', '--workers', workers];
+    const args = [
+      cliPath,
+      'serve',
+      '--listen',
+      `127.0.0.1:${port}`,
+      ...answerArgs,
+      '--owner-lookup',
+      'on',
+      '--max-per-address',
+      '20000',
+      '--max-connections',
+      '20000',
+      '--workers',
+      workers,
+    ];
     if (metricsPort) args.push('--metrics', `127.0.0.1:${metricsPort}`);
     // By default the gateway's own choice (native where built); 'node' for the side-by-side row.
     if (transport) args.push('--transport', transport);
@@ -41,17 +55,30 @@ export function gatewayCli(root, distDir = join(root, 'dist')) {
   };
   return {
     unavailable() {
-      if (!existsSync(cliPath)) return `${relative(root, cliPath)} not built (npm run build; the CLI is gateway/cli.ts)`;
+      if (!existsSync(cliPath))
+        return `${relative(root, cliPath)} not built (npm run build; the CLI is gateway/cli.ts)`;
       return undefined;
     },
     serveEmbedded({ port, policy, metricsPort, transport }) {
       return serve(policyArgs(policy), { port, metricsPort, transport });
     },
     worker({ port, policy, secretFile }) {
-      return spec([cliPath, 'worker', '--listen', `127.0.0.1:${port}`, ...policyArgs(policy), '--secret-file', secretFile]);
+      return spec([
+        cliPath,
+        'worker',
+        '--listen',
+        `127.0.0.1:${port}`,
+        ...policyArgs(policy),
+        '--secret-file',
+        secretFile,
+      ]);
     },
     serveUpstream({ port, upstream, secretFile, metricsPort }) {
-      return serve(['--upstream', upstream, '--secret-file', secretFile, '--gateway-name', 'bench'], { port, metricsPort, upstream });
+      return serve(['--upstream', upstream, '--secret-file', secretFile, '--gateway-name', 'bench'], {
+        port,
+        metricsPort,
+        upstream,
+      });
     },
   };
 }

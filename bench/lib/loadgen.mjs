@@ -42,7 +42,8 @@ export function buildTools({ cc = process.env.CC ?? 'cc' } = {}) {
   for (const name of ['loadgen', 'ceiling']) {
     const output = join(outDir, name);
     const result = run(cc, ['-O2', '-Wall', '-o', output, join(benchDir, `${name}.c`)]);
-    if (result.error) throw new BuildError(`cannot run the C compiler "${cc}": ${result.error.message} (install gcc or set CC)`);
+    if (result.error)
+      throw new BuildError(`cannot run the C compiler "${cc}": ${result.error.message} (install gcc or set CC)`);
     if (result.status !== 0) throw new BuildError(`${cc} failed on bench/${name}.c:\n${result.stderr}`);
     built[name] = output;
   }
@@ -67,8 +68,37 @@ export class LoadgenError extends Error {
  *   const r = await runLoadgen('bench/out/loadgen', { port: 7000, query: '40000, 6667', conns: 32, durationS: 3, perConn: 1 });
  *   console.log(r.throughput, r.latency_ms.p99);
  */
-export function runLoadgen(binary, { host = '127.0.0.1', port, query, conns = 32, durationS = 3, perConn = 1, idle = 0, idleSettleMs = 1500, timeoutMs = 5000, onReady }) {
-  const args = ['--host', host, '--port', String(port), '--query', query, '--conns', String(conns), '--duration', String(durationS), '--per-conn', String(perConn), '--timeout-ms', String(timeoutMs)];
+export function runLoadgen(
+  binary,
+  {
+    host = '127.0.0.1',
+    port,
+    query,
+    conns = 32,
+    durationS = 3,
+    perConn = 1,
+    idle = 0,
+    idleSettleMs = 1500,
+    timeoutMs = 5000,
+    onReady,
+  },
+) {
+  const args = [
+    '--host',
+    host,
+    '--port',
+    String(port),
+    '--query',
+    query,
+    '--conns',
+    String(conns),
+    '--duration',
+    String(durationS),
+    '--per-conn',
+    String(perConn),
+    '--timeout-ms',
+    String(timeoutMs),
+  ];
   if (idle > 0) args.push('--idle', String(idle), '--idle-settle-ms', String(idleSettleMs));
   const limitMs = durationS * 1000 + timeoutMs + (idle > 0 ? 30000 + idleSettleMs : 0) + 5000;
   return new Promise((resolve, reject) => {
@@ -95,7 +125,11 @@ export function runLoadgen(binary, { host = '127.0.0.1', port, query, conns = 32
     child.once('exit', (code, signal) => {
       clearTimeout(timer);
       if (code !== 0) {
-        reject(new LoadgenError(`loadgen ${signal ? `killed by ${signal} after ${limitMs} ms` : `exited ${code}`}: ${stderr.trim()}`));
+        reject(
+          new LoadgenError(
+            `loadgen ${signal ? `killed by ${signal} after ${limitMs} ms` : `exited ${code}`}: ${stderr.trim()}`,
+          ),
+        );
         return;
       }
       try {

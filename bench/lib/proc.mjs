@@ -103,7 +103,17 @@ export function freePort() {
  * @example
  *   const s = await startServer({ name: 'node-ceiling', command: process.execPath, args: ['bench/ceiling.mjs', '7001'], port: 7001 });
  */
-export async function startServer({ name, command, args = [], env, cwd, port, host = '127.0.0.1', readyTimeoutMs = 15000, logFile }) {
+export async function startServer({
+  name,
+  command,
+  args = [],
+  env,
+  cwd,
+  port,
+  host = '127.0.0.1',
+  readyTimeoutMs = 15000,
+  logFile,
+}) {
   installHooks();
   // Output goes to a file, not a pipe: the bench process shares the CPUs with
   // the server and should not spend them reading a server's logs.
@@ -152,7 +162,10 @@ export async function startServer({ name, command, args = [], env, cwd, port, ho
   for (;;) {
     if (spawnError) throw new ServerStartError(`${name}: could not run ${command}: ${spawnError.message}`, log());
     if (child.exitCode !== null || child.signalCode !== null) {
-      throw new ServerStartError(`${name}: exited (${child.exitCode ?? child.signalCode}) before listening on ${host}:${port}`, log());
+      throw new ServerStartError(
+        `${name}: exited (${child.exitCode ?? child.signalCode}) before listening on ${host}:${port}`,
+        log(),
+      );
     }
     if (await canConnect(host, port)) return handle;
     if (Date.now() > deadline) {
@@ -189,7 +202,9 @@ export function track(child) {
 export function runBounded(command, args, { cwd, env, timeoutMs = 60000 } = {}) {
   const started = performance.now();
   return new Promise((resolve, reject) => {
-    const child = track(spawn(command, args, { cwd, env: env ?? process.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] }));
+    const child = track(
+      spawn(command, args, { cwd, env: env ?? process.env, detached: true, stdio: ['ignore', 'pipe', 'pipe'] }),
+    );
     let stdout = '';
     let stderr = '';
     let timedOut = false;

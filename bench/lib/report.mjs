@@ -58,7 +58,13 @@ export function renderTable(results) {
   ];
   for (const [name, server] of Object.entries(results.servers)) {
     if (server.status !== 'ok') {
-      rows.push(`| ${name} | — | ${server.status}: ${String(server.reason ?? '').replace(/\|/g, '/').split('\n')[0]} | | | | | | | | |`);
+      rows.push(
+        `| ${name} | — | ${server.status}: ${
+          String(server.reason ?? '')
+            .replace(/\|/g, '/')
+            .split('\n')[0]
+        } | | | | | | | | |`,
+      );
       continue;
     }
     for (const mode of MODES) {
@@ -68,7 +74,13 @@ export function renderTable(results) {
         rows.push(`| ${name} | ${mode} | failed: ${String(r.failed).replace(/\|/g, '/')} | | | | | | | | |`);
         continue;
       }
-      const errors = r.errors.total === 0 ? '0' : `${r.errors.total} (${Object.entries(r.errors).filter(([k, v]) => k !== 'total' && v > 0).map(([k, v]) => `${k} ${v}`).join(', ')})`;
+      const errors =
+        r.errors.total === 0
+          ? '0'
+          : `${r.errors.total} (${Object.entries(r.errors)
+              .filter(([k, v]) => k !== 'total' && v > 0)
+              .map(([k, v]) => `${k} ${v}`)
+              .join(', ')})`;
       rows.push(
         `| ${name} | ${mode} | ${fmt(r.throughput, 0)} | ${fmt(r.latency_ms.p50, 2)} | ${fmt(r.latency_ms.p99, 2)} | ${fmt(r.latency_ms.max, 1)} | ${fmt(r.serverCpuUsPerQuery, 0)} | ${errors} | ${r.server_closed} | ${mib(r.rssKiB)}${rssBreakdown(r)} | ${replies(r)} |`,
       );
@@ -88,7 +100,12 @@ function ratioTarget(results, { name, numerator, denominator, mode, atLeast }) {
   const b = ok(results, denominator, mode);
   if (!a || !b) {
     const missing = [!a && numerator, !b && denominator].filter(Boolean).join(', ');
-    return { name: `${name} (${mode})`, verdict: 'n/a', measured: `not measured: ${missing}`, threshold: `>= ${atLeast}x` };
+    return {
+      name: `${name} (${mode})`,
+      verdict: 'n/a',
+      measured: `not measured: ${missing}`,
+      threshold: `>= ${atLeast}x`,
+    };
   }
   const ratio = a.throughput / b.throughput;
   return {
@@ -104,9 +121,21 @@ function ratioTarget(results, { name, numerator, denominator, mode, atLeast }) {
  * seconds apart), else the main table's passes (a minute apart), which are quoted either way.
  */
 function ceilingTarget(results, mode, atLeast) {
-  const sequential = ratioTarget(results, { name: 'embedded / node-ceiling', numerator: 'embedded', denominator: 'node-ceiling', mode, atLeast });
+  const sequential = ratioTarget(results, {
+    name: 'embedded / node-ceiling',
+    numerator: 'embedded',
+    denominator: 'node-ceiling',
+    mode,
+    atLeast,
+  });
   const h2h = results.headToHead?.status === 'ok' ? results.headToHead.modes[mode] : undefined;
-  if (!h2h) return results.headToHead ? { ...sequential, measured: `${sequential.measured}; head to head ${results.headToHead.status}: ${results.headToHead.reason}` } : sequential;
+  if (!h2h)
+    return results.headToHead
+      ? {
+          ...sequential,
+          measured: `${sequential.measured}; head to head ${results.headToHead.status}: ${results.headToHead.reason}`,
+        }
+      : sequential;
   const ratios = h2h.rounds.map((r) => r.ratio.toFixed(2)).join(', ');
   return {
     name: sequential.name,
@@ -144,7 +173,8 @@ export function renderHeadToHead(phase) {
 function p99Target(results, { name, subject, reference, mode }) {
   const a = ok(results, subject, mode);
   const b = ok(results, reference, mode);
-  if (!a || !b) return { name: `${name} (${mode})`, verdict: 'n/a', measured: 'not measured', threshold: `<= ${reference} p99` };
+  if (!a || !b)
+    return { name: `${name} (${mode})`, verdict: 'n/a', measured: 'not measured', threshold: `<= ${reference} p99` };
   return {
     name: `${name} (${mode})`,
     verdict: a.latency_ms.p99 <= b.latency_ms.p99 ? 'PASS' : 'MISS',
@@ -162,36 +192,91 @@ function p99Target(results, { name, subject, reference, mode }) {
 export function evaluateTargets(results) {
   const targets = [];
   for (const mode of MODES) {
-    targets.push(ratioTarget(results, { name: 'embedded / oidentd throughput', numerator: 'embedded', denominator: 'oidentd', mode, atLeast: 3 }));
-    targets.push(p99Target(results, { name: 'embedded p99 <= oidentd p99', subject: 'embedded', reference: 'oidentd', mode }));
+    targets.push(
+      ratioTarget(results, {
+        name: 'embedded / oidentd throughput',
+        numerator: 'embedded',
+        denominator: 'oidentd',
+        mode,
+        atLeast: 3,
+      }),
+    );
+    targets.push(
+      p99Target(results, { name: 'embedded p99 <= oidentd p99', subject: 'embedded', reference: 'oidentd', mode }),
+    );
   }
   targets.push(ceilingTarget(results, '1/conn', 1.0));
   targets.push(ceilingTarget(results, '100/conn', 0.5));
-  for (const mode of MODES) targets.push(ratioTarget(results, { name: 'workerd-http / oidentd', numerator: 'workerd-http', denominator: 'oidentd', mode, atLeast: 1.0 }));
-  for (const mode of MODES) targets.push(ratioTarget(results, { name: 'node-worker-http / oidentd', numerator: 'node-worker-http', denominator: 'oidentd', mode, atLeast: 1.5 }));
+  for (const mode of MODES)
+    targets.push(
+      ratioTarget(results, {
+        name: 'workerd-http / oidentd',
+        numerator: 'workerd-http',
+        denominator: 'oidentd',
+        mode,
+        atLeast: 1.0,
+      }),
+    );
+  for (const mode of MODES)
+    targets.push(
+      ratioTarget(results, {
+        name: 'node-worker-http / oidentd',
+        numerator: 'node-worker-http',
+        denominator: 'oidentd',
+        mode,
+        atLeast: 1.5,
+      }),
+    );
   for (const name of ['workerd-http', 'node-worker-http']) {
     const q = results.servers[name]?.queriesPerHttpRequest;
-    targets.push({ name: `${name}: queries per HTTP request`, verdict: 'info', measured: q ?? 'n/a', threshold: '(batching, informational)' });
+    targets.push({
+      name: `${name}: queries per HTTP request`,
+      verdict: 'info',
+      measured: q ?? 'n/a',
+      threshold: '(batching, informational)',
+    });
   }
   // What the native transport is worth: the same gateway on node:net (informational).
   for (const mode of MODES) {
-    const t = ratioTarget(results, { name: 'transport: embedded (native) / embedded-node (node:net)', numerator: 'embedded', denominator: 'embedded-node', mode, atLeast: 1 });
+    const t = ratioTarget(results, {
+      name: 'transport: embedded (native) / embedded-node (node:net)',
+      numerator: 'embedded',
+      denominator: 'embedded-node',
+      mode,
+      atLeast: 1,
+    });
     targets.push({ ...t, verdict: t.verdict === 'n/a' ? 'n/a' : 'info', threshold: '(informational)' });
   }
   // Headroom: the load generator drives the C ceiling well beyond identgate, so identgate is what is measured.
   for (const mode of MODES) {
-    const t = ratioTarget(results, { name: 'loadgen headroom: c-ceiling / embedded', numerator: 'c-ceiling', denominator: 'embedded', mode, atLeast: 1.5 });
+    const t = ratioTarget(results, {
+      name: 'loadgen headroom: c-ceiling / embedded',
+      numerator: 'c-ceiling',
+      denominator: 'embedded',
+      mode,
+      atLeast: 1.5,
+    });
     targets.push(t);
   }
   // Correctness under load: identgate never answers with a malformed line, wrong ports, or drops a query.
   for (const name of ['embedded', 'node-worker-http', 'workerd-http']) {
     const server = results.servers[name];
     if (server?.status !== 'ok') {
-      targets.push({ name: `${name}: zero errors under load`, verdict: 'n/a', measured: 'not measured', threshold: '0 errors' });
+      targets.push({
+        name: `${name}: zero errors under load`,
+        verdict: 'n/a',
+        measured: 'not measured',
+        threshold: '0 errors',
+      });
       continue;
     }
     const errors = MODES.map((mode) => server.modes[mode]?.errors?.total ?? 0).reduce((a, b) => a + b, 0);
-    targets.push({ name: `${name}: zero errors under load`, verdict: errors === 0 ? 'PASS' : 'MISS', measured: `${errors} errors`, threshold: '0 errors' });
+    targets.push({
+      name: `${name}: zero errors under load`,
+      verdict: errors === 0 ? 'PASS' : 'MISS',
+      measured: `${errors} errors`,
+      threshold: '0 errors',
+    });
   }
   const idle = results.idle;
   if (!idle || idle.status !== 'ok') {
@@ -244,7 +329,12 @@ function missRatioTarget(phase, mode, atLeast) {
   }
   if (b.completed > 0) {
     const ratio = a.throughput / b.throughput;
-    return { name, verdict: ratio >= atLeast ? 'PASS' : 'MISS', measured: `${ratio.toFixed(2)}x (${fmt(a.throughput, 0)} / ${fmt(b.throughput, 1)} q/s)`, threshold: `>= ${atLeast}x` };
+    return {
+      name,
+      verdict: ratio >= atLeast ? 'PASS' : 'MISS',
+      measured: `${ratio.toFixed(2)}x (${fmt(a.throughput, 0)} / ${fmt(b.throughput, 1)} q/s)`,
+      threshold: `>= ${atLeast}x`,
+    };
   }
   const bound = a.throughput * b.duration_s;
   return {
@@ -267,7 +357,14 @@ export function timeWaitTargets(phase) {
   const prefix = 'TIME_WAIT misses';
   if (!phase) return [];
   if (phase.status !== 'ok') {
-    return [{ name: `${prefix}: embedded / oidentd >= 10x, p99 < 10 ms`, verdict: 'n/a', measured: `${phase.status}: ${phase.reason ?? ''}`, threshold: '>= 10x, < 10 ms' }];
+    return [
+      {
+        name: `${prefix}: embedded / oidentd >= 10x, p99 < 10 ms`,
+        verdict: 'n/a',
+        measured: `${phase.status}: ${phase.reason ?? ''}`,
+        threshold: '>= 10x, < 10 ms',
+      },
+    ];
   }
   const targets = [];
   const range = timeWaitRange(phase);
@@ -344,8 +441,16 @@ export function renderTimeWait(phase) {
   ];
   const row = (name, mode, r) => {
     if (r.failed) return `| ${name} | ${mode} | | failed: ${String(r.failed).replace(/\|/g, '/')} | | | | | | | | |`;
-    const errors = r.errors.total === 0 ? '0' : `${r.errors.total} (${Object.entries(r.errors).filter(([k, v]) => k !== 'total' && v > 0).map(([k, v]) => `${k} ${v}`).join(', ')})`;
-    const unfinished = r.unfinishedChildren ? ` (${r.unfinishedChildren} lookups still running 5 s after the pass)` : '';
+    const errors =
+      r.errors.total === 0
+        ? '0'
+        : `${r.errors.total} (${Object.entries(r.errors)
+            .filter(([k, v]) => k !== 'total' && v > 0)
+            .map(([k, v]) => `${k} ${v}`)
+            .join(', ')})`;
+    const unfinished = r.unfinishedChildren
+      ? ` (${r.unfinishedChildren} lookups still running 5 s after the pass)`
+      : '';
     return `| ${name} | ${mode} | ${r.timeWait?.atStart ?? 'n/a'} -> ${r.timeWait?.atEnd ?? 'n/a'} | ${fmt(r.throughput, 0)} | ${r.completed}${unfinished} | ${fmt(r.latency_ms.p50, 2)} | ${fmt(r.latency_ms.p99, 2)} | ${fmt(r.latency_ms.max, 1)} | ${fmt(r.serverCpuUsPerQuery, 0)} | ${errors} | ${r.server_closed} | ${replies(r)} |`;
   };
   for (const mode of MODES) {
@@ -354,7 +459,13 @@ export function renderTimeWait(phase) {
   }
   for (const [name, server] of Object.entries(phase.servers)) {
     if (server.status !== 'ok') {
-      rows.push(`| ${name} | — | ${server.status}: ${String(server.reason ?? '').replace(/\|/g, '/').split('\n')[0]} | | | | | | | | | |`);
+      rows.push(
+        `| ${name} | — | ${server.status}: ${
+          String(server.reason ?? '')
+            .replace(/\|/g, '/')
+            .split('\n')[0]
+        } | | | | | | | | | |`,
+      );
       continue;
     }
     for (const mode of MODES) {
@@ -407,11 +518,22 @@ export function policyEvalTargets(phase) {
   if (!phase) return [];
   const targets = [];
   if (phase.status !== 'ok') {
-    targets.push({ name: 'policy eval: ran to completion', verdict: phase.status === 'failed' ? 'MISS' : 'n/a', measured: `${phase.status}: ${phase.reason ?? ''}`, threshold: 'exit status 0' });
+    targets.push({
+      name: 'policy eval: ran to completion',
+      verdict: phase.status === 'failed' ? 'MISS' : 'n/a',
+      measured: `${phase.status}: ${phase.reason ?? ''}`,
+      threshold: 'exit status 0',
+    });
   }
   const cases = phase.parsed?.cases;
   if (!cases) {
-    if (phase.status === 'ok') targets.push({ name: 'policy eval: 1,000-rule cases', verdict: 'n/a', measured: 'no case lines in its output (format changed?)', threshold: '>= 200,000 decisions/s' });
+    if (phase.status === 'ok')
+      targets.push({
+        name: 'policy eval: 1,000-rule cases',
+        verdict: 'n/a',
+        measured: 'no case lines in its output (format changed?)',
+        threshold: '>= 200,000 decisions/s',
+      });
     return targets;
   }
   const { target, statistic } = phase.parsed;
@@ -420,7 +542,8 @@ export function policyEvalTargets(phase) {
       name: `policy eval: ${c.label}`,
       verdict: c.verdict,
       measured: `${thousands(c.median)} decisions/s ${statistic} (best ${thousands(c.best)})`,
-      threshold: c.verdict === 'info' ? '(no target, informational)' : `>= ${thousands(target)} decisions/s (${statistic})`,
+      threshold:
+        c.verdict === 'info' ? '(no target, informational)' : `>= ${thousands(target)} decisions/s (${statistic})`,
     });
   }
   return targets;
@@ -435,7 +558,8 @@ export function policyEvalTargets(phase) {
 export function renderPolicyEval(phase) {
   if (!phase) return '';
   const p = phase.parsed;
-  if (phase.status !== 'ok' && !p?.cases) return `Policy evaluation (\`${phase.command}\`) ${phase.status}: ${phase.reason ?? ''}`;
+  if (phase.status !== 'ok' && !p?.cases)
+    return `Policy evaluation (\`${phase.command}\`) ${phase.status}: ${phase.reason ?? ''}`;
   return [
     `Policy evaluation: \`${phase.command}\` (${fmt(phase.seconds, 0)} s): ${p.header}; load average ${p.loadavgBefore ?? 'n/a'} before, ${p.loadavgAfter ?? 'n/a'} after. ${p.summary ?? '(no summary line)'}. Per-case decisions/s are in the targets below.`,
     ...p.compile.map((line) => `- ${line}`),
@@ -488,7 +612,10 @@ export function describeMachine() {
     memGiB: (os.totalmem() / 2 ** 30).toFixed(1),
     kernel: os.release(),
     node: process.version,
-    loadAverage: os.loadavg().map((n) => n.toFixed(2)).join(' '),
+    loadAverage: os
+      .loadavg()
+      .map((n) => n.toFixed(2))
+      .join(' '),
     spawnMs: spawnCostMs(),
   };
 }

@@ -22,14 +22,47 @@ const QUERY = '40000, 6667';
 
 /** Each case: how the fake server treats a request line, and what the loadgen result must show. */
 const CASES = [
-  { name: 'a well-formed reply counts as completed', reply: () => '40000 , 6667 : USERID : UNIX : alice\r\n', expect: (r) => r.completed > 0 && r.errors.total === 0 && r.replies.USERID === r.completed },
-  { name: 'an ERROR reply counts as completed', reply: () => '40000,6667:ERROR:NO-USER\r\n', expect: (r) => r.completed > 0 && r.errors.total === 0 && r.replies.ERROR === r.completed },
-  { name: 'a line that is no reply is malformed', reply: () => 'hello there\r\n', expect: (r) => r.completed === 0 && r.errors.malformed > 0 },
-  { name: 'a USERID reply without a user id is malformed', reply: () => '40000 , 6667 : USERID : UNIX :\r\n', expect: (r) => r.completed === 0 && r.errors.malformed > 0 },
-  { name: 'a reply ending in a bare LF is malformed', reply: () => '40000 , 6667 : USERID : UNIX : alice\n', expect: (r) => r.completed === 0 && r.errors.malformed > 0 },
-  { name: 'a reply with other ports is counted as wrong ports', reply: () => '40001 , 6667 : USERID : UNIX : alice\r\n', expect: (r) => r.completed === 0 && r.errors.wrong_ports > 0 },
-  { name: 'a hang-up before the first reply is closed early', reply: (socket) => socket.destroy(), expect: (r) => r.completed === 0 && r.errors.closed_early > 0 },
-  { name: 'a query never answered times out', reply: () => undefined, extra: { timeoutMs: 200, durationS: 0.6 }, expect: (r) => r.completed === 0 && r.errors.timeout > 0 },
+  {
+    name: 'a well-formed reply counts as completed',
+    reply: () => '40000 , 6667 : USERID : UNIX : alice\r\n',
+    expect: (r) => r.completed > 0 && r.errors.total === 0 && r.replies.USERID === r.completed,
+  },
+  {
+    name: 'an ERROR reply counts as completed',
+    reply: () => '40000,6667:ERROR:NO-USER\r\n',
+    expect: (r) => r.completed > 0 && r.errors.total === 0 && r.replies.ERROR === r.completed,
+  },
+  {
+    name: 'a line that is no reply is malformed',
+    reply: () => 'hello there\r\n',
+    expect: (r) => r.completed === 0 && r.errors.malformed > 0,
+  },
+  {
+    name: 'a USERID reply without a user id is malformed',
+    reply: () => '40000 , 6667 : USERID : UNIX :\r\n',
+    expect: (r) => r.completed === 0 && r.errors.malformed > 0,
+  },
+  {
+    name: 'a reply ending in a bare LF is malformed',
+    reply: () => '40000 , 6667 : USERID : UNIX : alice\n',
+    expect: (r) => r.completed === 0 && r.errors.malformed > 0,
+  },
+  {
+    name: 'a reply with other ports is counted as wrong ports',
+    reply: () => '40001 , 6667 : USERID : UNIX : alice\r\n',
+    expect: (r) => r.completed === 0 && r.errors.wrong_ports > 0,
+  },
+  {
+    name: 'a hang-up before the first reply is closed early',
+    reply: (socket) => socket.destroy(),
+    expect: (r) => r.completed === 0 && r.errors.closed_early > 0,
+  },
+  {
+    name: 'a query never answered times out',
+    reply: () => undefined,
+    extra: { timeoutMs: 200, durationS: 0.6 },
+    expect: (r) => r.completed === 0 && r.errors.timeout > 0,
+  },
   {
     name: 'a close after one answer is a legal server close, not an error',
     reply: (socket) => socket.end('40000 , 6667 : USERID : UNIX : alice\r\n'),
@@ -67,8 +100,18 @@ export async function selfCheck(loadgen) {
   for (const c of CASES) {
     const server = await fakeServer(c.reply);
     try {
-      const r = await runLoadgen(loadgen, { port: server.address().port, query: QUERY, conns: 2, durationS: 0.3, perConn: 1, ...c.extra });
-      if (!c.expect(r)) failures.push(`${c.name}: got ${JSON.stringify({ completed: r.completed, replies: r.replies, errors: r.errors, server_closed: r.server_closed })}`);
+      const r = await runLoadgen(loadgen, {
+        port: server.address().port,
+        query: QUERY,
+        conns: 2,
+        durationS: 0.3,
+        perConn: 1,
+        ...c.extra,
+      });
+      if (!c.expect(r))
+        failures.push(
+          `${c.name}: got ${JSON.stringify({ completed: r.completed, replies: r.replies, errors: r.errors, server_closed: r.server_closed })}`,
+        );
     } catch (error) {
       failures.push(`${c.name}: ${error.message}`);
     } finally {
@@ -77,8 +120,11 @@ export async function selfCheck(loadgen) {
   }
   // Nobody listening: every attempt is a connect error.
   const port = await freePort();
-  const r = await runLoadgen(loadgen, { port, query: QUERY, conns: 2, durationS: 0.2 }).catch((error) => ({ failed: error.message }));
-  if (r.failed || r.completed !== 0 || r.errors.connect === 0) failures.push(`a refused connect counts as a connect error: got ${JSON.stringify(r.failed ?? r.errors)}`);
+  const r = await runLoadgen(loadgen, { port, query: QUERY, conns: 2, durationS: 0.2 }).catch((error) => ({
+    failed: error.message,
+  }));
+  if (r.failed || r.completed !== 0 || r.errors.connect === 0)
+    failures.push(`a refused connect counts as a connect error: got ${JSON.stringify(r.failed ?? r.errors)}`);
   return failures;
 }
 

@@ -41,9 +41,14 @@ export class TimeWaitCountError extends Error {
 export function timeWaitCount() {
   let out;
   try {
-    out = execFileSync('ss', ['-Htan', 'state', 'time-wait'], { maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+    out = execFileSync('ss', ['-Htan', 'state', 'time-wait'], {
+      maxBuffer: 64 * 1024 * 1024,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).toString();
   } catch (error) {
-    throw new TimeWaitCountError(`cannot count TIME_WAIT sockets with ss (Debian: apt-get install iproute2): ${error.message}`);
+    throw new TimeWaitCountError(
+      `cannot count TIME_WAIT sockets with ss (Debian: apt-get install iproute2): ${error.message}`,
+    );
   }
   return out === '' ? 0 : out.trimEnd().split('\n').length;
 }
@@ -90,7 +95,10 @@ export async function closeSinks(sinks) {
  * @example
  *   const { reached, seconds, reachedTarget } = await fillTimeWait(sinks, { target: 20000 });
  */
-export async function fillTimeWait(sinks, { target = 20000, deadlineMs = 25000, threads = 2, batch = 200, checkEveryMs = 500, minOpened = 0 } = {}) {
+export async function fillTimeWait(
+  sinks,
+  { target = 20000, deadlineMs = 25000, threads = 2, batch = 200, checkEveryMs = 500, minOpened = 0 } = {},
+) {
   const started = performance.now();
   const before = timeWaitCount();
   const closed = [];
@@ -125,11 +133,22 @@ export async function fillTimeWait(sinks, { target = 20000, deadlineMs = 25000, 
     });
     for (const worker of workers) worker.postMessage('stop');
     // A thread finishes its batch in flight (connect and close on loopback); never hang on one.
-    await Promise.race([Promise.all(workers.map((w) => once(w, 'exit'))), new Promise((resolve) => setTimeout(resolve, 5000).unref())]);
+    await Promise.race([
+      Promise.all(workers.map((w) => once(w, 'exit'))),
+      new Promise((resolve) => setTimeout(resolve, 5000).unref()),
+    ]);
     await Promise.all(workers.map((w) => w.terminate()));
   }
   reached = timeWaitCount();
-  return { closed, opened: closed.length, seconds: (performance.now() - started) / 1000, before, reached, target, reachedTarget: reached >= target };
+  return {
+    closed,
+    opened: closed.length,
+    seconds: (performance.now() - started) / 1000,
+    before,
+    reached,
+    target,
+    reachedTarget: reached >= target,
+  };
 }
 
 /**
@@ -184,7 +203,10 @@ export async function fillLoop({ sinks, offset = 0, batch = 200 }, port) {
 export function missQuery() {
   let used = new Set();
   try {
-    const out = execFileSync('ss', ['-Htan'], { maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'pipe'] }).toString();
+    const out = execFileSync('ss', ['-Htan'], {
+      maxBuffer: 64 * 1024 * 1024,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    }).toString();
     used = new Set(out.split('\n').flatMap((line) => [...line.matchAll(/:(\d+)\s/g)].map((m) => Number(m[1]))));
   } catch {
     /* no ss: the ports above the ephemeral range are still very unlikely to be in use */
@@ -198,7 +220,8 @@ export function missQuery() {
   }
   for (let serverPort = first; serverPort < 65535; serverPort += 2) {
     const clientPort = serverPort + 1;
-    if (!used.has(serverPort) && !used.has(clientPort)) return { serverPort, clientPort, query: `${serverPort}, ${clientPort}` };
+    if (!used.has(serverPort) && !used.has(clientPort))
+      return { serverPort, clientPort, query: `${serverPort}, ${clientPort}` };
   }
   return { serverPort: first, clientPort: first + 1, query: `${first}, ${first + 1}` };
 }

@@ -9,7 +9,14 @@
  * identgate serve --listen 127.0.0.1:1113 --reply grimlock
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError, parseQueryArgs, parseServeArgs, parseWorkerArgs, SERVE_DEFAULTS, UPSTREAM_DEFAULTS } from './config.js';
+import {
+  ConfigError,
+  parseQueryArgs,
+  parseServeArgs,
+  parseWorkerArgs,
+  SERVE_DEFAULTS,
+  UPSTREAM_DEFAULTS,
+} from './config.js';
 import type { Logger } from '../daemon/log.js';
 import { SERVER_DEFAULTS } from '../server/server.js';
 
@@ -108,7 +115,9 @@ Options:
 `;
 
 function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as { version: string };
+  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
+    version: string;
+  };
   return pkg.version;
 }
 
@@ -135,7 +144,9 @@ function onStopSignals(stop: () => Promise<void>, log: Logger): void {
 }
 
 function describeListen(addresses: { address: string; port: number }[]): string {
-  return addresses.map(({ address, port }) => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`)).join(', ');
+  return addresses
+    .map(({ address, port }) => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`))
+    .join(', ');
 }
 
 async function query(argv: string[]): Promise<number> {
@@ -195,20 +206,49 @@ async function serve(argv: string[], hangups: Hangups): Promise<number | undefin
   onStopSignals(() => gateway.stop(), log);
   if (cluster.isWorker) {
     const { announceReady } = await import('../daemon/cluster.js');
-    announceReady({ addresses, answeredBy: gateway.answeredBy, ownerLookup: gateway.ownerLookup, transport: gateway.server.transport ?? 'node' });
+    announceReady({
+      addresses,
+      answeredBy: gateway.answeredBy,
+      ownerLookup: gateway.ownerLookup,
+      transport: gateway.server.transport ?? 'node',
+    });
     return undefined;
   }
-  announceListening(log, { addresses, answeredBy: gateway.answeredBy, ownerLookup: gateway.ownerLookup, transport: gateway.server.transport ?? 'node', metricsPort: gateway.metricsPort, workers: 1 });
+  announceListening(log, {
+    addresses,
+    answeredBy: gateway.answeredBy,
+    ownerLookup: gateway.ownerLookup,
+    transport: gateway.server.transport ?? 'node',
+    metricsPort: gateway.metricsPort,
+    workers: 1,
+  });
   return undefined;
 }
 
 /** The human line on stdout (where, how, a query to paste) and the JSON line in the log. */
 function announceListening(
   log: Logger,
-  state: { addresses: { address: string; port: number }[]; answeredBy: string; ownerLookup: string; transport: string; metricsPort: number | undefined; workers: number },
+  state: {
+    addresses: { address: string; port: number }[];
+    answeredBy: string;
+    ownerLookup: string;
+    transport: string;
+    metricsPort: number | undefined;
+    workers: number;
+  },
 ): void {
   const where = describeListen(state.addresses);
-  log.info({ listen: where, answeredBy: state.answeredBy, ownerLookup: state.ownerLookup, transport: state.transport, metricsPort: state.metricsPort, workers: state.workers }, 'identgate serving');
+  log.info(
+    {
+      listen: where,
+      answeredBy: state.answeredBy,
+      ownerLookup: state.ownerLookup,
+      transport: state.transport,
+      metricsPort: state.metricsPort,
+      workers: state.workers,
+    },
+    'identgate serving',
+  );
   const first = state.addresses[0]!;
   const host = first.address === '::' ? '::1' : first.address === '0.0.0.0' ? '127.0.0.1' : first.address;
   const processes = state.workers > 1 ? `; ${state.workers} worker processes` : '';
@@ -267,7 +307,9 @@ export async function main(argv: string[], hangups: Hangups): Promise<number | u
       process.stdout.write(`${version()}\n`);
       return 0;
     default:
-      throw new ConfigError(`unknown command ${JSON.stringify(command)}: expected serve, query or worker (see identgate --help)`);
+      throw new ConfigError(
+        `unknown command ${JSON.stringify(command)}: expected serve, query or worker (see identgate --help)`,
+      );
   }
 }
 
@@ -276,5 +318,9 @@ export function isUserError(error: unknown): error is Error {
   if (!(error instanceof Error)) return false;
   const code = (error as { code?: unknown }).code;
   if ((error as { reported?: boolean }).reported) return true;
-  return error instanceof ConfigError || (typeof code === 'string' && /^ERR_(IDENT|OWNER|POLICY|FILE|IDENTGATE|RESOLVER)/.test(code)) || ['FileStoreError', 'ResolverConfigError', 'PolicyError', 'OwnerLookupError'].includes(error.name);
+  return (
+    error instanceof ConfigError ||
+    (typeof code === 'string' && /^ERR_(IDENT|OWNER|POLICY|FILE|IDENTGATE|RESOLVER)/.test(code)) ||
+    ['FileStoreError', 'ResolverConfigError', 'PolicyError', 'OwnerLookupError'].includes(error.name)
+  );
 }

@@ -30,7 +30,10 @@ main(argv, hangups).then(
   },
   (error: unknown) => {
     if (isUserError(error)) process.stderr.write(`identgate: ${error.message}\n`);
-    else process.stderr.write(`identgate: unexpected error (a bug — please report it):\n${error instanceof Error ? error.stack : String(error)}\n`);
+    else
+      process.stderr.write(
+        `identgate: unexpected error (a bug — please report it):\n${error instanceof Error ? error.stack : String(error)}\n`,
+      );
     process.exitCode = 2;
   },
 );

@@ -141,16 +141,24 @@ export class IdentClient {
   };
 
   constructor(options: IdentClientOptions = {}) {
-    const { hostname = '127.0.0.1', port = 113, timeout = DEFAULT_TIMEOUT_MS, localAddress, maxLineOctets = DEFAULT_MAX_LINE_OCTETS } = options;
+    const {
+      hostname = '127.0.0.1',
+      port = 113,
+      timeout = DEFAULT_TIMEOUT_MS,
+      localAddress,
+      maxLineOctets = DEFAULT_MAX_LINE_OCTETS,
+    } = options;
     if (typeof hostname !== 'string' || hostname === '') throw invalidType('hostname', 'a non-empty string', hostname);
     checkPort('port', port);
     if (typeof timeout !== 'number') throw invalidType('timeout', 'a number of milliseconds', timeout);
-    if (!(timeout > 0 && timeout <= MAX_TIMEOUT_MS)) throw outOfRange('timeout', `> 0 and <= ${MAX_TIMEOUT_MS} ms`, timeout);
+    if (!(timeout > 0 && timeout <= MAX_TIMEOUT_MS))
+      throw outOfRange('timeout', `> 0 and <= ${MAX_TIMEOUT_MS} ms`, timeout);
     if (localAddress !== undefined && (typeof localAddress !== 'string' || localAddress === '')) {
       throw invalidType('localAddress', 'a non-empty string', localAddress);
     }
     if (typeof maxLineOctets !== 'number') throw invalidType('maxLineOctets', 'a number', maxLineOctets);
-    if (!Number.isInteger(maxLineOctets) || maxLineOctets < 1) throw outOfRange('maxLineOctets', 'a positive integer', maxLineOctets);
+    if (!Number.isInteger(maxLineOctets) || maxLineOctets < 1)
+      throw outOfRange('maxLineOctets', 'a positive integer', maxLineOctets);
     this.hostname = hostname;
     this.port = port;
     this.timeout = timeout;
@@ -192,7 +200,15 @@ export class IdentClient {
       resolve = res;
       reject = rej;
     });
-    const pending: PendingQuery = { key, query: { serverPort, clientPort }, promise, resolve, reject, timer: undefined, settled: false };
+    const pending: PendingQuery = {
+      key,
+      query: { serverPort, clientPort },
+      promise,
+      resolve,
+      reject,
+      timer: undefined,
+      settled: false,
+    };
     this.#inFlight.set(key, pending);
     pending.timer = setTimeout(() => this.#timedOut(pending), this.timeout);
     this.#send(pending);
@@ -288,7 +304,13 @@ class Connection {
   #answered = 0;
   #socketError: Error | undefined;
 
-  constructor(events: ConnectionEvents, hostname: string, port: number, localAddress: string | undefined, maxLineOctets: number) {
+  constructor(
+    events: ConnectionEvents,
+    hostname: string,
+    port: number,
+    localAddress: string | undefined,
+    maxLineOctets: number,
+  ) {
     this.#events = events;
     this.#hostname = hostname;
     this.#port = port;
@@ -338,7 +360,11 @@ class Connection {
       lines = this.#splitter.push(new Uint8Array(chunk.buffer, chunk.byteOffset, chunk.byteLength));
     } catch (error) {
       if (!(error instanceof LineTooLongError)) throw error;
-      this.#fail(new IdentMalformedReplyError(`ident reply longer than ${error.maxLineOctets} octets`, undefined, { cause: error }));
+      this.#fail(
+        new IdentMalformedReplyError(`ident reply longer than ${error.maxLineOctets} octets`, undefined, {
+          cause: error,
+        }),
+      );
       return;
     }
     for (const line of lines) {
@@ -363,7 +389,9 @@ class Connection {
     const { query } = slot;
     if (reply.serverPort !== query.serverPort || reply.clientPort !== query.clientPort) {
       this.#slots.unshift(slot);
-      this.#fail(new IdentPortMismatchError(query, { serverPort: reply.serverPort, clientPort: reply.clientPort }, raw));
+      this.#fail(
+        new IdentPortMismatchError(query, { serverPort: reply.serverPort, clientPort: reply.clientPort }, raw),
+      );
       return;
     }
     this.#answered++;
@@ -454,7 +482,9 @@ function invalidType(name: string, expected: string, value: unknown): TypeError 
 }
 
 function outOfRange(name: string, expected: string, value: unknown): RangeError {
-  return Object.assign(new RangeError(`${name} must be ${expected}, got ${String(value)}`), { code: 'ERR_OUT_OF_RANGE' });
+  return Object.assign(new RangeError(`${name} must be ${expected}, got ${String(value)}`), {
+    code: 'ERR_OUT_OF_RANGE',
+  });
 }
 
 function describe(error: Error): string {

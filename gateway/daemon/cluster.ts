@@ -54,7 +54,12 @@ async function bindForWorkers(transport: NativeTransport, config: ServeConfig): 
   const fds: number[] = [];
   for (const target of config.listen) {
     if ('fd' in target) fds.push(target.fd);
-    else fds.push(await transport.bindSocket(target).catch((error: NodeJS.ErrnoException) => Promise.reject(bindError(target, error))));
+    else
+      fds.push(
+        await transport
+          .bindSocket(target)
+          .catch((error: NodeJS.ErrnoException) => Promise.reject(bindError(target, error))),
+      );
   }
   return fds;
 }
@@ -64,7 +69,10 @@ async function bindForWorkers(transport: NativeTransport, config: ServeConfig): 
  * worker's ready message once all are listening, rejects if a worker exits
  * before that (its own one-line error is already on stderr).
  */
-export async function runPrimary(config: ServeConfig, log: Logger): Promise<{ ready: ReadyMessage; metricsPort: number | undefined; reload: () => void; stop: () => Promise<void> }> {
+export async function runPrimary(
+  config: ServeConfig,
+  log: Logger,
+): Promise<{ ready: ReadyMessage; metricsPort: number | undefined; reload: () => void; stop: () => Promise<void> }> {
   cluster.schedulingPolicy = cluster.SCHED_NONE;
   const transport = selectTransport(config.transport);
   let env: Record<string, string> | undefined;
@@ -96,7 +104,12 @@ export async function runPrimary(config: ServeConfig, log: Logger): Promise<{ re
         if (!started) {
           stopping = true;
           for (const other of Object.values(cluster.workers ?? {})) other?.process.kill('SIGKILL');
-          reject(Object.assign(new Error(`a gateway worker exited during start (code ${code ?? signal})`), { code: 'ERR_IDENTGATE_WORKER', reported: true }));
+          reject(
+            Object.assign(new Error(`a gateway worker exited during start (code ${code ?? signal})`), {
+              code: 'ERR_IDENTGATE_WORKER',
+              reported: true,
+            }),
+          );
           return;
         }
         log.warn({ pid: worker.process.pid, code, signal }, 'gateway worker died; restarting it');
@@ -112,10 +125,12 @@ export async function runPrimary(config: ServeConfig, log: Logger): Promise<{ re
   if (config.metrics) {
     const aggregator = new AggregatorRegistry();
     // The primary serves what its workers measured, summed.
-    metricsServer = await serveMetrics({ text: () => aggregator.clusterMetrics(), contentType: aggregator.contentType }, config.metrics);
+    metricsServer = await serveMetrics(
+      { text: () => aggregator.clusterMetrics(), contentType: aggregator.contentType },
+      config.metrics,
+    );
   }
   if (config.runAs) dropPrivileges(config.runAs);
-
 
   const reload = () => {
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');

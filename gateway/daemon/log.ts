@@ -19,7 +19,19 @@ export function createLogger(level: LogLevel, destination: NodeJS.WritableStream
       base: { pid: process.pid },
       timestamp: pino.stdTimeFunctions.isoTime,
       formatters: { level: (label) => ({ level: label }) },
-      redact: { paths: ['secret', 'secrets', 'token', 'adminTokens', '*.secret', '*.secrets', 'headers.authorization', 'headers["x-identgate-signature"]'], remove: true },
+      redact: {
+        paths: [
+          'secret',
+          'secrets',
+          'token',
+          'adminTokens',
+          '*.secret',
+          '*.secrets',
+          'headers.authorization',
+          'headers["x-identgate-signature"]',
+        ],
+        remove: true,
+      },
     },
     pino.destination({ dest: destination === process.stderr ? 2 : 1, sync: false }),
   );

@@ -35,7 +35,12 @@ export function createMetrics(): GatewayMetrics {
   collectDefaultMetrics({ register: registry, prefix: 'identgate_' });
   const registers = [registry];
   let openConnections = () => 0;
-  const queries = new Counter({ name: 'identgate_queries_total', help: 'Ident queries answered, by answer (USERID or error token)', labelNames: ['answer'], registers });
+  const queries = new Counter({
+    name: 'identgate_queries_total',
+    help: 'Ident queries answered, by answer (USERID or error token)',
+    labelNames: ['answer'],
+    registers,
+  });
   const ownerLookupSeconds = new Histogram({
     name: 'identgate_owner_lookup_seconds',
     help: 'Time to find the local owner of a queried connection, by result (found, not_found)',
@@ -76,7 +81,12 @@ export function createMetrics(): GatewayMetrics {
       buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
       registers,
     }),
-    upstreamFailures: new Counter({ name: 'identgate_upstream_failures_total', help: 'Queries answered with the fallback, by cause', labelNames: ['cause'], registers }),
+    upstreamFailures: new Counter({
+      name: 'identgate_upstream_failures_total',
+      help: 'Queries answered with the fallback, by cause',
+      labelNames: ['cause'],
+      registers,
+    }),
     openConnections: new Gauge({
       name: 'identgate_open_connections',
       help: 'Ident client connections open now',
@@ -85,7 +95,12 @@ export function createMetrics(): GatewayMetrics {
         this.set(openConnections());
       },
     }),
-    refusedConnections: new Counter({ name: 'identgate_refused_connections_total', help: 'Connections refused or evicted by a limit, by reason', labelNames: ['reason'], registers }),
+    refusedConnections: new Counter({
+      name: 'identgate_refused_connections_total',
+      help: 'Connections refused or evicted by a limit, by reason',
+      labelNames: ['reason'],
+      registers,
+    }),
     ownerLookupSeconds,
   };
 }
@@ -101,7 +116,10 @@ export function registrySource(registry: Registry): MetricsSource {
 }
 
 /** Serves GET /metrics; resolves once listening. */
-export async function serveMetrics(source: MetricsSource, where: { hostname: string; port: number }): Promise<http.Server & { address(): AddressInfo }> {
+export async function serveMetrics(
+  source: MetricsSource,
+  where: { hostname: string; port: number },
+): Promise<http.Server & { address(): AddressInfo }> {
   const server = http.createServer((req, res) => {
     if (req.method !== 'GET' || req.url !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try GET /metrics\n');
@@ -113,7 +131,9 @@ export async function serveMetrics(source: MetricsSource, where: { hostname: str
     );
   });
   await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) => reject(new Error(`--metrics ${where.hostname}:${where.port}: cannot listen (${error.code ?? error.message})`)));
+    server.once('error', (error: NodeJS.ErrnoException) =>
+      reject(new Error(`--metrics ${where.hostname}:${where.port}: cannot listen (${error.code ?? error.message})`)),
+    );
     server.listen(where.port, where.hostname, () => resolve());
   });
   return server as http.Server & { address(): AddressInfo };

@@ -16,7 +16,9 @@ function lookupId(kind: 'passwd' | 'group', name: string): { id: number; gid?: n
     // getent goes through NSS, so LDAP/sssd users work as they do for login.
     entry = execFileSync('getent', [kind, name], { encoding: 'utf8' }).trim();
   } catch {
-    throw new ConfigError(`--run-as: no ${kind === 'passwd' ? 'user' : 'group'} named ${JSON.stringify(name)} on this host`);
+    throw new ConfigError(
+      `--run-as: no ${kind === 'passwd' ? 'user' : 'group'} named ${JSON.stringify(name)} on this host`,
+    );
   }
   const fields = entry.split(':');
   return { id: Number(fields[2]), gid: kind === 'passwd' ? Number(fields[3]) : undefined };

@@ -44,7 +44,10 @@ export interface GatewayDeps {
   clusterWorker?: boolean;
 }
 
-export async function startGateway(config: ServeConfig, { log, clusterWorker = false }: GatewayDeps): Promise<RunningGateway> {
+export async function startGateway(
+  config: ServeConfig,
+  { log, clusterWorker = false }: GatewayDeps,
+): Promise<RunningGateway> {
   const metrics: GatewayMetrics | undefined = config.metrics ? createMetrics() : undefined;
   let resolver: Resolver | undefined;
   let fileStore: FileStore | undefined;
@@ -52,8 +55,10 @@ export async function startGateway(config: ServeConfig, { log, clusterWorker = f
   let answeredBy: string;
   let handler: IdentHandler;
 
-  const onFailure = (cause: FailureCause, detail: string, count: number) => log.warn({ cause, count }, `policy worker failed, answering the fallback: ${detail}`);
-  const onRecover = (failures: number, downMs: number) => log.warn({ failures, downMs }, 'policy worker answering again');
+  const onFailure = (cause: FailureCause, detail: string, count: number) =>
+    log.warn({ cause, count }, `policy worker failed, answering the fallback: ${detail}`);
+  const onRecover = (failures: number, downMs: number) =>
+    log.warn({ failures, downMs }, 'policy worker answering again');
   const onBatch = metrics
     ? (size: number, latencyMs: number) => {
         metrics.upstreamLatency.observe(latencyMs / 1000);
@@ -84,7 +89,14 @@ export async function startGateway(config: ServeConfig, { log, clusterWorker = f
         logDecisions: debug,
         log: policyLog,
       });
-      resolver = createEmbeddedResolver({ app, deadlineMs: config.deadlineMs, fallback: config.fallback, onFailure, onRecover, onBatch });
+      resolver = createEmbeddedResolver({
+        app,
+        deadlineMs: config.deadlineMs,
+        fallback: config.fallback,
+        onFailure,
+        onRecover,
+        onBatch,
+      });
       answeredBy = policyFile ? `embedded policy ${policyFile}` : 'embedded default policy';
     } else {
       resolver = createHttpResolver({
@@ -101,10 +113,19 @@ export async function startGateway(config: ServeConfig, { log, clusterWorker = f
       });
       answeredBy = `upstream ${config.answerer.upstream.origin}${config.answerer.upstream.pathname.replace(/\/$/, '')}`;
     }
-    owners = createOwnerLookup(config.ownerLookup, { onError: (error) => log.warn({ code: error.code }, error.message) });
+    owners = createOwnerLookup(config.ownerLookup, {
+      onError: (error) => log.warn({ code: error.code }, error.message),
+    });
     // Start the lookup helper now: its start-up must not eat the first query's time budget.
     await owners.start();
-    handler = createQueryPipeline({ gatewayName: config.gatewayName, owners, resolver, metrics, log, bootId: randomBytes(4).toString('hex') });
+    handler = createQueryPipeline({
+      gatewayName: config.gatewayName,
+      owners,
+      resolver,
+      metrics,
+      log,
+      bootId: randomBytes(4).toString('hex'),
+    });
   }
 
   const server = new IdentServer({
@@ -115,7 +136,8 @@ export async function startGateway(config: ServeConfig, { log, clusterWorker = f
     hideErrors: config.hideErrors,
     transport: config.transport,
     onError: (error) => {
-      if (error.code === 'ERR_IDENT_SOCKET' || error.code === 'ERR_IDENT_LINE_TOO_LONG') log.debug({ code: error.code }, error.message);
+      if (error.code === 'ERR_IDENT_SOCKET' || error.code === 'ERR_IDENT_LINE_TOO_LONG')
+        log.debug({ code: error.code }, error.message);
       else log.warn({ code: error.code }, error.message);
     },
     onRefuse: (reason, remoteAddress) => {
@@ -127,7 +149,10 @@ export async function startGateway(config: ServeConfig, { log, clusterWorker = f
   try {
     await server.start(handler);
     if (config.transport === 'auto' && server.transport === 'node') {
-      log.info({ reason: nativeTransportProblem() }, 'using the node:net transport: the native one is not available here');
+      log.info(
+        { reason: nativeTransportProblem() },
+        'using the node:net transport: the native one is not available here',
+      );
     }
     if (metrics && config.metrics) {
       metrics.countConnectionsWith(() => server.connectionCount);

@@ -44,7 +44,13 @@ export function connectionEnds(query: OwnerQuery): ConnectionEnds | null {
   const remote = cachedAddressBytes(query.remoteAddress);
   if (local === null || remote === null || local.length !== remote.length) return null;
   if (!isPortNumber(query.localPort) || !isPortNumber(query.remotePort)) return null;
-  return { family: local.length === 4 ? 4 : 6, local, localPort: query.localPort, remote, remotePort: query.remotePort };
+  return {
+    family: local.length === 4 ? 4 : 6,
+    local,
+    localPort: query.localPort,
+    remote,
+    remotePort: query.remotePort,
+  };
 }
 
 /** Bytes of recently seen addresses: a gateway sees its own few local ones and its queriers' again and again. */
@@ -163,7 +169,10 @@ function ipv6Bytes(address: string): Uint8Array {
   const lastColon = text.lastIndexOf(':');
   if (text.includes('.', lastColon)) {
     // Embedded dotted quad (::ffff:1.2.3.4): rewrite it as two hex groups.
-    const [a = 0, b = 0, c = 0, d = 0] = text.slice(lastColon + 1).split('.').map(Number);
+    const [a = 0, b = 0, c = 0, d = 0] = text
+      .slice(lastColon + 1)
+      .split('.')
+      .map(Number);
     text = `${text.slice(0, lastColon + 1)}${((a << 8) | b).toString(16)}:${((c << 8) | d).toString(16)}`;
   }
   const parse = (part: string): number[] => (part === '' ? [] : part.split(':').map((g) => Number.parseInt(g, 16)));

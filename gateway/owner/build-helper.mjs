@@ -37,7 +37,12 @@ export function compile(cc, args, out) {
     return { path: target, reason: null };
   } catch (error) {
     rmSync(partial, { force: true });
-    const detail = error.code === 'ENOENT' ? `no C compiler (${cc})` : String(error.stderr ?? error.message).trim().split('\n')[0];
+    const detail =
+      error.code === 'ENOENT'
+        ? `no C compiler (${cc})`
+        : String(error.stderr ?? error.message)
+            .trim()
+            .split('\n')[0];
     return { path: null, reason: detail };
   }
 }
@@ -50,13 +55,19 @@ export function compile(cc, args, out) {
  *   const { path, reason } = buildHelper({ out: '/tmp/identgate-sockdiag' });
  */
 export function buildHelper({ out = DEFAULT_OUT, cc = 'cc' } = {}) {
-  if (process.platform !== 'linux') return { path: null, reason: `sock_diag is Linux-only (platform ${process.platform})` };
+  if (process.platform !== 'linux')
+    return { path: null, reason: `sock_diag is Linux-only (platform ${process.platform})` };
   return compile(cc, ['-O2', '-Wall', SOURCE], out);
 }
 
 /** The directory holding node_api.h for the Node running this script, or null. */
 export function nodeIncludeDir() {
-  const prefixes = [resolve(dirname(process.execPath), '..'), process.config?.variables?.node_prefix, '/usr/local', '/usr'];
+  const prefixes = [
+    resolve(dirname(process.execPath), '..'),
+    process.config?.variables?.node_prefix,
+    '/usr/local',
+    '/usr',
+  ];
   for (const prefix of prefixes) {
     if (typeof prefix !== 'string') continue;
     const dir = join(prefix, 'include', 'node');
@@ -73,9 +84,11 @@ export function nodeIncludeDir() {
  *   const { path, reason } = buildAddon({ out: '/tmp/identgate-sockdiag.node' });
  */
 export function buildAddon({ out = `${DEFAULT_OUT}.node`, cc = 'cc' } = {}) {
-  if (process.platform !== 'linux') return { path: null, reason: `sock_diag is Linux-only (platform ${process.platform})` };
+  if (process.platform !== 'linux')
+    return { path: null, reason: `sock_diag is Linux-only (platform ${process.platform})` };
   const include = nodeIncludeDir();
-  if (include === null) return { path: null, reason: `no node_api.h under ${resolve(dirname(process.execPath), '..', 'include', 'node')}` };
+  if (include === null)
+    return { path: null, reason: `no node_api.h under ${resolve(dirname(process.execPath), '..', 'include', 'node')}` };
   return compile(cc, ['-O2', '-Wall', '-shared', '-fPIC', `-I${include}`, ADDON_SOURCE], out);
 }
 
@@ -86,7 +99,11 @@ if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.ur
   const addon = buildAddon({ out: `${out}.node`, cc });
   const helper = buildHelper({ out, cc });
   if (addon.path) console.log(`owner lookup: built sock_diag addon ${addon.path}`);
-  else console.log(`owner lookup: sock_diag addon not built (${addon.reason}); owner lookup will use the helper process`);
+  else
+    console.log(`owner lookup: sock_diag addon not built (${addon.reason}); owner lookup will use the helper process`);
   if (helper.path) console.log(`owner lookup: built sock_diag helper ${helper.path}`);
-  else console.log(`owner lookup: sock_diag helper not built (${helper.reason})${addon.path ? '' : '; owner lookup will use /proc/net/tcp'}`);
+  else
+    console.log(
+      `owner lookup: sock_diag helper not built (${helper.reason})${addon.path ? '' : '; owner lookup will use /proc/net/tcp'}`,
+    );
 }

@@ -99,30 +99,43 @@ interface OwnerSource {
 export function createOwnerLookup(mode: OwnerLookupMode, options: OwnerLookupOptions = {}): OwnerLookup {
   if (mode === 'off') return OFF;
   const unsupported = (why: string): OwnerLookup => {
-    if (mode === 'on') throw new OwnerLookupError('ERR_OWNER_LOOKUP_UNSUPPORTED', `owner lookup is on but ${why}; set owner lookup to auto or off`);
+    if (mode === 'on')
+      throw new OwnerLookupError(
+        'ERR_OWNER_LOOKUP_UNSUPPORTED',
+        `owner lookup is on but ${why}; set owner lookup to auto or off`,
+      );
     return OFF;
   };
   const platform = options.platform ?? process.platform;
   if (platform !== 'linux') return unsupported(`it needs Linux (this is ${platform})`);
 
   const procNetDir = options.procNetDir ?? '/proc/net';
-  const procfs = options.method !== 'sock_diag' && canAccess(join(procNetDir, 'tcp'), constants.R_OK)
-    ? (): OwnerSource => new ProcfsOwnerLookup({ procNetDir, passwd: new PasswdNames(options.passwdPath) })
-    : null;
-  const addonPath = options.method === 'procfs' || options.addonPath === null ? null : options.addonPath ?? builtPath(ADDON_NAME, constants.R_OK);
-  const addon = addonPath !== null && canAccess(addonPath, constants.R_OK)
-    ? (): OwnerSource => new SockDiagAddonLookup({ addonPath })
-    : null;
-  const helperPath = options.method === 'procfs' ? null : options.helperPath ?? builtPath(HELPER_NAME, constants.X_OK);
-  const helper = helperPath !== null && canAccess(helperPath, constants.X_OK)
-    ? (): OwnerSource => new SockDiagOwnerLookup({ helperPath, stallMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS })
-    : null;
+  const procfs =
+    options.method !== 'sock_diag' && canAccess(join(procNetDir, 'tcp'), constants.R_OK)
+      ? (): OwnerSource => new ProcfsOwnerLookup({ procNetDir, passwd: new PasswdNames(options.passwdPath) })
+      : null;
+  const addonPath =
+    options.method === 'procfs' || options.addonPath === null
+      ? null
+      : (options.addonPath ?? builtPath(ADDON_NAME, constants.R_OK));
+  const addon =
+    addonPath !== null && canAccess(addonPath, constants.R_OK)
+      ? (): OwnerSource => new SockDiagAddonLookup({ addonPath })
+      : null;
+  const helperPath =
+    options.method === 'procfs' ? null : (options.helperPath ?? builtPath(HELPER_NAME, constants.X_OK));
+  const helper =
+    helperPath !== null && canAccess(helperPath, constants.X_OK)
+      ? (): OwnerSource => new SockDiagOwnerLookup({ helperPath, stallMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS })
+      : null;
 
   // Best first; each hands over to the next when it turns out not to work here.
   const [first, ...fallbacks] = [addon, helper, procfs].filter((source) => source !== null);
   if (first !== undefined) return new BoundedOwnerLookup(first(), fallbacks, options);
   if (options.method === 'sock_diag') {
-    return unsupported(`neither the sock_diag addon nor its helper is built (${helperPath ?? HELPER_NAME}); build them with "node gateway/owner/build-helper.mjs"`);
+    return unsupported(
+      `neither the sock_diag addon nor its helper is built (${helperPath ?? HELPER_NAME}); build them with "node gateway/owner/build-helper.mjs"`,
+    );
   }
   return unsupported(`neither the sock_diag addon or helper nor ${procNetDir}/tcp is available`);
 }
@@ -213,7 +226,10 @@ class BoundedOwnerLookup implements OwnerLookup {
     // Bounded like a lookup. The timer also keeps the process alive meanwhile:
     // the helper's pipes are unref'd so that an idle helper never does.
     let timer: NodeJS.Timeout | undefined;
-    await Promise.race([this.#source.start?.(), new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#timeoutMs)))]);
+    await Promise.race([
+      this.#source.start?.(),
+      new Promise<void>((resolve) => (timer = setTimeout(resolve, this.#timeoutMs))),
+    ]);
     clearTimeout(timer);
   }
 
@@ -243,7 +259,12 @@ class BoundedOwnerLookup implements OwnerLookup {
         this.#timer = setTimeout(() => this.#expire(), waiting.deadlineAt - now + 1);
         return;
       }
-      this.#onError(new OwnerLookupError('ERR_OWNER_LOOKUP_TIMEOUT', `owner lookup (${this.method}) took longer than ${this.#timeoutMs} ms`));
+      this.#onError(
+        new OwnerLookupError(
+          'ERR_OWNER_LOOKUP_TIMEOUT',
+          `owner lookup (${this.method}) took longer than ${this.#timeoutMs} ms`,
+        ),
+      );
       this.#settle(waiting, null);
     }
   }
@@ -256,7 +277,13 @@ class BoundedOwnerLookup implements OwnerLookup {
       if (this.#source === source && next !== undefined) {
         this.#fallbacks.shift();
         this.#source = next();
-        this.#onError(new OwnerLookupError('ERR_OWNER_LOOKUP_UNSUPPORTED', `${error.message}; falling back to ${describeSource(this.#source)}`, { cause: error }));
+        this.#onError(
+          new OwnerLookupError(
+            'ERR_OWNER_LOOKUP_UNSUPPORTED',
+            `${error.message}; falling back to ${describeSource(this.#source)}`,
+            { cause: error },
+          ),
+        );
         void source.close();
       }
       const current = this.#source;
@@ -264,14 +291,18 @@ class BoundedOwnerLookup implements OwnerLookup {
         Promise.resolve()
           .then(() => current.find(ends))
           .then(
-          (owner) => this.#settle(waiting, owner),
-          (nextError: unknown) => this.#failed(waiting, nextError, current, ends),
-        );
+            (owner) => this.#settle(waiting, owner),
+            (nextError: unknown) => this.#failed(waiting, nextError, current, ends),
+          );
         return;
       }
     }
     if (waiting.resolve === null) return; // already answered null at its deadline
-    this.#onError(error instanceof OwnerLookupError ? error : new OwnerLookupError('ERR_OWNER_LOOKUP_KERNEL', String(error), { cause: error }));
+    this.#onError(
+      error instanceof OwnerLookupError
+        ? error
+        : new OwnerLookupError('ERR_OWNER_LOOKUP_KERNEL', String(error), { cause: error }),
+    );
     this.#settle(waiting, null);
   }
 }

@@ -116,21 +116,38 @@ export class ProcfsOwnerLookup {
       if (batch.some((w) => w.ends.family === 4)) tcp = await this.#read('tcp');
       tcp6 = await this.#read('tcp6');
     } catch (cause) {
-      const error = new OwnerLookupError('ERR_OWNER_LOOKUP_KERNEL', `cannot read ${this.#procNetDir}/tcp: ${(cause as Error).message}`, { cause });
+      const error = new OwnerLookupError(
+        'ERR_OWNER_LOOKUP_KERNEL',
+        `cannot read ${this.#procNetDir}/tcp: ${(cause as Error).message}`,
+        { cause },
+      );
       for (const waiter of batch) waiter.reject(error);
       return;
     }
-    const v4Keys = batch.map((w) => (w.ends.family === 4 ? this.#key(w.ends.local, w.ends.localPort, w.ends.remote, w.ends.remotePort) : null));
-    const v6Keys = batch.map(({ ends }) => ends.family === 4
-      ? this.#key(mappedBytes(ends.local), ends.localPort, mappedBytes(ends.remote), ends.remotePort)
-      : this.#key(ends.local, ends.localPort, ends.remote, ends.remotePort));
-    const inTcp = tcp === null ? new Map<string, ProcSocket>() : this.#locate(tcp, v4Keys.filter((k) => k !== null));
+    const v4Keys = batch.map((w) =>
+      w.ends.family === 4 ? this.#key(w.ends.local, w.ends.localPort, w.ends.remote, w.ends.remotePort) : null,
+    );
+    const v6Keys = batch.map(({ ends }) =>
+      ends.family === 4
+        ? this.#key(mappedBytes(ends.local), ends.localPort, mappedBytes(ends.remote), ends.remotePort)
+        : this.#key(ends.local, ends.localPort, ends.remote, ends.remotePort),
+    );
+    const inTcp =
+      tcp === null
+        ? new Map<string, ProcSocket>()
+        : this.#locate(
+            tcp,
+            v4Keys.filter((k) => k !== null),
+          );
     const inTcp6 = this.#locate(tcp6, v6Keys);
     batch.forEach((waiter, i) => {
       const v4Key = v4Keys[i];
       const socket = (v4Key ? inTcp.get(v4Key) : undefined) ?? inTcp6.get(v6Keys[i] ?? '');
       if (socket === undefined) waiter.resolve(null);
-      else this.#passwd.userName(socket.uid).then((userName) => waiter.resolve({ uid: socket.uid, userName }), waiter.reject);
+      else
+        this.#passwd
+          .userName(socket.uid)
+          .then((userName) => waiter.resolve({ uid: socket.uid, userName }), waiter.reject);
     });
   }
 

@@ -29,7 +29,14 @@ import { isOwnedConnection } from './tcp-state.js';
 /** What sockdiag-addon.c exports (see its header comment). */
 interface SockDiagAddon {
   open(): number;
-  lookup(out: Uint32Array, family: 4 | 6, local: Uint8Array, localPort: number, remote: Uint8Array, remotePort: number): number;
+  lookup(
+    out: Uint32Array,
+    family: 4 | 6,
+    local: Uint8Array,
+    localPort: number,
+    remote: Uint8Array,
+    remotePort: number,
+  ): number;
   userName(uid: number): Promise<string | null>;
   close(): void;
 }
@@ -138,7 +145,10 @@ export class SockDiagAddonLookup {
     try {
       addon = require(this.#addonPath) as SockDiagAddon;
     } catch (error) {
-      throw this.#giveUp(`sock_diag addon ${this.#addonPath} does not load: ${(error as Error).message.split('\n')[0]}`, error);
+      throw this.#giveUp(
+        `sock_diag addon ${this.#addonPath} does not load: ${(error as Error).message.split('\n')[0]}`,
+        error,
+      );
     }
     const rc = addon.open();
     if (rc < 0) throw this.#giveUp(`NETLINK_SOCK_DIAG unavailable: ${errnoName(-rc)}`);
@@ -147,7 +157,11 @@ export class SockDiagAddonLookup {
   }
 
   #giveUp(message: string, cause?: unknown): OwnerLookupError {
-    this.#unsupported = new OwnerLookupError('ERR_OWNER_LOOKUP_UNSUPPORTED', message, cause === undefined ? undefined : { cause });
+    this.#unsupported = new OwnerLookupError(
+      'ERR_OWNER_LOOKUP_UNSUPPORTED',
+      message,
+      cause === undefined ? undefined : { cause },
+    );
     return this.#unsupported;
   }
 

@@ -137,7 +137,8 @@ export class SockDiagOwnerLookup {
     }
     if (helper.started) return this.#ask(helper, ends);
     return helper.ready.then(() => {
-      if (this.#helper !== helper) throw new OwnerLookupError('ERR_OWNER_LOOKUP_HELPER', 'sock_diag helper exited as it started');
+      if (this.#helper !== helper)
+        throw new OwnerLookupError('ERR_OWNER_LOOKUP_HELPER', 'sock_diag helper exited as it started');
       return this.#ask(helper, ends);
     });
   }
@@ -187,7 +188,13 @@ export class SockDiagOwnerLookup {
       return;
     }
     this.#kill(helper);
-    this.#rejectAll(helper, new OwnerLookupError('ERR_OWNER_LOOKUP_HELPER', `sock_diag helper did not answer within ${this.#stallMs} ms; restarting it`));
+    this.#rejectAll(
+      helper,
+      new OwnerLookupError(
+        'ERR_OWNER_LOOKUP_HELPER',
+        `sock_diag helper did not answer within ${this.#stallMs} ms; restarting it`,
+      ),
+    );
   }
 
   #rejectAll(helper: Helper, error: OwnerLookupError): void {
@@ -236,7 +243,15 @@ export class SockDiagOwnerLookup {
       failStart = reject;
     });
     ready.catch(() => {}); // observed by find(); never an unhandled rejection
-    const helper: Helper = { child, ready, started: false, pending: new Map(), byEnds: new Map(), unsent: '', stallTimer: undefined };
+    const helper: Helper = {
+      child,
+      ready,
+      started: false,
+      pending: new Map(),
+      byEnds: new Map(),
+      unsent: '',
+      stallTimer: undefined,
+    };
     this.#helper = helper;
     let failed = false;
 
@@ -253,21 +268,31 @@ export class SockDiagOwnerLookup {
 
     child.on('error', (cause: NodeJS.ErrnoException) => {
       const unusable = cause.code === 'ENOENT' || cause.code === 'EACCES' || cause.code === 'ENOEXEC';
-      fail(new OwnerLookupError(
-        unusable ? 'ERR_OWNER_LOOKUP_UNSUPPORTED' : 'ERR_OWNER_LOOKUP_HELPER',
-        `cannot run the sock_diag helper ${this.#helperPath}: ${cause.message}; build it with "node gateway/owner/build-helper.mjs"`,
-        { cause },
-      ));
+      fail(
+        new OwnerLookupError(
+          unusable ? 'ERR_OWNER_LOOKUP_UNSUPPORTED' : 'ERR_OWNER_LOOKUP_HELPER',
+          `cannot run the sock_diag helper ${this.#helperPath}: ${cause.message}; build it with "node gateway/owner/build-helper.mjs"`,
+          { cause },
+        ),
+      );
     });
     child.on('exit', (code, signal) => {
       fail(new OwnerLookupError('ERR_OWNER_LOOKUP_HELPER', `sock_diag helper exited (${signal ?? `code ${code}`})`));
     });
     // A helper that never says "ready" is as good as dead.
-    const startTimer = setTimeout(() => {
-      if (helper.started) return;
-      fail(new OwnerLookupError('ERR_OWNER_LOOKUP_HELPER', `sock_diag helper did not start within ${Math.max(this.#stallMs, 1000)} ms`));
-      child.kill('SIGKILL');
-    }, Math.max(this.#stallMs, 1000));
+    const startTimer = setTimeout(
+      () => {
+        if (helper.started) return;
+        fail(
+          new OwnerLookupError(
+            'ERR_OWNER_LOOKUP_HELPER',
+            `sock_diag helper did not start within ${Math.max(this.#stallMs, 1000)} ms`,
+          ),
+        );
+        child.kill('SIGKILL');
+      },
+      Math.max(this.#stallMs, 1000),
+    );
     startTimer.unref();
     child.stdin?.on('error', () => {}); // EPIPE when it died: 'exit' reports that
     // Neither the helper nor its pipes keep the gateway alive; the stall timer does while lookups wait.
@@ -288,7 +313,12 @@ export class SockDiagOwnerLookup {
             this.#lastStartError = null;
             markReady();
           } else {
-            fail(new OwnerLookupError('ERR_OWNER_LOOKUP_UNSUPPORTED', `sock_diag helper cannot start: ${line.replace(/^fatal /, '')}`));
+            fail(
+              new OwnerLookupError(
+                'ERR_OWNER_LOOKUP_UNSUPPORTED',
+                `sock_diag helper cannot start: ${line.replace(/^fatal /, '')}`,
+              ),
+            );
             child.kill();
           }
           continue;
@@ -313,13 +343,23 @@ export class SockDiagOwnerLookup {
     if (kind === 'none') {
       request.resolve(null);
     } else if (kind === 'found' && rest.length === 4) {
-      const [state, uid, inode, nameHex = '-'] = rest.map((field, i) => (i < 3 ? Number(field) : field)) as [number, number, number, string];
+      const [state, uid, inode, nameHex = '-'] = rest.map((field, i) => (i < 3 ? Number(field) : field)) as [
+        number,
+        number,
+        number,
+        string,
+      ];
       if (!isOwnedConnection(state, inode)) request.resolve(null);
       else request.resolve({ uid, userName: nameHex === '-' ? null : Buffer.from(nameHex, 'hex').toString('utf8') });
     } else if (kind === 'error') {
       request.reject(new OwnerLookupError('ERR_OWNER_LOOKUP_KERNEL', `sock_diag request failed: ${rest.join(' ')}`));
     } else {
-      request.reject(new OwnerLookupError('ERR_OWNER_LOOKUP_HELPER', `sock_diag helper answered an unreadable line: ${JSON.stringify(line.slice(0, 80))}`));
+      request.reject(
+        new OwnerLookupError(
+          'ERR_OWNER_LOOKUP_HELPER',
+          `sock_diag helper answered an unreadable line: ${JSON.stringify(line.slice(0, 80))}`,
+        ),
+      );
     }
   }
 

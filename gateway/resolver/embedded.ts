@@ -53,7 +53,10 @@ function mapAppError(error: unknown): ResolverFailure {
   const message = error instanceof Error ? `${error.name}: ${error.message}` : String(error);
   // The app's RequestRejected carries the HTTP status it would have answered (400 for a bad request).
   const status = (error as { status?: unknown } | null)?.status;
-  return new ResolverFailure('app_error', `embedded policy app failed: ${message}`, { cause: error, status: typeof status === 'number' ? status : undefined });
+  return new ResolverFailure('app_error', `embedded policy app failed: ${message}`, {
+    cause: error,
+    status: typeof status === 'number' ? status : undefined,
+  });
 }
 
 /**
@@ -80,7 +83,10 @@ export function createEmbeddedResolver(options: EmbeddedResolverOptions): Resolv
       await response.body?.cancel();
       throw tooLarge();
     }
-    return { status: response.status, text: await readCapped(response.body as AsyncIterable<Uint8Array> | null, MAX_BODY_OCTETS, signal) };
+    return {
+      status: response.status,
+      text: await readCapped(response.body as AsyncIterable<Uint8Array> | null, MAX_BODY_OCTETS, signal),
+    };
   };
 
   return createBatchingResolver({

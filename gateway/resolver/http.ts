@@ -49,13 +49,17 @@ function parseUpstream(upstream: string | URL): URL {
   try {
     url = new URL(upstream);
   } catch {
-    throw new ResolverConfigError(`upstream "${String(upstream)}" is not a URL: pass the worker's base URL, e.g. http://127.0.0.1:8787`);
+    throw new ResolverConfigError(
+      `upstream "${String(upstream)}" is not a URL: pass the worker's base URL, e.g. http://127.0.0.1:8787`,
+    );
   }
   if (url.protocol !== 'http:' && url.protocol !== 'https:') {
     throw new ResolverConfigError(`upstream "${url.href}" must be an http:// or https:// URL`);
   }
   if (url.username || url.password) {
-    throw new ResolverConfigError(`upstream "${url.protocol}//${url.host}" must not carry credentials: requests are signed with --secret-file`);
+    throw new ResolverConfigError(
+      `upstream "${url.protocol}//${url.host}" must not carry credentials: requests are signed with --secret-file`,
+    );
   }
   if (url.search || url.hash) {
     throw new ResolverConfigError(`upstream "${url.href}" must not have a query or fragment`);
@@ -63,8 +67,21 @@ function parseUpstream(upstream: string | URL): URL {
   return url;
 }
 
-const TIMEOUT_CODES = new Set(['UND_ERR_CONNECT_TIMEOUT', 'UND_ERR_HEADERS_TIMEOUT', 'UND_ERR_BODY_TIMEOUT', 'ETIMEDOUT', 'UND_ERR_ABORTED']);
-const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'UND_ERR_SOCKET', 'UND_ERR_CLOSED', 'ECONNABORTED', 'UND_ERR_RES_CONTENT_LENGTH_MISMATCH']);
+const TIMEOUT_CODES = new Set([
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+  'ETIMEDOUT',
+  'UND_ERR_ABORTED',
+]);
+const RESET_CODES = new Set([
+  'ECONNRESET',
+  'EPIPE',
+  'UND_ERR_SOCKET',
+  'UND_ERR_CLOSED',
+  'ECONNABORTED',
+  'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
+]);
 
 function errorCode(error: unknown): string | undefined {
   const code = (error as { code?: unknown } | null)?.code;
@@ -88,7 +105,8 @@ export function mapHttpError(error: unknown): ResolverFailure {
   let reason: FailureCause = 'network';
   if (code === 'ECONNREFUSED') reason = 'refused';
   else if (code && RESET_CODES.has(code)) reason = 'reset';
-  else if ((code && TIMEOUT_CODES.has(code)) || (error instanceof Error && error.name === 'AbortError')) reason = 'timeout';
+  else if ((code && TIMEOUT_CODES.has(code)) || (error instanceof Error && error.name === 'AbortError'))
+    reason = 'timeout';
   return new ResolverFailure(reason, `worker request failed: ${detail}`, { cause: error });
 }
 
@@ -101,7 +119,11 @@ export function mapHttpError(error: unknown): ResolverFailure {
 export function createHttpResolver(options: HttpResolverOptions): Resolver {
   const url = parseUpstream(options.upstream);
   const secrets = options.secrets;
-  if (!Array.isArray(secrets) || secrets.length === 0 || secrets.some((secret) => typeof secret !== 'string' || secret.length === 0)) {
+  if (
+    !Array.isArray(secrets) ||
+    secrets.length === 0 ||
+    secrets.some((secret) => typeof secret !== 'string' || secret.length === 0)
+  ) {
     throw new ResolverConfigError('no secret configured: pass --secret-file');
   }
   const { deadlineMs } = checkCommonOptions(options);
@@ -123,8 +145,14 @@ export function createHttpResolver(options: HttpResolverOptions): Resolver {
   const exchange: Exchange = async (route, body, signal) => {
     const path = basePath + route;
     const timestamp = String(Math.floor(Date.now() / 1000));
-    const mac = createHmac('sha256', secrets[0]!).update(signedText(timestamp, 'POST', path, body)).digest('hex');
-    const headers = { 'content-type': 'application/json', accept: 'application/json', ...signedHeaders(timestamp, mac) };
+    const mac = createHmac('sha256', secrets[0]!)
+      .update(signedText(timestamp, 'POST', path, body))
+      .digest('hex');
+    const headers = {
+      'content-type': 'application/json',
+      accept: 'application/json',
+      ...signedHeaders(timestamp, mac),
+    };
     signal.throwIfAborted();
     const response = await pool.request({ path, method: 'POST', headers, body, signal });
     const length = Number(response.headers['content-length']);

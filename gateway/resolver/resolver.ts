@@ -209,7 +209,15 @@ export interface BatchingResolverOptions {
 /** The options every resolver takes, whatever it talks to. */
 export type SharedResolverOptions = Pick<
   BatchingResolverOptions,
-  'deadlineMs' | 'maxBatch' | 'holdMs' | 'fallback' | 'onFailure' | 'onRecover' | 'onFallback' | 'onBatch' | 'reportIntervalMs'
+  | 'deadlineMs'
+  | 'maxBatch'
+  | 'holdMs'
+  | 'fallback'
+  | 'onFailure'
+  | 'onRecover'
+  | 'onFallback'
+  | 'onBatch'
+  | 'reportIntervalMs'
 >;
 
 /** Validated common options, with defaults applied. */
@@ -226,7 +234,12 @@ export interface CommonOptions {
  * @example
  * const { deadlineMs, maxBatch, fallback } = checkCommonOptions({ deadlineMs: 500 });
  */
-export function checkCommonOptions(options: { deadlineMs?: number; maxBatch?: number; holdMs?: number; fallback?: IdentAnswer }): CommonOptions {
+export function checkCommonOptions(options: {
+  deadlineMs?: number;
+  maxBatch?: number;
+  holdMs?: number;
+  fallback?: IdentAnswer;
+}): CommonOptions {
   const deadlineMs = options.deadlineMs ?? 1000;
   if (!Number.isFinite(deadlineMs) || deadlineMs <= 0 || deadlineMs > 2_147_483_647) {
     throw new ResolverConfigError(`deadline must be a positive number of milliseconds, got ${String(deadlineMs)}`);
@@ -283,7 +296,9 @@ function isRuleIssue(error: z.ZodError): boolean {
 export function parseExchangeReply(reply: ExchangeReply, requests: readonly LookupRequest[]): LookupAnswer[] {
   if (reply.status < 200 || reply.status > 299) {
     const reason: FailureCause = reply.status === 401 || reply.status === 403 ? 'auth' : 'http_status';
-    throw new ResolverFailure(reason, `worker answered HTTP ${reply.status}${describeWireError(reply.text)}`, { status: reply.status });
+    throw new ResolverFailure(reason, `worker answered HTTP ${reply.status}${describeWireError(reply.text)}`, {
+      status: reply.status,
+    });
   }
   let json: unknown;
   try {
@@ -295,7 +310,10 @@ export function parseExchangeReply(reply: ExchangeReply, requests: readonly Look
   const parsed = batch ? BatchAnswerSchema.safeParse(json) : LookupAnswerSchema.safeParse(json);
   if (!parsed.success) {
     const reason: FailureCause = isRuleIssue(parsed.error) ? 'invalid_answer' : 'schema_mismatch';
-    const what = reason === 'invalid_answer' ? 'breaks an RFC 1413 reply rule' : `is not a ${batch ? 'BatchAnswer' : 'LookupAnswer'}`;
+    const what =
+      reason === 'invalid_answer'
+        ? 'breaks an RFC 1413 reply rule'
+        : `is not a ${batch ? 'BatchAnswer' : 'LookupAnswer'}`;
     throw new ResolverFailure(reason, `worker answer ${what}: ${describeIssues(parsed.error)}`);
   }
   const answers = batch ? (parsed.data as z.infer<typeof BatchAnswerSchema>).answers : [parsed.data as LookupAnswer];
@@ -311,7 +329,10 @@ function checkIds(answers: readonly LookupAnswer[], requests: readonly LookupReq
     const expected = requests[i]!.id;
     const received = String(answers[i]!.id);
     if (received !== expected) {
-      throw new ResolverFailure('id_mismatch', `answer ${i} has id "${received.slice(0, 64)}" but request ${i} has id "${expected}"`);
+      throw new ResolverFailure(
+        'id_mismatch',
+        `answer ${i} has id "${received.slice(0, 64)}" but request ${i} has id "${expected}"`,
+      );
     }
   }
 }
@@ -328,7 +349,8 @@ export function checkInProcessAnswers(answers: readonly LookupAnswer[], requests
   checkIds(answers, requests);
   for (let i = 0; i < answers.length; i++) {
     const violation = replyRuleViolation(answers[i]!.answer);
-    if (violation) throw new ResolverFailure('invalid_answer', `app answer ${i} breaks an RFC 1413 reply rule: ${violation}`);
+    if (violation)
+      throw new ResolverFailure('invalid_answer', `app answer ${i} breaks an RFC 1413 reply rule: ${violation}`);
   }
 }
 
@@ -364,7 +386,8 @@ export async function readCapped(
     if (octets > maxOctets) throw tooLarge(maxOctets);
     chunks.push(chunk);
   }
-  if (chunks.length === 1) return Buffer.from(chunks[0]!.buffer, chunks[0]!.byteOffset, chunks[0]!.byteLength).toString('utf8');
+  if (chunks.length === 1)
+    return Buffer.from(chunks[0]!.buffer, chunks[0]!.byteOffset, chunks[0]!.byteLength).toString('utf8');
   return Buffer.concat(chunks, octets).toString('utf8');
 }
 
@@ -532,7 +555,13 @@ export function createBatchingResolver(options: BatchingResolverOptions): Resolv
     while (expired < queue.length && queue[expired]!.deadlineAt <= now) expired++;
     if (expired > 0) {
       const batch = queue.splice(0, expired);
-      fail(batch, new ResolverFailure('timeout', `queued for ${deadlineMs} ms: all ${concurrency} exchanges with the worker were busy`));
+      fail(
+        batch,
+        new ResolverFailure(
+          'timeout',
+          `queued for ${deadlineMs} ms: all ${concurrency} exchanges with the worker were busy`,
+        ),
+      );
     }
     armQueueTimer();
   }
@@ -593,7 +622,10 @@ export function createBatchingResolver(options: BatchingResolverOptions): Resolv
   }
 
   /** One exchange with the worker (or one call of the in-process app) for these requests. */
-  async function ask(requests: readonly LookupRequest[], signal: AbortSignal | undefined): Promise<readonly LookupAnswer[]> {
+  async function ask(
+    requests: readonly LookupRequest[],
+    signal: AbortSignal | undefined,
+  ): Promise<readonly LookupAnswer[]> {
     if (lookup) {
       const answers = await lookup(requests);
       checkInProcessAnswers(answers, requests);
@@ -614,14 +646,20 @@ export function createBatchingResolver(options: BatchingResolverOptions): Resolv
     };
     let expired: ResolverFailure | undefined;
     // The exchange is cut at the deadline of its oldest query (the first: the queue is FIFO).
-    const timer = setTimeout(() => {
-      expired = new ResolverFailure('timeout', `no answer from the worker within ${deadlineMs} ms`);
-      fail(batch, expired);
-      controller?.abort(expired);
-      release();
-    }, Math.max(0, batch[0]!.deadlineAt - startedAt));
+    const timer = setTimeout(
+      () => {
+        expired = new ResolverFailure('timeout', `no answer from the worker within ${deadlineMs} ms`);
+        fail(batch, expired);
+        controller?.abort(expired);
+        release();
+      },
+      Math.max(0, batch[0]!.deadlineAt - startedAt),
+    );
     try {
-      const answers = await ask(batch.map((pending) => pending.request), controller?.signal);
+      const answers = await ask(
+        batch.map((pending) => pending.request),
+        controller?.signal,
+      );
       if (settle(batch, answers) > 0) {
         reporter.success();
         onBatch?.(batch.length, performance.now() - startedAt);

@@ -170,7 +170,9 @@ export class IdentConnection implements LiveNode<IdentConnection>, StreamReceive
   onError(error: NodeJS.ErrnoException): void {
     // A client resetting or vanishing is ordinary client behaviour, not a fault to report.
     if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || error.code === 'ETIMEDOUT') return;
-    this.#hooks.onError(new IdentServerError('ERR_IDENT_SOCKET', `client ${this.#peer()}: ${error.message}`, { cause: error }));
+    this.#hooks.onError(
+      new IdentServerError('ERR_IDENT_SOCKET', `client ${this.#peer()}: ${error.message}`, { cause: error }),
+    );
   }
 
   #pause(): void {
@@ -191,7 +193,11 @@ export class IdentConnection implements LiveNode<IdentConnection>, StreamReceive
         line = this.#splitter.nextLine();
       } catch (error) {
         if (!(error instanceof LineTooLongError)) throw error;
-        this.#hooks.onError(new IdentServerError('ERR_IDENT_LINE_TOO_LONG', `client ${this.#peer()}: ${error.message}; closing`, { cause: error }));
+        this.#hooks.onError(
+          new IdentServerError('ERR_IDENT_LINE_TOO_LONG', `client ${this.#peer()}: ${error.message}; closing`, {
+            cause: error,
+          }),
+        );
         // The lines before the over-long one are answered, then the connection closes.
         this.#linesStopped = true;
         this.finish();
@@ -255,19 +261,35 @@ export class IdentConnection implements LiveNode<IdentConnection>, StreamReceive
 
   #handlerFailed(slot: Slot, error: unknown): void {
     const message = error instanceof Error ? error.message : String(error);
-    this.#hooks.onError(new IdentServerError('ERR_IDENT_HANDLER_FAILED', `handler failed for ${slot.query.serverPort}, ${slot.query.clientPort}: ${message}`, { cause: error }));
+    this.#hooks.onError(
+      new IdentServerError(
+        'ERR_IDENT_HANDLER_FAILED',
+        `handler failed for ${slot.query.serverPort}, ${slot.query.clientPort}: ${message}`,
+        { cause: error },
+      ),
+    );
     this.#settle(slot, UNKNOWN_ERROR);
   }
 
   /** The transaction's sink: validates, records, flushes. */
   #answer(slot: Slot, answer: IdentAnswer): boolean {
     if (slot.reply !== undefined) {
-      this.#hooks.onError(new IdentServerError('ERR_IDENT_DUPLICATE_REPLY', `second reply to ${slot.query.serverPort}, ${slot.query.clientPort} ignored`));
+      this.#hooks.onError(
+        new IdentServerError(
+          'ERR_IDENT_DUPLICATE_REPLY',
+          `second reply to ${slot.query.serverPort}, ${slot.query.clientPort} ignored`,
+        ),
+      );
       return false;
     }
     const violation = replyRuleViolation(answer);
     if (violation) {
-      this.#hooks.onError(new IdentServerError('ERR_IDENT_INVALID_REPLY', `reply to ${slot.query.serverPort}, ${slot.query.clientPort} not sent: ${violation}`));
+      this.#hooks.onError(
+        new IdentServerError(
+          'ERR_IDENT_INVALID_REPLY',
+          `reply to ${slot.query.serverPort}, ${slot.query.clientPort} not sent: ${violation}`,
+        ),
+      );
       answer = UNKNOWN_ERROR;
     }
     this.#settle(slot, answer);
@@ -353,7 +375,10 @@ export class IdentConnection implements LiveNode<IdentConnection>, StreamReceive
       if (slot.deadline > now) break;
       if (slot.reply !== undefined) continue;
       this.#hooks.onError(
-        new IdentServerError('ERR_IDENT_HANDLER_TIMEOUT', `no reply to ${slot.query.serverPort}, ${slot.query.clientPort} within ${this.#limits.queryDeadlineMs} ms; sent UNKNOWN-ERROR`),
+        new IdentServerError(
+          'ERR_IDENT_HANDLER_TIMEOUT',
+          `no reply to ${slot.query.serverPort}, ${slot.query.clientPort} within ${this.#limits.queryDeadlineMs} ms; sent UNKNOWN-ERROR`,
+        ),
       );
       slot.reply = formatReplyUnchecked(slot.query, UNKNOWN_ERROR);
     }

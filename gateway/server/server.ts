@@ -77,8 +77,13 @@ function idleSweepInterval(idleTimeoutMs: number): number {
 
 /** The one-line ERR_IDENT_BIND error for a listener that cannot bind: what failed and what to do. */
 export function bindError(target: ListenTarget, error: NodeJS.ErrnoException): IdentServerError {
-  if ('fd' in target) return new IdentServerError('ERR_IDENT_BIND', `cannot listen on file descriptor ${target.fd}: ${error.message}`, { cause: error });
-  const where = target.hostname.includes(':') ? `[${target.hostname}]:${target.port}` : `${target.hostname}:${target.port}`;
+  if ('fd' in target)
+    return new IdentServerError('ERR_IDENT_BIND', `cannot listen on file descriptor ${target.fd}: ${error.message}`, {
+      cause: error,
+    });
+  const where = target.hostname.includes(':')
+    ? `[${target.hostname}]:${target.port}`
+    : `${target.hostname}:${target.port}`;
   switch (error.code) {
     case 'EACCES':
       return new IdentServerError(
@@ -87,9 +92,15 @@ export function bindError(target: ListenTarget, error: NodeJS.ErrnoException): I
         { cause: error },
       );
     case 'EADDRINUSE':
-      return new IdentServerError('ERR_IDENT_BIND', `cannot listen on ${where}: the address is already in use (another identd running?)`, { cause: error });
+      return new IdentServerError(
+        'ERR_IDENT_BIND',
+        `cannot listen on ${where}: the address is already in use (another identd running?)`,
+        { cause: error },
+      );
     case 'EADDRNOTAVAIL':
-      return new IdentServerError('ERR_IDENT_BIND', `cannot listen on ${where}: no such local address on this host`, { cause: error });
+      return new IdentServerError('ERR_IDENT_BIND', `cannot listen on ${where}: no such local address on this host`, {
+        cause: error,
+      });
     default:
       return new IdentServerError('ERR_IDENT_BIND', `cannot listen on ${where}: ${error.message}`, { cause: error });
   }
@@ -115,7 +126,9 @@ export class IdentServer {
 
   constructor(options: IdentServerOptions = {}) {
     this.#options = options;
-    this.#targets = options.listen ?? [{ hostname: options.hostname ?? SERVER_DEFAULTS.hostname, port: options.port ?? SERVER_DEFAULTS.port }];
+    this.#targets = options.listen ?? [
+      { hostname: options.hostname ?? SERVER_DEFAULTS.hostname, port: options.port ?? SERVER_DEFAULTS.port },
+    ];
     if (this.#targets.length === 0) throw new TypeError('IdentServer needs at least one address to listen on');
     this.#limits = {
       idleTimeoutMs: options.idleTimeoutMs ?? SERVER_DEFAULTS.idleTimeoutMs,
@@ -128,8 +141,13 @@ export class IdentServer {
     this.#maxConnections = options.maxConnections ?? SERVER_DEFAULTS.maxConnections;
     this.#maxPerAddress = options.maxConnectionsPerAddress ?? SERVER_DEFAULTS.maxConnectionsPerAddress;
     const { hideErrors: _, ...numeric } = this.#limits;
-    for (const [name, value] of Object.entries({ ...numeric, maxConnections: this.#maxConnections, maxConnectionsPerAddress: this.#maxPerAddress })) {
-      if (!Number.isInteger(value) || value < 1) throw new RangeError(`IdentServer option ${name} must be a positive integer, got ${value}`);
+    for (const [name, value] of Object.entries({
+      ...numeric,
+      maxConnections: this.#maxConnections,
+      maxConnectionsPerAddress: this.#maxPerAddress,
+    })) {
+      if (!Number.isInteger(value) || value < 1)
+        throw new RangeError(`IdentServer option ${name} must be a positive integer, got ${value}`);
     }
   }
 
@@ -182,7 +200,14 @@ export class IdentServer {
       this.#transportKind = transport.kind;
       for (const target of this.#targets) {
         const listener = await transport
-          .listen(target, (stream, endpoints) => this.#accept(stream, endpoints), (error) => this.#report(new IdentServerError('ERR_IDENT_SOCKET', `listener error: ${error.message}`, { cause: error })))
+          .listen(
+            target,
+            (stream, endpoints) => this.#accept(stream, endpoints),
+            (error) =>
+              this.#report(
+                new IdentServerError('ERR_IDENT_SOCKET', `listener error: ${error.message}`, { cause: error }),
+              ),
+          )
           .catch((error: NodeJS.ErrnoException) => {
             throw error instanceof IdentServerError ? error : bindError(target, error);
           });
@@ -217,7 +242,8 @@ export class IdentServer {
     const address = endpoints.remoteAddress;
     const fromAddress = this.#perAddress.get(address) ?? 0;
     if (fromAddress >= this.#maxPerAddress) return this.#refuse(stream, 'per_address', address);
-    if (this.#connections.size >= this.#maxConnections && !this.#evictStalest()) return this.#refuse(stream, 'global', address);
+    if (this.#connections.size >= this.#maxConnections && !this.#evictStalest())
+      return this.#refuse(stream, 'global', address);
     this.#perAddress.set(address, fromAddress + 1);
     this.#connections.add(new IdentConnection(stream, endpoints, this.#limits, this.#hooks!));
   }

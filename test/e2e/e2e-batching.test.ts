@@ -38,12 +38,28 @@ describe('batching between the gateway and the worker', () => {
   it('answers 50 concurrent pipelined queries correctly with fewer HTTP requests than queries', async () => {
     const files = tempFiles();
     const worker = await startWorker(['--policy', files.policy(POLICY), '--secret-file', files.secret()]);
-    const gateway = await startServe(['--upstream', worker.url, '--secret-file', files.secret(), '--gateway-name', 'e2e-batch', '--metrics', '127.0.0.1:0', '--deadline', '10000', '--owner-lookup', 'off']);
+    const gateway = await startServe([
+      '--upstream',
+      worker.url,
+      '--secret-file',
+      files.secret(),
+      '--gateway-name',
+      'e2e-batch',
+      '--metrics',
+      '127.0.0.1:0',
+      '--deadline',
+      '10000',
+      '--owner-lookup',
+      'off',
+    ]);
     const [serving] = await waitForLog(gateway.cli, (line) => line.msg === 'identgate serving');
     const metricsPort = serving?.metricsPort;
     expect(metricsPort).toEqual(expect.any(Number));
 
-    const clients = Array.from({ length: CONNECTIONS }, () => new IdentClient({ hostname: '127.0.0.1', port: gateway.port, timeout: 15_000 }));
+    const clients = Array.from(
+      { length: CONNECTIONS },
+      () => new IdentClient({ hostname: '127.0.0.1', port: gateway.port, timeout: 15_000 }),
+    );
     onCleanup(() => Promise.all(clients.map((client) => client.close())).then(() => undefined));
     const asked: Promise<IdentResponse>[] = [];
     // Each client writes its queries back to back on its one connection (pipelining).
@@ -51,12 +67,16 @@ describe('batching between the gateway and the worker', () => {
     const responses = await Promise.all(asked);
 
     responses.forEach((response, i) => {
-      expect(response.raw).toBe(`${FIRST_SERVER_PORT + i}, ${3000 + i} : USERID : OTHER : user${FIRST_SERVER_PORT + i}`);
+      expect(response.raw).toBe(
+        `${FIRST_SERVER_PORT + i}, ${3000 + i} : USERID : OTHER : user${FIRST_SERVER_PORT + i}`,
+      );
     });
     // One log entry per HTTP request, listing its decisions: every query is there once.
     const entries = await waitForLog(
       worker.cli,
-      (line) => line.msg === 'decisions' && (line.decisions as { gateway: string }[]).every((decision) => decision.gateway === 'e2e-batch'),
+      (line) =>
+        line.msg === 'decisions' &&
+        (line.decisions as { gateway: string }[]).every((decision) => decision.gateway === 'e2e-batch'),
       { until: (found) => found.reduce((sum, line) => sum + (line.count as number), 0) >= QUERIES },
     );
     const logged = entries.flatMap((line) => (line.decisions as { id: string }[]).map((decision) => decision.id));

@@ -16,7 +16,11 @@ const POLICY = {
   rules: [
     { name: 'fixed-answer', match: { serverPort: 400, clientPort: 500 }, action: { userId: 'grimlock' } },
     { name: 'refuse-port', match: { serverPort: 401 }, action: { error: 'X-E2E-REFUSED' } },
-    { name: 'loopback-names', match: { clientAddress: ['127.0.0.0/8', '::1'] }, action: { reveal: 'name', ifUnknown: 'NO-USER' } },
+    {
+      name: 'loopback-names',
+      match: { clientAddress: ['127.0.0.0/8', '::1'] },
+      action: { reveal: 'name', ifUnknown: 'NO-USER' },
+    },
   ],
   default: { action: { error: 'HIDDEN-USER' } },
 };
@@ -47,12 +51,15 @@ describe('identgate serve --policy (embedded worker)', () => {
     expect(response.raw).toBe('401, 500 : ERROR : X-E2E-REFUSED');
   });
 
-  it("reveals the user name of the real owner of a held TCP connection, with opsys UNIX", async () => {
+  it('reveals the user name of the real owner of a held TCP connection, with opsys UNIX', async () => {
     const client = await gatewayClient();
     const held = await holdConnection();
     const expected = userInfo().username;
     // Both ends belong to this process: ask about each, with the port on the gateway's host first (RFC 1413).
-    const [listenerEnd, clientEnd] = await Promise.all([client.ident(held.listenerPort, held.clientPort), client.ident(held.clientPort, held.listenerPort)]);
+    const [listenerEnd, clientEnd] = await Promise.all([
+      client.ident(held.listenerPort, held.clientPort),
+      client.ident(held.clientPort, held.listenerPort),
+    ]);
     expect(listenerEnd.raw).toBe(`${held.listenerPort}, ${held.clientPort} : USERID : UNIX : ${expected}`);
     expect(clientEnd.raw).toBe(`${held.clientPort}, ${held.listenerPort} : USERID : UNIX : ${expected}`);
   });

@@ -26,14 +26,30 @@ const POLICY = {
   rules: [
     { name: 'fixed-answer', match: { serverPort: 400 }, action: { userId: 'grimlock' } },
     { name: 'other-gateways', match: { gateway: 'eu-*', serverPort: 402 }, action: { userId: 'not-this-gateway' } },
-    { name: 'this-gateway', match: { gateway: ['e2e', 'e2e-*'], serverPort: 402 }, action: { userId: 'e2e-gateway-user' }, opsys: 'UNIX' },
+    {
+      name: 'this-gateway',
+      match: { gateway: ['e2e', 'e2e-*'], serverPort: 402 },
+      action: { userId: 'e2e-gateway-user' },
+      opsys: 'UNIX',
+    },
   ],
   default: { action: { error: 'HIDDEN-USER' } },
 };
 
 async function setUp(deadlineMs: number, files: TempFiles = tempFiles()) {
   const worker = await startWorker(['--policy', files.policy(POLICY), '--secret-file', files.secret()]);
-  const gateway = await startServe(['--upstream', worker.url, '--secret-file', files.secret(), '--gateway-name', 'e2e', '--deadline', String(deadlineMs), '--owner-lookup', 'off']);
+  const gateway = await startServe([
+    '--upstream',
+    worker.url,
+    '--secret-file',
+    files.secret(),
+    '--gateway-name',
+    'e2e',
+    '--deadline',
+    String(deadlineMs),
+    '--owner-lookup',
+    'off',
+  ]);
   const client = new IdentClient({ hostname: '127.0.0.1', port: gateway.port, timeout: 10_000 });
   onCleanup(() => client.close());
   return { files, worker, gateway, client };
@@ -45,7 +61,9 @@ async function setUp(deadlineMs: number, files: TempFiles = tempFiles()) {
  * that is the deadline doing its job, not what these tests are about.
  */
 async function untilAnswered(client: IdentClient): Promise<void> {
-  await expect.poll(async () => (await client.ident(400, 500)).userId, { timeout: 15_000, interval: 200 }).toBe('grimlock');
+  await expect
+    .poll(async () => (await client.ident(400, 500)).userId, { timeout: 15_000, interval: 200 })
+    .toBe('grimlock');
 }
 
 /** Asks once and measures how long the answer took. */
@@ -58,7 +76,11 @@ async function timedIdent(client: IdentClient, serverPort: number, clientPort: n
 describe('identgate serve --upstream -> identgate worker', () => {
   it("answers with the worker's policy, matching a rule on the gateway's name", async () => {
     const { client } = await setUp(RELAXED_DEADLINE_MS);
-    const [fixed, byGateway, byDefault] = await Promise.all([client.ident(400, 500), client.ident(402, 600), client.ident(403, 600)]);
+    const [fixed, byGateway, byDefault] = await Promise.all([
+      client.ident(400, 500),
+      client.ident(402, 600),
+      client.ident(403, 600),
+    ]);
     expect(fixed.raw).toBe('400, 500 : USERID : OTHER : grimlock');
     expect(byGateway.raw).toBe('402, 600 : USERID : UNIX : e2e-gateway-user');
     expect(byDefault.raw).toBe('403, 600 : ERROR : HIDDEN-USER');
@@ -69,9 +91,17 @@ describe('identgate serve --upstream -> identgate worker', () => {
     await client.ident(402, 601);
     type Decision = { serverPort: number; clientPort: number };
     const asked = (decision: Decision) => decision.serverPort === 402 && decision.clientPort === 601;
-    const [line] = await waitForLog(worker.cli, (entry) => entry.msg === 'decisions' && (entry.decisions as Decision[]).some(asked));
+    const [line] = await waitForLog(
+      worker.cli,
+      (entry) => entry.msg === 'decisions' && (entry.decisions as Decision[]).some(asked),
+    );
     const decision = (line!.decisions as Decision[]).find(asked);
-    expect(decision).toMatchObject({ rule: 'this-gateway', gateway: 'e2e', answer: { type: 'USERID', userId: 'e2e-gateway-user' }, remoteAddress: '127.0.0.1' });
+    expect(decision).toMatchObject({
+      rule: 'this-gateway',
+      gateway: 'e2e',
+      answer: { type: 'USERID', userId: 'e2e-gateway-user' },
+      remoteAddress: '127.0.0.1',
+    });
   });
 
   it('answers UNKNOWN-ERROR within the deadline once the worker is killed', async () => {

@@ -39,7 +39,11 @@ function ensureTestUser(): { uid: number; gid: number } {
   const existing = lookup();
   if (existing) return existing;
   try {
-    execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', '--user-group', TEST_USER], { stdio: 'pipe' });
+    execFileSync(
+      'useradd',
+      ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', '--user-group', TEST_USER],
+      { stdio: 'pipe' },
+    );
   } catch (error) {
     // Another run may have created it meanwhile; only a still-missing user is an error.
     if (!lookup()) throw error;
@@ -67,7 +71,10 @@ async function listen(): Promise<net.Server> {
  * Runs node as the test user, connected to `listenerPort` and staying connected;
  * resolves with its local port and uid once the listener accepted it.
  */
-async function connectAsTestUser(user: { uid: number; gid: number }, listener: net.Server): Promise<{ child: ChildProcess; clientPort: number; uid: number }> {
+async function connectAsTestUser(
+  user: { uid: number; gid: number },
+  listener: net.Server,
+): Promise<{ child: ChildProcess; clientPort: number; uid: number }> {
   const listenerPort = (listener.address() as net.AddressInfo).port;
   const script = `
     const socket = require('node:net').connect({ host: '127.0.0.1', port: Number(process.argv[1]) }, () => {
@@ -75,10 +82,24 @@ async function connectAsTestUser(user: { uid: number; gid: number }, listener: n
     });
     socket.on('error', (error) => { console.error(error.message); process.exit(1); });`;
   const accepted = once(listener, 'connection');
-  const child = spawn('setpriv', ['--reuid', String(user.uid), '--regid', String(user.gid), '--clear-groups', process.execPath, '-e', script, String(listenerPort)], {
-    cwd: '/',
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+  const child = spawn(
+    'setpriv',
+    [
+      '--reuid',
+      String(user.uid),
+      '--regid',
+      String(user.gid),
+      '--clear-groups',
+      process.execPath,
+      '-e',
+      script,
+      String(listenerPort),
+    ],
+    {
+      cwd: '/',
+      stdio: ['ignore', 'pipe', 'pipe'],
+    },
+  );
   onCleanup(async () => {
     if (child.exitCode === null && child.signalCode === null) {
       child.kill('SIGKILL');
@@ -95,7 +116,9 @@ async function connectAsTestUser(user: { uid: number; gid: number }, listener: n
       if (end >= 0) resolve(stdout.slice(0, end));
     });
     // After the line arrived this rejection is ignored (the promise is settled).
-    child.once('close', (code) => reject(new Error(`the child running as ${TEST_USER} exited with ${code}: ${stderr}`)));
+    child.once('close', (code) =>
+      reject(new Error(`the child running as ${TEST_USER} exited with ${code}: ${stderr}`)),
+    );
   });
   await accepted;
   const { clientPort, uid } = JSON.parse(line) as { clientPort: number; uid: number };
@@ -140,7 +163,9 @@ describe('owner lookup of a connection held by another user', () => {
   it('finds no owner when the same ports are asked about from another address (127.0.0.2)', async () => {
     const { ask, held, listenerPort, gatewayLog } = await setUp();
     // Control: the connection exists and is found for its own peer.
-    expect((await ask('127.0.0.1')).raw, gatewayLog()).toBe(`${held.clientPort}, ${listenerPort} : USERID : UNIX : ${TEST_USER}`);
+    expect((await ask('127.0.0.1')).raw, gatewayLog()).toBe(
+      `${held.clientPort}, ${listenerPort} : USERID : UNIX : ${TEST_USER}`,
+    );
     const response = await ask('127.0.0.2');
     expect(response.raw, gatewayLog()).toBe(`${held.clientPort}, ${listenerPort} : ERROR : NO-USER`);
   });

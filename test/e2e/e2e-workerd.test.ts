@@ -21,7 +21,13 @@ import { freePort, onCleanup, startServe, tempFiles, type TempFiles } from './ha
 import { lookupRequest } from '../helpers/wire.js';
 
 const WRANGLER = join(dirname(createRequire(import.meta.url).resolve('wrangler/package.json')), 'bin', 'wrangler.js');
-const WRANGLER_ENV = { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false', NO_COLOR: '1', CI: '1' };
+const WRANGLER_ENV = {
+  ...process.env,
+  CLOUDFLARE_CF_FETCH_ENABLED: 'false',
+  WRANGLER_SEND_METRICS: 'false',
+  NO_COLOR: '1',
+  CI: '1',
+};
 /** wrangler dev bundles with esbuild and boots workerd: allow for a busy machine. */
 const WRANGLER_START_TIMEOUT_MS = 60_000;
 
@@ -30,7 +36,11 @@ const POLICY = {
   description: 'seeded into the local KV namespace by e2e-workerd.test.ts',
   rules: [
     { name: 'seeded-fixed', match: { serverPort: 400, clientPort: 500 }, action: { userId: 'seeded-in-kv' } },
-    { name: 'seeded-gateway', match: { gateway: 'e2e-workerd', serverPort: 401 }, action: { error: 'X-SEEDED-GATEWAY' } },
+    {
+      name: 'seeded-gateway',
+      match: { gateway: 'e2e-workerd', serverPort: 401 },
+      action: { error: 'X-SEEDED-GATEWAY' },
+    },
     { name: 'seeded-names', match: { ownerKnown: true }, action: { reveal: 'name' } },
   ],
   default: { action: { error: 'X-SEEDED-DEFAULT' } },
@@ -39,7 +49,11 @@ const POLICY = {
 /** Runs a wrangler command to completion. */
 function wrangler(args: string[], timeoutMs = 60_000): Promise<string> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [WRANGLER, ...args], { cwd: ROOT, env: WRANGLER_ENV, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [WRANGLER, ...args], {
+      cwd: ROOT,
+      env: WRANGLER_ENV,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let output = '';
     child.stdout.on('data', (chunk) => (output += chunk));
     child.stderr.on('data', (chunk) => (output += chunk));
@@ -83,9 +97,24 @@ interface WranglerDev {
 /** Starts `wrangler dev` in its own process group and resolves once GET /healthz answers. */
 async function startWranglerDev(files: TempFiles, persistTo: string): Promise<WranglerDev> {
   const [port, inspectorPort] = [await freePort(), await freePort()];
-  const args = ['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(inspectorPort), '--persist-to', persistTo];
+  const args = [
+    'dev',
+    '--ip',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--inspector-port',
+    String(inspectorPort),
+    '--persist-to',
+    persistTo,
+  ];
   args.push('--var', `IDENTGATE_SECRETS:${files.secretValue}`, '--show-interactive-dev-session=false');
-  const child = spawn(process.execPath, [WRANGLER, ...args], { cwd: ROOT, env: WRANGLER_ENV, detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(process.execPath, [WRANGLER, ...args], {
+    cwd: ROOT,
+    env: WRANGLER_ENV,
+    detached: true,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   // If the test runner dies, do not leave workerd behind.
   const onExit = () => {
     try {
@@ -101,7 +130,10 @@ async function startWranglerDev(files: TempFiles, persistTo: string): Promise<Wr
   child.stderr!.on('data', (chunk) => (output += chunk));
   const url = `http://127.0.0.1:${port}`;
   const ready = new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`wrangler dev not ready within ${WRANGLER_START_TIMEOUT_MS} ms:\n${output}`)), WRANGLER_START_TIMEOUT_MS);
+    const timer = setTimeout(
+      () => reject(new Error(`wrangler dev not ready within ${WRANGLER_START_TIMEOUT_MS} ms:\n${output}`)),
+      WRANGLER_START_TIMEOUT_MS,
+    );
     const check = () => {
       if (!output.includes(`Ready on ${url}`)) return;
       clearTimeout(timer);
@@ -128,7 +160,6 @@ async function startWranglerDev(files: TempFiles, persistTo: string): Promise<Wr
   return { child, url, output: () => output };
 }
 
-
 describe('identgate serve --upstream -> wrangler dev (workerd)', () => {
   let files: TempFiles;
   let dev: WranglerDev | undefined;
@@ -136,7 +167,19 @@ describe('identgate serve --upstream -> wrangler dev (workerd)', () => {
   beforeAll(async () => {
     files = tempFiles({ removeAfterTest: false });
     const persistTo = join(files.dir, 'wrangler-state');
-    await wrangler(['kv', 'key', 'put', 'policy', '--binding', 'POLICY', '--local', '--persist-to', persistTo, '--path', files.policy(POLICY)]);
+    await wrangler([
+      'kv',
+      'key',
+      'put',
+      'policy',
+      '--binding',
+      'POLICY',
+      '--local',
+      '--persist-to',
+      persistTo,
+      '--path',
+      files.policy(POLICY),
+    ]);
     dev = await startWranglerDev(files, persistTo);
   }, WRANGLER_START_TIMEOUT_MS * 2);
 
@@ -146,10 +189,25 @@ describe('identgate serve --upstream -> wrangler dev (workerd)', () => {
   }, 30_000);
 
   it('answers ident queries from the policy seeded in the local KV namespace', async () => {
-    const gateway = await startServe(['--upstream', dev!.url, '--secret-file', files.secret(), '--gateway-name', 'e2e-workerd', '--owner-lookup', 'off', '--deadline', '10000']);
+    const gateway = await startServe([
+      '--upstream',
+      dev!.url,
+      '--secret-file',
+      files.secret(),
+      '--gateway-name',
+      'e2e-workerd',
+      '--owner-lookup',
+      'off',
+      '--deadline',
+      '10000',
+    ]);
     const client = new IdentClient({ hostname: '127.0.0.1', port: gateway.port, timeout: 20_000 });
     onCleanup(() => client.close());
-    const [fixed, byGateway, byDefault] = await Promise.all([client.ident(400, 500), client.ident(401, 500), client.ident(402, 500)]);
+    const [fixed, byGateway, byDefault] = await Promise.all([
+      client.ident(400, 500),
+      client.ident(401, 500),
+      client.ident(402, 500),
+    ]);
     expect(fixed.raw).toBe('400, 500 : USERID : OTHER : seeded-in-kv');
     expect(byGateway.raw).toBe('401, 500 : ERROR : X-SEEDED-GATEWAY');
     expect(byDefault.raw).toBe('402, 500 : ERROR : X-SEEDED-DEFAULT');
@@ -168,10 +226,18 @@ describe('identgate serve --upstream -> wrangler dev (workerd)', () => {
 
   it('answers a signed lookup once and refuses the same signed request replayed with 401 replayed_signature', async () => {
     const body = JSON.stringify(lookupRequest('replay-1'));
-    const headers = { 'content-type': 'application/json', ...(await signatureHeaders([files.secretValue], 'POST', ROUTES.lookup, body)) };
+    const headers = {
+      'content-type': 'application/json',
+      ...(await signatureHeaders([files.secretValue], 'POST', ROUTES.lookup, body)),
+    };
     const first = await fetch(`${dev!.url}${ROUTES.lookup}`, { method: 'POST', headers, body });
     expect(first.status).toBe(200);
-    expect(await first.json()).toEqual({ v: 1, id: 'replay-1', answer: { type: 'USERID', opsys: 'UNIX', userId: 'alice' }, rule: 'seeded-names' });
+    expect(await first.json()).toEqual({
+      v: 1,
+      id: 'replay-1',
+      answer: { type: 'USERID', opsys: 'UNIX', userId: 'alice' },
+      rule: 'seeded-names',
+    });
     const replayed = await fetch(`${dev!.url}${ROUTES.lookup}`, { method: 'POST', headers, body });
     expect(replayed.status).toBe(401);
     expect(await replayed.json()).toEqual({ error: { code: 'replayed_signature', message: expect.any(String) } });

@@ -85,7 +85,9 @@ export interface RunningGatewayProcess {
 
 /** Starts `identgate serve --listen 127.0.0.1:0 ARGS...` and waits until it accepts queries. */
 export async function startServe(args: string[]): Promise<RunningGatewayProcess> {
-  const cli = await startCli(['serve', '--listen', '127.0.0.1:0', ...args], SERVE_READY, { timeoutMs: START_TIMEOUT_MS });
+  const cli = await startCli(['serve', '--listen', '127.0.0.1:0', ...args], SERVE_READY, {
+    timeoutMs: START_TIMEOUT_MS,
+  });
   return { cli, port: listeningPort(cli.stdout()) };
 }
 
@@ -121,7 +123,11 @@ export function logLines(cli: LongRunning): Record<string, unknown>[] {
 export function waitForLog(
   cli: LongRunning,
   predicate: (line: Record<string, unknown>) => boolean,
-  { count = 1, timeoutMs = 10_000, until }: { count?: number; timeoutMs?: number; until?: (found: Record<string, unknown>[]) => boolean } = {},
+  {
+    count = 1,
+    timeoutMs = 10_000,
+    until,
+  }: { count?: number; timeoutMs?: number; until?: (found: Record<string, unknown>[]) => boolean } = {},
 ): Promise<Record<string, unknown>[]> {
   return new Promise((resolve, reject) => {
     const stream = cli.child.stderr!;

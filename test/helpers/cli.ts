@@ -17,16 +17,26 @@ export interface RunResult {
 }
 
 /** `cli`: another build's dist/gateway/cli/main.js (default: this checkout's). */
-export function runCli(args: string[], options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cli?: string } = {}): Promise<RunResult> {
+export function runCli(
+  args: string[],
+  options: { timeoutMs?: number; env?: NodeJS.ProcessEnv; cli?: string } = {},
+): Promise<RunResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [options.cli ?? CLI, ...args], { cwd: ROOT, env: { ...process.env, ...options.env } });
+    const child = spawn(process.execPath, [options.cli ?? CLI, ...args], {
+      cwd: ROOT,
+      env: { ...process.env, ...options.env },
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (chunk) => (stdout += chunk));
     child.stderr.on('data', (chunk) => (stderr += chunk));
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
-      reject(new Error(`identgate ${args.join(' ')} did not exit within ${options.timeoutMs ?? 15_000} ms; stderr: ${stderr}`));
+      reject(
+        new Error(
+          `identgate ${args.join(' ')} did not exit within ${options.timeoutMs ?? 15_000} ms; stderr: ${stderr}`,
+        ),
+      );
     }, options.timeoutMs ?? 15_000);
     child.on('close', (code) => {
       clearTimeout(timer);
@@ -49,15 +59,30 @@ export interface LongRunning {
 }
 
 /** Starts a long-running command and resolves once its stdout matches `ready`. */
-export async function startCli(args: string[], ready: RegExp, options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cli?: string } = {}): Promise<LongRunning> {
-  const child = spawn(process.execPath, [options.cli ?? CLI, ...args], { cwd: ROOT, env: { ...process.env, ...options.env } });
+export async function startCli(
+  args: string[],
+  ready: RegExp,
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number; cli?: string } = {},
+): Promise<LongRunning> {
+  const child = spawn(process.execPath, [options.cli ?? CLI, ...args], {
+    cwd: ROOT,
+    env: { ...process.env, ...options.env },
+  });
   children.push(child);
   let stdout = '';
   let stderr = '';
   child.stderr.on('data', (chunk) => (stderr += chunk));
   const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`identgate ${args.join(' ')} not ready within ${options.timeoutMs ?? 15_000} ms; stderr: ${stderr}`)), options.timeoutMs ?? 15_000);
+    const timer = setTimeout(
+      () =>
+        reject(
+          new Error(
+            `identgate ${args.join(' ')} not ready within ${options.timeoutMs ?? 15_000} ms; stderr: ${stderr}`,
+          ),
+        ),
+      options.timeoutMs ?? 15_000,
+    );
     child.stdout.on('data', (chunk) => {
       stdout += chunk;
       if (ready.test(stdout)) {
@@ -75,7 +100,8 @@ export async function startCli(args: string[], ready: RegExp, options: { env?: N
 
 /** Port of the first "listening on ADDR:PORT" the CLI printed. */
 export function listeningPort(stdout: string): number {
-  const match = /listening on (?:\[[^\]]+\]|[^:\s]+):(\d+)/.exec(stdout) ?? /listening on http:\/\/[^\s]+:(\d+)/.exec(stdout);
+  const match =
+    /listening on (?:\[[^\]]+\]|[^:\s]+):(\d+)/.exec(stdout) ?? /listening on http:\/\/[^\s]+:(\d+)/.exec(stdout);
   if (!match) throw new Error(`no port in ${JSON.stringify(stdout)}`);
   return Number(match[1]);
 }

@@ -31,7 +31,9 @@ export function closedAfterTest(resolver: Resolver): Resolver {
 /** An embedded resolver over `app` (closed after the test) and the causes of the failures it reports. */
 export function embeddedWithReports(app: FetchApp): { resolver: Resolver; causes: FailureCause[] } {
   const causes: FailureCause[] = [];
-  const resolver = closedAfterTest(createEmbeddedResolver({ app, deadlineMs: DEADLINE_MS, onFailure: (cause) => causes.push(cause) }));
+  const resolver = closedAfterTest(
+    createEmbeddedResolver({ app, deadlineMs: DEADLINE_MS, onFailure: (cause) => causes.push(cause) }),
+  );
   return { resolver, causes };
 }
 

@@ -72,7 +72,10 @@ export async function connectRaw(port: number, host = '127.0.0.1', localAddress?
       await Promise.race([
         ended,
         new Promise((_, reject) => {
-          timer = setTimeout(() => reject(new Error(`server did not close; got ${JSON.stringify(received)}`)), timeoutMs);
+          timer = setTimeout(
+            () => reject(new Error(`server did not close; got ${JSON.stringify(received)}`)),
+            timeoutMs,
+          );
         }),
       ]);
       clearTimeout(timer);

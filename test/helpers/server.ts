@@ -1,6 +1,11 @@
 /** Starts an IdentServer on an ephemeral loopback port for a test and stops it afterwards. */
 import { afterEach } from 'vitest';
-import { IdentServer, type IdentHandler, type IdentServerError, type IdentServerOptions } from '../../gateway/server/server.js';
+import {
+  IdentServer,
+  type IdentHandler,
+  type IdentServerError,
+  type IdentServerOptions,
+} from '../../gateway/server/server.js';
 
 /** The transports every IdentServer behaviour test runs under, named explicitly (not 'auto'). */
 export const TRANSPORTS = ['native', 'node'] as const;
@@ -19,7 +24,12 @@ export interface TestServer {
 
 export async function startServer(handler: IdentHandler, options: IdentServerOptions = {}): Promise<TestServer> {
   const errors: IdentServerError[] = [];
-  const server = new IdentServer({ hostname: '127.0.0.1', port: 0, onError: (error) => errors.push(error), ...options });
+  const server = new IdentServer({
+    hostname: '127.0.0.1',
+    port: 0,
+    onError: (error) => errors.push(error),
+    ...options,
+  });
   await server.start(handler);
   running.push(server);
   return { server, port: server.port, errors };

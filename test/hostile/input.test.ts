@@ -8,7 +8,17 @@ import { randomBytes } from 'node:crypto';
 import { describe, expect, it } from 'vitest';
 import { connectRaw } from '../helpers/raw-peer.js';
 import { grimlock, startServer, TRANSPORTS } from '../helpers/server.js';
-import { connectFrom, expectDocumentedCodes, expectNoEcho, expectServing, guardEscapes, loopbackRange, probe, PROBE_REPLY, replyLines } from './support.js';
+import {
+  connectFrom,
+  expectDocumentedCodes,
+  expectNoEcho,
+  expectServing,
+  guardEscapes,
+  loopbackRange,
+  probe,
+  PROBE_REPLY,
+  replyLines,
+} from './support.js';
 
 guardEscapes();
 
@@ -37,7 +47,13 @@ describe.each(TRANSPORTS)('IdentServer under hostile input (%s transport)', (tra
       if (line.length > 0 && line[line.length - 1] === 0x0d) line[line.length - 1] = 0xff;
       junk.push(line);
     }
-    junk.push(octets('\x00\x00\x00\x00'), octets('\xff'.repeat(999)), Buffer.from('\ufeff400, 500', 'utf16le'), Buffer.from('400, 500', 'utf16le'), Buffer.from('400, 500\u2028', 'utf8'));
+    junk.push(
+      octets('\x00\x00\x00\x00'),
+      octets('\xff'.repeat(999)),
+      Buffer.from('\ufeff400, 500', 'utf16le'),
+      Buffer.from('400, 500', 'utf16le'),
+      Buffer.from('400, 500\u2028', 'utf8'),
+    );
     const replies = await sendLines(port, junk);
     expect(replies.slice(-5)).toEqual(Array(5).fill('0, 0 : ERROR : INVALID-PORT'));
     expect(replies.filter((reply) => !reply.endsWith('INVALID-PORT'))).toEqual([]);
@@ -102,7 +118,10 @@ describe.each(TRANSPORTS)('IdentServer under hostile input (%s transport)', (tra
 
   it('keeps answering other clients within a second while two connections pour in 64 KB of empty lines each', async () => {
     const { port, errors } = await startServer(grimlock, { transport });
-    const flooders = await Promise.all([connectRaw(port, '127.0.0.1', '127.0.0.2'), connectRaw(port, '127.0.0.1', '127.0.0.3')]);
+    const flooders = await Promise.all([
+      connectRaw(port, '127.0.0.1', '127.0.0.2'),
+      connectRaw(port, '127.0.0.1', '127.0.0.3'),
+    ]);
     for (const flooder of flooders) flooder.write(Buffer.alloc(65_536, 0x0a));
     // Probes every 50 ms while the floods are processed: each must be answered within a second.
     const latencies: number[] = [];
@@ -175,7 +194,20 @@ describe.each(TRANSPORTS)('IdentServer under hostile input (%s transport)', (tra
 
   it('answers long zero-padded numbers by value, never by their text', async () => {
     const { port, errors } = await startServer(grimlock, { transport });
-    const lines = ['0000000000001, 2', '00400, 00500', '000400, 500', '400, 0000000000000000000000500', '99999999999, 1', '65536, 1', '0, 1', '-1, 2', '+1, 2', '1e3, 2', '0x10, 2', '1.0, 2'];
+    const lines = [
+      '0000000000001, 2',
+      '00400, 00500',
+      '000400, 500',
+      '400, 0000000000000000000000500',
+      '99999999999, 1',
+      '65536, 1',
+      '0, 1',
+      '-1, 2',
+      '+1, 2',
+      '1e3, 2',
+      '0x10, 2',
+      '1.0, 2',
+    ];
     expect(await sendLines(port, lines.map(octets))).toEqual([
       '0, 0 : ERROR : INVALID-PORT',
       PROBE_REPLY,
@@ -196,7 +228,16 @@ describe.each(TRANSPORTS)('IdentServer under hostile input (%s transport)', (tra
 
   it('does not take Unicode digits or full-width commas for ports', async () => {
     const { port, errors } = await startServer(grimlock, { transport });
-    const lines = ['４００, ５００', '٤٠٠, ٥٠٠', '४००, ५००', '400， 500', '⁴⁰⁰, ⁵⁰⁰', '400,\u00a0500', '\u2007400, 500', '400\u200b, 500'].map((line) => Buffer.from(line, 'utf8'));
+    const lines = [
+      '４００, ５００',
+      '٤٠٠, ٥٠٠',
+      '४००, ५००',
+      '400， 500',
+      '⁴⁰⁰, ⁵⁰⁰',
+      '400,\u00a0500',
+      '\u2007400, 500',
+      '400\u200b, 500',
+    ].map((line) => Buffer.from(line, 'utf8'));
     expect(await sendLines(port, lines)).toEqual(Array(lines.length).fill('0, 0 : ERROR : INVALID-PORT'));
     await expectServing(port);
     expect(errors).toEqual([]);
@@ -206,7 +247,9 @@ describe.each(TRANSPORTS)('IdentServer under hostile input (%s transport)', (tra
     const { port, errors } = await startServer(grimlock, { transport });
     const padded = `${' '.repeat(498)}1,2${'\t'.repeat(499)}`;
     expect(padded).toHaveLength(1000);
-    expect(await sendLines(port, [octets(padded), octets(`${' '.repeat(200)}400 ,${' '.repeat(200)}500${' '.repeat(200)}`)])).toEqual(['1, 2 : ERROR : NO-USER', PROBE_REPLY]);
+    expect(
+      await sendLines(port, [octets(padded), octets(`${' '.repeat(200)}400 ,${' '.repeat(200)}500${' '.repeat(200)}`)]),
+    ).toEqual(['1, 2 : ERROR : NO-USER', PROBE_REPLY]);
     const peer = await connectRaw(port);
     peer.write(`${' '.repeat(500)}1,2${' '.repeat(500)}\r\n`);
     expect(await peer.closed()).toBe('');

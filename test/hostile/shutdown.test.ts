@@ -9,7 +9,14 @@ import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { connectRaw } from '../helpers/raw-peer.js';
 import { startServer, TRANSPORTS } from '../helpers/server.js';
-import { expectDocumentedCodes, guardEscapes, loopbackRange, PROBE_REPLY, replyLines, startCliServer } from './support.js';
+import {
+  expectDocumentedCodes,
+  guardEscapes,
+  loopbackRange,
+  PROBE_REPLY,
+  replyLines,
+  startCliServer,
+} from './support.js';
 
 guardEscapes();
 
@@ -29,7 +36,9 @@ describe.each(TRANSPORTS)('IdentServer shutdown under load (%s transport)', (tra
     const busy = await Promise.all(loopbackRange(2, 21).map((address) => connectRaw(port, '127.0.0.1', address)));
     busy.forEach((peer, i) => peer.write(`${i + 1}, 113\r\n`));
     const idle = await Promise.all(loopbackRange(2, 21).map((address) => connectRaw(port, '127.0.0.1', address)));
-    const halfWritten = await Promise.all(loopbackRange(2, 11).map((address) => connectRaw(port, '127.0.0.1', address)));
+    const halfWritten = await Promise.all(
+      loopbackRange(2, 11).map((address) => connectRaw(port, '127.0.0.1', address)),
+    );
     for (const peer of halfWritten) peer.write('400, 5');
     await expect.poll(() => started).toBe(20);
 
@@ -49,7 +58,10 @@ describe.each(TRANSPORTS)('IdentServer shutdown under load (%s transport)', (tra
   });
 
   it('drops a client that never reads its replies once the grace runs out, and still stops', async () => {
-    const { server, port, errors } = await startServer((tx) => tx.replyWithUser('x'.repeat(400)), { transport, maxQueriesPerConnection: 1_000_000 });
+    const { server, port, errors } = await startServer((tx) => tx.replyWithUser('x'.repeat(400)), {
+      transport,
+      maxQueriesPerConnection: 1_000_000,
+    });
     const hog = net.connect({ port, host: '127.0.0.1' });
     hog.on('error', () => {});
     await new Promise((resolve) => hog.once('connect', resolve));
@@ -73,9 +85,18 @@ describe.each(TRANSPORTS)('IdentServer shutdown under load (%s transport)', (tra
   });
 
   it('identgate serve exits 0 within its grace on SIGTERM with idle, half-written and never-reading clients', async () => {
-    const { serve, port } = await startCliServer(['--transport', transport, '--shutdown-grace', '1500', '--max-queries', '1000000']);
+    const { serve, port } = await startCliServer([
+      '--transport',
+      transport,
+      '--shutdown-grace',
+      '1500',
+      '--max-queries',
+      '1000000',
+    ]);
     const idle = await Promise.all(loopbackRange(2, 21).map((address) => connectRaw(port, '127.0.0.1', address)));
-    const halfWritten = await Promise.all(loopbackRange(2, 11).map((address) => connectRaw(port, '127.0.0.1', address)));
+    const halfWritten = await Promise.all(
+      loopbackRange(2, 11).map((address) => connectRaw(port, '127.0.0.1', address)),
+    );
     for (const peer of halfWritten) peer.write('400, 5');
     const answered = await connectRaw(port, '127.0.0.1', '127.0.0.30');
     answered.write('400, 500\r\n');

@@ -62,7 +62,10 @@ export function expectNoEcho(request: Uint8Array, reply: string): void {
   if (!match) return;
   if (match[1] === '0' && match[2] === '0') return;
   const loose = /^[ \t]*(\d+)[ \t]*,[ \t]*(\d+)[ \t]*$/.exec(Buffer.from(request).toString('latin1'));
-  expect(loose, `INVALID-PORT ports ${match[1]}, ${match[2]} for a line that is not two numbers: ${JSON.stringify(Buffer.from(request).toString('latin1'))}`).not.toBeNull();
+  expect(
+    loose,
+    `INVALID-PORT ports ${match[1]}, ${match[2]} for a line that is not two numbers: ${JSON.stringify(Buffer.from(request).toString('latin1'))}`,
+  ).not.toBeNull();
   expect(`${Number(loose![1])}, ${Number(loose![2])}`).toBe(`${match[1]}, ${match[2]}`);
   // Re-formatted, not copied: no leading zeros survive.
   expect(match[1]).toMatch(/^(0|[1-9]\d*)$/);
@@ -77,14 +80,25 @@ export interface ProbeResult {
 }
 
 /** One fresh legitimate query "400, 500" on its own connection; rejects after `timeoutMs`. */
-export async function probe(port: number, { host = '127.0.0.1', localAddress, timeoutMs = 1_000 }: { host?: string; localAddress?: string; timeoutMs?: number } = {}): Promise<ProbeResult> {
+export async function probe(
+  port: number,
+  {
+    host = '127.0.0.1',
+    localAddress,
+    timeoutMs = 1_000,
+  }: { host?: string; localAddress?: string; timeoutMs?: number } = {},
+): Promise<ProbeResult> {
   const started = performance.now();
   const socket = net.connect({ port, host, ...(localAddress ? { localAddress } : {}) });
   socket.setNoDelay(true);
   let received = '';
   try {
     return await new Promise<ProbeResult>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no reply to a legitimate query within ${timeoutMs} ms; got ${JSON.stringify(received)}`)), timeoutMs);
+      const timer = setTimeout(
+        () =>
+          reject(new Error(`no reply to a legitimate query within ${timeoutMs} ms; got ${JSON.stringify(received)}`)),
+        timeoutMs,
+      );
       socket.on('error', (error) => {
         clearTimeout(timer);
         reject(error);
@@ -116,7 +130,8 @@ export async function expectServing(port: number, localAddress = '127.0.0.250', 
 
 /** Every fault the server reported carries a documented code. */
 export function expectDocumentedCodes(errors: readonly IdentServerError[]): void {
-  for (const error of errors) expect(DOCUMENTED_CODES.has(error.code), `undocumented onError code ${error.code}: ${error.message}`).toBe(true);
+  for (const error of errors)
+    expect(DOCUMENTED_CODES.has(error.code), `undocumented onError code ${error.code}: ${error.message}`).toBe(true);
 }
 
 /**
@@ -137,7 +152,10 @@ export function guardEscapes(): void {
   });
   afterEach(() => {
     const seen = escaped.splice(0);
-    expect(seen.map((e) => (e instanceof Error ? e.stack : String(e))), 'an exception escaped').toEqual([]);
+    expect(
+      seen.map((e) => (e instanceof Error ? e.stack : String(e))),
+      'an exception escaped',
+    ).toEqual([]);
   });
 }
 
@@ -158,7 +176,12 @@ export function loopbackRange(first: number, last: number): string[] {
  * Opens `count` sockets round-robin over `addresses`, at most `parallel`
  * connects at a time. Sockets the server refuses or evicts simply close.
  */
-export async function openMany(port: number, count: number, addresses: readonly string[], parallel = 100): Promise<net.Socket[]> {
+export async function openMany(
+  port: number,
+  count: number,
+  addresses: readonly string[],
+  parallel = 100,
+): Promise<net.Socket[]> {
   const sockets: net.Socket[] = [];
   let next = 0;
   const worker = async () => {
@@ -187,8 +210,14 @@ export function percentile(values: readonly number[], p: number): number {
 const READY = /listening on .*\n.*\n/;
 
 /** Starts the real `identgate serve --reply USERID` (grimlock) on an ephemeral loopback port, logging errors only. */
-export async function startCliServer(extra: string[] = [], userId = 'grimlock'): Promise<{ serve: LongRunning; port: number; pid: number }> {
-  const serve = await startCli(['serve', '--listen', '127.0.0.1:0', '--reply', userId, '--log-level', 'error', ...extra], READY);
+export async function startCliServer(
+  extra: string[] = [],
+  userId = 'grimlock',
+): Promise<{ serve: LongRunning; port: number; pid: number }> {
+  const serve = await startCli(
+    ['serve', '--listen', '127.0.0.1:0', '--reply', userId, '--log-level', 'error', ...extra],
+    READY,
+  );
   return { serve, port: listeningPort(serve.stdout()), pid: serve.child.pid! };
 }
 
@@ -216,14 +245,21 @@ afterEach(() => {
  * this process's measurements) and resolves once every connection is engaged.
  */
 export async function startAttack(port: number, args: string[], timeoutMs = 15_000): Promise<Attack> {
-  const child = spawn(process.execPath, [`${ROOT}bench/attack.mjs`, '--port', String(port), '--seconds', '60', ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(
+    process.execPath,
+    [`${ROOT}bench/attack.mjs`, '--port', String(port), '--seconds', '60', ...args],
+    { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] },
+  );
   attackers.push(child);
   let stdout = '';
   let stderr = '';
   child.stderr!.on('data', (chunk) => (stderr += chunk));
   const exited = new Promise<void>((resolve) => child.on('close', () => resolve()));
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`attack ${args.join(' ')} not engaged within ${timeoutMs} ms; stderr: ${stderr}`)), timeoutMs);
+    const timer = setTimeout(
+      () => reject(new Error(`attack ${args.join(' ')} not engaged within ${timeoutMs} ms; stderr: ${stderr}`)),
+      timeoutMs,
+    );
     child.stdout!.on('data', (chunk) => {
       stdout += chunk;
       if (stdout.includes('engaged\n')) {

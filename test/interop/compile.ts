@@ -28,7 +28,9 @@ export async function builtRoot(): Promise<string> {
   try {
     await access(join(root, 'gateway/server.js'), constants.R_OK);
   } catch {
-    throw new Error(`${root}/gateway/server.js is missing; run "npm run build" first (npm test and npm run test:interop do it)`);
+    throw new Error(
+      `${root}/gateway/server.js is missing; run "npm run build" first (npm test and npm run test:interop do it)`,
+    );
   }
   return root;
 }
@@ -44,7 +46,15 @@ export async function builtRoot(): Promise<string> {
 export async function compileC(name: string, libraries: readonly string[]): Promise<string> {
   const outDir = await mkdtemp(join(tmpdir(), `identgate-${name}-`));
   const executable = join(outDir, name);
-  const args = ['-Wall', '-Wextra', '-O1', '-o', executable, join(PEERS_DIR, `${name}.c`), ...libraries.map((library) => `-l${library}`)];
+  const args = [
+    '-Wall',
+    '-Wextra',
+    '-O1',
+    '-o',
+    executable,
+    join(PEERS_DIR, `${name}.c`),
+    ...libraries.map((library) => `-l${library}`),
+  ];
   const result = await run('cc', args, { timeoutMs: 60_000 });
   if (result.code !== 0) throw new Error(`cc ${args.join(' ')} failed (exit ${result.code}):\n${result.stderr}`);
   return executable;

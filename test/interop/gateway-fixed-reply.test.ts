@@ -8,7 +8,14 @@
  * up. See gateway-scenario.ts for how a scenario runs.
  */
 import { beforeAll, describe, expect, it } from 'vitest';
-import { ensureTestUser, fieldsOf, requireBuiltGateway, runGatewayScenario, stepOf, type TestUser } from './gateway-scenario.js';
+import {
+  ensureTestUser,
+  fieldsOf,
+  requireBuiltGateway,
+  runGatewayScenario,
+  stepOf,
+  type TestUser,
+} from './gateway-scenario.js';
 import { NETNS_TOOLS, requireTools } from './netns.js';
 
 const FIXED_NAME = 'interop-fixed';
@@ -28,7 +35,11 @@ beforeAll(async () => {
 
 describe('Net::Ident asking identgate serve --reply on port 113', () => {
   it('is told the fixed name with opsys OTHER for a connection it accepted', async () => {
-    const report = await runGatewayScenario({ gatewayArgs: ['--reply', FIXED_NAME], user, steps: [{ client: 'net-ident-accept' }] });
+    const report = await runGatewayScenario({
+      gatewayArgs: ['--reply', FIXED_NAME],
+      user,
+      steps: [{ client: 'net-ident-accept' }],
+    });
     const step = stepOf(report, 0);
     expect(step.stderr).toBe('');
     expect(step.code).toBe(0);
@@ -39,9 +50,15 @@ describe('Net::Ident asking identgate serve --reply on port 113', () => {
   });
 
   it('is told the same fixed name about ports between which no connection exists', async () => {
-    const report = await runGatewayScenario({ gatewayArgs: ['--reply', FIXED_NAME], user, steps: [{ client: 'net-ident-ports', connection: 'absent' }] });
+    const report = await runGatewayScenario({
+      gatewayArgs: ['--reply', FIXED_NAME],
+      user,
+      steps: [{ client: 'net-ident-ports', connection: 'absent' }],
+    });
     const step = stepOf(report, 0);
     expect(step.code).toBe(0);
-    expect(step.stdout, report.gateway.stderr).toBe(`CONN\t${report.absent.serverPort}\t${report.absent.clientPort}\t0\nUSERID\tOTHER\t${FIXED_NAME}\n`);
+    expect(step.stdout, report.gateway.stderr).toBe(
+      `CONN\t${report.absent.serverPort}\t${report.absent.clientPort}\t0\nUSERID\tOTHER\t${FIXED_NAME}\n`,
+    );
   });
 });

@@ -91,20 +91,26 @@ describe(`real clients asking identgate serve on port 113 about a connection hel
     expect(report.gateway.stdout).toContain('owner lookup: sock_diag');
   });
 
-  it('tells Net::Ident the name when it asks with the held connection\'s ports (lookupFromInAddr)', async () => {
+  it("tells Net::Ident the name when it asks with the held connection's ports (lookupFromInAddr)", async () => {
     const report = await ownerScenario([{ client: 'net-ident-ports', connection: 'held' }]);
     const step = stepOf(report, 0);
     expect(step.code).toBe(0);
     expect(report.held.uid).toBe(user.uid);
-    expect(fieldsOf(step.stdout, 'CONN')).toEqual([String(report.held.serverPort), String(report.held.clientPort), '0']);
+    expect(fieldsOf(step.stdout, 'CONN')).toEqual([
+      String(report.held.serverPort),
+      String(report.held.clientPort),
+      '0',
+    ]);
     expect(fieldsOf(step.stdout, 'USERID'), report.gateway.stderr).toEqual(['UNIX', TEST_USER]);
   });
 
-  it('tells libident (id_query with the held connection\'s ports) the name', async () => {
+  it("tells libident (id_query with the held connection's ports) the name", async () => {
     const report = await ownerScenario([{ client: 'libident-query', connection: 'held' }]);
     const step = stepOf(report, 0);
     const { serverPort, clientPort } = report.held;
-    expect(step.stdout, report.gateway.stderr).toBe(`USERID\t${serverPort}\t${clientPort}\tUNIX\t(null)\t${TEST_USER}\n`);
+    expect(step.stdout, report.gateway.stderr).toBe(
+      `USERID\t${serverPort}\t${clientPort}\tUNIX\t(null)\t${TEST_USER}\n`,
+    );
     expect(step.code).toBe(0);
     expect(gatewayQueries(report).map((logged) => logged.owner)).toEqual([{ uid: user.uid, userName: TEST_USER }]);
   });
@@ -114,7 +120,13 @@ describe(`real clients asking identgate serve on port 113 about a connection hel
     const step = stepOf(report, 0);
     expect(step.code, step.stderr).toBe(0);
     const [serverPort, clientPort] = (fieldsOf(step.stdout, 'CONN') ?? []).map(Number);
-    expect(fieldsOf(step.stdout, 'USERID'), report.gateway.stderr).toEqual([String(serverPort), String(clientPort), 'UNIX', '(null)', TEST_USER]);
+    expect(fieldsOf(step.stdout, 'USERID'), report.gateway.stderr).toEqual([
+      String(serverPort),
+      String(clientPort),
+      'UNIX',
+      '(null)',
+      TEST_USER,
+    ]);
     expect(gatewayQueries(report)).toEqual([
       {
         query: { serverPort, clientPort },
@@ -130,7 +142,9 @@ describe(`real clients asking identgate serve on port 113 about a connection hel
     const step = stepOf(report, 0);
     expect(step.stdout, report.gateway.stderr).toBe(`USERID\tUNIX\t${TEST_USER}\n`);
     expect(step.code).toBe(0);
-    expect(gatewayQueries(report).map((logged) => logged.query)).toEqual([{ serverPort: report.held.serverPort, clientPort: report.held.clientPort }]);
+    expect(gatewayQueries(report).map((logged) => logged.query)).toEqual([
+      { serverPort: report.held.serverPort, clientPort: report.held.clientPort },
+    ]);
   });
 });
 
@@ -146,10 +160,14 @@ describe('real clients asking identgate serve on port 113 about a connection tha
     const step = stepOf(report, 1);
     expect(step.stdout).toBe(`CONN\t${report.absent.serverPort}\t${report.absent.clientPort}\t0\nERROR\tNO-USER\n`);
     expect(step.code).toBe(0);
-    expect(gatewayQueries(report)[1]).toMatchObject({ query: report.absent, owner: null, answer: { type: 'ERROR', error: 'NO-USER' } });
+    expect(gatewayQueries(report)[1]).toMatchObject({
+      query: report.absent,
+      owner: null,
+      answer: { type: 'ERROR', error: 'NO-USER' },
+    });
   });
 
-  it('gives libident the ERROR NO-USER as id_parse\'s server-error result', async () => {
+  it("gives libident the ERROR NO-USER as id_parse's server-error result", async () => {
     const report = await ownerScenario([
       { client: 'libident-query', connection: 'held' },
       { client: 'libident-query', connection: 'absent' },

@@ -87,7 +87,12 @@ export interface GatewayQueryLog {
   readonly query: PortPair;
   readonly remoteAddress: string;
   readonly owner: { readonly uid: number; readonly userName?: string } | null;
-  readonly answer: { readonly type: string; readonly opsys?: string; readonly userId?: string; readonly error?: string };
+  readonly answer: {
+    readonly type: string;
+    readonly opsys?: string;
+    readonly userId?: string;
+    readonly error?: string;
+  };
 }
 
 /** The scenario could not be run as planned; `message` carries the driver's account and the gateway's output. */
@@ -110,10 +115,17 @@ export function ensureTestUser(): TestUser {
   const existing = lookupUser();
   if (existing) return existing;
   try {
-    execFileSync('useradd', ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', TEST_USER], { stdio: 'pipe' });
+    execFileSync(
+      'useradd',
+      ['--system', '--user-group', '--no-create-home', '--shell', '/usr/sbin/nologin', TEST_USER],
+      { stdio: 'pipe' },
+    );
   } catch (error) {
     // Another run may have created it meanwhile; only a still-missing user is an error.
-    if (!lookupUser()) throw new ScenarioError(`cannot create the test user ${TEST_USER} with useradd (run the interop suite as root): ${String(error)}`);
+    if (!lookupUser())
+      throw new ScenarioError(
+        `cannot create the test user ${TEST_USER} with useradd (run the interop suite as root): ${String(error)}`,
+      );
   }
   const created = lookupUser();
   if (!created) throw new ScenarioError(`useradd did not create ${TEST_USER}`);
@@ -122,7 +134,12 @@ export function ensureTestUser(): TestUser {
 
 function lookupUser(): TestUser | undefined {
   try {
-    const [, , uid, gid] = execFileSync('getent', ['passwd', TEST_USER], { encoding: 'utf8', stdio: ['ignore', 'pipe', 'ignore'] }).trim().split(':');
+    const [, , uid, gid] = execFileSync('getent', ['passwd', TEST_USER], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    })
+      .trim()
+      .split(':');
     return { uid: Number(uid), gid: Number(gid) };
   } catch {
     return undefined;
@@ -154,16 +171,24 @@ export async function requireBuiltGateway(): Promise<void> {
  */
 export async function runGatewayScenario(plan: ScenarioPlan, timeoutMs = 50_000): Promise<ScenarioReport> {
   const driverPlan = { cli: GATEWAY_CLI, ...plan, gatewayArgs: [...plan.gatewayArgs, '--log-level', 'debug'] };
-  const outer = await runInNetns(process.execPath, [join(PEERS_DIR, 'gateway-scenario.mjs'), JSON.stringify(driverPlan)], { timeoutMs });
+  const outer = await runInNetns(
+    process.execPath,
+    [join(PEERS_DIR, 'gateway-scenario.mjs'), JSON.stringify(driverPlan)],
+    { timeoutMs },
+  );
   const line = outer.stdout.trim().split('\n').pop() ?? '';
   let report: ScenarioReport & { fault: string | null };
   try {
     report = JSON.parse(line) as ScenarioReport & { fault: string | null };
   } catch {
-    throw new ScenarioError(`the scenario driver did not report (exit ${outer.code}); stdout: ${JSON.stringify(outer.stdout)}, stderr: ${JSON.stringify(outer.stderr)}`);
+    throw new ScenarioError(
+      `the scenario driver did not report (exit ${outer.code}); stdout: ${JSON.stringify(outer.stdout)}, stderr: ${JSON.stringify(outer.stderr)}`,
+    );
   }
   if (report.fault !== null) {
-    throw new ScenarioError(`the scenario failed: ${report.fault}\ngateway stdout: ${report.gateway?.stdout ?? ''}\ngateway stderr: ${report.gateway?.stderr ?? ''}`);
+    throw new ScenarioError(
+      `the scenario failed: ${report.fault}\ngateway stdout: ${report.gateway?.stdout ?? ''}\ngateway stderr: ${report.gateway?.stderr ?? ''}`,
+    );
   }
   return report;
 }
@@ -180,7 +205,12 @@ export function gatewayQueries(report: ScenarioReport): GatewayQueryLog[] {
     if (!text.startsWith('{')) continue;
     const line = JSON.parse(text) as Partial<GatewayQueryLog> & { msg?: string };
     if (line.msg !== 'query' || line.query === undefined || line.answer === undefined) continue;
-    queries.push({ query: line.query, remoteAddress: line.remoteAddress ?? '', owner: line.owner ?? null, answer: line.answer });
+    queries.push({
+      query: line.query,
+      remoteAddress: line.remoteAddress ?? '',
+      owner: line.owner ?? null,
+      answer: line.answer,
+    });
   }
   return queries;
 }

@@ -42,7 +42,12 @@ function fieldsOf(stdout: string, kind: string): string[] | undefined {
 
 describe('libident querying IdentServer on port 113', () => {
   it('sends the given port pair and parses the USERID reply', async () => {
-    const result = await runClientAgainstIdentServer(compiledRoot, HIDDEN_CLIENT_PORT, identQuery, ['query', '127.0.0.1', '6193', '23']);
+    const result = await runClientAgainstIdentServer(compiledRoot, HIDDEN_CLIENT_PORT, identQuery, [
+      'query',
+      '127.0.0.1',
+      '6193',
+      '23',
+    ]);
     expect(result.queries).toEqual([{ serverPort: 6193, clientPort: 23, remoteAddress: '127.0.0.1' }]);
     expect(result.stdout).toBe('USERID\t6193\t23\tUNIX\t(null)\tu6193c23\n');
     expect(result.code).toBe(0);
@@ -51,20 +56,34 @@ describe('libident querying IdentServer on port 113', () => {
     expect(result.serverErrors).toEqual([]);
   });
 
-  it('parses the ERROR reply into libident\'s server-error result', async () => {
-    const result = await runClientAgainstIdentServer(compiledRoot, HIDDEN_CLIENT_PORT, identQuery, ['query', '127.0.0.1', '400', String(HIDDEN_CLIENT_PORT)]);
+  it("parses the ERROR reply into libident's server-error result", async () => {
+    const result = await runClientAgainstIdentServer(compiledRoot, HIDDEN_CLIENT_PORT, identQuery, [
+      'query',
+      '127.0.0.1',
+      '400',
+      String(HIDDEN_CLIENT_PORT),
+    ]);
     expect(result.queries).toEqual([{ serverPort: 400, clientPort: HIDDEN_CLIENT_PORT, remoteAddress: '127.0.0.1' }]);
     expect(result.stdout).toBe(`ERROR\t400\t${HIDDEN_CLIENT_PORT}\tHIDDEN-USER\n`);
     expect(result.code).toBe(0);
   });
 
   it('looks up a real connection with ident_lookup and gets the user for its ports', async () => {
-    const result = await runClientAgainstIdentServer(compiledRoot, HIDDEN_CLIENT_PORT, identQuery, ['lookup', '127.0.0.1']);
+    const result = await runClientAgainstIdentServer(compiledRoot, HIDDEN_CLIENT_PORT, identQuery, [
+      'lookup',
+      '127.0.0.1',
+    ]);
     expect(result.code).toBe(0);
     const [serverPort, clientPort] = (fieldsOf(result.stdout, 'CONN') ?? []).map(Number);
     expect(serverPort).toBeGreaterThan(0);
     expect(clientPort).toBeGreaterThan(0);
     expect(result.queries).toEqual([{ serverPort, clientPort, remoteAddress: '127.0.0.1' }]);
-    expect(fieldsOf(result.stdout, 'USERID')).toEqual([String(serverPort), String(clientPort), 'UNIX', '(null)', `u${serverPort}c${clientPort}`]);
+    expect(fieldsOf(result.stdout, 'USERID')).toEqual([
+      String(serverPort),
+      String(clientPort),
+      'UNIX',
+      '(null)',
+      `u${serverPort}c${clientPort}`,
+    ]);
   });
 });

@@ -23,15 +23,24 @@ beforeAll(async () => {
 });
 
 function parseLines(stdout: string): Map<string, string[]> {
-  return new Map(stdout.trim().split('\n').map((line) => {
-    const [kind = '', ...fields] = line.split('\t');
-    return [kind, fields];
-  }));
+  return new Map(
+    stdout
+      .trim()
+      .split('\n')
+      .map((line) => {
+        const [kind = '', ...fields] = line.split('\t');
+        return [kind, fields];
+      }),
+  );
 }
 
 describe('Net::Ident querying IdentServer on port 113', () => {
   it('receives the USERID the handler derived from the connection it looked up', async () => {
-    const result = await runClientAgainstIdentServer(compiledRoot, HIDDEN_LISTEN_PORT, 'perl', [NET_IDENT, '127.0.0.1', String(LISTEN_PORT)]);
+    const result = await runClientAgainstIdentServer(compiledRoot, HIDDEN_LISTEN_PORT, 'perl', [
+      NET_IDENT,
+      '127.0.0.1',
+      String(LISTEN_PORT),
+    ]);
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
     const lines = parseLines(result.stdout);
@@ -43,7 +52,11 @@ describe('Net::Ident querying IdentServer on port 113', () => {
   });
 
   it('receives the ERROR token the handler chose', async () => {
-    const result = await runClientAgainstIdentServer(compiledRoot, HIDDEN_LISTEN_PORT, 'perl', [NET_IDENT, '127.0.0.1', String(HIDDEN_LISTEN_PORT)]);
+    const result = await runClientAgainstIdentServer(compiledRoot, HIDDEN_LISTEN_PORT, 'perl', [
+      NET_IDENT,
+      '127.0.0.1',
+      String(HIDDEN_LISTEN_PORT),
+    ]);
     expect(result.code).toBe(0);
     const lines = parseLines(result.stdout);
     const [serverPort] = (lines.get('CONN') ?? []).map(Number);

@@ -54,7 +54,9 @@ export class RunTimeoutError extends Error {
     readonly timeoutMs: number,
     readonly partial: { stdout: string; stderr: string },
   ) {
-    super(`"${commandLine}" did not finish within ${timeoutMs} ms (killed); stdout: ${JSON.stringify(partial.stdout)}, stderr: ${JSON.stringify(partial.stderr)}`);
+    super(
+      `"${commandLine}" did not finish within ${timeoutMs} ms (killed); stdout: ${JSON.stringify(partial.stdout)}, stderr: ${JSON.stringify(partial.stderr)}`,
+    );
     this.name = 'RunTimeoutError';
   }
 }
@@ -244,12 +246,18 @@ export async function runClientAgainstIdentServer(
   timeoutMs = 30_000,
 ): Promise<ClientRun> {
   const script = join(PEERS_DIR, 'netns-ident-server.mjs');
-  const outer = await runInNetns(process.execPath, [script, compiledRoot, String(errorClientPort), '--', command, ...args], { timeoutMs });
+  const outer = await runInNetns(
+    process.execPath,
+    [script, compiledRoot, String(errorClientPort), '--', command, ...args],
+    { timeoutMs },
+  );
   const line = outer.stdout.trim().split('\n').pop() ?? '';
   try {
     return JSON.parse(line) as ClientRun;
   } catch {
-    throw new Error(`the namespace's IdentServer did not report (exit ${outer.code}); stdout: ${JSON.stringify(outer.stdout)}, stderr: ${JSON.stringify(outer.stderr)}`);
+    throw new Error(
+      `the namespace's IdentServer did not report (exit ${outer.code}); stdout: ${JSON.stringify(outer.stdout)}, stderr: ${JSON.stringify(outer.stderr)}`,
+    );
   }
 }
 

@@ -99,7 +99,15 @@ describe('IdentClient querying oidentd', () => {
       const serverPort = connection.outgoing.localPort!;
       const clientPort = portOf(connection.listener);
       const response = await client.ident(serverPort, clientPort);
-      expect(response).toMatchObject({ serverPort, clientPort, isSuccess: true, userId: userInfo().username, opsys: 'UNIX', charset: 'US-ASCII', errorType: undefined });
+      expect(response).toMatchObject({
+        serverPort,
+        clientPort,
+        isSuccess: true,
+        userId: userInfo().username,
+        opsys: 'UNIX',
+        charset: 'US-ASCII',
+        errorType: undefined,
+      });
       expect(response.raw).toBe(`${serverPort},${clientPort}:USERID:UNIX:${userInfo().username}`);
     } finally {
       await client.close();
@@ -108,14 +116,30 @@ describe('IdentClient querying oidentd', () => {
 
   it('gets the user nobody for a connection a process running as nobody opened', async () => {
     const { oidentd, connection } = started();
-    expect(process.getuid?.(), 'this test runs a process as nobody with setpriv, which needs root (CI runs as root)').toBe(0);
+    expect(
+      process.getuid?.(),
+      'this test runs a process as nobody with setpriv, which needs root (CI runs as root)',
+    ).toBe(0);
     await requireTools([{ command: 'setpriv', debianPackage: 'util-linux' }]);
     const listenerPort = portOf(connection.listener);
     const script = `const s = require('node:net').connect(${listenerPort}, '${HOST}', () => console.log(s.localPort));`;
-    const nobody = startService('setpriv', ['--reuid=nobody', '--regid=nogroup', '--clear-groups', process.execPath, '-e', script]);
+    const nobody = startService('setpriv', [
+      '--reuid=nobody',
+      '--regid=nogroup',
+      '--clear-groups',
+      process.execPath,
+      '-e',
+      script,
+    ]);
     try {
       const nobodyPort = Number(await nobody.firstLine);
-      const response = await ident({ hostname: HOST, port: oidentd.port, timeout: 5_000, serverPort: nobodyPort, clientPort: listenerPort });
+      const response = await ident({
+        hostname: HOST,
+        port: oidentd.port,
+        timeout: 5_000,
+        serverPort: nobodyPort,
+        clientPort: listenerPort,
+      });
       expect(response).toMatchObject({ isSuccess: true, userId: 'nobody', opsys: 'UNIX' });
     } finally {
       await nobody.stop();
@@ -134,8 +158,20 @@ describe('IdentClient querying oidentd', () => {
   it('gets ERROR NO-USER for a port pair no connection uses', async () => {
     const { oidentd } = started();
     const unused = await freePort(HOST);
-    const response = await ident({ hostname: HOST, port: oidentd.port, timeout: 5_000, serverPort: unused, clientPort: 9 });
-    expect(response).toMatchObject({ serverPort: unused, clientPort: 9, isSuccess: false, errorType: 'NO-USER', userId: undefined });
+    const response = await ident({
+      hostname: HOST,
+      port: oidentd.port,
+      timeout: 5_000,
+      serverPort: unused,
+      clientPort: 9,
+    });
+    expect(response).toMatchObject({
+      serverPort: unused,
+      clientPort: 9,
+      isSuccess: false,
+      errorType: 'NO-USER',
+      userId: undefined,
+    });
   });
 
   it('answers several queries on one client although oidentd closes the connection after each reply', async () => {
@@ -150,7 +186,13 @@ describe('IdentClient querying oidentd', () => {
         client.ident(unused, 9),
         client.ident(clientPort, serverPort), // the accepted side of the same connection
       ]);
-      expect(responses.map((response) => [response.serverPort, response.clientPort, response.isSuccess ? response.userId : response.errorType])).toEqual([
+      expect(
+        responses.map((response) => [
+          response.serverPort,
+          response.clientPort,
+          response.isSuccess ? response.userId : response.errorType,
+        ]),
+      ).toEqual([
         [serverPort, clientPort, userInfo().username],
         [unused, 9, 'NO-USER'],
         [clientPort, serverPort, userInfo().username],

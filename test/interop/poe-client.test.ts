@@ -17,7 +17,9 @@ const queries: Array<{ serverPort: number; clientPort: number }> = [];
 let server: IdentServer | undefined;
 
 beforeAll(async () => {
-  await requireTools([{ command: 'perl', module: 'POE::Component::Client::Ident', debianPackage: 'libpoe-component-client-ident-perl' }]);
+  await requireTools([
+    { command: 'perl', module: 'POE::Component::Client::Ident', debianPackage: 'libpoe-component-client-ident-perl' },
+  ]);
   server = new IdentServer({ hostname: '127.0.0.1', port: 0 });
   await server.start((tx) => {
     queries.push({ serverPort: tx.req.serverPort, clientPort: tx.req.clientPort });
@@ -32,7 +34,9 @@ afterAll(async () => {
 
 function poeQuery(serverPort: number, clientPort: number) {
   if (!server) throw new Error('the IdentServer did not start');
-  return run('perl', [POE_IDENT, '127.0.0.1', String(server.port), String(serverPort), String(clientPort)], { timeoutMs: 20_000 });
+  return run('perl', [POE_IDENT, '127.0.0.1', String(server.port), String(serverPort), String(clientPort)], {
+    timeoutMs: 20_000,
+  });
 }
 
 describe('POE::Component::Client::Ident querying IdentServer', () => {
@@ -56,7 +60,11 @@ describe('POE::Component::Client::Ident querying IdentServer', () => {
   it('answers three POE clients querying at once, each with its own reply', async () => {
     queries.length = 0;
     const results = await Promise.all([poeQuery(400, 500), poeQuery(500, 400), poeQuery(400, 500)]);
-    expect(results.map((result) => result.stdout)).toEqual(['USERID\tOTHER\tgrimlock\n', 'ERROR\tNO-USER\n', 'USERID\tOTHER\tgrimlock\n']);
+    expect(results.map((result) => result.stdout)).toEqual([
+      'USERID\tOTHER\tgrimlock\n',
+      'ERROR\tNO-USER\n',
+      'USERID\tOTHER\tgrimlock\n',
+    ]);
     expect(queries).toHaveLength(3);
   });
 });

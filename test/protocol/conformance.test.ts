@@ -32,7 +32,8 @@ const text = (octets: Uint8Array) => new TextDecoder().decode(octets);
 describe('request vectors', () => {
   for (const { line, expect: expected } of vectors.requests) {
     it(`${JSON.stringify(line)} is ${expected === 'INVALID-PORT' ? 'INVALID-PORT' : expected.query.join(',')}`, () => {
-      const want = expected === 'INVALID-PORT' ? undefined : { serverPort: expected.query[0], clientPort: expected.query[1] };
+      const want =
+        expected === 'INVALID-PORT' ? undefined : { serverPort: expected.query[0], clientPort: expected.query[1] };
       expect(parseRequest(line)).toEqual(want);
       expect(parseRequestOctets(bytes(line))).toEqual(want);
     });
@@ -114,27 +115,45 @@ describe('server reply rules', () => {
   }
 
   it('accepts the standard errors and X-tokens, and nothing else', () => {
-    for (const error of rules.standard_errors) expect(replyRuleViolation({ type: 'ERROR', error } as IdentAnswer)).toBeUndefined();
+    for (const error of rules.standard_errors)
+      expect(replyRuleViolation({ type: 'ERROR', error } as IdentAnswer)).toBeUndefined();
     const pattern = new RegExp(rules.custom_error_pattern);
-    for (const error of ['X-RATE-LIMITED', 'XY', `X${'a'.repeat(63)}`, `X${'a'.repeat(64)}`, 'X', 'X A', 'X:A', 'NOPE', 'no-user']) {
+    for (const error of [
+      'X-RATE-LIMITED',
+      'XY',
+      `X${'a'.repeat(63)}`,
+      `X${'a'.repeat(64)}`,
+      'X',
+      'X A',
+      'X:A',
+      'NOPE',
+      'no-user',
+    ]) {
       const ok = pattern.test(error) || rules.standard_errors.includes(error);
       expect(replyRuleViolation({ type: 'ERROR', error } as IdentAnswer) === undefined, error).toBe(ok);
     }
   });
 
   it('refuses opsys and charset tokens with separators or white space', () => {
-    for (const opsys of ['', 'UN IX', 'UN:IX', 'UN,IX', 'A'.repeat(65)]) expect(replyRuleViolation(user('bob', { opsys }))).toBeDefined();
+    for (const opsys of ['', 'UN IX', 'UN:IX', 'UN,IX', 'A'.repeat(65)])
+      expect(replyRuleViolation(user('bob', { opsys }))).toBeDefined();
     expect(replyRuleViolation(user('bob', { charset: 'UTF 8' }))).toBeDefined();
     expect(replyRuleViolation(user('bob', { opsys: 'A'.repeat(64) }))).toBeUndefined();
   });
 
   it('refuses a non-ASCII user id unless the charset is UTF-8', () => {
     expect(replyRuleViolation(user('jörg'))).toMatch(/UTF-8/);
-    expect(formatReply({ serverPort: 1, clientPort: 2 }, user('jörg', { charset: 'UTF-8' }))).toBe('1, 2 : USERID : UNIX , UTF-8 : jörg\r\n');
+    expect(formatReply({ serverPort: 1, clientPort: 2 }, user('jörg', { charset: 'UTF-8' }))).toBe(
+      '1, 2 : USERID : UNIX , UTF-8 : jörg\r\n',
+    );
   });
 
   it('formats the RFC example replies', () => {
-    expect(formatReply({ serverPort: 6193, clientPort: 23 }, user('stjohns'))).toBe('6193, 23 : USERID : UNIX : stjohns\r\n');
-    expect(formatReply({ serverPort: 6195, clientPort: 23 }, { type: 'ERROR', error: 'NO-USER' })).toBe('6195, 23 : ERROR : NO-USER\r\n');
+    expect(formatReply({ serverPort: 6193, clientPort: 23 }, user('stjohns'))).toBe(
+      '6193, 23 : USERID : UNIX : stjohns\r\n',
+    );
+    expect(formatReply({ serverPort: 6195, clientPort: 23 }, { type: 'ERROR', error: 'NO-USER' })).toBe(
+      '6195, 23 : ERROR : NO-USER\r\n',
+    );
   });
 });

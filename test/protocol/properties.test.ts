@@ -14,17 +14,31 @@ import {
 } from '../../protocol/index.js';
 
 const port = fc.integer({ min: 1, max: 65535 });
-const tokenChar = fc.constantFrom(...'!"#$%&\'()*+-./0123456789;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~'.split(''));
+const tokenChar = fc.constantFrom(
+  ...'!"#$%&\'()*+-./0123456789;<=>?@ABCDEFGHIJKLMNOPQRSTUVWXYZ[\\]^_`abcdefghijklmnopqrstuvwxyz{|}~'.split(''),
+);
 const token = fc.array(tokenChar, { minLength: 1, maxLength: 64 }).map((chars) => chars.join(''));
 // User ids: anything but NUL, CR, LF, not starting with white space; ASCII or with charset UTF-8.
 const userId = fc
   .string({ unit: 'grapheme', minLength: 1, maxLength: 120 })
   .map((text) => text.replace(/[\0\r\n]/g, '_').replace(/^[ \t]+/, ''))
   .filter((text) => text.length > 0 && new TextEncoder().encode(text).length <= 512);
-const errorToken = fc.oneof(fc.constantFrom(...STANDARD_ERRORS), fc.array(tokenChar.filter((c) => c !== ':'), { minLength: 1, maxLength: 63 }).map((c) => `X${c.join('')}`));
+const errorToken = fc.oneof(
+  fc.constantFrom(...STANDARD_ERRORS),
+  fc
+    .array(
+      tokenChar.filter((c) => c !== ':'),
+      { minLength: 1, maxLength: 63 },
+    )
+    .map((c) => `X${c.join('')}`),
+);
 const answer: fc.Arbitrary<IdentAnswer> = fc.oneof(
   fc.record({ type: fc.constant('USERID' as const), opsys: token, charset: fc.constant('UTF-8'), userId }),
-  fc.record({ type: fc.constant('USERID' as const), opsys: token, userId: userId.map((u) => u.replace(/[^\x20-\x7e]/g, 'x')) }),
+  fc.record({
+    type: fc.constant('USERID' as const),
+    opsys: token,
+    userId: userId.map((u) => u.replace(/[^\x20-\x7e]/g, 'x')),
+  }),
   fc.record({ type: fc.constant('ERROR' as const), error: errorToken }),
 ) as fc.Arbitrary<IdentAnswer>;
 
@@ -43,7 +57,10 @@ describe('protocol properties', () => {
   });
 
   it('parseRequestOctets never throws on arbitrary octets', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 64 }), (octets) => void parseRequestOctets(octets)), { numRuns: 5_000 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 64 }), (octets) => void parseRequestOctets(octets)),
+      { numRuns: 5_000 },
+    );
   });
 
   it('formatRequest then parseRequest gives the ports back, whatever white space surrounds them', () => {
@@ -57,8 +74,14 @@ describe('protocol properties', () => {
   });
 
   it('parseReply never throws on arbitrary octets', () => {
-    fc.assert(fc.property(fc.uint8Array({ maxLength: 200 }), (octets) => void parseReply(octets)), { numRuns: 5_000 });
-    fc.assert(fc.property(fc.string({ maxLength: 200 }), (line) => void parseReply(line)), { numRuns: 5_000 });
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 200 }), (octets) => void parseReply(octets)),
+      { numRuns: 5_000 },
+    );
+    fc.assert(
+      fc.property(fc.string({ maxLength: 200 }), (line) => void parseReply(line)),
+      { numRuns: 5_000 },
+    );
   });
 
   it('every valid answer formats to one line that parses back to the same answer', () => {
@@ -70,7 +93,12 @@ describe('protocol properties', () => {
         expect(line.slice(0, -2)).not.toMatch(/[\r\n]/);
         const parsed = parseReply(line.slice(0, -2));
         expect(parsed).toMatchObject({ serverPort, clientPort, type: given.type });
-        if (given.type === 'USERID') expect(parsed).toMatchObject({ opsys: given.opsys, userId: given.userId, charset: given.charset ?? 'US-ASCII' });
+        if (given.type === 'USERID')
+          expect(parsed).toMatchObject({
+            opsys: given.opsys,
+            userId: given.userId,
+            charset: given.charset ?? 'US-ASCII',
+          });
         else expect(parsed).toMatchObject({ error: given.error });
       }),
       { numRuns: 2_000 },
@@ -92,19 +120,23 @@ describe('protocol properties', () => {
     const line = fc.string({ maxLength: 30 }).map((s) => s.replace(/[\r\n]/g, ''));
     const ending = fc.constantFrom('\n', '\r\n');
     fc.assert(
-      fc.property(fc.array(fc.tuple(line, ending), { maxLength: 20 }), fc.array(fc.nat(), { maxLength: 10 }), (lines, cuts) => {
-        const text = lines.map(([l, e]) => l + e).join('');
-        const octets = new TextEncoder().encode(text);
-        const points = [...new Set(cuts.map((c) => c % (octets.length + 1)))].sort((a, b) => a - b);
-        const splitter = new LineSplitter(1000);
-        const got: string[] = [];
-        let from = 0;
-        for (const point of [...points, octets.length]) {
-          got.push(...splitter.push(octets.subarray(from, point)).map((l) => new TextDecoder().decode(l)));
-          from = point;
-        }
-        expect(got).toEqual(lines.map(([l]) => l));
-      }),
+      fc.property(
+        fc.array(fc.tuple(line, ending), { maxLength: 20 }),
+        fc.array(fc.nat(), { maxLength: 10 }),
+        (lines, cuts) => {
+          const text = lines.map(([l, e]) => l + e).join('');
+          const octets = new TextEncoder().encode(text);
+          const points = [...new Set(cuts.map((c) => c % (octets.length + 1)))].sort((a, b) => a - b);
+          const splitter = new LineSplitter(1000);
+          const got: string[] = [];
+          let from = 0;
+          for (const point of [...points, octets.length]) {
+            got.push(...splitter.push(octets.subarray(from, point)).map((l) => new TextDecoder().decode(l)));
+            from = point;
+          }
+          expect(got).toEqual(lines.map(([l]) => l));
+        },
+      ),
       { numRuns: 2_000 },
     );
   });
@@ -147,30 +179,36 @@ describe('protocol properties', () => {
     const line = fc.string({ maxLength: 30 }).map((s) => s.replace(/[\r\n]/g, ''));
     const ending = fc.constantFrom('\n', '\r\n');
     fc.assert(
-      fc.property(fc.array(fc.tuple(line, ending), { maxLength: 20 }), fc.array(fc.nat(), { maxLength: 10 }), fc.nat({ max: 3 }), (lines, cuts, taking) => {
-        const octets = new TextEncoder().encode(lines.map(([l, e]) => l + e).join(''));
-        const points = [...new Set(cuts.map((c) => c % (octets.length + 1)))].sort((a, b) => a - b);
-        // One read buffer for every chunk, as the native transport has; it is scribbled over between chunks.
-        const shared = new Uint8Array(octets.length + 1);
-        const splitter = new LineSplitter(1000);
-        const got: string[] = [];
-        let from = 0;
-        for (const point of [...points, octets.length]) {
-          shared.set(octets.subarray(from, point));
-          splitter.feed(shared.subarray(0, point - from));
-          // Take at most `taking` lines per chunk (a connection with queries in flight leaves the rest).
-          for (let i = 0; i < taking; i++) {
-            const next = splitter.nextLine();
-            if (next === undefined) break;
-            got.push(new TextDecoder().decode(next));
+      fc.property(
+        fc.array(fc.tuple(line, ending), { maxLength: 20 }),
+        fc.array(fc.nat(), { maxLength: 10 }),
+        fc.nat({ max: 3 }),
+        (lines, cuts, taking) => {
+          const octets = new TextEncoder().encode(lines.map(([l, e]) => l + e).join(''));
+          const points = [...new Set(cuts.map((c) => c % (octets.length + 1)))].sort((a, b) => a - b);
+          // One read buffer for every chunk, as the native transport has; it is scribbled over between chunks.
+          const shared = new Uint8Array(octets.length + 1);
+          const splitter = new LineSplitter(1000);
+          const got: string[] = [];
+          let from = 0;
+          for (const point of [...points, octets.length]) {
+            shared.set(octets.subarray(from, point));
+            splitter.feed(shared.subarray(0, point - from));
+            // Take at most `taking` lines per chunk (a connection with queries in flight leaves the rest).
+            for (let i = 0; i < taking; i++) {
+              const next = splitter.nextLine();
+              if (next === undefined) break;
+              got.push(new TextDecoder().decode(next));
+            }
+            splitter.detach();
+            shared.fill(0x0a);
+            from = point;
           }
-          splitter.detach();
-          shared.fill(0x0a);
-          from = point;
-        }
-        for (let next = splitter.nextLine(); next !== undefined; next = splitter.nextLine()) got.push(new TextDecoder().decode(next));
-        expect(got).toEqual(lines.map(([l]) => l));
-      }),
+          for (let next = splitter.nextLine(); next !== undefined; next = splitter.nextLine())
+            got.push(new TextDecoder().decode(next));
+          expect(got).toEqual(lines.map(([l]) => l));
+        },
+      ),
       { numRuns: 2_000 },
     );
   });
@@ -184,4 +222,3 @@ describe('protocol properties', () => {
     expect(splitter.hasLine()).toBe(false);
   });
 });
-

@@ -52,7 +52,12 @@ describe('admin routes', () => {
   });
 
   it('PUT /v1/policy stores a valid policy that later lookups use', async () => {
-    const app = createApp({ store: createMemoryStore(parsePolicy(TEST_POLICY)), secrets: [], adminTokens: ['admin'], mode: 'embedded' });
+    const app = createApp({
+      store: createMemoryStore(parsePolicy(TEST_POLICY)),
+      secrets: [],
+      adminTokens: ['admin'],
+      mode: 'embedded',
+    });
     const put = await app.fetch(adminRequest('PUT', '/v1/policy', 'admin', JSON.stringify(OTHER_POLICY)));
     expect(put.status).toBe(200);
     const { version } = (await put.json()) as { version: string };
@@ -65,7 +70,13 @@ describe('admin routes', () => {
   it('PUT /v1/policy refuses an invalid policy with 400 invalid_policy naming the path, and keeps the old one', async () => {
     const app = adminApp(['admin']);
     const before = (await (await app.fetch(adminRequest('GET', '/v1/policy', 'admin'))).json()) as { version: string };
-    const invalid = { ...TEST_POLICY, rules: [TEST_POLICY.rules[0], { name: 'bad', match: { clientAddress: '10.0.0.0/33' }, action: { error: 'NO-USER' } }] };
+    const invalid = {
+      ...TEST_POLICY,
+      rules: [
+        TEST_POLICY.rules[0],
+        { name: 'bad', match: { clientAddress: '10.0.0.0/33' }, action: { error: 'NO-USER' } },
+      ],
+    };
     const res = await app.fetch(adminRequest('PUT', '/v1/policy', 'admin', JSON.stringify(invalid)));
     expect(res.status).toBe(400);
     const { error } = WireErrorSchema.parse(await res.json());
@@ -83,7 +94,12 @@ describe('admin routes', () => {
   it('GET /v1/policy hides the pseudonym key, and a PUT of that copy keeps the key', async () => {
     const secretKey = 'pseudonym-key-0123456789';
     const withKey = { version: 1, key: secretKey, rules: [], default: { action: { pseudonym: {} } } };
-    const app = createApp({ store: createMemoryStore(parsePolicy(withKey)), secrets: [], adminTokens: ['admin'], mode: 'embedded' });
+    const app = createApp({
+      store: createMemoryStore(parsePolicy(withKey)),
+      secrets: [],
+      adminTokens: ['admin'],
+      mode: 'embedded',
+    });
     const shown = await (await app.fetch(adminRequest('GET', '/v1/policy', 'admin'))).text();
     expect(shown).not.toContain(secretKey);
     const { policy, version } = JSON.parse(shown) as { policy: { key: string }; version: string };
@@ -96,13 +112,22 @@ describe('admin routes', () => {
   it('POST /v1/explain names the rule that would answer and the answer', async () => {
     const query = lookupRequest({ uid: 0 });
     const { v: _v, id: _id, ...withoutIds } = query;
-    const res = await adminApp(['admin']).fetch(adminRequest('POST', '/v1/explain', 'admin', JSON.stringify(withoutIds)));
+    const res = await adminApp(['admin']).fetch(
+      adminRequest('POST', '/v1/explain', 'admin', JSON.stringify(withoutIds)),
+    );
     expect(res.status).toBe(200);
-    expect(await res.json()).toMatchObject({ v: 1, rule: 'hide-root', ruleIndex: 0, answer: { type: 'ERROR', error: 'HIDDEN-USER' } });
+    expect(await res.json()).toMatchObject({
+      v: 1,
+      rule: 'hide-root',
+      ruleIndex: 0,
+      answer: { type: 'ERROR', error: 'HIDDEN-USER' },
+    });
   });
 
   it('POST /v1/explain refuses a malformed query with invalid_request', async () => {
-    const res = await adminApp(['admin']).fetch(adminRequest('POST', '/v1/explain', 'admin', JSON.stringify({ gateway: 'x' })));
+    const res = await adminApp(['admin']).fetch(
+      adminRequest('POST', '/v1/explain', 'admin', JSON.stringify({ gateway: 'x' })),
+    );
     expect(res.status).toBe(400);
     expect(await codeOf(res)).toBe('invalid_request');
   });

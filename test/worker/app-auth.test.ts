@@ -9,8 +9,17 @@ import { TEST_POLICY, lookupRequest, signedRequest } from './workerd/fixtures.js
 const NOW_MS = 1_750_000_000_000;
 const NOW_S = NOW_MS / 1000;
 
-function serviceApp(secrets: readonly string[] | (() => readonly string[]), log: (entry: Record<string, unknown>) => void = () => {}) {
-  return createApp({ store: createMemoryStore(parsePolicy(TEST_POLICY)), secrets, mode: 'service', now: () => NOW_MS, log });
+function serviceApp(
+  secrets: readonly string[] | (() => readonly string[]),
+  log: (entry: Record<string, unknown>) => void = () => {},
+) {
+  return createApp({
+    store: createMemoryStore(parsePolicy(TEST_POLICY)),
+    secrets,
+    mode: 'service',
+    now: () => NOW_MS,
+    log,
+  });
 }
 
 async function codeOf(res: Response): Promise<string> {
@@ -83,7 +92,11 @@ describe('signed lookups in service mode', () => {
     const app = serviceApp(['new']);
     expect((await app.fetch(await signedRequest(['new'], '/v1/ident/batch', batch, NOW_S))).status).toBe(200);
     const signedForOtherPath = await signedRequest(['new'], '/v1/ident', batch, NOW_S);
-    const moved = new Request('http://worker/v1/ident/batch', { method: 'POST', headers: signedForOtherPath.headers, body: batch });
+    const moved = new Request('http://worker/v1/ident/batch', {
+      method: 'POST',
+      headers: signedForOtherPath.headers,
+      body: batch,
+    });
     expect(await codeOf(await app.fetch(moved))).toBe('bad_signature');
   });
 
@@ -99,7 +112,9 @@ describe('signed lookups in service mode', () => {
     expect((await app.fetch(await signedRequest(['first'], '/v1/ident', body('a'), NOW_S))).status).toBe(200);
     secrets = ['second'];
     expect((await app.fetch(await signedRequest(['second'], '/v1/ident', body('b'), NOW_S))).status).toBe(200);
-    expect(await codeOf(await app.fetch(await signedRequest(['first'], '/v1/ident', body('c'), NOW_S)))).toBe('bad_signature');
+    expect(await codeOf(await app.fetch(await signedRequest(['first'], '/v1/ident', body('c'), NOW_S)))).toBe(
+      'bad_signature',
+    );
   });
 
   it('never logs secrets or signatures', async () => {

@@ -30,8 +30,14 @@ async function rejectionOf(promise: Promise<unknown>): Promise<RequestRejected> 
 describe('in-process lookups', () => {
   it('answer like the batch route, in the order given', async () => {
     const app = embeddedApp();
-    const requests = [lookupRequest({ id: 'a' }), lookupRequest({ id: 'b', uid: 0 }), lookupRequest({ id: 'c', remoteAddress: '203.0.113.9' })];
-    const viaRoute = await (await app.fetch(await signedRequest([], '/v1/ident/batch', JSON.stringify({ v: 1, requests })))).json();
+    const requests = [
+      lookupRequest({ id: 'a' }),
+      lookupRequest({ id: 'b', uid: 0 }),
+      lookupRequest({ id: 'c', remoteAddress: '203.0.113.9' }),
+    ];
+    const viaRoute = await (
+      await app.fetch(await signedRequest([], '/v1/ident/batch', JSON.stringify({ v: 1, requests })))
+    ).json();
     const answers = await app.inProcess!.lookup(requests);
     expect(answers).toEqual((viaRoute as { answers: unknown[] }).answers);
     expect(answers.map((answer) => [answer.id, answer.rule])).toEqual([
@@ -51,7 +57,11 @@ describe('in-process lookups', () => {
 
   it('give undefined from lookupNow when the store cannot hand its policy over without waiting', async () => {
     const store = createMemoryStore(parsePolicy(TEST_POLICY));
-    const app = createApp({ store: { current: () => store.current(), replace: (policy) => store.replace(policy) }, secrets: [], mode: 'embedded' });
+    const app = createApp({
+      store: { current: () => store.current(), replace: (policy) => store.replace(policy) },
+      secrets: [],
+      mode: 'embedded',
+    });
     await app.inProcess!.lookup([lookupRequest()]);
     expect(app.inProcess!.lookupNow!([lookupRequest()])).toBeUndefined();
   });
@@ -65,7 +75,10 @@ describe('in-process lookups', () => {
 
   it('refuse with status 503 policy_unavailable when the store has no policy', async () => {
     const app = createApp({
-      store: { current: () => Promise.reject(new PolicyStoreError('broken')), replace: () => Promise.reject(new Error('no')) },
+      store: {
+        current: () => Promise.reject(new PolicyStoreError('broken')),
+        replace: () => Promise.reject(new Error('no')),
+      },
       secrets: [],
       mode: 'embedded',
     });
@@ -80,7 +93,10 @@ describe('in-process lookups', () => {
 
   it('log the decisions of one call as one entry listing each, by default', async () => {
     const lines: Record<string, unknown>[] = [];
-    await embeddedApp({ log: (entry) => lines.push(entry) }).inProcess!.lookup([lookupRequest({ id: 'x' }), lookupRequest({ id: 'y' })]);
+    await embeddedApp({ log: (entry) => lines.push(entry) }).inProcess!.lookup([
+      lookupRequest({ id: 'x' }),
+      lookupRequest({ id: 'y' }),
+    ]);
     expect(lines).toHaveLength(1);
     expect(lines[0]).toMatchObject({ msg: 'decisions', count: 2 });
     expect((lines[0]!.decisions as { id: string }[]).map((decision) => decision.id)).toEqual(['x', 'y']);
@@ -89,7 +105,10 @@ describe('in-process lookups', () => {
   it('log no decision lines when logDecisions is false, but still log other events', async () => {
     const lines: Record<string, unknown>[] = [];
     const app = createApp({
-      store: { current: () => Promise.reject(new PolicyStoreError('broken')), replace: () => Promise.reject(new Error('no')) },
+      store: {
+        current: () => Promise.reject(new PolicyStoreError('broken')),
+        replace: () => Promise.reject(new Error('no')),
+      },
       secrets: [],
       mode: 'embedded',
       log: (entry) => lines.push(entry),

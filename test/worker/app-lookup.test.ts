@@ -2,7 +2,13 @@ import { describe, expect, it } from 'vitest';
 import { createApp } from '../../worker/app.js';
 import { createMemoryStore } from '../../worker/stores/memory.js';
 import { parsePolicy } from '../../worker/policy/index.js';
-import { BatchAnswerSchema, LookupAnswerSchema, MAX_BATCH, MAX_BODY_OCTETS, WireErrorSchema } from '../../protocol/wire.js';
+import {
+  BatchAnswerSchema,
+  LookupAnswerSchema,
+  MAX_BATCH,
+  MAX_BODY_OCTETS,
+  WireErrorSchema,
+} from '../../protocol/wire.js';
 import { TEST_POLICY, lookupRequest, signedRequest } from './workerd/fixtures.js';
 
 function embeddedApp(log: (entry: Record<string, unknown>) => void = () => {}) {
@@ -27,7 +33,10 @@ describe('POST /v1/ident in embedded mode', () => {
 
   it('answers the default when no rule matches', async () => {
     const res = await post(embeddedApp(), '/v1/ident', JSON.stringify(lookupRequest({ remoteAddress: '203.0.113.9' })));
-    expect(LookupAnswerSchema.parse(await res.json())).toMatchObject({ rule: 'default', answer: { type: 'ERROR', error: 'NO-USER' } });
+    expect(LookupAnswerSchema.parse(await res.json())).toMatchObject({
+      rule: 'default',
+      answer: { type: 'ERROR', error: 'NO-USER' },
+    });
   });
 
   it('needs no signature', async () => {
@@ -38,9 +47,15 @@ describe('POST /v1/ident in embedded mode', () => {
 
   it('logs the decision with the query facts and nothing secret', async () => {
     const lines: Record<string, unknown>[] = [];
-    await post(embeddedApp((entry) => lines.push(entry)), '/v1/ident', JSON.stringify(lookupRequest({ id: 'q-log', uid: 0 })));
+    await post(
+      embeddedApp((entry) => lines.push(entry)),
+      '/v1/ident',
+      JSON.stringify(lookupRequest({ id: 'q-log', uid: 0 })),
+    );
     const entries = lines.filter((line) => line.msg === 'decisions');
-    expect(entries).toEqual([expect.objectContaining({ count: 1, policyVersion: expect.stringMatching(/^[0-9a-f]{16}$/) })]);
+    expect(entries).toEqual([
+      expect.objectContaining({ count: 1, policyVersion: expect.stringMatching(/^[0-9a-f]{16}$/) }),
+    ]);
     expect(entries[0]!.decisions).toEqual([
       expect.objectContaining({
         id: 'q-log',
@@ -79,7 +94,12 @@ describe('POST /v1/ident in embedded mode', () => {
     const app = embeddedApp();
     const body = new ReadableStream({ pull: () => undefined }); // never delivers: only the header can refuse it
     const res = await app.fetch(
-      new Request('http://worker/v1/ident', { method: 'POST', body, headers: { 'content-length': String(MAX_BODY_OCTETS + 1) }, duplex: 'half' } as RequestInit),
+      new Request('http://worker/v1/ident', {
+        method: 'POST',
+        body,
+        headers: { 'content-length': String(MAX_BODY_OCTETS + 1) },
+        duplex: 'half',
+      } as RequestInit),
     );
     expect(res.status).toBe(413);
     expect((await errorOf(res)).code).toBe('body_too_large');
@@ -95,7 +115,9 @@ describe('POST /v1/ident in embedded mode', () => {
         if (sent > MAX_BODY_OCTETS * 2) controller.close();
       },
     });
-    const res = await embeddedApp().fetch(new Request('http://worker/v1/ident', { method: 'POST', body, duplex: 'half' } as RequestInit));
+    const res = await embeddedApp().fetch(
+      new Request('http://worker/v1/ident', { method: 'POST', body, duplex: 'half' } as RequestInit),
+    );
     expect(res.status).toBe(413);
     expect((await errorOf(res)).code).toBe('body_too_large');
     expect(sent).toBeLessThanOrEqual(MAX_BODY_OCTETS + chunk.byteLength * 2);
@@ -156,7 +178,10 @@ describe('routing', () => {
   it('answers 503 policy_unavailable when the store has no policy', async () => {
     const { PolicyStoreError } = await import('../../worker/stores/store.js');
     const app = createApp({
-      store: { current: () => Promise.reject(new PolicyStoreError('broken')), replace: () => Promise.reject(new Error('no')) },
+      store: {
+        current: () => Promise.reject(new PolicyStoreError('broken')),
+        replace: () => Promise.reject(new Error('no')),
+      },
       secrets: [],
       mode: 'embedded',
     });

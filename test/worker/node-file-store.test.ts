@@ -100,7 +100,10 @@ describe('file store reloads', () => {
     store = await openFileStore(file, { log: log.log, debounceMs: 20 });
     const good = await store.current();
     const rejected = log.next('policy_rejected');
-    await writeFile(file, JSON.stringify({ version: 1, rules: [{ name: 'x' }], default: { action: { error: 'NO-USER' } } }));
+    await writeFile(
+      file,
+      JSON.stringify({ version: 1, rules: [{ name: 'x' }], default: { action: { error: 'NO-USER' } } }),
+    );
     const entry = await rejected;
     expect(entry).toMatchObject({ msg: 'policy_rejected', source: file, keptVersion: good.version });
     expect(String(entry.error)).toContain('rules[0]');

@@ -28,7 +28,14 @@ afterEach(async () => {
 });
 
 async function start(): Promise<NodeWorker> {
-  worker = await startNodeWorker({ hostname: '127.0.0.1', port: 0, policyFile: file, secrets: ['s3cret'], adminTokens: ['admin'], watchPolicy: false });
+  worker = await startNodeWorker({
+    hostname: '127.0.0.1',
+    port: 0,
+    policyFile: file,
+    secrets: ['s3cret'],
+    adminTokens: ['admin'],
+    watchPolicy: false,
+  });
   return worker;
 }
 
@@ -47,7 +54,11 @@ describe('startNodeWorker', () => {
     expect(url).toBe(`http://127.0.0.1:${port}`);
     const res = await signedLookup(url, 'http-1');
     expect(res.status).toBe(200);
-    expect(LookupAnswerSchema.parse(await res.json())).toMatchObject({ id: 'http-1', rule: 'lan', answer: { type: 'USERID', userId: 'alice' } });
+    expect(LookupAnswerSchema.parse(await res.json())).toMatchObject({
+      id: 'http-1',
+      rule: 'lan',
+      answer: { type: 'USERID', userId: 'alice' },
+    });
   });
 
   it('refuses an unsigned lookup over HTTP with 401', async () => {
@@ -59,7 +70,11 @@ describe('startNodeWorker', () => {
 
   it('writes a policy PUT through the admin API to the policy file', async () => {
     const { url } = await start();
-    const res = await fetch(`${url}/v1/policy`, { method: 'PUT', headers: { authorization: 'Bearer admin' }, body: JSON.stringify(OTHER_POLICY) });
+    const res = await fetch(`${url}/v1/policy`, {
+      method: 'PUT',
+      headers: { authorization: 'Bearer admin' },
+      body: JSON.stringify(OTHER_POLICY),
+    });
     expect(res.status).toBe(200);
     expect(JSON.parse(await readFile(file, 'utf8'))).toMatchObject({ default: { action: { userId: 'anonymous' } } });
   });
@@ -88,7 +103,12 @@ describe('startNodeWorker', () => {
   });
 
   it('fails with a FileStoreError and listens on nothing when the policy file is missing', async () => {
-    const error = await startNodeWorker({ hostname: '127.0.0.1', port: 0, policyFile: join(dir, 'absent.json'), secrets: ['s'] }).catch((caught: unknown) => caught);
+    const error = await startNodeWorker({
+      hostname: '127.0.0.1',
+      port: 0,
+      policyFile: join(dir, 'absent.json'),
+      secrets: ['s'],
+    }).catch((caught: unknown) => caught);
     expect(error).toBeInstanceOf(FileStoreError);
   });
 

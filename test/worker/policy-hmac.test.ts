@@ -8,7 +8,9 @@ const utf8 = (text: string) => new TextEncoder().encode(text);
 
 describe('pure-JS HMAC-SHA256', () => {
   it('matches the RFC 4231 test case 2', () => {
-    expect(hex(createHmacSha256(utf8('Jefe'))(utf8('what do ya want for nothing?')))).toBe('5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843');
+    expect(hex(createHmacSha256(utf8('Jefe'))(utf8('what do ya want for nothing?')))).toBe(
+      '5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843',
+    );
   });
 
   it('matches SHA-256 of the empty message', () => {

@@ -2,7 +2,14 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import type { LookupRequest } from '../../protocol/wire.js';
 import { IPV6, NOT_AN_ADDRESS, parseAddress, parseCidr } from '../../worker/policy/address.js';
-import { compilePolicy, decide, explain, parsePolicy, type Policy, type PolicyMatch } from '../../worker/policy/index.js';
+import {
+  compilePolicy,
+  decide,
+  explain,
+  parsePolicy,
+  type Policy,
+  type PolicyMatch,
+} from '../../worker/policy/index.js';
 import { parseRange } from '../../worker/policy/patterns.js';
 import { buildRuleIndex, firstMatch } from '../../worker/policy/rule-index.js';
 import { request } from './policy-helpers.js';
@@ -44,11 +51,13 @@ function inCidrs(cidrs: string[], text: string): boolean {
   const words = new Int32Array(4);
   const parsed = parseAddress(text, words);
   if (parsed === NOT_AN_ADDRESS) return false;
-  const big = (values: ArrayLike<number>) => Array.from(values).reduce((sum, word) => (sum << 32n) | BigInt(word >>> 0), 0n);
+  const big = (values: ArrayLike<number>) =>
+    Array.from(values).reduce((sum, word) => (sum << 32n) | BigInt(word >>> 0), 0n);
   return cidrs.some((cidr) => {
     const block = parseCidr(cidr);
     if (typeof block === 'string') throw new Error(block);
-    if ('v4' in block) return parsed !== IPV6 && (BigInt(parsed) & BigInt(block.v4[1] >>> 0)) === BigInt(block.v4[0] >>> 0);
+    if ('v4' in block)
+      return parsed !== IPV6 && (BigInt(parsed) & BigInt(block.v4[1] >>> 0)) === BigInt(block.v4[0] >>> 0);
     if (parsed !== IPV6) return false;
     const networks = block.v6.filter((_, i) => i % 2 === 0);
     const masks = block.v6.filter((_, i) => i % 2 === 1);
@@ -61,14 +70,17 @@ function holds(match: PolicyMatch, req: LookupRequest): boolean {
   if (match.ownerKnown !== undefined && match.ownerKnown !== (owner !== null)) return false;
   if (match.serverPort !== undefined && !inRanges(list(match.serverPort), req.query.serverPort, 1, 65535)) return false;
   if (match.clientPort !== undefined && !inRanges(list(match.clientPort), req.query.clientPort, 1, 65535)) return false;
-  if (match.ownerUid !== undefined && (owner === null || !inRanges(list(match.ownerUid), owner.uid, 0, 0xffffffff))) return false;
+  if (match.ownerUid !== undefined && (owner === null || !inRanges(list(match.ownerUid), owner.uid, 0, 0xffffffff)))
+    return false;
   if (match.gateway !== undefined && !list(match.gateway).some((glob) => globMatches(glob, req.gateway))) return false;
   if (match.ownerName !== undefined) {
     const name = owner?.userName ?? null;
     if (name === null || !list(match.ownerName).some((glob) => globMatches(glob, name))) return false;
   }
-  if (match.serverAddress !== undefined && !inCidrs(list(match.serverAddress), req.connection.localAddress)) return false;
-  if (match.clientAddress !== undefined && !inCidrs(list(match.clientAddress), req.connection.remoteAddress)) return false;
+  if (match.serverAddress !== undefined && !inCidrs(list(match.serverAddress), req.connection.localAddress))
+    return false;
+  if (match.clientAddress !== undefined && !inCidrs(list(match.clientAddress), req.connection.remoteAddress))
+    return false;
   return true;
 }
 
@@ -81,12 +93,33 @@ function referenceRule(policy: Policy, req: LookupRequest): string {
 
 const PORTS = [1, 2, 22, 23, 113, 6666, 6667, 6668, 40000, 65534, 65535];
 const UIDS = [0, 1, 999, 1000, 1001, 65535, 4294967294, 4294967295];
-const NAME_PATTERNS = ['alice', 'bob', 'a*', '?ob', '*', 'root', 'al?ce', '*e', 'gw-*', 'gw-eu-?', '*-1', 'gw-?', 'bastion', 'j?rgen', '**'];
+const NAME_PATTERNS = [
+  'alice',
+  'bob',
+  'a*',
+  '?ob',
+  '*',
+  'root',
+  'al?ce',
+  '*e',
+  'gw-*',
+  'gw-eu-?',
+  '*-1',
+  'gw-?',
+  'bastion',
+  'j?rgen',
+  '**',
+];
 const GATEWAYS = ['gw-eu-1', 'gw-us-2', 'gw-e', 'bastion', 'gw-', 'x-1', 'b'];
 const OWNER_NAMES = ['alice', 'bob', 'root', 'alce', 'jürgen', 'j😀rgen', 'e', 'gw-1'];
 
 const v4Address = fc
-  .tuple(fc.constantFrom(0, 10, 255), fc.constantFrom(0, 255), fc.constantFrom(0, 127, 128, 255), fc.constantFrom(0, 1, 255))
+  .tuple(
+    fc.constantFrom(0, 10, 255),
+    fc.constantFrom(0, 255),
+    fc.constantFrom(0, 127, 128, 255),
+    fc.constantFrom(0, 1, 255),
+  )
   .map((octets) => octets.join('.'));
 const v4Cidr = fc.tuple(v4Address, fc.constantFrom(0, 1, 8, 9, 16, 23, 24, 25, 31, 32)).map(([address, prefix]) => {
   const value = address.split('.').reduce((sum, octet) => sum * 256 + Number(octet), 0);
@@ -109,20 +142,41 @@ const v6Cidr = fc.constantFrom(
   '::ffff:0.0.0.0/96',
 );
 const v6Address = fc.oneof(
-  fc.constantFrom('::', '::1', '2001:db8::1', '2001:db8:1::5', '2001:db8::8000:0:0:1', '2001:db8::7fff:0:0:1', 'fe80::1%eth0', '7fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', '8000::', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff', 'ffff:ffff:ffff:ffff:ffff:ffff:ffff:feff'),
+  fc.constantFrom(
+    '::',
+    '::1',
+    '2001:db8::1',
+    '2001:db8:1::5',
+    '2001:db8::8000:0:0:1',
+    '2001:db8::7fff:0:0:1',
+    'fe80::1%eth0',
+    '7fff:ffff:ffff:ffff:ffff:ffff:ffff:ffff',
+    '8000::',
+    'ffff:ffff:ffff:ffff:ffff:ffff:ffff:ffff',
+    'ffff:ffff:ffff:ffff:ffff:ffff:ffff:feff',
+  ),
   fc.ipV6(),
 );
-const address = fc.oneof(v4Address, v4Address.map((v4) => `::ffff:${v4}`), v6Address, fc.constantFrom('not-an-address', '010.0.0.1'));
+const address = fc.oneof(
+  v4Address,
+  v4Address.map((v4) => `::ffff:${v4}`),
+  v6Address,
+  fc.constantFrom('not-an-address', '010.0.0.1'),
+);
 
 const range = (values: number[]) =>
   fc.oneof(
     fc.constantFrom(...values),
-    fc.tuple(fc.constantFrom(...values), fc.constantFrom(...values)).map(([a, b]) => `${Math.min(a, b)}-${Math.max(a, b)}`),
+    fc
+      .tuple(fc.constantFrom(...values), fc.constantFrom(...values))
+      .map(([a, b]) => `${Math.min(a, b)}-${Math.max(a, b)}`),
   );
 const oneOrMany = <T>(item: fc.Arbitrary<T>) => fc.oneof(item, fc.array(item, { minLength: 1, maxLength: 3 }));
 /** Absent `absentWeight` times in `absentWeight + 1` (0: always present). */
 const sometimes = <T>(item: fc.Arbitrary<T>, absentWeight: number) =>
-  absentWeight === 0 ? item : fc.oneof({ arbitrary: fc.constant(undefined), weight: absentWeight }, { arbitrary: item, weight: 1 });
+  absentWeight === 0
+    ? item
+    : fc.oneof({ arbitrary: fc.constant(undefined), weight: absentWeight }, { arbitrary: item, weight: 1 });
 
 type Weights = Record<keyof PolicyMatch, number>;
 
@@ -138,7 +192,9 @@ const match = (weights: Weights): fc.Arbitrary<PolicyMatch> =>
       ownerUid: sometimes(oneOrMany(range(UIDS)), weights.ownerUid),
       ownerKnown: sometimes(fc.boolean(), weights.ownerKnown),
     })
-    .map((record) => Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined)) as PolicyMatch);
+    .map(
+      (record) => Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined)) as PolicyMatch,
+    );
 
 // Per policy and condition kind: on every rule (0, so the index can visit only the words
 // that kind allows), on most, or on few; policies range from rules that often hold to
@@ -216,10 +272,15 @@ describe('rule index', () => {
   });
 
   it('first-match order holds across bitset words (rules 31, 32, 63, 64 and beyond)', () => {
-    const rules: { name: string; match: PolicyMatch; action: object }[] = Array.from({ length: 130 }, (_, i) => ({ name: `r${i}`, match: { ownerUid: i }, action: { error: 'HIDDEN-USER' } }));
+    const rules: { name: string; match: PolicyMatch; action: object }[] = Array.from({ length: 130 }, (_, i) => ({
+      name: `r${i}`,
+      match: { ownerUid: i },
+      action: { error: 'HIDDEN-USER' },
+    }));
     rules.push({ name: 'r-any', match: { ownerUid: '0-200' }, action: { error: 'HIDDEN-USER' } });
     const compiled = compilePolicy(parsePolicy({ version: 1, rules, default: { action: { error: 'NO-USER' } } }));
-    for (const uid of [0, 31, 32, 63, 64, 95, 96, 127, 128, 129]) expect(decide(compiled, request({ owner: { uid, userName: 'u' } })).rule).toBe(`r${uid}`);
+    for (const uid of [0, 31, 32, 63, 64, 95, 96, 127, 128, 129])
+      expect(decide(compiled, request({ owner: { uid, userName: 'u' } })).rule).toBe(`r${uid}`);
     expect(decide(compiled, request({ owner: { uid: 130, userName: 'u' } })).rule).toBe('r-any');
     expect(decide(compiled, request({ owner: { uid: 201, userName: 'u' } })).rule).toBe('default');
     expect(decide(compiled, request({ owner: null })).rule).toBe('default');
@@ -229,7 +290,11 @@ describe('rule index', () => {
     const parsed = parsePolicy({
       version: 1,
       rules: [
-        { name: 'odd', match: { ownerName: ['user-*1', 'user-*3', 'user-*5', 'user-*7', 'user-*9'] }, action: { error: 'HIDDEN-USER' } },
+        {
+          name: 'odd',
+          match: { ownerName: ['user-*1', 'user-*3', 'user-*5', 'user-*7', 'user-*9'] },
+          action: { error: 'HIDDEN-USER' },
+        },
         { name: 'hundreds', match: { ownerName: 'user-?00' }, action: { error: 'HIDDEN-USER' } },
         { name: 'exact', match: { ownerName: 'user-42' }, action: { error: 'HIDDEN-USER' } },
       ],
@@ -252,7 +317,14 @@ describe('rule index', () => {
     const none = compilePolicy(parsePolicy({ version: 1, rules: [], default: { action: { error: 'NO-USER' } } }));
     expect(decide(none, request()).rule).toBe('default');
     const open = compilePolicy(
-      parsePolicy({ version: 1, rules: [{ name: 'a', action: { error: 'HIDDEN-USER' } }, { name: 'b', match: {}, action: { error: 'HIDDEN-USER' } }], default: { action: { error: 'NO-USER' } } }),
+      parsePolicy({
+        version: 1,
+        rules: [
+          { name: 'a', action: { error: 'HIDDEN-USER' } },
+          { name: 'b', match: {}, action: { error: 'HIDDEN-USER' } },
+        ],
+        default: { action: { error: 'NO-USER' } },
+      }),
     );
     expect(decide(open, request({ owner: null, clientAddress: 'nowhere' })).rule).toBe('a');
   });

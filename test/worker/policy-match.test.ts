@@ -2,7 +2,8 @@ import { describe, expect, it } from 'vitest';
 import { compilePolicy, decide, DEFAULT_POLICY, explain, parsePolicy } from '../../worker/policy/index.js';
 import { oneRule, request } from './policy-helpers.js';
 
-const rule = (match: Parameters<typeof oneRule>[0], facts: Parameters<typeof request>[0]) => decide(oneRule(match), request(facts)).rule;
+const rule = (match: Parameters<typeof oneRule>[0], facts: Parameters<typeof request>[0]) =>
+  decide(oneRule(match), request(facts)).rule;
 
 describe('match conditions', () => {
   it('an empty match always holds', () => {
@@ -52,7 +53,9 @@ describe('match conditions', () => {
     expect(rule({ clientAddress: '2001:db8::/32' }, { clientAddress: '2001:db8:1::5' })).toBe('r');
     expect(rule({ clientAddress: '2001:db8::/32' }, { clientAddress: '2001:db9::5' })).toBe('default');
     expect(rule({ clientAddress: '2001:db8:0:0:8000::/65' }, { clientAddress: '2001:db8::8000:0:0:1' })).toBe('r');
-    expect(rule({ clientAddress: '2001:db8:0:0:8000::/65' }, { clientAddress: '2001:db8::7fff:0:0:1' })).toBe('default');
+    expect(rule({ clientAddress: '2001:db8:0:0:8000::/65' }, { clientAddress: '2001:db8::7fff:0:0:1' })).toBe(
+      'default',
+    );
     expect(rule({ clientAddress: 'fe80::/10' }, { clientAddress: 'fe80::1%eth0' })).toBe('r');
     expect(rule({ clientAddress: '::1' }, { clientAddress: '::1' })).toBe('r');
     expect(rule({ clientAddress: '::/0' }, { clientAddress: '2001:db8::1' })).toBe('r');
@@ -119,12 +122,21 @@ describe('rule order', () => {
   );
 
   it('the first matching rule answers even when later rules match too', () => {
-    expect(decide(compiled, request())).toEqual({ rule: 'lan', answer: { type: 'USERID', opsys: 'UNIX', userId: 'alice' } });
-    expect(decide(compiled, request({ owner: { uid: 0, userName: 'root' } }))).toEqual({ rule: 'system', answer: { type: 'ERROR', error: 'HIDDEN-USER' } });
+    expect(decide(compiled, request())).toEqual({
+      rule: 'lan',
+      answer: { type: 'USERID', opsys: 'UNIX', userId: 'alice' },
+    });
+    expect(decide(compiled, request({ owner: { uid: 0, userName: 'root' } }))).toEqual({
+      rule: 'system',
+      answer: { type: 'ERROR', error: 'HIDDEN-USER' },
+    });
   });
 
   it('the default answers as rule "default" when no rule matches', () => {
-    expect(decide(compiled, request({ clientAddress: '203.0.113.1' }))).toEqual({ rule: 'default', answer: { type: 'ERROR', error: 'NO-USER' } });
+    expect(decide(compiled, request({ clientAddress: '203.0.113.1' }))).toEqual({
+      rule: 'default',
+      answer: { type: 'ERROR', error: 'NO-USER' },
+    });
   });
 
   it('a decision for one request does not leak into the next (per-decision caches reset)', () => {
@@ -149,13 +161,25 @@ describe('rule order', () => {
       ],
       skippedCount: 3,
     });
-    expect(explain(compiled, request())).toMatchObject({ rule: 'lan', ruleIndex: 1, matched: { clientAddress: '192.0.2.0/24' }, skippedCount: 1 });
+    expect(explain(compiled, request())).toMatchObject({
+      rule: 'lan',
+      ruleIndex: 1,
+      matched: { clientAddress: '192.0.2.0/24' },
+      skippedCount: 1,
+    });
   });
 
   it('the built-in default policy reveals a found owner and says NO-USER otherwise', () => {
     const compiled = compilePolicy(DEFAULT_POLICY);
     expect(decide(compiled, request()).answer).toEqual({ type: 'USERID', opsys: 'UNIX', userId: 'alice' });
-    expect(decide(compiled, request({ owner: { uid: 1234, userName: null } })).answer).toEqual({ type: 'USERID', opsys: 'OTHER', userId: '1234' });
-    expect(decide(compiled, request({ owner: null }))).toEqual({ rule: 'default', answer: { type: 'ERROR', error: 'NO-USER' } });
+    expect(decide(compiled, request({ owner: { uid: 1234, userName: null } })).answer).toEqual({
+      type: 'USERID',
+      opsys: 'OTHER',
+      userId: '1234',
+    });
+    expect(decide(compiled, request({ owner: null }))).toEqual({
+      rule: 'default',
+      answer: { type: 'ERROR', error: 'NO-USER' },
+    });
   });
 });

@@ -8,7 +8,12 @@ import { oneRule, request } from './policy-helpers.js';
 
 const ipv4 = fc.tuple(fc.nat(255), fc.nat(255), fc.nat(255), fc.nat(255)).map((octets) => octets.join('.'));
 const ipv6 = fc.ipV6();
-const address = fc.oneof(ipv4, ipv6, ipv4.map((v4) => `::ffff:${v4}`), fc.constantFrom('not-an-address', '::1', '0.0.0.0'));
+const address = fc.oneof(
+  ipv4,
+  ipv6,
+  ipv4.map((v4) => `::ffff:${v4}`),
+  fc.constantFrom('not-an-address', '::1', '0.0.0.0'),
+);
 
 function v4Cidr(): fc.Arbitrary<string> {
   return fc.tuple(fc.nat(0xffffffff), fc.integer({ min: 0, max: 32 })).map(([value, prefix]) => {
@@ -19,8 +24,14 @@ function v4Cidr(): fc.Arbitrary<string> {
 const v6Cidr = fc.constantFrom('::/0', '2001:db8::/32', 'fe80::/10', '::1/128', 'fc00::/7', '::ffff:10.0.0.0/104');
 const cidr = fc.oneof(v4Cidr(), v6Cidr);
 const port = fc.integer({ min: 1, max: 65535 });
-const portSpec = fc.oneof(port, fc.tuple(port, port).map(([a, b]) => `${Math.min(a, b)}-${Math.max(a, b)}`));
-const uidSpec = fc.oneof(fc.nat(70000), fc.tuple(fc.nat(70000), fc.nat(70000)).map(([a, b]) => `${Math.min(a, b)}-${Math.max(a, b)}`));
+const portSpec = fc.oneof(
+  port,
+  fc.tuple(port, port).map(([a, b]) => `${Math.min(a, b)}-${Math.max(a, b)}`),
+);
+const uidSpec = fc.oneof(
+  fc.nat(70000),
+  fc.tuple(fc.nat(70000), fc.nat(70000)).map(([a, b]) => `${Math.min(a, b)}-${Math.max(a, b)}`),
+);
 const nameGlob = fc.constantFrom('alice', 'bob', 'a*', '?ob', '*', 'root', 'gw-*', 'gw-eu-?');
 const oneOrMany = <T>(item: fc.Arbitrary<T>) => fc.oneof(item, fc.array(item, { minLength: 1, maxLength: 3 }));
 const errorToken = fc.oneof(fc.constantFrom(...STANDARD_ERRORS), fc.constantFrom('X-NOPE', 'X-RATE-LIMITED'));
@@ -41,36 +52,81 @@ const match = fc.record(
 );
 
 const action = fc.oneof(
-  fc.record({ reveal: fc.constant('name' as const), ifNoName: fc.oneof(fc.constant('uid' as const), errorToken), ifUnknown: errorToken }, { requiredKeys: ['reveal'] }),
+  fc.record(
+    {
+      reveal: fc.constant('name' as const),
+      ifNoName: fc.oneof(fc.constant('uid' as const), errorToken),
+      ifUnknown: errorToken,
+    },
+    { requiredKeys: ['reveal'] },
+  ),
   fc.record({ reveal: fc.constant('uid' as const), ifUnknown: errorToken }, { requiredKeys: ['reveal'] }),
   fc.record({ userId: userIdText }),
-  fc.record({ random: fc.oneof(fc.record({ from: fc.array(userIdText, { minLength: 1, maxLength: 4 }) }), fc.record({ chars: fc.integer({ min: 1, max: 40 }) })) }),
-  fc.record({ pseudonym: fc.record({ length: fc.integer({ min: 6, max: 51 }), prefix: fc.constantFrom('', 'u', 'anon-') }, { requiredKeys: [] }) }),
+  fc.record({
+    random: fc.oneof(
+      fc.record({ from: fc.array(userIdText, { minLength: 1, maxLength: 4 }) }),
+      fc.record({ chars: fc.integer({ min: 1, max: 40 }) }),
+    ),
+  }),
+  fc.record({
+    pseudonym: fc.record(
+      { length: fc.integer({ min: 6, max: 51 }), prefix: fc.constantFrom('', 'u', 'anon-') },
+      { requiredKeys: [] },
+    ),
+  }),
   fc.record({ error: errorToken }),
 );
 
-const userIdAnswerFields = fc.record({ opsys: fc.constantFrom('UNIX', 'OTHER'), charset: fc.constantFrom('UTF-8', 'US-ASCII') }, { requiredKeys: [] });
+const userIdAnswerFields = fc.record(
+  { opsys: fc.constantFrom('UNIX', 'OTHER'), charset: fc.constantFrom('UTF-8', 'US-ASCII') },
+  { requiredKeys: [] },
+);
 
 const policy: fc.Arbitrary<Policy> = fc
-  .tuple(fc.array(fc.tuple(fc.option(match, { nil: undefined }), action, userIdAnswerFields), { maxLength: 8 }), action, userIdAnswerFields)
+  .tuple(
+    fc.array(fc.tuple(fc.option(match, { nil: undefined }), action, userIdAnswerFields), { maxLength: 8 }),
+    action,
+    userIdAnswerFields,
+  )
   .map(([rules, fallback, fallbackFields]) => {
     const outcome = (act: object, fields: object) => ('error' in act ? { action: act } : { action: act, ...fields });
     return parsePolicy({
       version: 1,
       key: 'property-test-key-0123',
-      rules: rules.map(([m, act, fields], index) => ({ name: `rule-${index}`, ...(m ? { match: m } : {}), ...outcome(act, fields) })),
+      rules: rules.map(([m, act, fields], index) => ({
+        name: `rule-${index}`,
+        ...(m ? { match: m } : {}),
+        ...outcome(act, fields),
+      })),
       default: outcome(fallback, fallbackFields),
     });
   });
 
-const owner = fc.option(fc.record({ uid: fc.oneof(fc.nat(70000), fc.constant(0xffffffff)), userName: fc.option(fc.oneof(fc.constantFrom('alice', 'bob', 'root', 'jürgen', 'a\r\nb', ' x'), fc.string({ minLength: 1, maxLength: 20 })), { nil: null }) }), { nil: null });
+const owner = fc.option(
+  fc.record({
+    uid: fc.oneof(fc.nat(70000), fc.constant(0xffffffff)),
+    userName: fc.option(
+      fc.oneof(
+        fc.constantFrom('alice', 'bob', 'root', 'jürgen', 'a\r\nb', ' x'),
+        fc.string({ minLength: 1, maxLength: 20 }),
+      ),
+      { nil: null },
+    ),
+  }),
+  { nil: null },
+);
 
 const lookup: fc.Arbitrary<LookupRequest> = fc.record({
   v: fc.constant(1 as const),
   id: fc.constant('q'),
   gateway: fc.constantFrom('gw-eu-1', 'gw-us-2', 'bastion'),
   query: fc.record({ serverPort: port, clientPort: port }),
-  connection: fc.record({ localAddress: address, localPort: fc.constant(113), remoteAddress: address, remotePort: port }),
+  connection: fc.record({
+    localAddress: address,
+    localPort: fc.constant(113),
+    remoteAddress: address,
+    remotePort: port,
+  }),
   owner,
 });
 
@@ -109,7 +165,10 @@ describe('policy properties', () => {
         const toBig = (text: string) => text.split('.').reduce((sum, octet) => sum * 256n + BigInt(octet), 0n);
         const text = [value >>> 24, (value >>> 16) & 255, (value >>> 8) & 255, value & 255].join('.');
         const expected = toBig(text) >> (32n - prefix) === toBig(network!) >> (32n - prefix);
-        const rule = decide(oneRule({ clientAddress: block }), request({ clientAddress: mapped ? `::ffff:${text}` : text })).rule;
+        const rule = decide(
+          oneRule({ clientAddress: block }),
+          request({ clientAddress: mapped ? `::ffff:${text}` : text }),
+        ).rule;
         expect(rule).toBe(expected ? 'r' : 'default');
       }),
       { numRuns: 500 },

@@ -96,7 +96,10 @@ export function pseudonymMessage(gateway: string, uid: number): Uint8Array {
  * @example
  * compileAction({ action: { error: 'HIDDEN-USER' } }, undefined).constant // { type: 'ERROR', error: 'HIDDEN-USER' }
  */
-export function compileAction(outcome: PolicyOutcome, mac: ((message: Uint8Array) => Uint8Array) | undefined): Answerer {
+export function compileAction(
+  outcome: PolicyOutcome,
+  mac: ((message: Uint8Array) => Uint8Array) | undefined,
+): Answerer {
   const action = outcome.action;
   const charset = outcome.charset;
   const opsys = outcome.opsys ?? ('reveal' in action && action.reveal === 'name' ? 'UNIX' : 'OTHER');
@@ -110,7 +113,10 @@ export function compileAction(outcome: PolicyOutcome, mac: ((message: Uint8Array
     if ('from' in spec) {
       const answers = spec.from.map((userId) => constant(userIdAnswer(opsys, charset, userId)).constant!);
       const last = answers.length - 1;
-      return { constant: null, answer: (_request, random) => answers[Math.min(last, Math.max(0, Math.floor(random() * answers.length)))]! };
+      return {
+        constant: null,
+        answer: (_request, random) => answers[Math.min(last, Math.max(0, Math.floor(random() * answers.length)))]!,
+      };
     }
     const alphabet = spec.alphabet ?? DEFAULT_RANDOM_ALPHABET;
     const size = alphabet.length;
@@ -119,7 +125,8 @@ export function compileAction(outcome: PolicyOutcome, mac: ((message: Uint8Array
       constant: null,
       answer: (_request, random) => {
         let userId = '';
-        for (let i = 0; i < chars; i++) userId += alphabet[Math.min(size - 1, Math.max(0, Math.floor(random() * size)))];
+        for (let i = 0; i < chars; i++)
+          userId += alphabet[Math.min(size - 1, Math.max(0, Math.floor(random() * size)))];
         return userIdAnswer(opsys, charset, userId);
       },
     };
@@ -144,7 +151,8 @@ export function compileAction(outcome: PolicyOutcome, mac: ((message: Uint8Array
   if (action.reveal === 'uid') {
     return {
       constant: null,
-      answer: (request) => (request.owner === null ? ifUnknown : userIdAnswer(opsys, charset, String(request.owner.uid))),
+      answer: (request) =>
+        request.owner === null ? ifUnknown : userIdAnswer(opsys, charset, String(request.owner.uid)),
     };
   }
 

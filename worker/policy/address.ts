@@ -126,7 +126,8 @@ function formatV4(value: number): string {
 
 function formatV6(words: ArrayLike<number>): string {
   const groups: string[] = [];
-  for (let i = 0; i < 4; i++) groups.push(((words[i]! >>> 16) & 0xffff).toString(16), (words[i]! & 0xffff).toString(16));
+  for (let i = 0; i < 4; i++)
+    groups.push(((words[i]! >>> 16) & 0xffff).toString(16), (words[i]! & 0xffff).toString(16));
   return groups.join(':').replace(/(^|:)0(:0)+(:|$)/, '::');
 }
 
@@ -143,7 +144,8 @@ export function parseCidr(text: string): Cidr | string {
   const slash = text.indexOf('/');
   const addressText = slash === -1 ? text : text.slice(0, slash);
   const prefixText = slash === -1 ? undefined : text.slice(slash + 1);
-  if (prefixText !== undefined && !/^(0|[1-9][0-9]{0,2})$/.test(prefixText)) return bad('prefix length must be a decimal number');
+  if (prefixText !== undefined && !/^(0|[1-9][0-9]{0,2})$/.test(prefixText))
+    return bad('prefix length must be a decimal number');
   if (addressText.includes('%')) return bad('zone ids are not allowed');
   if (!addressText.includes(':')) {
     const v4 = parseIPv4(addressText);
@@ -157,7 +159,9 @@ export function parseCidr(text: string): Cidr | string {
   const prefix = prefixText === undefined ? 128 : Number(prefixText);
   if (prefix > 128) return bad('IPv6 prefix length must be 0..128');
   if (isMapped(words) && prefix >= 96) {
-    return v4Block(words[3]! >>> 0, prefix - 96, (network) => bad(`host bits set; did you mean ::ffff:${formatV4(network)}/${prefix}?`));
+    return v4Block(words[3]! >>> 0, prefix - 96, (network) =>
+      bad(`host bits set; did you mean ::ffff:${formatV4(network)}/${prefix}?`),
+    );
   }
   const block: number[] = [];
   let hostBits = false;

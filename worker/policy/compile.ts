@@ -61,6 +61,10 @@ export function compilePolicy(policy: Policy): CompiledPolicy {
     match: compileMatch(undefined, gateways, ownerNames),
     answerer: compileAction(policy.default, mac),
   };
-  const index = buildRuleIndex(rules.map((rule) => rule.match), gateways, ownerNames);
+  const index = buildRuleIndex(
+    rules.map((rule) => rule.match),
+    gateways,
+    ownerNames,
+  );
   return Object.freeze({ policy, rules, fallback, facts: new Facts(gateways, ownerNames), index });
 }

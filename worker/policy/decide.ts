@@ -75,7 +75,11 @@ function decidingRule(compiled: CompiledPolicy, request: LookupRequest): Compile
  * decide(compilePolicy(DEFAULT_POLICY), request)
  * // { answer: { type: 'USERID', opsys: 'UNIX', userId: 'alice' }, rule: 'default' }
  */
-export function decide(compiled: CompiledPolicy, request: LookupRequest, random: () => number = cryptoRandom): Decision {
+export function decide(
+  compiled: CompiledPolicy,
+  request: LookupRequest,
+  random: () => number = cryptoRandom,
+): Decision {
   return decisionOf(decidingRule(compiled, request), request, random);
 }
 
@@ -112,7 +116,11 @@ const MAX_SKIPPED_LISTED = 1000;
  * // { rule: 'lan', ruleIndex: 1, answer: {...}, matched: { clientAddress: '192.0.2.0/24' },
  * //   skipped: [{ rule: 'hide-root', ruleIndex: 0, failed: 'ownerUid' }], skippedCount: 1 }
  */
-export function explain(compiled: CompiledPolicy, request: LookupRequest, random: () => number = cryptoRandom): Explanation {
+export function explain(
+  compiled: CompiledPolicy,
+  request: LookupRequest,
+  random: () => number = cryptoRandom,
+): Explanation {
   const facts = compiled.facts;
   facts.load(request);
   const skipped: SkippedRule[] = [];
@@ -125,7 +133,8 @@ export function explain(compiled: CompiledPolicy, request: LookupRequest, random
       break;
     }
     skippedCount++;
-    if (skipped.length < MAX_SKIPPED_LISTED) skipped.push({ rule: rule.name, ruleIndex: rule.index!, failed: CONDITIONS[failed] as Condition });
+    if (skipped.length < MAX_SKIPPED_LISTED)
+      skipped.push({ rule: rule.name, ruleIndex: rule.index!, failed: CONDITIONS[failed] as Condition });
   }
   const { answer } = decisionOf(deciding, request, random);
   const matched = deciding.index === null ? {} : (compiled.policy.rules[deciding.index]!.match ?? {});

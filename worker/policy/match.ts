@@ -133,7 +133,11 @@ function addresses(cidrs: string[] | undefined): AddressBlocks | null {
 }
 
 /** Compiles a parsed match. Gateway and owner-name lists are interned in their own tables. */
-export function compileMatch(match: PolicyMatch | undefined, gateways: NameTable, ownerNames: NameTable): CompiledMatch {
+export function compileMatch(
+  match: PolicyMatch | undefined,
+  gateways: NameTable,
+  ownerNames: NameTable,
+): CompiledMatch {
   const gateway = list(match?.gateway);
   const ownerName = list(match?.ownerName);
   return {
@@ -225,9 +229,18 @@ function inBlocks(blocks: AddressBlocks, kind: number, address4: number, words: 
   }
   if (kind !== KIND_V6) return false;
   const v6 = blocks.v6;
-  const w0 = words[0]!, w1 = words[1]!, w2 = words[2]!, w3 = words[3]!;
+  const w0 = words[0]!,
+    w1 = words[1]!,
+    w2 = words[2]!,
+    w3 = words[3]!;
   for (let i = 0; i < v6.length; i += 8) {
-    if ((w0 & v6[i + 1]!) === v6[i] && (w1 & v6[i + 3]!) === v6[i + 2] && (w2 & v6[i + 5]!) === v6[i + 4] && (w3 & v6[i + 7]!) === v6[i + 6]) return true;
+    if (
+      (w0 & v6[i + 1]!) === v6[i] &&
+      (w1 & v6[i + 3]!) === v6[i + 2] &&
+      (w2 & v6[i + 5]!) === v6[i + 4] &&
+      (w3 & v6[i + 7]!) === v6[i + 6]
+    )
+      return true;
   }
   return false;
 }
@@ -242,9 +255,18 @@ export function failedCondition(match: CompiledMatch, facts: Facts): number {
   if (match.clientPorts !== null && !inRangesFast(match.clientPorts, facts.clientPort)) return CLIENT_PORT;
   if (match.ownerUids !== null && (facts.uid === -1 || !inRangesFast(match.ownerUids, facts.uid))) return OWNER_UID;
   if (match.gateway !== ANY && !facts.gateways.test(match.gateway, facts.gateway)) return GATEWAY;
-  if (match.ownerName !== ANY && (facts.userName === null || !facts.ownerNames.test(match.ownerName, facts.userName))) return OWNER_NAME;
-  if (match.serverAddress !== null && !inBlocks(match.serverAddress, facts.serverAddress(), facts.server4, facts.server6)) return SERVER_ADDRESS;
-  if (match.clientAddress !== null && !inBlocks(match.clientAddress, facts.clientAddress(), facts.client4, facts.client6)) return CLIENT_ADDRESS;
+  if (match.ownerName !== ANY && (facts.userName === null || !facts.ownerNames.test(match.ownerName, facts.userName)))
+    return OWNER_NAME;
+  if (
+    match.serverAddress !== null &&
+    !inBlocks(match.serverAddress, facts.serverAddress(), facts.server4, facts.server6)
+  )
+    return SERVER_ADDRESS;
+  if (
+    match.clientAddress !== null &&
+    !inBlocks(match.clientAddress, facts.clientAddress(), facts.client4, facts.client6)
+  )
+    return CLIENT_ADDRESS;
   return 0;
 }
 

@@ -66,7 +66,8 @@ const RANGE = /^([0-9]{1,10})(?:-([0-9]{1,10}))?$/;
  */
 export function parseRange(value: number | string, min: number, max: number): [number, number] | string {
   if (typeof value === 'number') {
-    if (!Number.isInteger(value) || value < min || value > max) return `must be an integer in ${min}..${max}, got ${value}`;
+    if (!Number.isInteger(value) || value < min || value > max)
+      return `must be an integer in ${min}..${max}, got ${value}`;
     return [value, value];
   }
   const found = RANGE.exec(value);

@@ -129,7 +129,10 @@ class NameKind {
     }
     this.prefixLengths = [...lengths].sort((a, b) => a - b);
     this.anyCount = countBits(any, 0, any.length);
-    const capacity = Math.max(MIN_NAME_CACHE_ENTRIES, Math.min(MAX_NAME_CACHE_ENTRIES, Math.floor(NAME_CACHE_WORDS / any.length)));
+    const capacity = Math.max(
+      MIN_NAME_CACHE_ENTRIES,
+      Math.min(MAX_NAME_CACHE_ENTRIES, Math.floor(NAME_CACHE_WORDS / any.length)),
+    );
     this.slab = new Uint32Array(capacity * any.length);
     for (let slot = capacity - 1; slot >= 0; slot--) this.freeOffsets.push(slot * any.length);
     this.row = any;
@@ -190,7 +193,12 @@ export interface RuleIndex {
   readonly matches: readonly CompiledMatch[];
   /** True when some kind is left out of the index, so candidates must be confirmed rule by rule. */
   readonly confirm: boolean;
-  readonly ownerKnown: { readonly known: Uint32Array; readonly knownCount: number; readonly unknown: Uint32Array; readonly unknownCount: number } | null;
+  readonly ownerKnown: {
+    readonly known: Uint32Array;
+    readonly knownCount: number;
+    readonly unknown: Uint32Array;
+    readonly unknownCount: number;
+  } | null;
   readonly gateway: NameKind | null;
   readonly ownerName: NameKind | null;
   readonly serverPort: RangeKind | null;
@@ -278,7 +286,11 @@ function byValue<T extends number | bigint>(a: T, b: T): number {
  * rules whose intervals cover it (a sweep over the sorted bounds). Returns
  * null when the rows would hold more than `maxEntries` entries.
  */
-function partition<T extends number | bigint>(intervalsOfRules: readonly (readonly Interval<T>[] | null)[], wordCount: number, maxEntries: number): Partition<T> | null {
+function partition<T extends number | bigint>(
+  intervalsOfRules: readonly (readonly Interval<T>[] | null)[],
+  wordCount: number,
+  maxEntries: number,
+): Partition<T> | null {
   const events: { at: T; rule: number; add: boolean }[] = [];
   intervalsOfRules.forEach((intervals, rule) => {
     if (intervals === null) return;
@@ -292,7 +304,8 @@ function partition<T extends number | bigint>(intervalsOfRules: readonly (readon
     };
     for (const interval of sorted) {
       if (current !== undefined && (current.hiEx === null || interval.lo <= current.hiEx)) {
-        if (current.hiEx !== null && (interval.hiEx === null || interval.hiEx > current.hiEx)) current.hiEx = interval.hiEx;
+        if (current.hiEx !== null && (interval.hiEx === null || interval.hiEx > current.hiEx))
+          current.hiEx = interval.hiEx;
       } else {
         flush();
         current = { lo: interval.lo, hiEx: interval.hiEx };
@@ -338,7 +351,10 @@ function partition<T extends number | bigint>(intervalsOfRules: readonly (readon
     bounds.push(at);
     first.push(words.length);
   }
-  return { bounds, rows: { first: Uint32Array.from(first), words: Uint32Array.from(words), bits: Int32Array.from(bits) } };
+  return {
+    bounds,
+    rows: { first: Uint32Array.from(first), words: Uint32Array.from(words), bits: Int32Array.from(bits) },
+  };
 }
 
 function anyOf(wordCount: number, ruleCount: number, has: (rule: number) => boolean): Uint32Array {
@@ -347,7 +363,12 @@ function anyOf(wordCount: number, ruleCount: number, has: (rule: number) => bool
   return bitsOf(wordCount, rules);
 }
 
-function rangeKind(matches: readonly CompiledMatch[], wordCount: number, maxEntries: number, rangesOf: (match: CompiledMatch) => Float64Array | null): RangeKind | null | 'unindexed' {
+function rangeKind(
+  matches: readonly CompiledMatch[],
+  wordCount: number,
+  maxEntries: number,
+  rangesOf: (match: CompiledMatch) => Float64Array | null,
+): RangeKind | null | 'unindexed' {
   const intervals = matches.map((match) => {
     const ranges = rangesOf(match);
     if (ranges === null) return null;
@@ -375,7 +396,12 @@ function v6Value(words: readonly number[]): bigint {
   return value;
 }
 
-function addressKind(matches: readonly CompiledMatch[], wordCount: number, maxEntries: number, blocksOf: (match: CompiledMatch) => CompiledMatch['clientAddress']): AddressKind | null | 'unindexed' {
+function addressKind(
+  matches: readonly CompiledMatch[],
+  wordCount: number,
+  maxEntries: number,
+  blocksOf: (match: CompiledMatch) => CompiledMatch['clientAddress'],
+): AddressKind | null | 'unindexed' {
   const v4 = matches.map((match) => {
     const blocks = blocksOf(match);
     if (blocks === null) return null;
@@ -449,7 +475,10 @@ export function buildRuleIndex(
   const nameKind = (table: NameTable, idOf: (match: CompiledMatch) => number): NameKind | null => {
     const patterns = matches.map((match) => (idOf(match) === -1 ? null : table.matchers[idOf(match)]!.source));
     if (patterns.every((list) => list === null)) return null;
-    return new NameKind(anyOf(wordCount, ruleCount, (rule) => patterns[rule] !== null), patterns);
+    return new NameKind(
+      anyOf(wordCount, ruleCount, (rule) => patterns[rule] !== null),
+      patterns,
+    );
   };
 
   const serverPort = indexed(rangeKind(matches, wordCount, maxEntries, (match) => match.serverPorts));
@@ -471,7 +500,16 @@ export function buildRuleIndex(
     ownerUid,
     serverAddress,
     clientAddress,
-    scratch: { rowAny: [], offset: new Int32Array(KIND_COUNT), rowWords: [], rowBits: [], next: new Int32Array(KIND_COUNT), end: new Int32Array(KIND_COUNT), cost: new Float64Array(KIND_COUNT), anyCount: new Float64Array(KIND_COUNT) },
+    scratch: {
+      rowAny: [],
+      offset: new Int32Array(KIND_COUNT),
+      rowWords: [],
+      rowBits: [],
+      next: new Int32Array(KIND_COUNT),
+      end: new Int32Array(KIND_COUNT),
+      cost: new Float64Array(KIND_COUNT),
+      anyCount: new Float64Array(KIND_COUNT),
+    },
   };
 }
 
@@ -494,14 +532,20 @@ function partOf(bounds: Float64Array, value: number): number {
 
 /** partOf for IPv6: compares four unsigned words, most significant first. */
 function partOf6(bounds: Uint32Array, address: Int32Array): number {
-  const a0 = address[0]! >>> 0, a1 = address[1]! >>> 0, a2 = address[2]! >>> 0, a3 = address[3]! >>> 0;
+  const a0 = address[0]! >>> 0,
+    a1 = address[1]! >>> 0,
+    a2 = address[2]! >>> 0,
+    a3 = address[3]! >>> 0;
   let lo = 0;
   let hi = (bounds.length >>> 2) - 1;
   let found = -1;
   while (lo <= hi) {
     const mid = (lo + hi) >>> 1;
     const at = mid << 2;
-    const b0 = bounds[at]!, b1 = bounds[at + 1]!, b2 = bounds[at + 2]!, b3 = bounds[at + 3]!;
+    const b0 = bounds[at]!,
+      b1 = bounds[at + 1]!,
+      b2 = bounds[at + 2]!,
+      b3 = bounds[at + 3]!;
     const atMost = b0 !== a0 ? b0 < a0 : b1 !== a1 ? b1 < a1 : b2 !== a2 ? b2 < a2 : b3 <= a3;
     if (atMost) {
       found = mid;
@@ -518,7 +562,14 @@ const NO_WORDS = new Uint32Array(0);
 const NO_BITS = new Int32Array(0);
 
 /** Adds part `part` of a partition (-1: the empty part) to the scratch; returns the new count. */
-function addSparse(scratch: Scratch, count: number, any: Uint32Array, anyCount: number, rows: Rows, part: number): number {
+function addSparse(
+  scratch: Scratch,
+  count: number,
+  any: Uint32Array,
+  anyCount: number,
+  rows: Rows,
+  part: number,
+): number {
   if (part === -1) return addRow(scratch, count, any, 0, anyCount, NO_WORDS, NO_BITS, 0, 0);
   return addRow(scratch, count, any, 0, anyCount, rows.words, rows.bits, rows.first[part]!, rows.first[part + 1]!);
 }
@@ -562,9 +613,18 @@ function addRow(
   return count + 1;
 }
 
-function addAddress(scratch: Scratch, count: number, kind: AddressKind, family: number, address4: number, address6: Int32Array): number {
-  if (family === KIND_V4) return addSparse(scratch, count, kind.any, kind.anyCount, kind.rows4, partOf(kind.bounds4, address4 >>> 0));
-  if (family === KIND_V6) return addSparse(scratch, count, kind.any, kind.anyCount, kind.rows6, partOf6(kind.bounds6, address6));
+function addAddress(
+  scratch: Scratch,
+  count: number,
+  kind: AddressKind,
+  family: number,
+  address4: number,
+  address6: Int32Array,
+): number {
+  if (family === KIND_V4)
+    return addSparse(scratch, count, kind.any, kind.anyCount, kind.rows4, partOf(kind.bounds4, address4 >>> 0));
+  if (family === KIND_V6)
+    return addSparse(scratch, count, kind.any, kind.anyCount, kind.rows6, partOf6(kind.bounds6, address6));
   return addSparse(scratch, count, kind.any, kind.anyCount, kind.rows4, -1);
 }
 
@@ -598,13 +658,39 @@ export function firstMatch(index: RuleIndex, facts: Facts): number {
   }
 
   const serverPort = index.serverPort;
-  if (serverPort !== null) rowCount = addSparse(scratch, rowCount, serverPort.any, serverPort.anyCount, serverPort.rows, partOf(serverPort.bounds, facts.serverPort));
+  if (serverPort !== null)
+    rowCount = addSparse(
+      scratch,
+      rowCount,
+      serverPort.any,
+      serverPort.anyCount,
+      serverPort.rows,
+      partOf(serverPort.bounds, facts.serverPort),
+    );
   const clientPort = index.clientPort;
-  if (clientPort !== null) rowCount = addSparse(scratch, rowCount, clientPort.any, clientPort.anyCount, clientPort.rows, partOf(clientPort.bounds, facts.clientPort));
+  if (clientPort !== null)
+    rowCount = addSparse(
+      scratch,
+      rowCount,
+      clientPort.any,
+      clientPort.anyCount,
+      clientPort.rows,
+      partOf(clientPort.bounds, facts.clientPort),
+    );
   const ownerUid = index.ownerUid;
-  if (ownerUid !== null) rowCount = addSparse(scratch, rowCount, ownerUid.any, ownerUid.anyCount, ownerUid.rows, facts.uid === -1 ? -1 : partOf(ownerUid.bounds, facts.uid));
-  if (index.serverAddress !== null) rowCount = addAddress(scratch, rowCount, index.serverAddress, facts.serverAddress(), facts.server4, facts.server6);
-  if (index.clientAddress !== null) rowCount = addAddress(scratch, rowCount, index.clientAddress, facts.clientAddress(), facts.client4, facts.client6);
+  if (ownerUid !== null)
+    rowCount = addSparse(
+      scratch,
+      rowCount,
+      ownerUid.any,
+      ownerUid.anyCount,
+      ownerUid.rows,
+      facts.uid === -1 ? -1 : partOf(ownerUid.bounds, facts.uid),
+    );
+  if (index.serverAddress !== null)
+    rowCount = addAddress(scratch, rowCount, index.serverAddress, facts.serverAddress(), facts.server4, facts.server6);
+  if (index.clientAddress !== null)
+    rowCount = addAddress(scratch, rowCount, index.clientAddress, facts.clientAddress(), facts.client4, facts.client6);
 
   // When the most selective row allows only the rules in its entries (its dense
   // part is empty), only the words of those entries can hold a match: visit just

@@ -80,7 +80,13 @@ export interface PseudonymAction {
 export interface ErrorAction {
   error: ErrorToken;
 }
-export type PolicyAction = RevealNameAction | RevealUidAction | FixedAction | RandomAction | PseudonymAction | ErrorAction;
+export type PolicyAction =
+  | RevealNameAction
+  | RevealUidAction
+  | FixedAction
+  | RandomAction
+  | PseudonymAction
+  | ErrorAction;
 
 export interface PolicyOutcome {
   description?: string;
@@ -109,12 +115,17 @@ export interface Policy {
 type Context = z.core.$RefinementCtx;
 
 /** Re-reports the issues of a nested parse under `prefix`. */
-function forward(ctx: Context, result: { success: boolean; error?: z.ZodError | undefined }, prefix: PropertyKey[]): boolean {
+function forward(
+  ctx: Context,
+  result: { success: boolean; error?: z.ZodError | undefined },
+  prefix: PropertyKey[],
+): boolean {
   if (result.success || !result.error) return true;
   for (const issue of result.error.issues) {
     const unknownKeys = issue.code === 'unrecognized_keys' ? issue.keys : [];
     if (unknownKeys.length > 0) {
-      for (const key of unknownKeys) ctx.addIssue({ code: 'custom', message: 'unknown field', path: [...prefix, ...issue.path, key] });
+      for (const key of unknownKeys)
+        ctx.addIssue({ code: 'custom', message: 'unknown field', path: [...prefix, ...issue.path, key] });
     } else {
       ctx.addIssue({ code: 'custom', message: issue.message, path: [...prefix, ...issue.path] });
     }
@@ -149,7 +160,10 @@ function oneKeyOf<T>(what: string, branches: Record<string, z.ZodType>): z.ZodTy
     }
     const present = keys.filter((key) => key in value);
     if (present.length !== 1) {
-      const message = present.length === 0 ? `${what} needs one of ${list}` : `${what} may have only one of ${present.map((key) => `"${key}"`).join(', ')}`;
+      const message =
+        present.length === 0
+          ? `${what} needs one of ${list}`
+          : `${what} may have only one of ${present.map((key) => `"${key}"`).join(', ')}`;
       ctx.addIssue({ code: 'custom', message });
       return;
     }
@@ -159,11 +173,18 @@ function oneKeyOf<T>(what: string, branches: Record<string, z.ZodType>): z.ZodTy
 
 const errorToken = z
   .string()
-  .refine(isErrorToken, 'must be INVALID-PORT, NO-USER, HIDDEN-USER, UNKNOWN-ERROR or an X-token ("X" then 1..63 printable characters, no ":")') as unknown as z.ZodType<ErrorToken>;
+  .refine(
+    isErrorToken,
+    'must be INVALID-PORT, NO-USER, HIDDEN-USER, UNKNOWN-ERROR or an X-token ("X" then 1..63 printable characters, no ":")',
+  ) as unknown as z.ZodType<ErrorToken>;
 const rfcToken = z.string().refine(isToken, 'must be 1..64 printable ASCII characters without ":", "," or white space');
 
 const cidr = custom<string>((value, ctx) => {
-  if (typeof value !== 'string') return void ctx.addIssue({ code: 'custom', message: `must be a CIDR string like "192.0.2.0/24", got ${JSON.stringify(value)}` });
+  if (typeof value !== 'string')
+    return void ctx.addIssue({
+      code: 'custom',
+      message: `must be a CIDR string like "192.0.2.0/24", got ${JSON.stringify(value)}`,
+    });
   const block = parseCidr(value);
   if (typeof block === 'string') ctx.addIssue({ code: 'custom', message: block });
 });
@@ -202,7 +223,11 @@ const revealSchema = z
   })
   .superRefine((action, ctx) => {
     if (action.reveal === 'uid' && action.ifNoName !== undefined) {
-      ctx.addIssue({ code: 'custom', message: 'only { "reveal": "name" } has ifNoName (a uid is always known)', path: ['ifNoName'] });
+      ctx.addIssue({
+        code: 'custom',
+        message: 'only { "reveal": "name" } has ifNoName (a uid is always known)',
+        path: ['ifNoName'],
+      });
     }
   });
 
@@ -250,7 +275,8 @@ function checkOutcome(outcome: Partial<PolicyOutcome>, ctx: Context): void {
   if (!action || typeof action !== 'object') return;
   if ('error' in action) {
     for (const field of ['opsys', 'charset'] as const) {
-      if (outcome[field] !== undefined) ctx.addIssue({ code: 'custom', message: 'an error answer has no opsys or charset; remove it', path: [field] });
+      if (outcome[field] !== undefined)
+        ctx.addIssue({ code: 'custom', message: 'an error answer has no opsys or charset; remove it', path: [field] });
     }
     return;
   }
@@ -266,7 +292,8 @@ function checkOutcome(outcome: Partial<PolicyOutcome>, ctx: Context): void {
   };
   if ('userId' in action) check(action.userId, ['action', 'userId']);
   const random = action.random as { from?: unknown } | undefined;
-  if (random && Array.isArray(random.from)) random.from.forEach((userId, index) => check(userId, ['action', 'random', 'from', index]));
+  if (random && Array.isArray(random.from))
+    random.from.forEach((userId, index) => check(userId, ['action', 'random', 'from', index]));
 }
 
 const outcomeFields = {
@@ -289,7 +316,9 @@ export const RuleSchema = z
   })
   .superRefine(checkOutcome) as unknown as z.ZodType<PolicyRule>;
 
-export const DefaultSchema = z.strictObject(outcomeFields).superRefine(checkOutcome) as unknown as z.ZodType<PolicyOutcome>;
+export const DefaultSchema = z
+  .strictObject(outcomeFields)
+  .superRefine(checkOutcome) as unknown as z.ZodType<PolicyOutcome>;
 
 /** The policy document, version 1. See docs/policy.md. */
 export const PolicySchema = z
@@ -306,15 +335,26 @@ export const PolicySchema = z
     policy.rules.forEach((rule, index) => {
       if (typeof rule?.name === 'string') {
         const first = seen.get(rule.name);
-        if (first !== undefined) ctx.addIssue({ code: 'custom', message: `duplicate rule name "${rule.name}" (also rules[${first}])`, path: ['rules', index, 'name'] });
+        if (first !== undefined)
+          ctx.addIssue({
+            code: 'custom',
+            message: `duplicate rule name "${rule.name}" (also rules[${first}])`,
+            path: ['rules', index, 'name'],
+          });
         else seen.set(rule.name, index);
       }
-      if (pseudonymAt === undefined && rule?.action && typeof rule.action === 'object' && 'pseudonym' in rule.action) pseudonymAt = `rules[${index}]`;
+      if (pseudonymAt === undefined && rule?.action && typeof rule.action === 'object' && 'pseudonym' in rule.action)
+        pseudonymAt = `rules[${index}]`;
     });
     const fallback = policy.default?.action;
-    if (pseudonymAt === undefined && fallback && typeof fallback === 'object' && 'pseudonym' in fallback) pseudonymAt = 'default';
+    if (pseudonymAt === undefined && fallback && typeof fallback === 'object' && 'pseudonym' in fallback)
+      pseudonymAt = 'default';
     if (pseudonymAt !== undefined && policy.key === undefined) {
-      ctx.addIssue({ code: 'custom', message: `required: ${pseudonymAt} uses a pseudonym, which is keyed by this secret`, path: ['key'] });
+      ctx.addIssue({
+        code: 'custom',
+        message: `required: ${pseudonymAt} uses a pseudonym, which is keyed by this secret`,
+        path: ['key'],
+      });
     }
   }) as unknown as z.ZodType<Policy>;
 

@@ -61,7 +61,11 @@ async function readPolicyFile(path: string): Promise<Policy> {
   try {
     return parsePolicy(JSON.parse(text));
   } catch (error) {
-    throw new FileStoreError('ERR_POLICY_FILE_INVALID', `policy file ${path} is not a valid policy: ${messageOf(error)}`, { cause: error });
+    throw new FileStoreError(
+      'ERR_POLICY_FILE_INVALID',
+      `policy file ${path} is not a valid policy: ${messageOf(error)}`,
+      { cause: error },
+    );
   }
 }
 

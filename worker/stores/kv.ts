@@ -62,7 +62,8 @@ export function createKvStore(kv: PolicyKvNamespace, options: KvStoreOptions = {
       throw new PolicyStoreError(`KV key "${key}" does not hold a valid policy: ${message}`, { cause: error });
     }
     const snapshot = await snapshotOf(policy, good?.snapshot);
-    if (snapshot !== good?.snapshot) log({ msg: 'policy_loaded', source: text === null ? 'default' : `kv:${key}`, version: snapshot.version });
+    if (snapshot !== good?.snapshot)
+      log({ msg: 'policy_loaded', source: text === null ? 'default' : `kv:${key}`, version: snapshot.version });
     good = { snapshot, text };
     return snapshot;
   }

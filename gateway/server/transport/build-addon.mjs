@@ -26,7 +26,8 @@ const DEFAULT_OUT = fileURLToPath(new URL('../../../dist/gateway/server/transpor
  *   const { path, reason } = buildTransportAddon({ out: '/tmp/identgate-uv.node' });
  */
 export function buildTransportAddon({ out = DEFAULT_OUT, cc = 'cc' } = {}) {
-  if (process.platform === 'win32') return { path: null, reason: 'the native transport is built for POSIX systems only' };
+  if (process.platform === 'win32')
+    return { path: null, reason: 'the native transport is built for POSIX systems only' };
   const include = nodeIncludeDir();
   if (include === null || !include) return { path: null, reason: 'no node_api.h next to this Node' };
   return compile(cc, ['-O2', '-Wall', '-shared', '-fPIC', `-I${include}`, SOURCE], out);

@@ -25,7 +25,15 @@ import { fileURLToPath } from 'node:url';
 import { getSystemErrorMap } from 'node:util';
 import { IdentServerError } from '../errors.js';
 import type { TransactionEndpoints } from '../transaction.js';
-import { LISTEN_BACKLOG, type AcceptHandler, type ByteStream, type ListenTarget, type Listener, type StreamReceiver, type Transport } from './types.js';
+import {
+  LISTEN_BACKLOG,
+  type AcceptHandler,
+  type ByteStream,
+  type ListenTarget,
+  type Listener,
+  type StreamReceiver,
+  type Transport,
+} from './types.js';
 
 /** What uv-tcp.c exports (see its header comment). */
 interface UvTcpAddon {
@@ -43,7 +51,14 @@ interface UvTcpAddon {
 }
 
 interface AddonHandlers {
-  connection(listener: number, id: number, remoteAddress: string, remotePort: number, localAddress: string | null, localPort: number): void;
+  connection(
+    listener: number,
+    id: number,
+    remoteAddress: string,
+    remotePort: number,
+    localAddress: string | null,
+    localPort: number,
+  ): void;
   data(id: number, length: number): void;
   end(id: number): void;
   drain(id: number): void;
@@ -70,7 +85,10 @@ function present(path: string): boolean {
  * this module runs from the source tree (the tests), in dist/ of the same checkout.
  */
 export function nativeAddonPath(): string {
-  const candidates = [new URL('./identgate-uv.node', import.meta.url), new URL('../../../dist/gateway/server/transport/identgate-uv.node', import.meta.url)].map((url) => fileURLToPath(url));
+  const candidates = [
+    new URL('./identgate-uv.node', import.meta.url),
+    new URL('../../../dist/gateway/server/transport/identgate-uv.node', import.meta.url),
+  ].map((url) => fileURLToPath(url));
   return candidates.find(present) ?? candidates[0]!;
 }
 
@@ -96,7 +114,8 @@ function readError(errno: number): NodeJS.ErrnoException {
   const ordinary = ORDINARY_READ_ERRORS.get(errno);
   if (ordinary) return ordinary;
   const error = systemError(errno, 'read');
-  if (error.code === 'ECONNRESET' || error.code === 'ETIMEDOUT' || error.code === 'EPIPE') ORDINARY_READ_ERRORS.set(errno, error);
+  if (error.code === 'ECONNRESET' || error.code === 'ETIMEDOUT' || error.code === 'EPIPE')
+    ORDINARY_READ_ERRORS.set(errno, error);
   return error;
 }
 
@@ -211,7 +230,11 @@ export class NativeTransport implements Transport {
     return fd;
   }
 
-  async listen(target: ListenTarget, onAccept: AcceptHandler, onListenerError: (error: Error) => void): Promise<Listener> {
+  async listen(
+    target: ListenTarget,
+    onAccept: AcceptHandler,
+    onListenerError: (error: Error) => void,
+  ): Promise<Listener> {
     const addon = this.#addon;
     const fd = 'fd' in target ? target.fd : await this.bindSocket(target);
     const name = addon.sockName(fd);
@@ -219,7 +242,11 @@ export class NativeTransport implements Transport {
     const id = addon.listen(fd, LISTEN_BACKLOG);
     if (id < 0) throw systemError(id, 'listen');
     const [address, port] = name;
-    const entry: ListenerEntry = { onAccept, onListenerError, address: { address, port, family: address.includes(':') ? 'IPv6' : 'IPv4' } };
+    const entry: ListenerEntry = {
+      onAccept,
+      onListenerError,
+      address: { address, port, family: address.includes(':') ? 'IPv6' : 'IPv4' },
+    };
     this.#listeners[id] = entry;
     return {
       address: entry.address,
@@ -242,13 +269,20 @@ let instance: NativeTransport | undefined;
 export function loadNativeTransport(addonPath = nativeAddonPath()): NativeTransport {
   if (instance) return instance;
   if (!present(addonPath)) {
-    throw new IdentServerError('ERR_IDENT_TRANSPORT', `the native transport is not built (${addonPath} is missing; \`npm run build\` builds it with a C compiler)`);
+    throw new IdentServerError(
+      'ERR_IDENT_TRANSPORT',
+      `the native transport is not built (${addonPath} is missing; \`npm run build\` builds it with a C compiler)`,
+    );
   }
   let addon: UvTcpAddon;
   try {
     addon = createRequire(import.meta.url)(addonPath) as UvTcpAddon;
   } catch (error) {
-    throw new IdentServerError('ERR_IDENT_TRANSPORT', `the native transport does not load: ${(error as Error).message.split('\n')[0]}`, { cause: error });
+    throw new IdentServerError(
+      'ERR_IDENT_TRANSPORT',
+      `the native transport does not load: ${(error as Error).message.split('\n')[0]}`,
+      { cause: error },
+    );
   }
   instance = new NativeTransport(addon);
   return instance;

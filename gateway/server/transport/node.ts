@@ -8,7 +8,15 @@
  * const listener = await nodeTransport.listen({ hostname: '127.0.0.1', port: 0 }, onAccept, onListenerError);
  */
 import net, { type Socket } from 'node:net';
-import { LISTEN_BACKLOG, type ByteStream, type ListenTarget, type Listener, type StreamReceiver, type Transport, type AcceptHandler } from './types.js';
+import {
+  LISTEN_BACKLOG,
+  type ByteStream,
+  type ListenTarget,
+  type Listener,
+  type StreamReceiver,
+  type Transport,
+  type AcceptHandler,
+} from './types.js';
 
 /** The receiver of a socket's events, for the listeners shared by every socket. */
 const RECEIVER = Symbol('identgate.receiver');
@@ -89,7 +97,11 @@ class NodeStream implements ByteStream {
   }
 }
 
-function listen(target: ListenTarget, onAccept: AcceptHandler, onListenerError: (error: Error) => void): Promise<Listener> {
+function listen(
+  target: ListenTarget,
+  onAccept: AcceptHandler,
+  onListenerError: (error: Error) => void,
+): Promise<Listener> {
   // A listener bound to one address knows every accepted socket's local end
   // without asking the kernel (getsockname); a wildcard one does not.
   let local: net.AddressInfo | undefined;

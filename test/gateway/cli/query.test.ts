@@ -18,7 +18,14 @@ describe('identgate query', () => {
   it('prints the parsed reply as JSON with --json', async () => {
     const { port } = await startServer(grimlock);
     const result = await runCli(['query', '127.0.0.1', '400,500', '--port', String(port), '--json']);
-    expect(JSON.parse(result.stdout)).toMatchObject({ serverPort: 400, clientPort: 500, isSuccess: true, userId: 'grimlock', opsys: 'OTHER', charset: 'US-ASCII' });
+    expect(JSON.parse(result.stdout)).toMatchObject({
+      serverPort: 400,
+      clientPort: 500,
+      isSuccess: true,
+      userId: 'grimlock',
+      opsys: 'OTHER',
+      charset: 'US-ASCII',
+    });
   });
 
   it('queries an IPv6 server given in brackets', async () => {
@@ -44,7 +51,12 @@ describe('identgate query', () => {
   });
 
   it('exits 2 with one line on bad arguments', async () => {
-    for (const args of [['query'], ['query', 'h', '0,5'], ['query', 'h', '1,2', '--port', 'x'], ['query', 'h', '1,2', '--frobnicate']]) {
+    for (const args of [
+      ['query'],
+      ['query', 'h', '0,5'],
+      ['query', 'h', '1,2', '--port', 'x'],
+      ['query', 'h', '1,2', '--frobnicate'],
+    ]) {
       const result = await runCli(args);
       expect(result.code, args.join(' ')).toBe(2);
       expect(result.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);

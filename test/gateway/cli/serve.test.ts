@@ -12,7 +12,11 @@ describe('identgate serve', () => {
   it('answers every query with --reply NAME and opsys OTHER', async () => {
     const serve = await startCli(['serve', '--listen', '127.0.0.1:0', '--reply', 'nobody'], READY);
     const port = listeningPort(serve.stdout());
-    expect(await ident({ port, serverPort: 6193, clientPort: 23 })).toMatchObject({ isSuccess: true, userId: 'nobody', opsys: 'OTHER' });
+    expect(await ident({ port, serverPort: 6193, clientPort: 23 })).toMatchObject({
+      isSuccess: true,
+      userId: 'nobody',
+      opsys: 'OTHER',
+    });
   });
 
   it('answers with --reply NAME --opsys UNIX', async () => {
@@ -24,18 +28,28 @@ describe('identgate serve', () => {
 
   it('answers every query with --reply-error TOKEN', async () => {
     const serve = await startCli(['serve', '--listen', '127.0.0.1:0', '--reply-error', 'HIDDEN-USER'], READY);
-    expect(await ident({ port: listeningPort(serve.stdout()), serverPort: 1, clientPort: 2 })).toMatchObject({ isSuccess: false, errorType: 'HIDDEN-USER' });
+    expect(await ident({ port: listeningPort(serve.stdout()), serverPort: 1, clientPort: 2 })).toMatchObject({
+      isSuccess: false,
+      errorType: 'HIDDEN-USER',
+    });
   });
 
   it('listens on several --listen addresses, IPv4 and IPv6', async () => {
     const serve = await startCli(['serve', '--listen', '127.0.0.1:0', '--listen', '[::1]:0', '--reply', 'both'], READY);
     const ports = [...serve.stdout().matchAll(/(?:127\.0\.0\.1|\[::1\]):(\d+)/g)].map((m) => Number(m[1]));
-    expect(await ident({ hostname: '127.0.0.1', port: ports[0]!, serverPort: 1, clientPort: 2 })).toMatchObject({ userId: 'both' });
-    expect(await ident({ hostname: '::1', port: ports[1]!, serverPort: 1, clientPort: 2 })).toMatchObject({ userId: 'both' });
+    expect(await ident({ hostname: '127.0.0.1', port: ports[0]!, serverPort: 1, clientPort: 2 })).toMatchObject({
+      userId: 'both',
+    });
+    expect(await ident({ hostname: '::1', port: ports[1]!, serverPort: 1, clientPort: 2 })).toMatchObject({
+      userId: 'both',
+    });
   });
 
   it('answers UNKNOWN-ERROR for every error with --hide-errors', async () => {
-    const serve = await startCli(['serve', '--listen', '127.0.0.1:0', '--reply-error', 'NO-USER', '--hide-errors'], READY);
+    const serve = await startCli(
+      ['serve', '--listen', '127.0.0.1:0', '--reply-error', 'NO-USER', '--hide-errors'],
+      READY,
+    );
     const peer = await connectRaw(listeningPort(serve.stdout()));
     peer.write('1, 2\r\nbad\r\n');
     expect(await peer.lines(2)).toEqual(['1, 2 : ERROR : UNKNOWN-ERROR', '0, 0 : ERROR : UNKNOWN-ERROR']);
@@ -46,12 +60,17 @@ describe('identgate serve', () => {
     const file = join(dir, 'policy.json');
     const policy = (userId: string) => ({ version: 1, rules: [], default: { action: { userId } } });
     writeFileSync(file, JSON.stringify(policy('before')));
-    const serve = await startCli(['serve', '--listen', '127.0.0.1:0', '--policy', file, '--owner-lookup', 'off'], READY);
+    const serve = await startCli(
+      ['serve', '--listen', '127.0.0.1:0', '--policy', file, '--owner-lookup', 'off'],
+      READY,
+    );
     const port = listeningPort(serve.stdout());
     expect(await ident({ port, serverPort: 1, clientPort: 2 })).toMatchObject({ userId: 'before', opsys: 'OTHER' });
     writeFileSync(file, JSON.stringify(policy('after')));
     serve.child.kill('SIGHUP');
-    await expect.poll(async () => (await ident({ port, serverPort: 1, clientPort: 2 })).userId, { timeout: 5_000 }).toBe('after');
+    await expect
+      .poll(async () => (await ident({ port, serverPort: 1, clientPort: 2 })).userId, { timeout: 5_000 })
+      .toBe('after');
   });
 
   it('stops gracefully on SIGTERM, answering a query in flight, and exits 0', async () => {
@@ -69,7 +88,10 @@ describe('identgate serve', () => {
       [['serve', '--listen', 'nope'], /--listen "nope": expected ADDRESS:PORT/],
       [['serve', '--reply', 'a', '--reply-error', 'NO-USER'], /cannot be combined/],
       [['serve', '--reply-error', 'WHATEVER'], /--reply-error "WHATEVER"/],
-      [['serve', '--listen', '127.0.0.1:0', '--reply', ' leading-space'], /--reply " leading-space": user id must not start with white space/],
+      [
+        ['serve', '--listen', '127.0.0.1:0', '--reply', ' leading-space'],
+        /--reply " leading-space": user id must not start with white space/,
+      ],
       [['serve', '--upstream', 'http://127.0.0.1:1'], /--upstream needs --secret-file/],
       [['serve', '--upstream', 'ftp://x', '--secret-file', '/dev/null'], /only http: and https:/],
       [['serve', '--policy', '/nonexistent/policy.json', '--listen', '127.0.0.1:0'], /nonexistent/],
@@ -77,15 +99,23 @@ describe('identgate serve', () => {
       [['serve', '--max-connections', '0'], /--max-connections "0": expected a positive whole number/],
       [['serve', '--secret-file', '/dev/null'], /--secret-file goes with --upstream/],
       [['serve', '--batch-hold', '5'], /--batch-hold goes with --upstream/],
-      [['serve', '--upstream', 'http://127.0.0.1:1', '--secret-file', '/dev/null', '--batch-hold', 'soon'], /--batch-hold "soon": expected a whole number of milliseconds/],
-      [['serve', '--upstream', 'http://127.0.0.1:1', '--secret-file', '/dev/null', '--upstream-connections', '0'], /--upstream-connections "0": expected a positive whole number/],
+      [
+        ['serve', '--upstream', 'http://127.0.0.1:1', '--secret-file', '/dev/null', '--batch-hold', 'soon'],
+        /--batch-hold "soon": expected a whole number of milliseconds/,
+      ],
+      [
+        ['serve', '--upstream', 'http://127.0.0.1:1', '--secret-file', '/dev/null', '--upstream-connections', '0'],
+        /--upstream-connections "0": expected a positive whole number/,
+      ],
       [['serve', '--upstream-connections', '2'], /--upstream-connections goes with --upstream/],
       [['serve', '--transport', 'fast'], /--transport "fast": expected auto, native, node/],
       [['frobnicate'], /unknown command "frobnicate"/],
     ];
     for (const [args, message] of cases) {
       // Never bind the host's real port 113 should a case wrongly start.
-      const result = await runCli(args.includes('--listen') || args[0] !== 'serve' ? args : [...args, '--listen', '127.0.0.1:0']);
+      const result = await runCli(
+        args.includes('--listen') || args[0] !== 'serve' ? args : [...args, '--listen', '127.0.0.1:0'],
+      );
       expect(result.code, args.join(' ')).toBe(2);
       expect(result.stderr, args.join(' ')).toMatch(message);
       expect(result.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
@@ -98,7 +128,9 @@ describe('identgate serve', () => {
     for (const transport of ['native', 'node']) {
       const result = await runCli(['serve', '--listen', `127.0.0.1:${port}`, '--reply', 'x', '--transport', transport]);
       expect(result.code, transport).toBe(2);
-      expect(result.stderr, transport).toBe(`identgate: cannot listen on 127.0.0.1:${port}: the address is already in use (another identd running?)\n`);
+      expect(result.stderr, transport).toBe(
+        `identgate: cannot listen on 127.0.0.1:${port}: the address is already in use (another identd running?)\n`,
+      );
     }
   });
 
@@ -106,7 +138,10 @@ describe('identgate serve', () => {
     // A copy of the package whose build had no C compiler: dist/ without the transport addon.
     const copy = mkdtempSync(join(tmpdir(), 'identgate-nocc-'));
     try {
-      cpSync(join(ROOT, 'dist'), join(copy, 'dist'), { recursive: true, filter: (path) => !path.endsWith('identgate-uv.node') });
+      cpSync(join(ROOT, 'dist'), join(copy, 'dist'), {
+        recursive: true,
+        filter: (path) => !path.endsWith('identgate-uv.node'),
+      });
       copyFileSync(join(ROOT, 'package.json'), join(copy, 'package.json'));
       symlinkSync(join(ROOT, 'node_modules'), join(copy, 'node_modules'));
       const cli = join(copy, 'dist/gateway/cli/main.js');
@@ -114,11 +149,23 @@ describe('identgate serve', () => {
       expect(auto.stdout()).toMatch(/; transport: node\)/);
       auto.child.kill('SIGTERM');
       await auto.exited;
-      const notice = auto.stderr().split('\n').find((line) => line.includes('using the node:net transport'));
-      expect(JSON.parse(notice!)).toMatchObject({ level: 'info', reason: expect.stringMatching(/identgate-uv\.node is missing/) });
-      const native = await runCli(['serve', '--listen', '127.0.0.1:0', '--reply', 'x', '--transport', 'native'], { cli });
+      const notice = auto
+        .stderr()
+        .split('\n')
+        .find((line) => line.includes('using the node:net transport'));
+      expect(JSON.parse(notice!)).toMatchObject({
+        level: 'info',
+        reason: expect.stringMatching(/identgate-uv\.node is missing/),
+      });
+      const native = await runCli(['serve', '--listen', '127.0.0.1:0', '--reply', 'x', '--transport', 'native'], {
+        cli,
+      });
       expect(native.code).toBe(2);
-      expect(native.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^identgate: the native transport is not built \(.*identgate-uv\.node is missing; `npm run build` builds it with a C compiler\)$/)]);
+      expect(native.stderr.trim().split('\n')).toEqual([
+        expect.stringMatching(
+          /^identgate: the native transport is not built \(.*identgate-uv\.node is missing; `npm run build` builds it with a C compiler\)$/,
+        ),
+      ]);
     } finally {
       rmSync(copy, { recursive: true, force: true });
     }
@@ -129,13 +176,36 @@ describe('identgate serve', () => {
     expect(native.stdout()).toMatch(/; transport: native\)/);
     const node = await startCli(['serve', '--listen', '127.0.0.1:0', '--reply', 'y', '--transport', 'node'], READY);
     expect(node.stdout()).toMatch(/; transport: node\)/);
-    expect(await ident({ port: listeningPort(node.stdout()), serverPort: 1, clientPort: 2 })).toMatchObject({ userId: 'y' });
+    expect(await ident({ port: listeningPort(node.stdout()), serverPort: 1, clientPort: 2 })).toMatchObject({
+      userId: 'y',
+    });
   });
 
   it('documents every flag it accepts in --help', async () => {
     const result = await runCli(['serve', '--help']);
     expect(result.code).toBe(0);
-    for (const flag of ['--listen', '--reply', '--opsys', '--reply-error', '--policy', '--upstream', '--secret-file', '--gateway-name', '--deadline', '--owner-lookup', '--hide-errors', '--run-as', '--metrics', '--max-connections', '--max-per-address', '--idle-timeout', '--upstream-connections', '--batch-hold', '--workers', '--transport']) {
+    for (const flag of [
+      '--listen',
+      '--reply',
+      '--opsys',
+      '--reply-error',
+      '--policy',
+      '--upstream',
+      '--secret-file',
+      '--gateway-name',
+      '--deadline',
+      '--owner-lookup',
+      '--hide-errors',
+      '--run-as',
+      '--metrics',
+      '--max-connections',
+      '--max-per-address',
+      '--idle-timeout',
+      '--upstream-connections',
+      '--batch-hold',
+      '--workers',
+      '--transport',
+    ]) {
       expect(result.stdout).toContain(flag);
     }
   });

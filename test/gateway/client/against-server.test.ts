@@ -55,7 +55,13 @@ describe.each(TRANSPORTS)('IdentClient against IdentServer (%s transport)', (tra
   it('gets NO-USER for any other ports', async () => {
     const client = clientFor(await startServer(grimlock, { transport }));
     const response = await client.ident(401, 500);
-    expect(response).toMatchObject({ serverPort: 401, clientPort: 500, isSuccess: false, errorType: 'NO-USER', userId: undefined });
+    expect(response).toMatchObject({
+      serverPort: 401,
+      clientPort: 500,
+      isSuccess: false,
+      errorType: 'NO-USER',
+      userId: undefined,
+    });
   });
 
   it('asks several queries on one connection and gets each its own answer', async () => {
@@ -69,7 +75,11 @@ describe.each(TRANSPORTS)('IdentClient against IdentServer (%s transport)', (tra
     );
     const client = clientFor(server);
     const responses = await Promise.all([client.ident(401, 500), client.ident(400, 500), client.ident(400, 501)]);
-    expect(responses.map((response) => response.userId ?? response.errorType)).toEqual(['NO-USER', 'grimlock', 'NO-USER']);
+    expect(responses.map((response) => response.userId ?? response.errorType)).toEqual([
+      'NO-USER',
+      'grimlock',
+      'NO-USER',
+    ]);
     expect(remotePorts.size).toBe(1);
   });
 
@@ -78,7 +88,8 @@ describe.each(TRANSPORTS)('IdentClient against IdentServer (%s transport)', (tra
     const server = await startServer(
       (tx) => {
         waiting.push(tx);
-        if (waiting.length === 3) for (const held of waiting.reverse()) held.replyWithUser('UNIX', `user${held.req.serverPort}`);
+        if (waiting.length === 3)
+          for (const held of waiting.reverse()) held.replyWithUser('UNIX', `user${held.req.serverPort}`);
       },
       { transport },
     );

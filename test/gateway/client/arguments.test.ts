@@ -48,7 +48,12 @@ describe('IdentClient arguments', () => {
 
   it('uses 127.0.0.1, port 113 and a 10 s timeout by default', () => {
     const client = new IdentClient();
-    expect([client.hostname, client.port, client.timeout, client.localAddress]).toEqual(['127.0.0.1', 113, 10_000, undefined]);
+    expect([client.hostname, client.port, client.timeout, client.localAddress]).toEqual([
+      '127.0.0.1',
+      113,
+      10_000,
+      undefined,
+    ]);
   });
 
   it('refuses a server port outside 1..65535', () => {

@@ -46,7 +46,10 @@ describe('malformed replies', () => {
     expect(error).toBeInstanceOf(IdentPortMismatchError);
     expect(error).toBeInstanceOf(IdentMalformedReplyError);
     expect(error.code).toBe('ERR_IDENT_MALFORMED_REPLY');
-    expect(error).toMatchObject({ expected: { serverPort: 1, clientPort: 2 }, received: { serverPort: 9, clientPort: 9 } });
+    expect(error).toMatchObject({
+      expected: { serverPort: 1, clientPort: 2 },
+      received: { serverPort: 9, clientPort: 9 },
+    });
     await server.allClosed();
   });
 
@@ -78,7 +81,9 @@ describe('malformed replies', () => {
   });
 
   it('drops the connection after an unsolicited reply and reconnects for the next query', async () => {
-    const server = await fake((line, socket) => socket.write(`${line} : ERROR : NO-USER\r\n${line} : ERROR : NO-USER\r\n`));
+    const server = await fake((line, socket) =>
+      socket.write(`${line} : ERROR : NO-USER\r\n${line} : ERROR : NO-USER\r\n`),
+    );
     const client = newClient({ port: server.port });
     expect((await client.ident(1, 2)).errorType).toBe('NO-USER');
     expect((await client.ident(3, 4)).errorType).toBe('NO-USER');
@@ -87,7 +92,9 @@ describe('malformed replies', () => {
 
   it('reconnects after a malformed reply', async () => {
     let replies = 0;
-    const server = await fake((line, socket) => socket.write(replies++ === 0 ? 'garbage\r\n' : `${line} : USERID : UNIX : fine\r\n`));
+    const server = await fake((line, socket) =>
+      socket.write(replies++ === 0 ? 'garbage\r\n' : `${line} : USERID : UNIX : fine\r\n`),
+    );
     const client = newClient({ port: server.port });
     expect((await failure(client.ident(1, 2))).code).toBe('ERR_IDENT_MALFORMED_REPLY');
     expect((await client.ident(1, 2)).userId).toBe('fine');
@@ -109,7 +116,9 @@ describe('timeouts', () => {
 
   it('drops a connection nobody waits on after a timeout and asks the next query on a new one', async () => {
     let replies = 0;
-    const server = await fake((line, socket) => (replies++ === 0 ? undefined : socket.write(`${line} : USERID : UNIX : late\r\n`)));
+    const server = await fake((line, socket) =>
+      replies++ === 0 ? undefined : socket.write(`${line} : USERID : UNIX : late\r\n`),
+    );
     const client = newClient({ port: server.port, timeout: 200 });
     expect((await failure(client.ident(1, 2))).code).toBe('ERR_IDENT_TIMEOUT');
     expect((await client.ident(1, 2)).userId).toBe('late');
@@ -132,7 +141,9 @@ describe('timeouts', () => {
 
   it('sends an identical query again after the first one timed out', async () => {
     let replies = 0;
-    const server = await fake((line, socket) => (replies++ === 0 ? undefined : socket.write(`${line} : USERID : UNIX : retried\r\n`)));
+    const server = await fake((line, socket) =>
+      replies++ === 0 ? undefined : socket.write(`${line} : USERID : UNIX : retried\r\n`),
+    );
     const client = newClient({ port: server.port, timeout: 200 });
     await failure(client.ident(5, 6));
     expect((await client.ident(5, 6)).userId).toBe('retried');
@@ -162,7 +173,9 @@ describe('closed connections', () => {
 
   it('reconnects after the server hung up', async () => {
     let lines = 0;
-    const server = await fake((line, socket) => (lines++ === 0 ? socket.end() : socket.write(`${line} : USERID : UNIX : back\r\n`)));
+    const server = await fake((line, socket) =>
+      lines++ === 0 ? socket.end() : socket.write(`${line} : USERID : UNIX : back\r\n`),
+    );
     const client = newClient({ port: server.port });
     expect((await failure(client.ident(1, 2))).code).toBe('ERR_IDENT_CLOSED');
     expect((await client.ident(1, 2)).userId).toBe('back');

@@ -31,7 +31,10 @@ export class FakeIdentServer {
   }
 
   /** Listens on an ephemeral port of `host` (default 127.0.0.1). */
-  static async start(onLine: OnRequestLine = () => {}, options: { host?: string; port?: number; onConnection?: (socket: Socket) => void } = {}): Promise<FakeIdentServer> {
+  static async start(
+    onLine: OnRequestLine = () => {},
+    options: { host?: string; port?: number; onConnection?: (socket: Socket) => void } = {},
+  ): Promise<FakeIdentServer> {
     const server = createServer();
     const fake = new FakeIdentServer(server);
     server.on('connection', (socket) => fake.#accept(socket, onLine, options.onConnection));
@@ -57,7 +60,11 @@ export class FakeIdentServer {
 
   /** Resolves when every accepted connection has closed. */
   async allClosed(): Promise<void> {
-    await Promise.all(this.sockets.map((socket) => (socket.closed ? undefined : new Promise((resolve) => socket.once('close', resolve)))));
+    await Promise.all(
+      this.sockets.map((socket) =>
+        socket.closed ? undefined : new Promise((resolve) => socket.once('close', resolve)),
+      ),
+    );
   }
 
   async close(): Promise<void> {
@@ -93,7 +100,9 @@ export class FakeIdentServer {
 /** Writes `octets` one at a time, each in its own write, waiting for each to be flushed. */
 export async function dribble(socket: Socket, octets: Uint8Array): Promise<void> {
   for (const octet of octets) {
-    await new Promise<void>((resolve, reject) => socket.write(Uint8Array.of(octet), (error) => (error ? reject(error) : resolve())));
+    await new Promise<void>((resolve, reject) =>
+      socket.write(Uint8Array.of(octet), (error) => (error ? reject(error) : resolve())),
+    );
   }
 }
 

@@ -58,7 +58,13 @@ describe('IdentClient replies', () => {
 
   it('keeps the octets of a user id in a charset other than US-ASCII or UTF-8', async () => {
     const server = await fake((line, socket) =>
-      socket.write(Buffer.concat([Buffer.from(`${line} : USERID : UNIX , ISO-8859-1 : j`), Buffer.from([0xf6]), Buffer.from('rg\r\n')])),
+      socket.write(
+        Buffer.concat([
+          Buffer.from(`${line} : USERID : UNIX , ISO-8859-1 : j`),
+          Buffer.from([0xf6]),
+          Buffer.from('rg\r\n'),
+        ]),
+      ),
     );
     const response = await clientFor(server).ident(1, 2);
     expect(response.charset).toBe('ISO-8859-1');
@@ -67,7 +73,9 @@ describe('IdentClient replies', () => {
   });
 
   it('answers several queries on one connection in the order they were asked', async () => {
-    const server = await fake((line, socket) => socket.write(`${line} : USERID : UNIX : user${line.split(',')[0]}\r\n`));
+    const server = await fake((line, socket) =>
+      socket.write(`${line} : USERID : UNIX : user${line.split(',')[0]}\r\n`),
+    );
     const client = clientFor(server);
     const responses = await Promise.all([client.ident(101, 1), client.ident(102, 2), client.ident(103, 3)]);
     expect(responses.map((response) => [response.serverPort, response.clientPort, response.userId])).toEqual([
@@ -114,7 +122,9 @@ describe('IdentClient replies', () => {
   });
 
   it('reads a reply dribbled one octet at a time', async () => {
-    const server = await fake((line, socket) => void dribble(socket, new TextEncoder().encode(`${line} : USERID : UNIX , UTF-8 : jörg\r\n`)));
+    const server = await fake(
+      (line, socket) => void dribble(socket, new TextEncoder().encode(`${line} : USERID : UNIX , UTF-8 : jörg\r\n`)),
+    );
     const response = await clientFor(server).ident(6193, 23);
     expect(response.userId).toBe('jörg');
     expect(response.charset).toBe('UTF-8');

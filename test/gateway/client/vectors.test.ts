@@ -10,7 +10,18 @@ import { IdentClient, IdentMalformedReplyError, type IdentResponse } from '../..
 import { FakeIdentServer } from './fake-server.js';
 
 interface Vectors {
-  replies: { line: string; expect: { serverPort: number; clientPort: number; type: 'USERID' | 'ERROR'; opsys?: string; charset?: string; userId?: string; error?: string } }[];
+  replies: {
+    line: string;
+    expect: {
+      serverPort: number;
+      clientPort: number;
+      type: 'USERID' | 'ERROR';
+      opsys?: string;
+      charset?: string;
+      userId?: string;
+      error?: string;
+    };
+  }[];
   bad_replies: string[];
 }
 
@@ -29,7 +40,8 @@ afterAll(async () => {
 
 function expected(vector: Vectors['replies'][number]): Partial<IdentResponse> {
   const { serverPort, clientPort } = vector.expect;
-  if (vector.expect.type === 'ERROR') return { serverPort, clientPort, isSuccess: false, errorType: vector.expect.error, userId: undefined };
+  if (vector.expect.type === 'ERROR')
+    return { serverPort, clientPort, isSuccess: false, errorType: vector.expect.error, userId: undefined };
   const { opsys, charset, userId } = vector.expect;
   return { serverPort, clientPort, isSuccess: true, opsys, charset, userId, errorType: undefined };
 }

@@ -46,7 +46,11 @@ async function until<T>(probe: () => T | undefined, what: string, timeoutMs = 5_
 }
 
 async function startCluster(extra: string[]): Promise<{ serve: Daemon; port: number }> {
-  const serve = await startDaemon(process.execPath, [CLI, 'serve', '--listen', '127.0.0.1:0', '--workers', '2', ...extra], READY);
+  const serve = await startDaemon(
+    process.execPath,
+    [CLI, 'serve', '--listen', '127.0.0.1:0', '--workers', '2', ...extra],
+    READY,
+  );
   return { serve, port: listeningPort(serve.stdout()) };
 }
 
@@ -95,7 +99,9 @@ describe('serve --workers N', () => {
     const { serve, port } = await startCluster(['--reply', 'x', '--metrics', '127.0.0.1:0']);
     const serving = await serve.logLine((line) => line.msg === 'identgate serving');
     for (let i = 0; i < 12; i++) await ask(port, `${i + 1}, 113\r\n`);
-    const response = await fetch(`http://127.0.0.1:${String(serving.metricsPort)}/metrics`, { signal: AbortSignal.timeout(5_000) });
+    const response = await fetch(`http://127.0.0.1:${String(serving.metricsPort)}/metrics`, {
+      signal: AbortSignal.timeout(5_000),
+    });
     const text = await response.text();
     const line = text.split('\n').find((l) => l.startsWith('identgate_queries_total{answer="USERID"} '));
     expect(line).toBe('identgate_queries_total{answer="USERID"} 12');
@@ -133,7 +139,9 @@ describe('serve --workers N', () => {
       const { port } = taken.address() as net.AddressInfo;
       const result = await runCli(['serve', '--listen', `127.0.0.1:${port}`, '--reply', 'x', '--workers', '2']);
       expect(result.code).toBe(2);
-      expect(result.stderr.trim()).toBe(`identgate: cannot listen on 127.0.0.1:${port}: the address is already in use (another identd running?)`);
+      expect(result.stderr.trim()).toBe(
+        `identgate: cannot listen on 127.0.0.1:${port}: the address is already in use (another identd running?)`,
+      );
     } finally {
       taken.close();
     }

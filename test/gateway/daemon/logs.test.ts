@@ -34,14 +34,33 @@ async function closedPort(): Promise<number> {
 }
 
 async function startWorker(secret: string) {
-  const worker = await startDaemon(process.execPath, [CLI, 'worker', '--listen', '127.0.0.1:0', '--secret-file', secretFile(secret), '--log-level', 'trace'], /listening on http:\/\/\S+\n/);
+  const worker = await startDaemon(
+    process.execPath,
+    [CLI, 'worker', '--listen', '127.0.0.1:0', '--secret-file', secretFile(secret), '--log-level', 'trace'],
+    /listening on http:\/\/\S+\n/,
+  );
   return { worker, url: /listening on (http:\/\/\S+)/.exec(worker.stdout())![1]! };
 }
 
 describe('logs', () => {
   it('logs an unreachable policy worker at warn with cause refused, and answers the fallback', async () => {
     const upstream = `http://127.0.0.1:${await closedPort()}`;
-    const serve = await startDaemon(process.execPath, [CLI, 'serve', '--listen', '127.0.0.1:0', '--upstream', upstream, '--secret-file', secretFile(SECRET), '--owner-lookup', 'off'], READY);
+    const serve = await startDaemon(
+      process.execPath,
+      [
+        CLI,
+        'serve',
+        '--listen',
+        '127.0.0.1:0',
+        '--upstream',
+        upstream,
+        '--secret-file',
+        secretFile(SECRET),
+        '--owner-lookup',
+        'off',
+      ],
+      READY,
+    );
     const peer = await connectRaw(listeningPort(serve.stdout()));
     peer.write('1, 2\r\n');
     expect(await peer.lines(1)).toEqual(['1, 2 : ERROR : UNKNOWN-ERROR']);
@@ -51,19 +70,34 @@ describe('logs', () => {
   });
 
   it('logs one JSON line per query at --log-level debug, with its answer', async () => {
-    const serve = await startDaemon(process.execPath, [CLI, 'serve', '--listen', '127.0.0.1:0', '--owner-lookup', 'off', '--log-level', 'debug'], READY);
+    const serve = await startDaemon(
+      process.execPath,
+      [CLI, 'serve', '--listen', '127.0.0.1:0', '--owner-lookup', 'off', '--log-level', 'debug'],
+      READY,
+    );
     const peer = await connectRaw(listeningPort(serve.stdout()));
     peer.write('1, 2\r\n3, 4\r\n');
     await peer.lines(2);
-    await serve.logLine((line) => line.msg === 'query' && (line.query as { serverPort?: number } | undefined)?.serverPort === 3);
+    await serve.logLine(
+      (line) => line.msg === 'query' && (line.query as { serverPort?: number } | undefined)?.serverPort === 3,
+    );
     const queries = jsonLogLines(serve.stderr()).filter((line) => line.msg === 'query');
     expect(queries).toHaveLength(2);
-    expect(queries[0]).toMatchObject({ level: 'debug', query: { serverPort: 1, clientPort: 2 }, answer: { type: 'ERROR', error: 'NO-USER' }, remoteAddress: '127.0.0.1' });
+    expect(queries[0]).toMatchObject({
+      level: 'debug',
+      query: { serverPort: 1, clientPort: 2 },
+      answer: { type: 'ERROR', error: 'NO-USER' },
+      remoteAddress: '127.0.0.1',
+    });
     expect(queries[1]).toMatchObject({ level: 'debug', query: { serverPort: 3, clientPort: 4 } });
   });
 
   it('logs no query lines at the default level', async () => {
-    const serve = await startDaemon(process.execPath, [CLI, 'serve', '--listen', '127.0.0.1:0', '--owner-lookup', 'off'], READY);
+    const serve = await startDaemon(
+      process.execPath,
+      [CLI, 'serve', '--listen', '127.0.0.1:0', '--owner-lookup', 'off'],
+      READY,
+    );
     const peer = await connectRaw(listeningPort(serve.stdout()));
     peer.write('1, 2\r\n');
     await peer.lines(1);
@@ -80,7 +114,26 @@ describe('logs', () => {
     const file = secretFile(SECRET);
     const gateways = await Promise.all(
       [good.url, forged.url, `http://127.0.0.1:${await closedPort()}`].map((upstream) =>
-        startDaemon(process.execPath, [CLI, 'serve', '--listen', '127.0.0.1:0', '--upstream', upstream, '--secret-file', file, '--log-level', 'trace', '--owner-lookup', 'off', '--gateway-name', 'ops'], READY),
+        startDaemon(
+          process.execPath,
+          [
+            CLI,
+            'serve',
+            '--listen',
+            '127.0.0.1:0',
+            '--upstream',
+            upstream,
+            '--secret-file',
+            file,
+            '--log-level',
+            'trace',
+            '--owner-lookup',
+            'off',
+            '--gateway-name',
+            'ops',
+          ],
+          READY,
+        ),
       ),
     );
     const replies: string[] = [];

@@ -17,10 +17,18 @@ afterEach(() => {
 });
 
 async function startWithMetrics(args: string[]): Promise<{ serve: Daemon; identPort: number; metricsUrl: string }> {
-  const serve = await startDaemon(process.execPath, [CLI, 'serve', '--listen', '127.0.0.1:0', '--metrics', '127.0.0.1:0', ...args], READY);
+  const serve = await startDaemon(
+    process.execPath,
+    [CLI, 'serve', '--listen', '127.0.0.1:0', '--metrics', '127.0.0.1:0', ...args],
+    READY,
+  );
   const serving = await serve.logLine((line) => line.msg === 'identgate serving');
   expect(serving.metricsPort).toEqual(expect.any(Number));
-  return { serve, identPort: listeningPort(serve.stdout()), metricsUrl: `http://127.0.0.1:${String(serving.metricsPort)}` };
+  return {
+    serve,
+    identPort: listeningPort(serve.stdout()),
+    metricsUrl: `http://127.0.0.1:${String(serving.metricsPort)}`,
+  };
 }
 
 async function scrape(metricsUrl: string): Promise<string> {
@@ -84,7 +92,11 @@ describe('--metrics', () => {
 
   it('answers 404 for anything but GET /metrics', async () => {
     const { metricsUrl } = await startWithMetrics(['--reply', 'x']);
-    for (const [path, method] of [['/', 'GET'], ['/metrics', 'POST'], ['/metrics/', 'GET']] as const) {
+    for (const [path, method] of [
+      ['/', 'GET'],
+      ['/metrics', 'POST'],
+      ['/metrics/', 'GET'],
+    ] as const) {
       const response = await fetch(`${metricsUrl}${path}`, { method, signal: AbortSignal.timeout(5_000) });
       expect(response.status, `${method} ${path}`).toBe(404);
       await response.body?.cancel();

@@ -59,7 +59,12 @@ export interface DaemonOptions {
 }
 
 /** Spawns `command args` in its own process group (killed after the test) and resolves once stdout matches `ready`. */
-export async function startDaemon(command: string, args: string[], ready: RegExp, options: DaemonOptions = {}): Promise<Daemon> {
+export async function startDaemon(
+  command: string,
+  args: string[],
+  ready: RegExp,
+  options: DaemonOptions = {},
+): Promise<Daemon> {
   const stdio: StdioOptions = ['ignore', 'pipe', 'pipe', ...(options.extraFds ?? [])];
   const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...options.env }, stdio, detached: true });
   running.push(child);
@@ -96,16 +101,28 @@ export async function startDaemon(command: string, args: string[], ready: RegExp
     });
   const logLine = (match: (line: LogLine) => boolean, timeoutMs = 5_000) =>
     waitFor(() => parsedLines(stderr).find(match), 'the log line', timeoutMs);
-  const stdoutMatching = (pattern: RegExp, timeoutMs = 5_000) => waitFor(() => (pattern.test(stdout) ? stdout : undefined), String(pattern), timeoutMs);
-  const exited = new Promise<number | string | null>((resolve) => child.on('close', (code, signal) => resolve(code ?? signal)));
+  const stdoutMatching = (pattern: RegExp, timeoutMs = 5_000) =>
+    waitFor(() => (pattern.test(stdout) ? stdout : undefined), String(pattern), timeoutMs);
+  const exited = new Promise<number | string | null>((resolve) =>
+    child.on('close', (code, signal) => resolve(code ?? signal)),
+  );
   const started = new Promise<never>((_, reject) => {
     child.on('error', reject);
-    void exited.then((code) => reject(new Error(`${command} ${args.join(' ')} exited with ${code}; stdout: ${stdout}; stderr: ${stderr}`)));
+    void exited.then((code) =>
+      reject(new Error(`${command} ${args.join(' ')} exited with ${code}; stdout: ${stdout}; stderr: ${stderr}`)),
+    );
   });
   const timeoutMs = options.timeoutMs ?? 15_000;
   const readyOn = options.readyOn ?? 'stdout';
   started.catch(() => undefined);
-  await Promise.race([waitFor(() => (ready.test(readyOn === 'stdout' ? stdout : stderr) || undefined), `${command} ready (${ready})`, timeoutMs), started]);
+  await Promise.race([
+    waitFor(
+      () => ready.test(readyOn === 'stdout' ? stdout : stderr) || undefined,
+      `${command} ready (${ready})`,
+      timeoutMs,
+    ),
+    started,
+  ]);
   return { child, pid: child.pid!, stdout: () => stdout, stderr: () => stderr, exited, logLine, stdoutMatching };
 }
 
@@ -116,9 +133,18 @@ export interface Finished {
 }
 
 /** Runs `command args` to completion, killed (and rejected) after `timeoutMs`. */
-export function runToEnd(command: string, args: string[], options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<Finished> {
+export function runToEnd(
+  command: string,
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; timeoutMs?: number } = {},
+): Promise<Finished> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, { cwd: ROOT, env: { ...process.env, ...options.env }, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
+    const child = spawn(command, args, {
+      cwd: ROOT,
+      env: { ...process.env, ...options.env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: true,
+    });
     running.push(child);
     let stdout = '';
     let stderr = '';
@@ -127,7 +153,11 @@ export function runToEnd(command: string, args: string[], options: { env?: NodeJ
     const timeoutMs = options.timeoutMs ?? 15_000;
     const timer = setTimeout(() => {
       killGroup(child);
-      reject(new Error(`${command} ${args.join(' ')} did not finish within ${timeoutMs} ms; stdout: ${stdout}; stderr: ${stderr}`));
+      reject(
+        new Error(
+          `${command} ${args.join(' ')} did not finish within ${timeoutMs} ms; stdout: ${stdout}; stderr: ${stderr}`,
+        ),
+      );
     }, timeoutMs);
     child.on('error', (error) => {
       clearTimeout(timer);
@@ -142,7 +172,21 @@ export function runToEnd(command: string, args: string[], options: { env?: NodeJ
 
 /** `identgate query HOST SERVERPORT,CLIENTPORT --port PORT` run inside the network namespace of process `pid`. */
 export function queryInNetns(pid: number, host: string, port: number, ports: string): Promise<Finished> {
-  return runToEnd('nsenter', ['-t', String(pid), '-n', '--', process.execPath, CLI, 'query', host, ports, '--port', String(port), '--timeout', '5000']);
+  return runToEnd('nsenter', [
+    '-t',
+    String(pid),
+    '-n',
+    '--',
+    process.execPath,
+    CLI,
+    'query',
+    host,
+    ports,
+    '--port',
+    String(port),
+    '--timeout',
+    '5000',
+  ]);
 }
 
 /** The command line that runs `argv` in a fresh network namespace with loopback up; `exec` keeps one pid throughout. */
@@ -152,14 +196,17 @@ export function inFreshNetns(argv: string[]): [string, string[]] {
 
 /** The complete lines of `text` that are JSON objects (a launcher's own plain-text lines are skipped). */
 function parsedLines(text: string): LogLine[] {
-  return text.split('\n').slice(0, -1).flatMap((line) => {
-    try {
-      const value: unknown = JSON.parse(line);
-      return typeof value === 'object' && value !== null ? [value as LogLine] : [];
-    } catch {
-      return [];
-    }
-  });
+  return text
+    .split('\n')
+    .slice(0, -1)
+    .flatMap((line) => {
+      try {
+        const value: unknown = JSON.parse(line);
+        return typeof value === 'object' && value !== null ? [value as LogLine] : [];
+      } catch {
+        return [];
+      }
+    });
 }
 
 export type LogLine = Record<string, unknown> & { level: string; msg: string };

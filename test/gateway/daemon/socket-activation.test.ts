@@ -32,7 +32,16 @@ async function listeningSocket(): Promise<{ server: Server; fd: number; port: nu
 describe('socket activation', () => {
   it('answers on the dual-stack port 113 that systemd-socket-activate passes, without --listen', async () => {
     expect(process.getuid?.(), 'unshare -n needs root (CI runs as root)').toBe(0);
-    const [command, args] = inFreshNetns(['systemd-socket-activate', '--listen', '113', process.execPath, CLI, 'serve', '--reply', 'activated']);
+    const [command, args] = inFreshNetns([
+      'systemd-socket-activate',
+      '--listen',
+      '113',
+      process.execPath,
+      CLI,
+      'serve',
+      '--reply',
+      'activated',
+    ]);
     // systemd-socket-activate binds, then starts identgate at the first connection.
     const launcher = await startDaemon(command, args, /Listening on \[::\]:113 as 3/, { readyOn: 'stderr' });
     const v6 = await queryInNetns(launcher.pid, '::1', 113, '6193,23');
@@ -45,7 +54,12 @@ describe('socket activation', () => {
   it('uses the descriptor named by LISTEN_FDS when LISTEN_PID is its own pid', async () => {
     const { server, fd, port } = await listeningSocket();
     // `exec` keeps the shell's pid, so $$ is identgate's pid, as systemd sets it.
-    const serve = await startDaemon('sh', ['-c', 'export LISTEN_PID=$$ LISTEN_FDS=1; exec "$@"', 'sh', process.execPath, CLI, 'serve', '--reply', 'passed'], READY, { extraFds: [fd] });
+    const serve = await startDaemon(
+      'sh',
+      ['-c', 'export LISTEN_PID=$$ LISTEN_FDS=1; exec "$@"', 'sh', process.execPath, CLI, 'serve', '--reply', 'passed'],
+      READY,
+      { extraFds: [fd] },
+    );
     server.close(); // identgate has its own copy; this process must not accept on it
     expect(serve.stdout()).toContain(`identgate listening on 127.0.0.1:${port} (answers: fixed;`);
     const peer = await connectRaw(port);
@@ -58,7 +72,9 @@ describe('socket activation', () => {
     // The holder plays systemd: it keeps the socket (fd 3), never accepts, and
     // starts identgate again one second after it exits (RestartSec=1s).
     const holder = `n=0; while :; do n=$((n+1)); sh -c 'export LISTEN_PID=$$ LISTEN_FDS=1; exec "$@"' sh "$@" --reply "run$n"; echo "identgate exited $?"; sleep 1; done`;
-    const serve = await startDaemon('sh', ['-c', holder, 'sh', process.execPath, CLI, 'serve'], READY, { extraFds: [fd] });
+    const serve = await startDaemon('sh', ['-c', holder, 'sh', process.execPath, CLI, 'serve'], READY, {
+      extraFds: [fd],
+    });
     server.close();
     const first = await connectRaw(port);
     first.write('1, 2\r\n');

@@ -50,14 +50,23 @@ describe('deploy/identgate.socket and deploy/identgate.service', () => {
     // The unit runs "identgate" from the search path; stand the built CLI in for the installed one.
     const dir = mkdtempSync(join(tmpdir(), 'identgate-units-'));
     copyFileSync(SOCKET, join(dir, 'identgate.socket'));
-    writeFileSync(join(dir, 'identgate.service'), readFileSync(SERVICE, 'utf8').replace(/^ExecStart=identgate /m, `ExecStart=${process.execPath} ${CLI} `));
-    const result = await runToEnd('systemd-analyze', ['verify', '--man=no', join(dir, 'identgate.socket'), join(dir, 'identgate.service')], { timeoutMs: 30_000 });
+    writeFileSync(
+      join(dir, 'identgate.service'),
+      readFileSync(SERVICE, 'utf8').replace(/^ExecStart=identgate /m, `ExecStart=${process.execPath} ${CLI} `),
+    );
+    const result = await runToEnd(
+      'systemd-analyze',
+      ['verify', '--man=no', join(dir, 'identgate.socket'), join(dir, 'identgate.service')],
+      { timeoutMs: 30_000 },
+    );
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
   });
 
   it('rate the service at most 2.0 in the offline security review', async () => {
-    const result = await runToEnd('systemd-analyze', ['security', '--offline=true', '--no-pager', SERVICE], { timeoutMs: 30_000 });
+    const result = await runToEnd('systemd-analyze', ['security', '--offline=true', '--no-pager', SERVICE], {
+      timeoutMs: 30_000,
+    });
     const match = /Overall exposure level for identgate\.service: (\d+\.\d+)/.exec(result.stdout);
     expect(match, result.stdout + result.stderr).not.toBeNull();
     expect(Number(match![1])).toBeLessThanOrEqual(2.0);
@@ -79,13 +88,27 @@ describe('deploy/identgate.socket and deploy/identgate.service', () => {
     expect(values(SERVICE, 'Service', 'NoNewPrivileges')).toEqual(['yes']);
     expect(values(SERVICE, 'Service', 'ExecReload')).toEqual(['kill -HUP $MAINPID']);
     expect(values(SERVICE, 'Service', 'KillMode')).toEqual(['mixed']);
-    expect(values(SERVICE, 'Service', 'RestrictAddressFamilies').join(' ').split(' ').sort()).toEqual(['AF_INET', 'AF_INET6', 'AF_NETLINK', 'AF_UNIX']);
+    expect(values(SERVICE, 'Service', 'RestrictAddressFamilies').join(' ').split(' ').sort()).toEqual([
+      'AF_INET',
+      'AF_INET6',
+      'AF_NETLINK',
+      'AF_UNIX',
+    ]);
   });
 
   it('leave out the settings that would break owner lookup or Node', () => {
     const keys = settings(SERVICE, 'Service').map(([key, value]) => `${key}=${value}`);
-    for (const breaking of [/^PrivateUsers=(yes|true|1)/, /^ProcSubset=pid/, /^PrivateNetwork=(yes|true|1)/, /^MemoryDenyWriteExecute=(yes|true|1)/, /^IPAddressDeny=/]) {
-      expect(keys.filter((key) => breaking.test(key)), String(breaking)).toEqual([]);
+    for (const breaking of [
+      /^PrivateUsers=(yes|true|1)/,
+      /^ProcSubset=pid/,
+      /^PrivateNetwork=(yes|true|1)/,
+      /^MemoryDenyWriteExecute=(yes|true|1)/,
+      /^IPAddressDeny=/,
+    ]) {
+      expect(
+        keys.filter((key) => breaking.test(key)),
+        String(breaking),
+      ).toEqual([]);
     }
   });
 
@@ -96,11 +119,20 @@ describe('deploy/identgate.socket and deploy/identgate.service', () => {
     const [execStart] = values(SERVICE, 'Service', 'ExecStart');
     const argv = execStart!.replace('$IDENTGATE_OPTS', '').trim().split(/\s+/);
     expect(argv.slice(0, 2)).toEqual(['identgate', 'serve']);
-    const [command, args] = inFreshNetns(['systemd-socket-activate', '--listen', '113', process.execPath, CLI, ...argv.slice(1)]);
+    const [command, args] = inFreshNetns([
+      'systemd-socket-activate',
+      '--listen',
+      '113',
+      process.execPath,
+      CLI,
+      ...argv.slice(1),
+    ]);
     const launcher = await startDaemon(command, args, /Listening on \[::\]:113 as 3/, { readyOn: 'stderr' });
     // The built-in policy answers NO-USER for a connection that does not exist.
     const reply = await queryInNetns(launcher.pid, '127.0.0.1', 113, '1,2');
     expect(reply.stdout).toBe('1, 2 : ERROR : NO-USER\n');
-    expect(launcher.stdout()).toMatch(/identgate listening on \[::\]:113 \(answers: embedded default policy; owner lookup: (sock_diag|procfs); transport: native\)/);
+    expect(launcher.stdout()).toMatch(
+      /identgate listening on \[::\]:113 \(answers: embedded default policy; owner lookup: (sock_diag|procfs); transport: native\)/,
+    );
   });
 });

@@ -4,7 +4,13 @@
  * parsing and which socket states count as an owned connection.
  */
 import { describe, expect, it } from 'vitest';
-import { addressBytes, connectionEnds, formatAddress, mappedBytes, procAddressHex } from '../../../gateway/owner/address.js';
+import {
+  addressBytes,
+  connectionEnds,
+  formatAddress,
+  mappedBytes,
+  procAddressHex,
+} from '../../../gateway/owner/address.js';
 import { parsePasswd } from '../../../gateway/owner/passwd.js';
 import { isOwnedConnection, TCP_STATE } from '../../../gateway/owner/tcp-state.js';
 
@@ -36,7 +42,14 @@ describe('connection ends', () => {
   });
 
   it('puts a mapped end and an IPv4 end in one IPv4 connection', () => {
-    expect(connectionEnds({ localAddress: '::ffff:127.0.0.1', localPort: 6667, remoteAddress: '127.0.0.2', remotePort: 40_000 })).toEqual({
+    expect(
+      connectionEnds({
+        localAddress: '::ffff:127.0.0.1',
+        localPort: 6667,
+        remoteAddress: '127.0.0.2',
+        remotePort: 40_000,
+      }),
+    ).toEqual({
       family: 4,
       local: Uint8Array.of(127, 0, 0, 1),
       localPort: 6667,
@@ -69,8 +82,13 @@ describe('/proc/net/tcp address text', () => {
 
 describe('passwd parsing', () => {
   it('maps uids to the first name given', () => {
-    const names = parsePasswd('root:x:0:0:root:/root:/bin/sh\n# comment\ntoor:x:0:0::/:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n+nis\nbroken:x:notanumber:0::/:\n');
-    expect([...names]).toEqual([[0, 'root'], [1000, 'alice']]);
+    const names = parsePasswd(
+      'root:x:0:0:root:/root:/bin/sh\n# comment\ntoor:x:0:0::/:/bin/sh\nalice:x:1000:1000::/home/alice:/bin/sh\n+nis\nbroken:x:notanumber:0::/:\n',
+    );
+    expect([...names]).toEqual([
+      [0, 'root'],
+      [1000, 'alice'],
+    ]);
   });
 });
 

@@ -46,7 +46,9 @@ function optionsFor(way: Way): OwnerLookupOptions {
 }
 
 /** A listening server that keeps every accepted socket until closed. */
-async function listen(host: string): Promise<{ server: net.Server; port: number; accepted: Promise<net.Socket>[]; close: () => Promise<void> }> {
+async function listen(
+  host: string,
+): Promise<{ server: net.Server; port: number; accepted: Promise<net.Socket>[]; close: () => Promise<void> }> {
   const sockets: net.Socket[] = [];
   const waiters: ((s: net.Socket) => void)[] = [];
   const accepted: Promise<net.Socket>[] = [];
@@ -77,11 +79,28 @@ async function connect(port: number, host: string): Promise<net.Socket> {
 }
 
 /** Runs a client in another process (as `user`, when given) and resolves once it has connected. */
-async function foreignClient(port: number, host: string, user?: { uid: number; gid: number }): Promise<{ child: ChildProcess; localPort: number }> {
+async function foreignClient(
+  port: number,
+  host: string,
+  user?: { uid: number; gid: number },
+): Promise<{ child: ChildProcess; localPort: number }> {
   const script = `const s=require('net').connect(${port},${JSON.stringify(host)},()=>process.stdout.write(s.localPort+'\\n'));process.stdin.on('end',()=>s.destroy());process.stdin.resume();`;
   const command = user
-    ? ['setpriv', ['--reuid', String(user.uid), '--regid', String(user.gid), '--clear-groups', '--', process.execPath, '-e', script]] as const
-    : [process.execPath, ['-e', script]] as const;
+    ? ([
+        'setpriv',
+        [
+          '--reuid',
+          String(user.uid),
+          '--regid',
+          String(user.gid),
+          '--clear-groups',
+          '--',
+          process.execPath,
+          '-e',
+          script,
+        ],
+      ] as const)
+    : ([process.execPath, ['-e', script]] as const);
   const child = spawn(command[0], [...command[1]], { stdio: ['pipe', 'pipe', 'inherit'], cwd: '/' });
   const [chunk] = (await once(child.stdout!, 'data')) as [Buffer];
   return { child, localPort: Number(chunk.toString().trim()) };
@@ -96,7 +115,9 @@ function ensureTestUser(): { uid: number; gid: number } {
   try {
     execFileSync('id', ['-u', TEST_USER], { stdio: 'ignore' });
   } catch {
-    execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', TEST_USER], { stdio: 'ignore' });
+    execFileSync('useradd', ['--system', '--no-create-home', '--shell', '/usr/sbin/nologin', TEST_USER], {
+      stdio: 'ignore',
+    });
   }
   const uid = Number(execFileSync('id', ['-u', TEST_USER]).toString().trim());
   const gid = Number(execFileSync('id', ['-g', TEST_USER]).toString().trim());
@@ -138,30 +159,55 @@ describe.each(['addon', 'helper', 'procfs'] as const)('owner lookup by the %s', 
   it('finds the uid and name of a connection owned by this process', async () => {
     const client = await connect(v4.port, '127.0.0.1');
     try {
-      const owner = await owners.lookup({ localAddress: '127.0.0.1', localPort: client.localPort!, remoteAddress: '127.0.0.1', remotePort: v4.port });
+      const owner = await owners.lookup({
+        localAddress: '127.0.0.1',
+        localPort: client.localPort!,
+        remoteAddress: '127.0.0.1',
+        remotePort: v4.port,
+      });
       expect(owner).toEqual(me);
     } finally {
       client.destroy();
     }
   });
 
-  it(isRoot ? 'finds the uid and name of a connection owned by another user' : 'finds the owner of a connection held by another process', async () => {
-    const user = isRoot ? ensureTestUser() : undefined;
-    const { child, localPort } = await foreignClient(v4.port, '127.0.0.1', user);
-    try {
-      const owner = await owners.lookup({ localAddress: '127.0.0.1', localPort, remoteAddress: '127.0.0.1', remotePort: v4.port });
-      expect(owner).toEqual(user ? { uid: user.uid, userName: TEST_USER } : me);
-    } finally {
-      await stopClient(child);
-    }
-  });
+  it(
+    isRoot
+      ? 'finds the uid and name of a connection owned by another user'
+      : 'finds the owner of a connection held by another process',
+    async () => {
+      const user = isRoot ? ensureTestUser() : undefined;
+      const { child, localPort } = await foreignClient(v4.port, '127.0.0.1', user);
+      try {
+        const owner = await owners.lookup({
+          localAddress: '127.0.0.1',
+          localPort,
+          remoteAddress: '127.0.0.1',
+          remotePort: v4.port,
+        });
+        expect(owner).toEqual(user ? { uid: user.uid, userName: TEST_USER } : me);
+      } finally {
+        await stopClient(child);
+      }
+    },
+  );
 
   it('answers null when the remote address is not the querier of the connection', async () => {
     const client = await connect(v4.port, '127.0.0.1');
     try {
       // Our end of the accepted connection is 127.0.0.1:v4.port; a query from 127.0.0.2 must not see it (nor the listener).
-      const wrongRemote = await owners.lookup({ localAddress: '127.0.0.1', localPort: v4.port, remoteAddress: '127.0.0.2', remotePort: client.localPort! });
-      const rightRemote = await owners.lookup({ localAddress: '127.0.0.1', localPort: v4.port, remoteAddress: '127.0.0.1', remotePort: client.localPort! });
+      const wrongRemote = await owners.lookup({
+        localAddress: '127.0.0.1',
+        localPort: v4.port,
+        remoteAddress: '127.0.0.2',
+        remotePort: client.localPort!,
+      });
+      const rightRemote = await owners.lookup({
+        localAddress: '127.0.0.1',
+        localPort: v4.port,
+        remoteAddress: '127.0.0.1',
+        remotePort: client.localPort!,
+      });
       expect(wrongRemote).toBeNull();
       expect(rightRemote).toEqual(me);
     } finally {
@@ -172,7 +218,12 @@ describe.each(['addon', 'helper', 'procfs'] as const)('owner lookup by the %s', 
   it('answers null for a port pair no connection uses', async () => {
     const client = await connect(v4.port, '127.0.0.1');
     try {
-      const owner = await owners.lookup({ localAddress: '127.0.0.1', localPort: client.localPort!, remoteAddress: '127.0.0.1', remotePort: v4.port === 1 ? 2 : 1 });
+      const owner = await owners.lookup({
+        localAddress: '127.0.0.1',
+        localPort: client.localPort!,
+        remoteAddress: '127.0.0.1',
+        remotePort: v4.port === 1 ? 2 : 1,
+      });
       expect(owner).toBeNull();
     } finally {
       client.destroy();
@@ -180,7 +231,12 @@ describe.each(['addon', 'helper', 'procfs'] as const)('owner lookup by the %s', 
   });
 
   it('answers null for a listening socket', async () => {
-    const owner = await owners.lookup({ localAddress: '127.0.0.1', localPort: v4.port, remoteAddress: '127.0.0.1', remotePort: 40_000 });
+    const owner = await owners.lookup({
+      localAddress: '127.0.0.1',
+      localPort: v4.port,
+      remoteAddress: '127.0.0.1',
+      remotePort: 40_000,
+    });
     expect(owner).toBeNull();
   });
 
@@ -192,7 +248,12 @@ describe.each(['addon', 'helper', 'procfs'] as const)('owner lookup by the %s', 
     client.end(); // we close first, so our end goes to TIME_WAIT
     client.resume();
     await once(client, 'close');
-    const owner = await owners.lookup({ localAddress: '127.0.0.1', localPort, remoteAddress: '127.0.0.1', remotePort: v4.port });
+    const owner = await owners.lookup({
+      localAddress: '127.0.0.1',
+      localPort,
+      remoteAddress: '127.0.0.1',
+      remotePort: v4.port,
+    });
     expect(owner).toBeNull();
   });
 
@@ -200,8 +261,18 @@ describe.each(['addon', 'helper', 'procfs'] as const)('owner lookup by the %s', 
     const v6 = await listen('::1');
     const client = await connect(v6.port, '::1');
     try {
-      const owner = await owners.lookup({ localAddress: '::1', localPort: client.localPort!, remoteAddress: '::1', remotePort: v6.port });
-      const otherRemote = await owners.lookup({ localAddress: '::1', localPort: client.localPort!, remoteAddress: '::2', remotePort: v6.port });
+      const owner = await owners.lookup({
+        localAddress: '::1',
+        localPort: client.localPort!,
+        remoteAddress: '::1',
+        remotePort: v6.port,
+      });
+      const otherRemote = await owners.lookup({
+        localAddress: '::1',
+        localPort: client.localPort!,
+        remoteAddress: '::2',
+        remotePort: v6.port,
+      });
       expect(owner).toEqual(me);
       expect(otherRemote).toBeNull();
     } finally {
@@ -216,10 +287,30 @@ describe.each(['addon', 'helper', 'procfs'] as const)('owner lookup by the %s', 
     try {
       const server = await dual.accepted[0]!;
       expect(server.localAddress).toBe('::ffff:127.0.0.1');
-      const plainByMapped = await owners.lookup({ localAddress: '::ffff:127.0.0.1', localPort: client.localPort!, remoteAddress: '::ffff:127.0.0.1', remotePort: dual.port });
-      const dualByMapped = await owners.lookup({ localAddress: server.localAddress!, localPort: dual.port, remoteAddress: server.remoteAddress!, remotePort: server.remotePort! });
-      const dualByPlain = await owners.lookup({ localAddress: '127.0.0.1', localPort: dual.port, remoteAddress: '127.0.0.1', remotePort: client.localPort! });
-      const mixed = await owners.lookup({ localAddress: '127.0.0.1', localPort: dual.port, remoteAddress: '::ffff:127.0.0.1', remotePort: client.localPort! });
+      const plainByMapped = await owners.lookup({
+        localAddress: '::ffff:127.0.0.1',
+        localPort: client.localPort!,
+        remoteAddress: '::ffff:127.0.0.1',
+        remotePort: dual.port,
+      });
+      const dualByMapped = await owners.lookup({
+        localAddress: server.localAddress!,
+        localPort: dual.port,
+        remoteAddress: server.remoteAddress!,
+        remotePort: server.remotePort!,
+      });
+      const dualByPlain = await owners.lookup({
+        localAddress: '127.0.0.1',
+        localPort: dual.port,
+        remoteAddress: '127.0.0.1',
+        remotePort: client.localPort!,
+      });
+      const mixed = await owners.lookup({
+        localAddress: '127.0.0.1',
+        localPort: dual.port,
+        remoteAddress: '::ffff:127.0.0.1',
+        remotePort: client.localPort!,
+      });
       expect([plainByMapped, dualByMapped, dualByPlain, mixed]).toEqual([me, me, me, me]);
     } finally {
       client.destroy();
@@ -240,8 +331,26 @@ describe.each(['addon', 'helper', 'procfs'] as const)('owner lookup by the %s', 
   it('answers many concurrent lookups each with its own connection', async () => {
     const clients = await Promise.all(Array.from({ length: 20 }, () => connect(v4.port, '127.0.0.1')));
     try {
-      const found = await Promise.all(clients.map((c) => owners.lookup({ localAddress: '127.0.0.1', localPort: c.localPort!, remoteAddress: '127.0.0.1', remotePort: v4.port })));
-      const missing = await Promise.all(clients.map((c) => owners.lookup({ localAddress: '127.0.0.1', localPort: c.localPort!, remoteAddress: '127.0.0.3', remotePort: v4.port })));
+      const found = await Promise.all(
+        clients.map((c) =>
+          owners.lookup({
+            localAddress: '127.0.0.1',
+            localPort: c.localPort!,
+            remoteAddress: '127.0.0.1',
+            remotePort: v4.port,
+          }),
+        ),
+      );
+      const missing = await Promise.all(
+        clients.map((c) =>
+          owners.lookup({
+            localAddress: '127.0.0.1',
+            localPort: c.localPort!,
+            remoteAddress: '127.0.0.3',
+            remotePort: v4.port,
+          }),
+        ),
+      );
       expect(found).toEqual(clients.map(() => me));
       expect(missing).toEqual(clients.map(() => null));
     } finally {
@@ -258,7 +367,14 @@ describe('procfs owner lookup', () => {
     try {
       const lookups = Array.from({ length: 50 }, (_, i) => {
         const client = clients[i % clients.length]!;
-        return procfs.find(connectionEnds({ localAddress: '127.0.0.1', localPort: client.localPort!, remoteAddress: '127.0.0.1', remotePort: v4.port })!);
+        return procfs.find(
+          connectionEnds({
+            localAddress: '127.0.0.1',
+            localPort: client.localPort!,
+            remoteAddress: '127.0.0.1',
+            remotePort: v4.port,
+          })!,
+        );
       });
       const owners = await Promise.all(lookups);
       expect(owners).toEqual(lookups.map(() => me));
@@ -276,7 +392,12 @@ describe('procfs owner lookup', () => {
     writeFileSync(join(dir, 'tcp'), '');
     const owners = createOwnerLookup('on', { method: 'procfs', procNetDir: dir, onError: (e) => errors.push(e) });
     rmSync(join(dir, 'tcp'));
-    const owner = await owners.lookup({ localAddress: '127.0.0.1', localPort: 1, remoteAddress: '127.0.0.1', remotePort: 2 });
+    const owner = await owners.lookup({
+      localAddress: '127.0.0.1',
+      localPort: 1,
+      remoteAddress: '127.0.0.1',
+      remotePort: 2,
+    });
     expect(owner).toBeNull();
     expect(errors.map((e) => e.code)).toEqual(['ERR_OWNER_LOOKUP_KERNEL']);
   });
@@ -292,7 +413,12 @@ describe('sock_diag owner lookup', () => {
       await diag.start();
       const pid = diag.helperPid;
       expect(pid).toBeGreaterThan(0);
-      const ends = connectionEnds({ localAddress: '127.0.0.1', localPort: client.localPort!, remoteAddress: '127.0.0.1', remotePort: v4.port })!;
+      const ends = connectionEnds({
+        localAddress: '127.0.0.1',
+        localPort: client.localPort!,
+        remoteAddress: '127.0.0.1',
+        remotePort: v4.port,
+      })!;
       expect(await diag.find(ends)).toEqual(me);
       expect(diag.helperPid).toBe(pid);
       expect(diag.starts).toBe(1);
@@ -307,7 +433,12 @@ describe('sock_diag owner lookup', () => {
     const v4 = await listen('127.0.0.1');
     const client = await connect(v4.port, '127.0.0.1');
     const diag = new SockDiagOwnerLookup({ helperPath });
-    const ends = connectionEnds({ localAddress: '127.0.0.1', localPort: client.localPort!, remoteAddress: '127.0.0.1', remotePort: v4.port })!;
+    const ends = connectionEnds({
+      localAddress: '127.0.0.1',
+      localPort: client.localPort!,
+      remoteAddress: '127.0.0.1',
+      remotePort: v4.port,
+    })!;
     try {
       expect(await diag.find(ends)).toEqual(me);
       const pid = diag.helperPid!;
@@ -329,7 +460,10 @@ describe('sock_diag owner lookup', () => {
 
   it('falls back to procfs when the helper reports sock_diag unavailable', async () => {
     const broken = join(workDir, 'no-netlink');
-    writeFileSync(broken, '#!/bin/sh\necho "fatal E93 NETLINK_SOCK_DIAG unavailable: Protocol not supported"\nexit 1\n');
+    writeFileSync(
+      broken,
+      '#!/bin/sh\necho "fatal E93 NETLINK_SOCK_DIAG unavailable: Protocol not supported"\nexit 1\n',
+    );
     chmodSync(broken, 0o755);
     const errors: OwnerLookupError[] = [];
     const owners = createOwnerLookup('auto', { addonPath: null, helperPath: broken, onError: (e) => errors.push(e) });
@@ -337,7 +471,12 @@ describe('sock_diag owner lookup', () => {
     const client = await connect(v4.port, '127.0.0.1');
     try {
       expect(owners.method).toBe('sock_diag');
-      const owner = await owners.lookup({ localAddress: '127.0.0.1', localPort: client.localPort!, remoteAddress: '127.0.0.1', remotePort: v4.port });
+      const owner = await owners.lookup({
+        localAddress: '127.0.0.1',
+        localPort: client.localPort!,
+        remoteAddress: '127.0.0.1',
+        remotePort: v4.port,
+      });
       expect(owner).toEqual(me);
       expect(owners.method).toBe('procfs');
       expect(errors.map((e) => e.code)).toEqual(['ERR_OWNER_LOOKUP_UNSUPPORTED']);
@@ -353,9 +492,20 @@ describe('sock_diag owner lookup', () => {
     writeFileSync(silent, '#!/bin/sh\necho "ready 1"\nexec sleep 30\n');
     chmodSync(silent, 0o755);
     const errors: OwnerLookupError[] = [];
-    const owners = createOwnerLookup('on', { method: 'sock_diag', addonPath: null, helperPath: silent, timeoutMs: 100, onError: (e) => errors.push(e) });
+    const owners = createOwnerLookup('on', {
+      method: 'sock_diag',
+      addonPath: null,
+      helperPath: silent,
+      timeoutMs: 100,
+      onError: (e) => errors.push(e),
+    });
     const started = performance.now();
-    const owner = await owners.lookup({ localAddress: '127.0.0.1', localPort: 1, remoteAddress: '127.0.0.1', remotePort: 2 });
+    const owner = await owners.lookup({
+      localAddress: '127.0.0.1',
+      localPort: 1,
+      remoteAddress: '127.0.0.1',
+      remotePort: 2,
+    });
     expect(owner).toBeNull();
     expect(performance.now() - started).toBeLessThan(1000);
     expect(errors.map((e) => e.code)).toEqual(['ERR_OWNER_LOOKUP_TIMEOUT']);
@@ -368,11 +518,22 @@ describe('sock_diag addon', () => {
     const bogus = join(workDir, 'bogus.node');
     writeFileSync(bogus, 'not a shared object');
     const errors: OwnerLookupError[] = [];
-    const owners = createOwnerLookup('on', { method: 'sock_diag', addonPath: bogus, helperPath, onError: (e) => errors.push(e) });
+    const owners = createOwnerLookup('on', {
+      method: 'sock_diag',
+      addonPath: bogus,
+      helperPath,
+      onError: (e) => errors.push(e),
+    });
     const v4 = await listen('127.0.0.1');
     const client = await connect(v4.port, '127.0.0.1');
     try {
-      const ask = () => owners.lookup({ localAddress: '127.0.0.1', localPort: client.localPort!, remoteAddress: '127.0.0.1', remotePort: v4.port });
+      const ask = () =>
+        owners.lookup({
+          localAddress: '127.0.0.1',
+          localPort: client.localPort!,
+          remoteAddress: '127.0.0.1',
+          remotePort: v4.port,
+        });
       expect(await ask()).toEqual(me);
       expect(await ask()).toEqual(me);
       expect(errors.map((e) => e.code)).toEqual(['ERR_OWNER_LOOKUP_UNSUPPORTED']);
@@ -389,7 +550,12 @@ describe('sock_diag addon', () => {
     const v4 = await listen('127.0.0.1');
     const client = await connect(v4.port, '127.0.0.1');
     try {
-      const ends = connectionEnds({ localAddress: '127.0.0.1', localPort: client.localPort!, remoteAddress: '127.0.0.1', remotePort: v4.port })!;
+      const ends = connectionEnds({
+        localAddress: '127.0.0.1',
+        localPort: client.localPort!,
+        remoteAddress: '127.0.0.1',
+        remotePort: v4.port,
+      })!;
       const first = await Promise.all([diag.find(ends), diag.find(ends), diag.find(ends)]);
       expect(first).toEqual([me, me, me]);
       // Remembered: answered at once, without a promise.
@@ -411,7 +577,12 @@ describe('sock_diag addon', () => {
     const v4 = await listen('127.0.0.1');
     const client = await connect(v4.port, '127.0.0.1');
     try {
-      const query = { localAddress: '127.0.0.1', localPort: client.localPort!, remoteAddress: '127.0.0.1', remotePort: v4.port };
+      const query = {
+        localAddress: '127.0.0.1',
+        localPort: client.localPort!,
+        remoteAddress: '127.0.0.1',
+        remotePort: v4.port,
+      };
       const missing = { ...query, remotePort: 1 };
       expect(byAddon.lookupNow(missing)).toBeNull();
       expect(await byAddon.lookup(query)).toEqual(me); // asks NSS for the name
@@ -429,8 +600,16 @@ describe('sock_diag addon', () => {
     const diag = new SockDiagAddonLookup({ addonPath });
     const v4 = await listen('127.0.0.1');
     try {
-      expect(diag.find(connectionEnds({ localAddress: '127.0.0.1', localPort: v4.port, remoteAddress: '0.0.0.0', remotePort: 0 })!)).toBeNull();
-      expect(diag.find(connectionEnds({ localAddress: '127.0.0.1', localPort: 1, remoteAddress: '127.0.0.1', remotePort: 2 })!)).toBeNull();
+      expect(
+        diag.find(
+          connectionEnds({ localAddress: '127.0.0.1', localPort: v4.port, remoteAddress: '0.0.0.0', remotePort: 0 })!,
+        ),
+      ).toBeNull();
+      expect(
+        diag.find(
+          connectionEnds({ localAddress: '127.0.0.1', localPort: 1, remoteAddress: '127.0.0.1', remotePort: 2 })!,
+        ),
+      ).toBeNull();
       expect(diag.nameLookups).toBe(0);
     } finally {
       await diag.close();
@@ -443,16 +622,25 @@ describe('createOwnerLookup modes', () => {
   it('answers null for everything when off', async () => {
     const owners = createOwnerLookup('off');
     expect(owners.method).toBe('off');
-    expect(await owners.lookup({ localAddress: '127.0.0.1', localPort: 1, remoteAddress: '127.0.0.1', remotePort: 2 })).toBeNull();
+    expect(
+      await owners.lookup({ localAddress: '127.0.0.1', localPort: 1, remoteAddress: '127.0.0.1', remotePort: 2 }),
+    ).toBeNull();
   });
 
   it('throws ERR_OWNER_LOOKUP_UNSUPPORTED when on and the platform cannot look owners up', () => {
-    expect(() => createOwnerLookup('on', { platform: 'darwin' })).toThrow(expect.objectContaining({ code: 'ERR_OWNER_LOOKUP_UNSUPPORTED' }));
+    expect(() => createOwnerLookup('on', { platform: 'darwin' })).toThrow(
+      expect.objectContaining({ code: 'ERR_OWNER_LOOKUP_UNSUPPORTED' }),
+    );
   });
 
   it('throws ERR_OWNER_LOOKUP_UNSUPPORTED when sock_diag is required and neither its addon nor its helper is built', () => {
-    expect(() => createOwnerLookup('on', { method: 'sock_diag', addonPath: join(workDir, 'missing.node'), helperPath: join(workDir, 'missing') }))
-      .toThrow(expect.objectContaining({ code: 'ERR_OWNER_LOOKUP_UNSUPPORTED' }));
+    expect(() =>
+      createOwnerLookup('on', {
+        method: 'sock_diag',
+        addonPath: join(workDir, 'missing.node'),
+        helperPath: join(workDir, 'missing'),
+      }),
+    ).toThrow(expect.objectContaining({ code: 'ERR_OWNER_LOOKUP_UNSUPPORTED' }));
   });
 
   it('turns itself off in auto mode when the platform cannot look owners up', () => {
@@ -461,7 +649,10 @@ describe('createOwnerLookup modes', () => {
 
   it('prefers sock_diag in auto mode and uses procfs when neither addon nor helper is built', async () => {
     const best = createOwnerLookup('auto', { addonPath, helperPath });
-    const fallback = createOwnerLookup('auto', { addonPath: join(workDir, 'missing.node'), helperPath: join(workDir, 'missing') });
+    const fallback = createOwnerLookup('auto', {
+      addonPath: join(workDir, 'missing.node'),
+      helperPath: join(workDir, 'missing'),
+    });
     expect([best.method, fallback.method]).toEqual(['sock_diag', 'procfs']);
     await Promise.all([best.close(), fallback.close()]);
   });

@@ -13,7 +13,12 @@ import { tmpdir, userInfo } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { connectionEnds, createOwnerLookup, type OwnerLookupError, SockDiagOwnerLookup } from '../../../gateway/owner/index.js';
+import {
+  connectionEnds,
+  createOwnerLookup,
+  type OwnerLookupError,
+  SockDiagOwnerLookup,
+} from '../../../gateway/owner/index.js';
 
 const BUILD_SCRIPT = fileURLToPath(new URL('../../../gateway/owner/build-helper.mjs', import.meta.url));
 const me = { uid: process.getuid?.() ?? -1, userName: userInfo().username };
@@ -50,7 +55,12 @@ afterAll(async () => {
 });
 
 function endsOf(client: net.Socket) {
-  return connectionEnds({ localAddress: '127.0.0.1', localPort: client.localPort!, remoteAddress: '127.0.0.1', remotePort: port })!;
+  return connectionEnds({
+    localAddress: '127.0.0.1',
+    localPort: client.localPort!,
+    remoteAddress: '127.0.0.1',
+    remotePort: port,
+  })!;
 }
 
 describe('sock_diag helper IPC', () => {
@@ -98,11 +108,9 @@ describe('sock_diag helper IPC', () => {
       const started = performance.now();
       const outcomes = await Promise.allSettled(clients.slice(0, 3).map((client) => diag.find(endsOf(client))));
       expect(performance.now() - started).toBeLessThan(1000);
-      expect(outcomes.map((outcome) => outcome.status === 'rejected' && (outcome.reason as OwnerLookupError).code)).toEqual([
-        'ERR_OWNER_LOOKUP_HELPER',
-        'ERR_OWNER_LOOKUP_HELPER',
-        'ERR_OWNER_LOOKUP_HELPER',
-      ]);
+      expect(
+        outcomes.map((outcome) => outcome.status === 'rejected' && (outcome.reason as OwnerLookupError).code),
+      ).toEqual(['ERR_OWNER_LOOKUP_HELPER', 'ERR_OWNER_LOOKUP_HELPER', 'ERR_OWNER_LOOKUP_HELPER']);
       expect(diag.helperPid).toBeUndefined();
       expect(diag.starts).toBe(1);
     } finally {
@@ -119,14 +127,28 @@ describe('owner lookup time bound', () => {
     execFileSync('mkfifo', [join(procNetDir, 'tcp')]);
     writeFileSync(join(procNetDir, 'tcp6'), '');
     const errors: OwnerLookupError[] = [];
-    const owners = createOwnerLookup('on', { method: 'procfs', procNetDir, timeoutMs: 150, onError: (e) => errors.push(e) });
+    const owners = createOwnerLookup('on', {
+      method: 'procfs',
+      procNetDir,
+      timeoutMs: 150,
+      onError: (e) => errors.push(e),
+    });
     try {
-      const query = (client: net.Socket) => ({ localAddress: '127.0.0.1', localPort: client.localPort!, remoteAddress: '127.0.0.1', remotePort: port });
+      const query = (client: net.Socket) => ({
+        localAddress: '127.0.0.1',
+        localPort: client.localPort!,
+        remoteAddress: '127.0.0.1',
+        remotePort: port,
+      });
       const firstStarted = performance.now();
-      const first = owners.lookup(query(clients[0]!)).then((owner) => ({ owner, ms: performance.now() - firstStarted }));
+      const first = owners
+        .lookup(query(clients[0]!))
+        .then((owner) => ({ owner, ms: performance.now() - firstStarted }));
       await new Promise((resolve) => setTimeout(resolve, 75)); // the point of this test is a later second lookup
       const secondStarted = performance.now();
-      const second = owners.lookup(query(clients[1]!)).then((owner) => ({ owner, ms: performance.now() - secondStarted }));
+      const second = owners
+        .lookup(query(clients[1]!))
+        .then((owner) => ({ owner, ms: performance.now() - secondStarted }));
       const [a, b] = await Promise.all([first, second]);
       expect([a.owner, b.owner]).toEqual([null, null]);
       expect(a.ms).toBeGreaterThanOrEqual(140);

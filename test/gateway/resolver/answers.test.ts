@@ -4,10 +4,15 @@
  * ResolverFailure with the right reason.
  */
 import { describe, expect, it } from 'vitest';
-import { buildExchange, fallbackAnswer, parseExchangeReply, ResolverFailure, type FailureCause } from '../../../gateway/resolver/resolver.js';
+import {
+  buildExchange,
+  fallbackAnswer,
+  parseExchangeReply,
+  ResolverFailure,
+  type FailureCause,
+} from '../../../gateway/resolver/resolver.js';
 import { ROUTES, type LookupAnswer } from '../../../protocol/wire.js';
 import { lookupRequest } from '../../helpers/wire.js';
-
 
 function answer(id: string): LookupAnswer {
   return { v: 1, id, answer: { type: 'ERROR', error: 'NO-USER' }, rule: 'default' };
@@ -26,7 +31,10 @@ function reasonFor(status: number, text: string, requests = [lookupRequest('a')]
 
 describe('building exchanges', () => {
   it('sends one request to the lookup route as a bare LookupRequest', () => {
-    expect(buildExchange([lookupRequest('a')])).toEqual({ path: ROUTES.lookup, body: JSON.stringify(lookupRequest('a')) });
+    expect(buildExchange([lookupRequest('a')])).toEqual({
+      path: ROUTES.lookup,
+      body: JSON.stringify(lookupRequest('a')),
+    });
   });
 
   it('sends several requests to the batch route in a BatchRequest, in order', () => {
@@ -38,12 +46,17 @@ describe('building exchanges', () => {
 
 describe('parsing replies', () => {
   it('returns the answer of a single lookup', () => {
-    expect(parseExchangeReply({ status: 200, text: JSON.stringify(answer('a')) }, [lookupRequest('a')])).toEqual([answer('a')]);
+    expect(parseExchangeReply({ status: 200, text: JSON.stringify(answer('a')) }, [lookupRequest('a')])).toEqual([
+      answer('a'),
+    ]);
   });
 
   it('returns batch answers in request order', () => {
     const text = JSON.stringify({ v: 1, answers: [answer('a'), answer('b')] });
-    expect(parseExchangeReply({ status: 200, text }, [lookupRequest('a'), lookupRequest('b')])).toEqual([answer('a'), answer('b')]);
+    expect(parseExchangeReply({ status: 200, text }, [lookupRequest('a'), lookupRequest('b')])).toEqual([
+      answer('a'),
+      answer('b'),
+    ]);
   });
 
   it('names each kind of bad reply with its own reason', () => {
@@ -56,14 +69,23 @@ describe('parsing replies', () => {
     expect(reasonFor(200, JSON.stringify({ ...answer('a'), extra: true }))).toBe('schema_mismatch');
     expect(reasonFor(200, JSON.stringify({ v: 1, answers: [answer('a')] }))).toBe('schema_mismatch');
     expect(reasonFor(200, JSON.stringify(answer('b')))).toBe('id_mismatch');
-    expect(reasonFor(200, JSON.stringify({ ...answer('a'), answer: { type: 'USERID', opsys: 'UNIX', userId: 'x\ny' } }))).toBe('invalid_answer');
-    expect(reasonFor(200, JSON.stringify({ ...answer('a'), answer: { type: 'USERID', opsys: 'UN IX', userId: 'x' } }))).toBe('invalid_answer');
-    expect(reasonFor(200, JSON.stringify({ ...answer('a'), answer: { type: 'USERID', opsys: 'UNIX', userId: 'héllo' } }))).toBe('invalid_answer');
+    expect(
+      reasonFor(200, JSON.stringify({ ...answer('a'), answer: { type: 'USERID', opsys: 'UNIX', userId: 'x\ny' } })),
+    ).toBe('invalid_answer');
+    expect(
+      reasonFor(200, JSON.stringify({ ...answer('a'), answer: { type: 'USERID', opsys: 'UN IX', userId: 'x' } })),
+    ).toBe('invalid_answer');
+    expect(
+      reasonFor(200, JSON.stringify({ ...answer('a'), answer: { type: 'USERID', opsys: 'UNIX', userId: 'héllo' } })),
+    ).toBe('invalid_answer');
   });
 
   it('includes the WireError message of a non-2xx reply in the failure message', () => {
     try {
-      parseExchangeReply({ status: 503, text: JSON.stringify({ error: { code: 'store_down', message: 'KV unavailable' } }) }, [lookupRequest('a')]);
+      parseExchangeReply(
+        { status: 503, text: JSON.stringify({ error: { code: 'store_down', message: 'KV unavailable' } }) },
+        [lookupRequest('a')],
+      );
       throw new Error('expected a ResolverFailure');
     } catch (error) {
       expect((error as Error).message).toBe('worker answered HTTP 503: store_down: KV unavailable');

@@ -21,17 +21,28 @@ function configError(make: () => unknown): ResolverConfigError {
 
 describe('resolver configuration', () => {
   it('rejects a negative or non-numeric batch hold', () => {
-    expect(configError(() => createHttpResolver({ upstream: 'http://127.0.0.1:1', secrets: ['s'], holdMs: -1 })).message).toContain('batch hold');
-    expect(configError(() => createHttpResolver({ upstream: 'http://127.0.0.1:1', secrets: ['s'], holdMs: Number.NaN })).message).toContain('batch hold');
+    expect(
+      configError(() => createHttpResolver({ upstream: 'http://127.0.0.1:1', secrets: ['s'], holdMs: -1 })).message,
+    ).toContain('batch hold');
+    expect(
+      configError(() => createHttpResolver({ upstream: 'http://127.0.0.1:1', secrets: ['s'], holdMs: Number.NaN }))
+        .message,
+    ).toContain('batch hold');
   });
 
   it('rejects an upstream that is not a URL', () => {
-    expect(configError(() => createHttpResolver({ upstream: 'worker:8787/x y', secrets: ['s'] })).message).toMatch(/not a URL|http/);
-    expect(configError(() => createHttpResolver({ upstream: 'not a url', secrets: ['s'] })).message).toContain('is not a URL');
+    expect(configError(() => createHttpResolver({ upstream: 'worker:8787/x y', secrets: ['s'] })).message).toMatch(
+      /not a URL|http/,
+    );
+    expect(configError(() => createHttpResolver({ upstream: 'not a url', secrets: ['s'] })).message).toContain(
+      'is not a URL',
+    );
   });
 
   it('rejects an upstream that is not http or https', () => {
-    expect(configError(() => createHttpResolver({ upstream: 'ftp://127.0.0.1/', secrets: ['s'] })).message).toContain('http:// or https://');
+    expect(configError(() => createHttpResolver({ upstream: 'ftp://127.0.0.1/', secrets: ['s'] })).message).toContain(
+      'http:// or https://',
+    );
   });
 
   it('rejects an upstream with credentials, a query or a fragment', () => {
@@ -61,14 +72,28 @@ describe('resolver configuration', () => {
 
   it('rejects a fallback answer that breaks an RFC 1413 reply rule', () => {
     const message = configError(() =>
-      createHttpResolver({ upstream: 'http://127.0.0.1:8787', secrets: ['s'], fallback: { type: 'USERID', opsys: 'UNIX', userId: 'a\r\nb' } }),
+      createHttpResolver({
+        upstream: 'http://127.0.0.1:8787',
+        secrets: ['s'],
+        fallback: { type: 'USERID', opsys: 'UNIX', userId: 'a\r\nb' },
+      }),
     ).message;
     expect(message).toContain('fallback');
-    configError(() => createEmbeddedResolver({ app: { fetch: () => new Response('') }, fallback: { type: 'ERROR', error: 'NOPE' as 'NO-USER' } }));
+    configError(() =>
+      createEmbeddedResolver({
+        app: { fetch: () => new Response('') },
+        fallback: { type: 'ERROR', error: 'NOPE' as 'NO-USER' },
+      }),
+    );
   });
 
   it('accepts a valid configuration and closes without having connected', async () => {
-    const resolver = createHttpResolver({ upstream: new URL('https://identgate.example.workers.dev/base/'), secrets: ['s'], deadlineMs: 500, maxBatch: 256 });
+    const resolver = createHttpResolver({
+      upstream: new URL('https://identgate.example.workers.dev/base/'),
+      secrets: ['s'],
+      deadlineMs: 500,
+      maxBatch: 256,
+    });
     await resolver.close();
   });
 });

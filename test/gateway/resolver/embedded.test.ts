@@ -13,8 +13,6 @@ import { MAX_BODY_OCTETS, ROUTES, type LookupAnswer, type LookupRequest } from '
 import { closedAfterTest, DEADLINE_MS, embeddedWithReports, expectFallback } from '../../helpers/embedded-resolver.js';
 import { lookupRequest } from '../../helpers/wire.js';
 
-
-
 function decide(request: LookupRequest): LookupAnswer {
   const answer = request.owner?.userName
     ? ({ type: 'USERID', opsys: 'UNIX', userId: `${request.owner.userName}${request.query.serverPort}` } as const)
@@ -55,14 +53,21 @@ describe('embedded resolver', () => {
       answer: { type: 'USERID', opsys: 'UNIX', userId: 'alice6193' },
       rule: 'owner',
     });
-    expect(calls).toEqual([{ url: 'http://embedded' + ROUTES.lookup, body: JSON.stringify(lookupRequest('q1', 6193)), signed: false }]);
+    expect(calls).toEqual([
+      { url: 'http://embedded' + ROUTES.lookup, body: JSON.stringify(lookupRequest('q1', 6193)), signed: false },
+    ]);
   });
 
   it('batches concurrent queries into one call of the batch route with answers in order', async () => {
     const calls: Call[] = [];
     const { resolver } = embeddedWithReports(policyApp(calls));
     const answers = await Promise.all([1, 2, 3, 4].map((port) => resolver.resolve(lookupRequest(`q${port}`, port))));
-    expect(answers.map((a) => (a.answer.type === 'USERID' ? a.answer.userId : a.answer.error))).toEqual(['alice1', 'alice2', 'alice3', 'alice4']);
+    expect(answers.map((a) => (a.answer.type === 'USERID' ? a.answer.userId : a.answer.error))).toEqual([
+      'alice1',
+      'alice2',
+      'alice3',
+      'alice4',
+    ]);
     expect(answers.map((a) => a.id)).toEqual(['q1', 'q2', 'q3', 'q4']);
     expect(calls.map((c) => c.url)).toEqual(['http://embedded' + ROUTES.batch]);
   });
@@ -86,14 +91,21 @@ describe('embedded resolver', () => {
   it('answers the fallback when the app answers a user id with CR in it', async () => {
     const calls: Call[] = [];
     const { resolver, causes } = embeddedWithReports(
-      policyApp(calls, (request) => ({ v: 1, id: request.id, answer: { type: 'USERID', opsys: 'UNIX', userId: 'root\r' }, rule: 'r' })),
+      policyApp(calls, (request) => ({
+        v: 1,
+        id: request.id,
+        answer: { type: 'USERID', opsys: 'UNIX', userId: 'root\r' },
+        rule: 'r',
+      })),
     );
     await expectFallback(resolver, 'a');
     expect(causes).toEqual(['invalid_answer']);
   });
 
   it('answers the fallback when the app answers with another id', async () => {
-    const { resolver, causes } = embeddedWithReports(policyApp([], (request) => ({ ...decide(request), id: 'someone-else' })));
+    const { resolver, causes } = embeddedWithReports(
+      policyApp([], (request) => ({ ...decide(request), id: 'someone-else' })),
+    );
     await expectFallback(resolver, 'a');
     expect(causes).toEqual(['id_mismatch']);
   });
@@ -155,7 +167,14 @@ describe('embedded resolver', () => {
     const calls: Call[] = [];
     const causes: FailureCause[] = [];
     // A generous deadline: this test is about batching, not about how loaded the machine is.
-    const resolver = closedAfterTest(createEmbeddedResolver({ app: policyApp(calls), deadlineMs: 20_000, maxBatch: 100, onFailure: (cause) => causes.push(cause) }));
+    const resolver = closedAfterTest(
+      createEmbeddedResolver({
+        app: policyApp(calls),
+        deadlineMs: 20_000,
+        maxBatch: 100,
+        onFailure: (cause) => causes.push(cause),
+      }),
+    );
     const total = 2000;
     const pending = Array.from({ length: total }, (_, i) => resolver.resolve(lookupRequest(`m${i}`, (i % 65535) + 1)));
     const answers = await Promise.all(pending);

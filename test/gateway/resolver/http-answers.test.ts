@@ -21,9 +21,13 @@ interface Received {
   signature: string | undefined;
 }
 
-
 function answerFor(request: LookupRequest): LookupAnswer {
-  return { v: 1, id: request.id, answer: { type: 'USERID', opsys: 'UNIX', userId: `user${request.query.serverPort}` }, rule: 'r1' };
+  return {
+    v: 1,
+    id: request.id,
+    answer: { type: 'USERID', opsys: 'UNIX', userId: `user${request.query.serverPort}` },
+    rule: 'r1',
+  };
 }
 
 /** Answers the wire format correctly; `hold` lets a test delay a response until it releases it. */
@@ -84,10 +88,17 @@ afterEach(async () => {
   await worker?.close();
 });
 
-async function start(options: { connections?: number; maxBatch?: number; holdMs?: number; path?: string } = {}): Promise<Resolver> {
+async function start(
+  options: { connections?: number; maxBatch?: number; holdMs?: number; path?: string } = {},
+): Promise<Resolver> {
   worker = new FakeWorker();
   const base = await worker.listen();
-  resolver = createHttpResolver({ upstream: base + (options.path ?? ''), secrets: SECRETS, deadlineMs: 1000, ...options });
+  resolver = createHttpResolver({
+    upstream: base + (options.path ?? ''),
+    secrets: SECRETS,
+    deadlineMs: 1000,
+    ...options,
+  });
   return resolver;
 }
 
@@ -95,7 +106,12 @@ describe('http resolver against a correct worker', () => {
   it('sends one waiting query to the lookup route and returns the worker answer', async () => {
     const resolver = await start();
     const answer = await resolver.resolve(lookupRequest('q1', 6193));
-    expect(answer).toEqual({ v: 1, id: 'q1', answer: { type: 'USERID', opsys: 'UNIX', userId: 'user6193' }, rule: 'r1' });
+    expect(answer).toEqual({
+      v: 1,
+      id: 'q1',
+      answer: { type: 'USERID', opsys: 'UNIX', userId: 'user6193' },
+      rule: 'r1',
+    });
     expect(worker.received.map((r) => r.path)).toEqual([ROUTES.lookup]);
     expect(JSON.parse(worker.received[0]!.body)).toEqual(lookupRequest('q1', 6193));
   });
@@ -134,7 +150,11 @@ describe('http resolver against a correct worker', () => {
     expect((await first).id).toBe('first');
     expect((await Promise.all(later)).map((a) => a.id)).toEqual(['x', 'y', 'z']);
     expect(worker.received.map((r) => r.path)).toEqual([ROUTES.lookup, ROUTES.batch]);
-    expect((JSON.parse(worker.received[1]!.body) as { requests: LookupRequest[] }).requests.map((r) => r.id)).toEqual(['x', 'y', 'z']);
+    expect((JSON.parse(worker.received[1]!.body) as { requests: LookupRequest[] }).requests.map((r) => r.id)).toEqual([
+      'x',
+      'y',
+      'z',
+    ]);
   });
 
   it('holds a partial batch while a request is in flight, even with connections free, and sends it when that request returns', async () => {
@@ -160,7 +180,11 @@ describe('http resolver against a correct worker', () => {
     await worker.requestsArrived(1);
     const full = ['a', 'b', 'c'].map((id) => resolver.resolve(lookupRequest(id)));
     await worker.requestsArrived(2);
-    expect((JSON.parse(worker.received[1]!.body) as { requests: LookupRequest[] }).requests.map((r) => r.id)).toEqual(['a', 'b', 'c']);
+    expect((JSON.parse(worker.received[1]!.body) as { requests: LookupRequest[] }).requests.map((r) => r.id)).toEqual([
+      'a',
+      'b',
+      'c',
+    ]);
     worker.hold = undefined;
     for (const release of releases) release();
     expect((await Promise.all([first, ...full])).map((a) => a.id)).toEqual(['first', 'a', 'b', 'c']);
@@ -237,10 +261,14 @@ describe('http resolver against a correct worker', () => {
     worker = new FakeWorker();
     const base = await worker.listen();
     const batches: number[] = [];
-    resolver = createHttpResolver({ upstream: base, secrets: SECRETS, onBatch: (size, latencyMs) => {
-      expect(latencyMs).toBeGreaterThanOrEqual(0);
-      batches.push(size);
-    } });
+    resolver = createHttpResolver({
+      upstream: base,
+      secrets: SECRETS,
+      onBatch: (size, latencyMs) => {
+        expect(latencyMs).toBeGreaterThanOrEqual(0);
+        batches.push(size);
+      },
+    });
     await resolver.resolve(lookupRequest('one'));
     await Promise.all(['a', 'b', 'c'].map((id) => resolver!.resolve(lookupRequest(id))));
     expect(batches).toEqual([1, 3]);

@@ -9,13 +9,18 @@ import { createServer as createNetServer, type AddressInfo, type Server, type So
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHttpResolver } from '../../../gateway/resolver/http.js';
 import type { FailureCause, FallbackListener, Resolver } from '../../../gateway/resolver/resolver.js';
-import { BatchRequestSchema, LookupRequestSchema, MAX_BODY_OCTETS, type LookupAnswer, type LookupRequest } from '../../../protocol/wire.js';
+import {
+  BatchRequestSchema,
+  LookupRequestSchema,
+  MAX_BODY_OCTETS,
+  type LookupAnswer,
+  type LookupRequest,
+} from '../../../protocol/wire.js';
 import { lookupRequest } from '../../helpers/wire.js';
 
 const DEADLINE_MS = 300;
 const MARGIN_MS = 300;
 const FALLBACK = { type: 'ERROR', error: 'UNKNOWN-ERROR' } as const;
-
 
 type Handler = (req: IncomingMessage, res: ServerResponse, body: string) => void;
 
@@ -88,7 +93,10 @@ interface Report {
   count: number;
 }
 
-function withResolver(upstream: string, extra: { connections?: number; maxBatch?: number; onFallback?: FallbackListener } = {}): { resolver: Resolver; reports: Report[]; recoveries: number[] } {
+function withResolver(
+  upstream: string,
+  extra: { connections?: number; maxBatch?: number; onFallback?: FallbackListener } = {},
+): { resolver: Resolver; reports: Report[]; recoveries: number[] } {
   const reports: Report[] = [];
   const recoveries: number[] = [];
   resolver = createHttpResolver({
@@ -123,7 +131,9 @@ function validAnswer(id: string): LookupAnswer {
 
 function answerEach(body: string, make: (id: string) => unknown): string {
   const parsed = JSON.parse(body) as LookupRequest | { requests: LookupRequest[] };
-  return JSON.stringify('requests' in parsed ? { v: 1, answers: parsed.requests.map((r) => make(r.id)) } : make(parsed.id));
+  return JSON.stringify(
+    'requests' in parsed ? { v: 1, answers: parsed.requests.map((r) => make(r.id)) } : make(parsed.id),
+  );
 }
 
 describe('http resolver failures', () => {
@@ -139,7 +149,9 @@ describe('http resolver failures', () => {
 
   it('tells onFallback about every query that got the fallback, while onFailure stays throttled', async () => {
     const fallbacks: [FailureCause, number][] = [];
-    const { resolver, reports } = withResolver(`http://127.0.0.1:${await closedPort()}`, { onFallback: (cause, count) => fallbacks.push([cause, count]) });
+    const { resolver, reports } = withResolver(`http://127.0.0.1:${await closedPort()}`, {
+      onFallback: (cause, count) => fallbacks.push([cause, count]),
+    });
     await expectFallbacks(resolver, ['a', 'b', 'c']);
     await expectFallbacks(resolver, ['d']);
     await expectFallbacks(resolver, ['e']);
@@ -175,7 +187,9 @@ describe('http resolver failures', () => {
   it('reports a 401 from the worker as an authentication failure', async () => {
     const upstream = await httpWorker((_req, res) => {
       res.statusCode = 401;
-      res.end(JSON.stringify({ error: { code: 'bad_signature', message: 'signature does not match any configured secret' } }));
+      res.end(
+        JSON.stringify({ error: { code: 'bad_signature', message: 'signature does not match any configured secret' } }),
+      );
     });
     const { resolver, reports } = withResolver(upstream);
     await expectFallbacks(resolver, ['a']);
@@ -183,7 +197,9 @@ describe('http resolver failures', () => {
   });
 
   it('answers the fallback when the worker answers something that is not JSON', async () => {
-    const { resolver, reports } = withResolver(await httpWorker((_req, res) => res.end('<html>502 Bad Gateway</html>')));
+    const { resolver, reports } = withResolver(
+      await httpWorker((_req, res) => res.end('<html>502 Bad Gateway</html>')),
+    );
     await expectFallbacks(resolver, ['a', 'b']);
     expect(reports.map((r) => r.cause)).toEqual(['invalid_json']);
   });
@@ -238,7 +254,14 @@ describe('http resolver failures', () => {
 
   it('answers the fallback when an answer breaks an RFC 1413 reply rule', async () => {
     const upstream = await httpWorker((_req, res, body) =>
-      res.end(answerEach(body, (id) => ({ v: 1, id, answer: { type: 'USERID', opsys: 'UNIX', userId: 'root\r\n6193, 23 : USERID : UNIX : admin' }, rule: 'r' }))),
+      res.end(
+        answerEach(body, (id) => ({
+          v: 1,
+          id,
+          answer: { type: 'USERID', opsys: 'UNIX', userId: 'root\r\n6193, 23 : USERID : UNIX : admin' },
+          rule: 'r',
+        })),
+      ),
     );
     const { resolver, reports } = withResolver(upstream);
     await expectFallbacks(resolver, ['a']);
@@ -249,7 +272,11 @@ describe('http resolver failures', () => {
 
   it('answers the fallback for the whole batch when one answer in it breaks an RFC 1413 rule', async () => {
     const upstream = await httpWorker((_req, res, body) =>
-      res.end(answerEach(body, (id) => (id === 'b' ? { ...validAnswer(id), answer: { type: 'ERROR', error: 'NOT-A-TOKEN' } } : validAnswer(id)))),
+      res.end(
+        answerEach(body, (id) =>
+          id === 'b' ? { ...validAnswer(id), answer: { type: 'ERROR', error: 'NOT-A-TOKEN' } } : validAnswer(id),
+        ),
+      ),
     );
     const { resolver, reports } = withResolver(upstream);
     await expectFallbacks(resolver, ['a', 'b', 'c']);
@@ -257,7 +284,9 @@ describe('http resolver failures', () => {
   });
 
   it('answers the fallback when the answer id is not the request id', async () => {
-    const upstream = await httpWorker((_req, res, body) => res.end(answerEach(body, (id) => validAnswer(`${id}-other`))));
+    const upstream = await httpWorker((_req, res, body) =>
+      res.end(answerEach(body, (id) => validAnswer(`${id}-other`))),
+    );
     const { resolver, reports } = withResolver(upstream);
     await expectFallbacks(resolver, ['a']);
     expect(reports.map((r) => r.cause)).toEqual(['id_mismatch']);
@@ -308,8 +337,16 @@ describe('http resolver failures', () => {
       }),
     );
     const bad = { ...lookupRequest('bad'), query: { serverPort: 0, clientPort: 23 } };
-    const answers = await Promise.all([resolver.resolve(lookupRequest('a')), resolver.resolve(bad), resolver.resolve(lookupRequest('c'))]);
-    expect(answers).toEqual([validAnswer('a'), { v: 1, id: 'bad', answer: FALLBACK, rule: '(fallback)' }, validAnswer('c')]);
+    const answers = await Promise.all([
+      resolver.resolve(lookupRequest('a')),
+      resolver.resolve(bad),
+      resolver.resolve(lookupRequest('c')),
+    ]);
+    expect(answers).toEqual([
+      validAnswer('a'),
+      { v: 1, id: 'bad', answer: FALLBACK, rule: '(fallback)' },
+      validAnswer('c'),
+    ]);
     expect(bodies).toHaveLength(2);
     expect(reports.map((r) => r.cause)).toEqual(['invalid_request']);
     expect(reports[0]!.detail).toContain('query.serverPort');
@@ -334,11 +371,13 @@ describe('http resolver recovery', () => {
     for (let i = 0; i < 3; i++) await expectFallbacks(resolver, [`down${i}`]);
     expect(reports.map((r) => r.cause)).toEqual(['refused']);
 
-    const server = track(createHttpServer((req, res) => {
-      const chunks: Buffer[] = [];
-      req.on('data', (chunk: Buffer) => chunks.push(chunk));
-      req.on('end', () => res.end(answerEach(Buffer.concat(chunks).toString('utf8'), validAnswer)));
-    }));
+    const server = track(
+      createHttpServer((req, res) => {
+        const chunks: Buffer[] = [];
+        req.on('data', (chunk: Buffer) => chunks.push(chunk));
+        req.on('end', () => res.end(answerEach(Buffer.concat(chunks).toString('utf8'), validAnswer)));
+      }),
+    );
     await listen(server, port);
     expect(await resolver.resolve(lookupRequest('up'))).toEqual(validAnswer('up'));
     expect(recoveries).toEqual([3]);
@@ -353,9 +392,11 @@ describe('http resolver recovery', () => {
 
   it('answers from the worker again after a timeout episode once the worker is fast again', async () => {
     let slow = true;
-    const { resolver, reports, recoveries } = withResolver(await httpWorker((_req, res, body) => {
-      if (!slow) res.end(answerEach(body, validAnswer));
-    }));
+    const { resolver, reports, recoveries } = withResolver(
+      await httpWorker((_req, res, body) => {
+        if (!slow) res.end(answerEach(body, validAnswer));
+      }),
+    );
     await expectFallbacks(resolver, ['a']);
     await expectFallbacks(resolver, ['b']);
     slow = false;

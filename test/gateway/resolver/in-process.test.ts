@@ -13,8 +13,6 @@ import { createMemoryStore } from '../../../worker/stores/memory.js';
 import { embeddedWithReports, expectFallback, FALLBACK } from '../../helpers/embedded-resolver.js';
 import { lookupRequest } from '../../helpers/wire.js';
 
-
-
 /** The real app with a policy that names owners to loopback peers; fetch must not be used. */
 function policyApp(): FetchApp & { fetches: number } {
   const policy = parsePolicy({
@@ -62,13 +60,23 @@ describe('embedded resolver answering at once', () => {
     expect(resolver.resolveNow!(lookupRequest('early'))).toBeUndefined(); // the store compiles on first use
     expect((await resolver.resolve(lookupRequest('early'))).rule).toBe('loopback');
     expect(asynchronous).toBe(1);
-    expect(resolver.resolveNow!(lookupRequest('now'))).toEqual({ v: 1, id: 'now', answer: { type: 'USERID', opsys: 'UNIX', userId: 'alice' }, rule: 'loopback' });
+    expect(resolver.resolveNow!(lookupRequest('now'))).toEqual({
+      v: 1,
+      id: 'now',
+      answer: { type: 'USERID', opsys: 'UNIX', userId: 'alice' },
+      rule: 'loopback',
+    });
     expect(asynchronous).toBe(1);
     expect(causes).toEqual([]);
   });
 
   it('gives undefined for an answer breaking a reply rule, and resolve() then answers the fallback and reports it', async () => {
-    const bad = (request: LookupRequest): LookupAnswer => ({ v: 1, id: request.id, answer: { type: 'USERID', opsys: 'UNIX', userId: 'a\r\nb' }, rule: 'r' });
+    const bad = (request: LookupRequest): LookupAnswer => ({
+      v: 1,
+      id: request.id,
+      answer: { type: 'USERID', opsys: 'UNIX', userId: 'a\r\nb' },
+      rule: 'r',
+    });
     const app: FetchApp = {
       fetch: () => {
         throw new Error('fetch must not be called');
@@ -130,7 +138,10 @@ describe('embedded resolver over in-process lookups', () => {
       return real.inProcess!.lookup(requests);
     });
     const { resolver, causes } = embeddedWithReports(checking);
-    const [good, bad] = await Promise.all([resolver.resolve(lookupRequest('good')), resolver.resolve(lookupRequest('bad', 0))]);
+    const [good, bad] = await Promise.all([
+      resolver.resolve(lookupRequest('good')),
+      resolver.resolve(lookupRequest('bad', 0)),
+    ]);
     expect(good).toMatchObject({ id: 'good', rule: 'loopback' });
     expect(bad).toEqual({ v: 1, id: 'bad', answer: FALLBACK, rule: '(fallback)' });
     expect(causes).toEqual(['invalid_request']);
@@ -138,7 +149,14 @@ describe('embedded resolver over in-process lookups', () => {
 
   it('answers the fallback when the app answers a user id with CR in it', async () => {
     const { resolver, causes } = embeddedWithReports(
-      fakeApp(async (requests) => requests.map((request) => ({ v: 1, id: request.id, answer: { type: 'USERID', opsys: 'UNIX', userId: 'root\r' }, rule: 'r' }))),
+      fakeApp(async (requests) =>
+        requests.map((request) => ({
+          v: 1,
+          id: request.id,
+          answer: { type: 'USERID', opsys: 'UNIX', userId: 'root\r' },
+          rule: 'r',
+        })),
+      ),
     );
     await expectFallback(resolver, 'a');
     expect(causes).toEqual(['invalid_answer']);

@@ -24,7 +24,13 @@ describe.each(TRANSPORTS)('IdentServer basics (%s transport)', (transport) => {
     let seen: Record<string, unknown> = {};
     const { port } = await startServer(
       (tx) => {
-        seen = { ...tx.req, remoteAddress: tx.remoteAddress, remotePort: tx.remotePort, localAddress: tx.localAddress, localPort: tx.localPort };
+        seen = {
+          ...tx.req,
+          remoteAddress: tx.remoteAddress,
+          remotePort: tx.remotePort,
+          localAddress: tx.localAddress,
+          localPort: tx.localPort,
+        };
         tx.replyWithUser('UNIX', 'bob', 'US-ASCII');
       },
       { transport },
@@ -76,7 +82,10 @@ describe.each(TRANSPORTS)('IdentServer basics (%s transport)', (transport) => {
     await new Promise<void>((resolve) => blocker.listen(0, '127.0.0.1', resolve));
     const port = (blocker.address() as net.AddressInfo).port;
     const server = new IdentServer({ hostname: '127.0.0.1', port, transport });
-    await expect(server.start(grimlock)).rejects.toMatchObject({ code: 'ERR_IDENT_BIND', message: expect.stringContaining('already in use') });
+    await expect(server.start(grimlock)).rejects.toMatchObject({
+      code: 'ERR_IDENT_BIND',
+      message: expect.stringContaining('already in use'),
+    });
     expect(server.listening).toBe(false);
     blocker.close();
   });
@@ -87,10 +96,22 @@ describe.each(TRANSPORTS)('IdentServer basics (%s transport)', (transport) => {
     const script = `import('${new URL('../../../gateway/server/server.ts', import.meta.url).pathname.replace(/\.ts$/, '.js').replace('/gateway/', '/dist/gateway/')}')
       .then(({ IdentServer }) => new IdentServer({ hostname: '127.0.0.1', port: 113, transport: '${transport}' }).start(() => {}))
       .then(() => { console.log('BOUND'); process.exit(0); }, (e) => { console.log(e.code + ' ' + e.message); process.exit(0); });`;
-    const output = execFileSync('unshare', ['-n', 'sh', '-c', `ip link set lo up && exec setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all,+dac_read_search --ambient-caps=+dac_read_search node -e "$0"`, script], {
-      encoding: 'utf8',
-      timeout: 15_000,
-    });
-    expect(output).toMatch(/^ERR_IDENT_BIND cannot listen on 127\.0\.0\.1:113: ports below 1024 need privileges .*CAP_NET_BIND_SERVICE/);
+    const output = execFileSync(
+      'unshare',
+      [
+        '-n',
+        'sh',
+        '-c',
+        `ip link set lo up && exec setpriv --reuid=nobody --regid=nogroup --clear-groups --inh-caps=-all,+dac_read_search --ambient-caps=+dac_read_search node -e "$0"`,
+        script,
+      ],
+      {
+        encoding: 'utf8',
+        timeout: 15_000,
+      },
+    );
+    expect(output).toMatch(
+      /^ERR_IDENT_BIND cannot listen on 127\.0\.0\.1:113: ports below 1024 need privileges .*CAP_NET_BIND_SERVICE/,
+    );
   });
 });

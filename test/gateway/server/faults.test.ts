@@ -41,8 +41,16 @@ describe.each(TRANSPORTS)('IdentServer on handler faults (%s transport)', (trans
     );
     const peer = await connectRaw(port);
     peer.write('1, 9\r\n2, 9\r\n3, 9\r\n');
-    expect(await peer.lines(3)).toEqual(['1, 9 : ERROR : UNKNOWN-ERROR', '2, 9 : ERROR : UNKNOWN-ERROR', '3, 9 : ERROR : UNKNOWN-ERROR']);
-    expect(errors.map((e) => e.code)).toEqual(['ERR_IDENT_INVALID_REPLY', 'ERR_IDENT_INVALID_REPLY', 'ERR_IDENT_INVALID_REPLY']);
+    expect(await peer.lines(3)).toEqual([
+      '1, 9 : ERROR : UNKNOWN-ERROR',
+      '2, 9 : ERROR : UNKNOWN-ERROR',
+      '3, 9 : ERROR : UNKNOWN-ERROR',
+    ]);
+    expect(errors.map((e) => e.code)).toEqual([
+      'ERR_IDENT_INVALID_REPLY',
+      'ERR_IDENT_INVALID_REPLY',
+      'ERR_IDENT_INVALID_REPLY',
+    ]);
   });
 
   it('answers UNKNOWN-ERROR when the handler does not reply within the deadline, and keeps later replies in order', async () => {

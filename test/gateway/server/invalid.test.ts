@@ -21,10 +21,13 @@ describe.each(TRANSPORTS)('IdentServer on invalid lines (%s transport)', (transp
     peer.write(Buffer.from(vectors.requests.map((v) => `${v.line}\r\n`).join(''), 'utf8'));
     const lines = await peer.lines(vectors.requests.length);
     vectors.requests.forEach((vector, i) => {
-      if (vector.expect === 'INVALID-PORT') expect(lines[i], JSON.stringify(vector.line)).toMatch(/^\d+, \d+ : ERROR : INVALID-PORT$/);
+      if (vector.expect === 'INVALID-PORT')
+        expect(lines[i], JSON.stringify(vector.line)).toMatch(/^\d+, \d+ : ERROR : INVALID-PORT$/);
       else expect(lines[i]).toBe(`${vector.expect.query[0]}, ${vector.expect.query[1]} : ERROR : NO-USER`);
     });
-    expect(asked).toEqual(vectors.requests.flatMap((v) => (v.expect === 'INVALID-PORT' ? [] : [v.expect.query.join(',')])));
+    expect(asked).toEqual(
+      vectors.requests.flatMap((v) => (v.expect === 'INVALID-PORT' ? [] : [v.expect.query.join(',')])),
+    );
     expect(peer.socket.destroyed).toBe(false);
   });
 
@@ -32,7 +35,11 @@ describe.each(TRANSPORTS)('IdentServer on invalid lines (%s transport)', (transp
     const { port } = await startServer((tx) => tx.replyWithError('NO-USER'), { transport });
     const peer = await connectRaw(port);
     peer.write('<script>evil</script>, 5\r\n99999, 3\r\n\x00\xff\r\n');
-    expect(await peer.lines(3)).toEqual(['0, 0 : ERROR : INVALID-PORT', '99999, 3 : ERROR : INVALID-PORT', '0, 0 : ERROR : INVALID-PORT']);
+    expect(await peer.lines(3)).toEqual([
+      '0, 0 : ERROR : INVALID-PORT',
+      '99999, 3 : ERROR : INVALID-PORT',
+      '0, 0 : ERROR : INVALID-PORT',
+    ]);
   });
 
   it('keeps the connection open after an invalid line', async () => {

@@ -37,7 +37,13 @@ describe.each(TRANSPORTS)('IdentServer over IPv6 (%s transport)', (transport) =>
   });
 
   it('listens on several addresses at once', async () => {
-    const { server } = await startServer(grimlock, { transport, listen: [{ hostname: '127.0.0.1', port: 0 }, { hostname: '::1', port: 0 }] });
+    const { server } = await startServer(grimlock, {
+      transport,
+      listen: [
+        { hostname: '127.0.0.1', port: 0 },
+        { hostname: '::1', port: 0 },
+      ],
+    });
     const [v4, v6] = server.addresses;
     const a = await connectRaw(v4!.port, '127.0.0.1');
     const b = await connectRaw(v6!.port, '::1');

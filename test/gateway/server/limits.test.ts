@@ -74,7 +74,10 @@ describe.each(TRANSPORTS)('IdentServer limits (%s transport)', (transport) => {
   });
 
   it('does not close a connection as idle while its query is still being answered', async () => {
-    const { port } = await startServer((tx) => void setTimeout(() => tx.replyWithUser('slow'), 400), { transport, idleTimeoutMs: 100 });
+    const { port } = await startServer((tx) => void setTimeout(() => tx.replyWithUser('slow'), 400), {
+      transport,
+      idleTimeoutMs: 100,
+    });
     const peer = await connectRaw(port);
     peer.write('400, 500\r\n');
     expect(await peer.lines(1)).toEqual(['400, 500 : USERID : OTHER : slow']);
@@ -93,7 +96,8 @@ describe.each(TRANSPORTS)('IdentServer limits (%s transport)', (transport) => {
     let written = 0;
     const deadline = Date.now() + 2_000;
     while (Date.now() < deadline && written < 10_000) {
-      if (!socket.write(line)) await Promise.race([new Promise((r) => socket.once('drain', r)), new Promise((r) => setTimeout(r, 200))]);
+      if (!socket.write(line))
+        await Promise.race([new Promise((r) => socket.once('drain', r)), new Promise((r) => setTimeout(r, 200))]);
       written++;
     }
     // The kernel buffers fill and the server stops reading: our writes stall long before 10,000 chunks.
@@ -105,7 +109,11 @@ describe.each(TRANSPORTS)('IdentServer limits (%s transport)', (transport) => {
 
   it('refuses connections beyond maxConnectionsPerAddress from one address, but not from another', async () => {
     const refused: string[] = [];
-    const { port } = await startServer(grimlock, { transport, maxConnectionsPerAddress: 2, onRefuse: (reason, address) => refused.push(`${reason} ${address}`) });
+    const { port } = await startServer(grimlock, {
+      transport,
+      maxConnectionsPerAddress: 2,
+      onRefuse: (reason, address) => refused.push(`${reason} ${address}`),
+    });
     const a = await connectRaw(port, '127.0.0.1', '127.0.0.3');
     const b = await connectRaw(port, '127.0.0.1', '127.0.0.3');
     a.write('400, 500\r\n');
@@ -122,8 +130,16 @@ describe.each(TRANSPORTS)('IdentServer limits (%s transport)', (transport) => {
 
   it('at the global cap, evicts the stalest idle connection so a new client is served', async () => {
     const refused: string[] = [];
-    const { server, port } = await startServer(grimlock, { transport, maxConnections: 3, onRefuse: (reason) => refused.push(reason) });
-    const idle = [await connectRaw(port, '127.0.0.1', '127.0.0.5'), await connectRaw(port, '127.0.0.1', '127.0.0.6'), await connectRaw(port, '127.0.0.1', '127.0.0.7')];
+    const { server, port } = await startServer(grimlock, {
+      transport,
+      maxConnections: 3,
+      onRefuse: (reason) => refused.push(reason),
+    });
+    const idle = [
+      await connectRaw(port, '127.0.0.1', '127.0.0.5'),
+      await connectRaw(port, '127.0.0.1', '127.0.0.6'),
+      await connectRaw(port, '127.0.0.1', '127.0.0.7'),
+    ];
     await expect.poll(() => server.connectionCount).toBe(3);
     const fresh = await connectRaw(port, '127.0.0.1', '127.0.0.8');
     fresh.write('400, 500\r\n');

@@ -32,7 +32,8 @@ describe.each(TRANSPORTS)('IdentServer and Nagle (%s transport)', (transport) =>
         waiting.shift()?.();
       }
     });
-    const lines = (count: number) => Promise.all(Array.from({ length: count }, () => new Promise<void>((resolve) => waiting.push(resolve))));
+    const lines = (count: number) =>
+      Promise.all(Array.from({ length: count }, () => new Promise<void>((resolve) => waiting.push(resolve))));
     try {
       // Request/response for a while: the client's kernel moves to delayed ACKs.
       for (let i = 0; i < 30; i++) {

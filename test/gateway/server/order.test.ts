@@ -9,7 +9,11 @@ describe.each(TRANSPORTS)('IdentServer pipelining and order (%s transport)', (tr
     const { port } = await startServer(grimlock, { transport });
     const peer = await connectRaw(port);
     peer.write('400, 500\r\n1, 2\n400,500\r\n');
-    expect(await peer.lines(3)).toEqual(['400, 500 : USERID : OTHER : grimlock', '1, 2 : ERROR : NO-USER', '400, 500 : USERID : OTHER : grimlock']);
+    expect(await peer.lines(3)).toEqual([
+      '400, 500 : USERID : OTHER : grimlock',
+      '1, 2 : ERROR : NO-USER',
+      '400, 500 : USERID : OTHER : grimlock',
+    ]);
   });
 
   it('answers a query split across packets', async () => {
@@ -34,7 +38,11 @@ describe.each(TRANSPORTS)('IdentServer pipelining and order (%s transport)', (tr
     );
     const peer = await connectRaw(port);
     peer.write('1, 9\r\n2, 9\r\n3, 9\r\n');
-    expect(await peer.lines(3)).toEqual(['1, 9 : USERID : OTHER : user1', '2, 9 : USERID : OTHER : user2', '3, 9 : USERID : OTHER : user3']);
+    expect(await peer.lines(3)).toEqual([
+      '1, 9 : USERID : OTHER : user1',
+      '2, 9 : USERID : OTHER : user2',
+      '3, 9 : USERID : OTHER : user3',
+    ]);
   });
 
   it('lets a handler reply later, outside its own call', async () => {

@@ -21,7 +21,9 @@ const BUILT_TRANSPORT_INDEX = new URL('../../../dist/gateway/server/transport/in
 
 const WAIT_MS = 5_000;
 
-const hasIpv6Loopback = Object.values(networkInterfaces()).some((addresses) => addresses?.some((address) => address.address === '::1'));
+const hasIpv6Loopback = Object.values(networkInterfaces()).some((addresses) =>
+  addresses?.some((address) => address.address === '::1'),
+);
 
 // ---- clean-up: everything a test opens is closed after it, pass or fail ----
 
@@ -171,7 +173,12 @@ class Served extends Watched {
  * at once (bytes may follow right away), then `onAccepted` (a test's server
  * behaviour) runs. Closes the listener and destroys its streams after the test.
  */
-async function serve(transport: Transport, hostname = '127.0.0.1', port = 0, onAccepted: (accepted: Accepted) => void = () => {}): Promise<Served> {
+async function serve(
+  transport: Transport,
+  hostname = '127.0.0.1',
+  port = 0,
+  onAccepted: (accepted: Accepted) => void = () => {},
+): Promise<Served> {
   const served = new Served();
   served.listener = await transport.listen(
     { hostname, port },
@@ -254,7 +261,11 @@ async function connect(port: number, host = '127.0.0.1', options: { allowHalfOpe
 }
 
 /** A client and the stream the server accepted for it. */
-async function connectAccepted(served: Served, host = '127.0.0.1', options: { allowHalfOpen?: boolean } = {}): Promise<Accepted & { client: Client }> {
+async function connectAccepted(
+  served: Served,
+  host = '127.0.0.1',
+  options: { allowHalfOpen?: boolean } = {},
+): Promise<Accepted & { client: Client }> {
   const client = await connect(served.port, host, options);
   return { client, ...(await served.nextAccepted()) };
 }
@@ -299,17 +310,20 @@ describe.each([
       ...(hasIpv6Loopback ? [{ hostname: '::1', clientHost: '::1' }] : []),
     ];
 
-    it.each(listenHosts)('on a listener bound to $hostname, as the client sees them swapped', async ({ hostname, clientHost }) => {
-      const served = await serve(transport, hostname);
-      const { client, endpoints } = await connectAccepted(served, clientHost);
-      expect(endpoints).toEqual({
-        remoteAddress: client.socket.localAddress,
-        remotePort: client.socket.localPort,
-        localAddress: clientHost,
-        localPort: served.port,
-      });
-      expect(client.socket.remoteAddress).toBe(clientHost);
-    });
+    it.each(listenHosts)(
+      'on a listener bound to $hostname, as the client sees them swapped',
+      async ({ hostname, clientHost }) => {
+        const served = await serve(transport, hostname);
+        const { client, endpoints } = await connectAccepted(served, clientHost);
+        expect(endpoints).toEqual({
+          remoteAddress: client.socket.localAddress,
+          remotePort: client.socket.localPort,
+          localAddress: clientHost,
+          localPort: served.port,
+        });
+        expect(client.socket.remoteAddress).toBe(clientHost);
+      },
+    );
 
     it.runIf(hasIpv6Loopback)('on a dual-stack [::] listener, with an IPv4 client in its mapped form', async () => {
       const served = await serve(transport, '::');
@@ -441,7 +455,10 @@ describe.each([
     }
     expect(accepted).toBe(false);
     client.socket.resume();
-    await Promise.all([receiver.untilCall('drain'), client.until(() => client.receivedLength === written, `all ${written} bytes`)]);
+    await Promise.all([
+      receiver.untilCall('drain'),
+      client.until(() => client.receivedLength === written, `all ${written} bytes`),
+    ]);
     expect(client.receivedLength).toBe(written);
     expect(receiver.errors).toEqual([]);
   });
@@ -565,7 +582,9 @@ describe('selectTransport', () => {
   it("finds the built addon next to the built module: 'auto' is native in dist/", async () => {
     // Its own process: the addon initialises once per Node environment.
     const script = `const { selectTransport } = await import(${JSON.stringify(BUILT_TRANSPORT_INDEX)}); process.stdout.write(selectTransport('auto').kind);`;
-    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], { timeout: 10_000 });
+    const { stdout } = await promisify(execFile)(process.execPath, ['--input-type=module', '-e', script], {
+      timeout: 10_000,
+    });
     expect(stdout).toBe('native');
   });
 });
@@ -577,6 +596,9 @@ describe('loadNativeTransport', () => {
     const fresh = await import('../../../gateway/server/transport/native.js');
     expect(fresh.loadNativeTransport).not.toBe(loadNativeTransport);
     const error = thrownBy(() => fresh.loadNativeTransport('/nonexistent/identgate-uv.node'));
-    expect(error).toMatchObject({ code: 'ERR_IDENT_TRANSPORT', message: expect.stringContaining('/nonexistent/identgate-uv.node') });
+    expect(error).toMatchObject({
+      code: 'ERR_IDENT_TRANSPORT',
+      message: expect.stringContaining('/nonexistent/identgate-uv.node'),
+    });
   });
 });

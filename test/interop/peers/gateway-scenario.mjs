@@ -72,7 +72,10 @@ function start(command, args, { stdin = 'ignore', cwd = '/' } = {}) {
 function lineOf(proc, pattern, what, timeoutMs = STEP_TIMEOUT_MS) {
   return new Promise((resolve, reject) => {
     const check = () => {
-      const line = proc.stdout.split('\n').slice(0, -1).find((candidate) => pattern.test(candidate));
+      const line = proc.stdout
+        .split('\n')
+        .slice(0, -1)
+        .find((candidate) => pattern.test(candidate));
       if (line === undefined) return false;
       done();
       resolve(line);
@@ -81,11 +84,19 @@ function lineOf(proc, pattern, what, timeoutMs = STEP_TIMEOUT_MS) {
     const onExit = () => {
       if (check()) return;
       done();
-      reject(new Error(`${what} exited (${proc.code ?? proc.signal}) before printing ${pattern}; stdout: ${JSON.stringify(proc.stdout)}, stderr: ${JSON.stringify(proc.stderr)}`));
+      reject(
+        new Error(
+          `${what} exited (${proc.code ?? proc.signal}) before printing ${pattern}; stdout: ${JSON.stringify(proc.stdout)}, stderr: ${JSON.stringify(proc.stderr)}`,
+        ),
+      );
     };
     const timer = setTimeout(() => {
       done();
-      reject(new Error(`${what} printed no ${pattern} within ${timeoutMs} ms; stdout: ${JSON.stringify(proc.stdout)}, stderr: ${JSON.stringify(proc.stderr)}`));
+      reject(
+        new Error(
+          `${what} printed no ${pattern} within ${timeoutMs} ms; stdout: ${JSON.stringify(proc.stdout)}, stderr: ${JSON.stringify(proc.stderr)}`,
+        ),
+      );
     }, timeoutMs);
     const done = () => {
       clearTimeout(timer);
@@ -121,14 +132,20 @@ function outcome(proc) {
   return { code: proc.code, signal: proc.signal, timedOut: proc.timedOut, stdout: proc.stdout, stderr: proc.stderr };
 }
 
-const asUser = (command, args) => ['setpriv', ['--reuid', String(plan.user.uid), '--regid', String(plan.user.gid), '--clear-groups', command, ...args]];
+const asUser = (command, args) => [
+  'setpriv',
+  ['--reuid', String(plan.user.uid), '--regid', String(plan.user.gid), '--clear-groups', command, ...args],
+];
 
 const holders = [];
 /** The test user connects to HOST:port and holds the connection; resolves with { clientPort, uid }. */
 async function holdAsUser(port) {
   // The holder's source goes on the command line: the test user may not be able to
   // read the checkout (it can sit under a private /root). '-' stands in for argv[1].
-  const holder = start(...asUser(process.execPath, ['--input-type=module', '-e', readFileSync(HOLDER, 'utf8'), '-', HOST, String(port)]), { stdin: 'pipe' });
+  const holder = start(
+    ...asUser(process.execPath, ['--input-type=module', '-e', readFileSync(HOLDER, 'utf8'), '-', HOST, String(port)]),
+    { stdin: 'pipe' },
+  );
   holders.push(holder);
   const line = await lineOf(holder, /^\{/, `the holder running as uid ${plan.user.uid}`);
   return JSON.parse(line);
@@ -150,7 +167,15 @@ const accepted = [];
 listener.on('connection', (socket) => accepted.push(socket));
 
 try {
-  gateway = start(process.execPath, [plan.cli, 'serve', '--listen', `${HOST}:113`, '--shutdown-grace', '1000', ...plan.gatewayArgs]);
+  gateway = start(process.execPath, [
+    plan.cli,
+    'serve',
+    '--listen',
+    `${HOST}:113`,
+    '--shutdown-grace',
+    '1000',
+    ...plan.gatewayArgs,
+  ]);
   await lineOf(gateway, /^try: /, 'identgate serve', START_TIMEOUT_MS);
 
   listener.listen(0, HOST);

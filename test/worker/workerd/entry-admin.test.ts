@@ -56,7 +56,14 @@ describe('the Workers entry: admin API', () => {
   });
 
   it('refuses PUT /v1/policy without a token and leaves KV alone', async () => {
-    const res = await worker.fetch(adminRequest('PUT', '/v1/policy', undefined, JSON.stringify({ version: 1, rules: [], default: { action: { userId: 'x' } } })));
+    const res = await worker.fetch(
+      adminRequest(
+        'PUT',
+        '/v1/policy',
+        undefined,
+        JSON.stringify({ version: 1, rules: [], default: { action: { userId: 'x' } } }),
+      ),
+    );
     expect(res.status).toBe(401);
     expect(JSON.parse((await env.POLICY.get('policy', 'text')) ?? 'null')).toEqual(parsePolicy(TEST_POLICY));
   });

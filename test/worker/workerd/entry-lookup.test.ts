@@ -32,28 +32,41 @@ describe('the Workers entry: lookups', () => {
     const id = uniqueId();
     const res = await worker.fetch(await signedRequest(NEW, '/v1/ident', JSON.stringify(lookupRequest({ id }))));
     expect(res.status).toBe(200);
-    expect(LookupAnswerSchema.parse(await res.json())).toMatchObject({ v: 1, id, rule: 'lan', answer: { type: 'USERID', userId: 'alice' } });
+    expect(LookupAnswerSchema.parse(await res.json())).toMatchObject({
+      v: 1,
+      id,
+      rule: 'lan',
+      answer: { type: 'USERID', userId: 'alice' },
+    });
   });
 
   it('answers a lookup signed with the previous secret during a rotation', async () => {
-    const res = await worker.fetch(await signedRequest(OLD, '/v1/ident', JSON.stringify(lookupRequest({ id: uniqueId() }))));
+    const res = await worker.fetch(
+      await signedRequest(OLD, '/v1/ident', JSON.stringify(lookupRequest({ id: uniqueId() }))),
+    );
     expect(res.status).toBe(200);
   });
 
   it('refuses an unsigned lookup with missing_signature', async () => {
-    const res = await worker.fetch(await signedRequest([], '/v1/ident', JSON.stringify(lookupRequest({ id: uniqueId() }))));
+    const res = await worker.fetch(
+      await signedRequest([], '/v1/ident', JSON.stringify(lookupRequest({ id: uniqueId() }))),
+    );
     expect(res.status).toBe(401);
     expect(await codeOf(res)).toBe('missing_signature');
   });
 
   it('refuses a lookup signed with a wrong secret with bad_signature', async () => {
-    const res = await worker.fetch(await signedRequest(['guess'], '/v1/ident', JSON.stringify(lookupRequest({ id: uniqueId() }))));
+    const res = await worker.fetch(
+      await signedRequest(['guess'], '/v1/ident', JSON.stringify(lookupRequest({ id: uniqueId() }))),
+    );
     expect(await codeOf(res)).toBe('bad_signature');
   });
 
   it('refuses a lookup signed two minutes ago with stale_signature', async () => {
     const then = Math.floor(Date.now() / 1000) - 120;
-    const res = await worker.fetch(await signedRequest(NEW, '/v1/ident', JSON.stringify(lookupRequest({ id: uniqueId() })), then));
+    const res = await worker.fetch(
+      await signedRequest(NEW, '/v1/ident', JSON.stringify(lookupRequest({ id: uniqueId() })), then),
+    );
     expect(await codeOf(res)).toBe('stale_signature');
   });
 
@@ -88,7 +101,11 @@ describe('the Workers entry: lookups', () => {
 
   it('answers a batch in the order of its requests', async () => {
     const ids = [uniqueId(), uniqueId(), uniqueId()];
-    const requests = [lookupRequest({ id: ids[0], remoteAddress: '203.0.113.5' }), lookupRequest({ id: ids[1], uid: 0 }), lookupRequest({ id: ids[2] })];
+    const requests = [
+      lookupRequest({ id: ids[0], remoteAddress: '203.0.113.5' }),
+      lookupRequest({ id: ids[1], uid: 0 }),
+      lookupRequest({ id: ids[2] }),
+    ];
     const res = await worker.fetch(await signedRequest(NEW, '/v1/ident/batch', JSON.stringify({ v: 1, requests })));
     expect(res.status).toBe(200);
     const { answers } = BatchAnswerSchema.parse(await res.json());

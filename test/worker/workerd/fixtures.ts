@@ -38,13 +38,26 @@ export function lookupRequest(facts: RequestFacts = {}): LookupRequest {
     id: facts.id ?? 'q-1',
     gateway: 'test-gw',
     query: { serverPort: facts.serverPort ?? 6193, clientPort: facts.clientPort ?? 23 },
-    connection: { localAddress: '198.51.100.1', localPort: 113, remoteAddress: facts.remoteAddress ?? '192.0.2.7', remotePort: 40000 },
-    owner: facts.owner === null ? null : { uid: facts.uid ?? 1000, userName: facts.userName === undefined ? 'alice' : facts.userName },
+    connection: {
+      localAddress: '198.51.100.1',
+      localPort: 113,
+      remoteAddress: facts.remoteAddress ?? '192.0.2.7',
+      remotePort: 40000,
+    },
+    owner:
+      facts.owner === null
+        ? null
+        : { uid: facts.uid ?? 1000, userName: facts.userName === undefined ? 'alice' : facts.userName },
   };
 }
 
 /** A POST to `path` on http://worker, signed with the first of `secrets` (no signature when `secrets` is empty). */
-export async function signedRequest(secrets: readonly string[], path: string, body: string, nowSeconds?: number): Promise<Request> {
+export async function signedRequest(
+  secrets: readonly string[],
+  path: string,
+  body: string,
+  nowSeconds?: number,
+): Promise<Request> {
   const headers: Record<string, string> = { 'content-type': 'application/json' };
   if (secrets.length > 0) Object.assign(headers, await signatureHeaders(secrets, 'POST', path, body, nowSeconds));
   return new Request(`http://worker${path}`, { method: 'POST', headers, body });
