@@ -33,8 +33,11 @@ if (held.status !== 0) fail(`could not read the local KV: ${(held.stderr || held
 const empty = held.stdout.trim() === 'Value not found';
 if (empty || reset) {
   const put = kv('put', 'policy', '--path', join(root, 'examples', 'policy.json'));
-  if (put.status !== 0) fail(`could not load examples/policy.json: ${(put.stderr || put.stdout).trim().split('\n')[0]}`);
-  console.log(`identgate dev:worker: loaded examples/policy.json into the local KV${empty ? ' (it held no policy)' : ''}`);
+  if (put.status !== 0)
+    fail(`could not load examples/policy.json: ${(put.stderr || put.stdout).trim().split('\n')[0]}`);
+  console.log(
+    `identgate dev:worker: loaded examples/policy.json into the local KV${empty ? ' (it held no policy)' : ''}`,
+  );
 } else {
   console.log(
     'identgate dev:worker: the local KV already holds a policy; serving it (npm run dev:worker -- --reset-policy loads examples/policy.json again)',
