@@ -74,14 +74,23 @@ export function replyRuleViolation(answer: IdentAnswer): string | undefined {
     return 'charset must be 1..64 printable ASCII characters without ":", "," or white space';
   }
   const userId = answer.userId;
-  if (typeof userId !== 'string' || userId.length === 0) return 'user id must be a non-empty string';
-  if (hasForbiddenChar(userId)) return 'user id must not contain NUL, CR or LF';
-  const ascii = isAscii(userId);
-  if (!ascii && !(charset && UTF8_CHARSETS.has(charset.toUpperCase()))) {
+  const violation = userIdViolation(userId);
+  if (violation) return violation;
+  if (!isAscii(userId) && !(charset && UTF8_CHARSETS.has(charset.toUpperCase()))) {
     return 'a non-ASCII user id needs charset UTF-8';
   }
+  return undefined;
+}
+
+/**
+ * The rules a user id keeps whatever its charset (RFC 1413 §6), or undefined when it keeps them: 1..512 octets
+ * in UTF-8, no NUL, CR or LF, no leading white space. A non-ASCII one is written with charset UTF-8.
+ */
+export function userIdViolation(userId: string): string | undefined {
+  if (typeof userId !== 'string' || userId.length === 0) return 'user id must be a non-empty string';
+  if (hasForbiddenChar(userId)) return 'user id must not contain NUL, CR or LF';
   // An ASCII id has one octet per character; only others need encoding to count.
-  if (userId.length > USER_ID_MAX_OCTETS || (!ascii && encoder.encode(userId).length > USER_ID_MAX_OCTETS)) {
+  if (userId.length > USER_ID_MAX_OCTETS || (!isAscii(userId) && encoder.encode(userId).length > USER_ID_MAX_OCTETS)) {
     return `user id must be at most ${USER_ID_MAX_OCTETS} octets`;
   }
   // A user id that starts with white space would lose it to the reader (the

@@ -10,7 +10,7 @@
  */
 import { z } from 'zod';
 import { isErrorToken, isToken, type ErrorToken } from './tokens.js';
-import { replyRuleViolation, type IdentAnswer } from './reply.js';
+import { replyRuleViolation, userIdViolation, type IdentAnswer } from './reply.js';
 
 export const WIRE_VERSION = 1;
 
@@ -51,6 +51,30 @@ export const OwnerSchema = z
   })
   .nullable();
 
+// eslint-disable-next-line no-control-regex
+const CONTROL = /[\x00-\x1f\x7f]/;
+
+/**
+ * A local app's claim on the queried connection (the gateway's claims API, docs/claims.md): the app's own
+ * user the connection belongs to, and the ident it asks for. null: the connection is not claimed.
+ */
+export const ClaimSchema = z
+  .strictObject({
+    user: z
+      .string()
+      .min(1)
+      .max(256)
+      .refine((user) => !CONTROL.test(user), 'must not contain control characters'),
+    ident: z
+      .string()
+      .superRefine((ident, ctx) => {
+        const violation = userIdViolation(ident);
+        if (violation) ctx.addIssue({ code: 'custom', message: violation });
+      })
+      .optional(),
+  })
+  .nullable();
+
 export const LookupRequestSchema = z.strictObject({
   v: z.literal(WIRE_VERSION),
   /** Unique per query; echoed in the answer and in logs. */
@@ -60,6 +84,8 @@ export const LookupRequestSchema = z.strictObject({
   query: QuerySchema,
   connection: ConnectionSchema,
   owner: OwnerSchema,
+  /** Optional on the wire so that gateways from before claims still validate; absent means null. */
+  claim: ClaimSchema.optional(),
 });
 
 export const BatchRequestSchema = z.strictObject({
@@ -103,6 +129,7 @@ export const WireErrorSchema = z.strictObject({
 export type Query = z.infer<typeof QuerySchema>;
 export type Connection = z.infer<typeof ConnectionSchema>;
 export type Owner = z.infer<typeof OwnerSchema>;
+export type Claim = z.infer<typeof ClaimSchema>;
 export type LookupRequest = z.infer<typeof LookupRequestSchema>;
 export type BatchRequest = z.infer<typeof BatchRequestSchema>;
 export type LookupAnswer = z.infer<typeof LookupAnswerSchema>;

@@ -66,6 +66,22 @@ describe('in-process lookups', () => {
     expect(app.inProcess!.lookupNow!([lookupRequest()])).toBeUndefined();
   });
 
+  it('answer requests carrying a claim (or a null one) like those without', async () => {
+    const app = embeddedApp();
+    const requests = [
+      lookupRequest({ id: 'a', claim: { user: 'bob', ident: 'bob' } }),
+      lookupRequest({ id: 'b', claim: null }),
+      lookupRequest({ id: 'c' }),
+    ];
+    const answers = await app.inProcess!.lookup(requests);
+    expect(answers.map((answer) => [answer.id, answer.rule])).toEqual([
+      ['a', 'lan'],
+      ['b', 'lan'],
+      ['c', 'lan'],
+    ]);
+    expect(app.inProcess!.lookupNow!(requests)).toEqual(answers);
+  });
+
   it('refuse more than MAX_BATCH requests and none at all', async () => {
     const app = embeddedApp();
     const many = Array.from({ length: MAX_BATCH + 1 }, (_, i) => lookupRequest({ id: `m${i}` }));

@@ -85,6 +85,31 @@ describe('POST /v1/ident in embedded mode', () => {
     expect(error.message).toContain('query.serverPort');
   });
 
+  it('accepts a request carrying a claim, and one whose claim is null', async () => {
+    const claimed = lookupRequest({ id: 'q-claimed', claim: { user: 'bob', ident: 'bob' } });
+    for (const request of [claimed, lookupRequest({ id: 'q-unclaimed', claim: null })]) {
+      const res = await post(embeddedApp(), '/v1/ident', JSON.stringify(request));
+      expect(res.status).toBe(200);
+      expect(LookupAnswerSchema.parse(await res.json())).toMatchObject({ id: request.id, rule: 'lan' });
+    }
+  });
+
+  it('refuses a claim whose ident breaks the RFC 1413 user id rules, naming claim.ident', async () => {
+    const bad = lookupRequest({ claim: { user: 'bob', ident: 'bob\r\n6193, 23 : USERID : UNIX : root' } });
+    const res = await post(embeddedApp(), '/v1/ident', JSON.stringify(bad));
+    expect(res.status).toBe(400);
+    const error = await errorOf(res);
+    expect(error.code).toBe('invalid_request');
+    expect(error.message).toContain('claim.ident');
+  });
+
+  it('refuses unknown fields in a claim', async () => {
+    const bad = { ...lookupRequest(), claim: { user: 'bob', uid: 0 } };
+    const res = await post(embeddedApp(), '/v1/ident', JSON.stringify(bad));
+    expect(res.status).toBe(400);
+    expect((await errorOf(res)).message).toContain('claim');
+  });
+
   it('refuses unknown fields', async () => {
     const res = await post(embeddedApp(), '/v1/ident', JSON.stringify({ ...lookupRequest(), extra: true }));
     expect((await errorOf(res)).code).toBe('invalid_request');

@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import { startNodeWorker, type NodeWorker } from '../../worker/node.js';
 import { FileStoreError } from '../../worker/stores/file.js';
 import { signatureHeaders } from '../../protocol/signature.js';
-import { LookupAnswerSchema, WireErrorSchema } from '../../protocol/wire.js';
+import { type Claim, LookupAnswerSchema, WireErrorSchema } from '../../protocol/wire.js';
 import { TEST_POLICY, lookupRequest } from './workerd/fixtures.js';
 
 const OTHER_POLICY = { version: 1, rules: [], default: { action: { userId: 'anonymous' } } };
@@ -39,8 +39,8 @@ async function start(): Promise<NodeWorker> {
   return worker;
 }
 
-async function signedLookup(url: string, id: string): Promise<Response> {
-  const body = JSON.stringify(lookupRequest({ id }));
+async function signedLookup(url: string, id: string, claim?: Claim): Promise<Response> {
+  const body = JSON.stringify(lookupRequest({ id, ...(claim !== undefined && { claim }) }));
   return fetch(`${url}/v1/ident`, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...(await signatureHeaders(['s3cret'], 'POST', '/v1/ident', body)) },
@@ -59,6 +59,13 @@ describe('startNodeWorker', () => {
       rule: 'lan',
       answer: { type: 'USERID', userId: 'alice' },
     });
+  });
+
+  it('answers a signed lookup that carries a claim over real HTTP', async () => {
+    const { url } = await start();
+    const res = await signedLookup(url, 'http-claim', { user: 'bob' });
+    expect(res.status).toBe(200);
+    expect(LookupAnswerSchema.parse(await res.json())).toMatchObject({ id: 'http-claim', rule: 'lan' });
   });
 
   it('refuses an unsigned lookup over HTTP with 401', async () => {

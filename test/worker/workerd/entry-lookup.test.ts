@@ -40,6 +40,14 @@ describe('the Workers entry: lookups', () => {
     });
   });
 
+  it('answers a signed lookup that carries a claim', async () => {
+    const id = uniqueId();
+    const body = JSON.stringify(lookupRequest({ id, claim: { user: 'bob', ident: 'bob' } }));
+    const res = await worker.fetch(await signedRequest(NEW, '/v1/ident', body));
+    expect(res.status).toBe(200);
+    expect(LookupAnswerSchema.parse(await res.json())).toMatchObject({ id, rule: 'lan' });
+  });
+
   it('answers a lookup signed with the previous secret during a rotation', async () => {
     const res = await worker.fetch(
       await signedRequest(OLD, '/v1/ident', JSON.stringify(lookupRequest({ id: uniqueId() }))),

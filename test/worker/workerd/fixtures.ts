@@ -9,7 +9,7 @@
  * const request = await signedRequest(['test-secret-new'], '/v1/ident', body);
  */
 import { signatureHeaders } from '../../../protocol/signature.js';
-import type { LookupRequest } from '../../../protocol/wire.js';
+import type { Claim, LookupRequest } from '../../../protocol/wire.js';
 
 /** hide-root: uid 0 is hidden; lan: queriers in 192.0.2.0/24 learn the owner's name; otherwise NO-USER. */
 export const TEST_POLICY = {
@@ -29,6 +29,8 @@ export interface RequestFacts {
   owner?: null;
   serverPort?: number;
   clientPort?: number;
+  /** Sent only when given (a gateway without the claims API leaves the field out). */
+  claim?: Claim;
 }
 
 /** A valid lookup request: by default alice (uid 1000) asked about by 192.0.2.7. */
@@ -48,6 +50,7 @@ export function lookupRequest(facts: RequestFacts = {}): LookupRequest {
       facts.owner === null
         ? null
         : { uid: facts.uid ?? 1000, userName: facts.userName === undefined ? 'alice' : facts.userName },
+    ...(facts.claim !== undefined && { claim: facts.claim }),
   };
 }
 
