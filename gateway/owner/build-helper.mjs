@@ -11,41 +11,20 @@
  * is named in one line, and the gateway's `auto` owner lookup uses the next
  * way (helper, then /proc/net/tcp). `--out PATH` builds the helper at PATH
  * and the addon at PATH.node (the tests build into a temporary directory).
+ * The compiler flags (hardening, the sanitizer build) are gateway/native-build.mjs's.
  *
  * @example
  *   node gateway/owner/build-helper.mjs              # -> dist/owner/identgate-sockdiag{,.node}
  *   node gateway/owner/build-helper.mjs --out /tmp/identgate-sockdiag
  */
-import { execFileSync } from 'node:child_process';
-import { existsSync, mkdirSync, renameSync, rmSync } from 'node:fs';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
+import { cFlags, compile, nodeIncludeDir } from '../native-build.mjs';
 
 const SOURCE = fileURLToPath(new URL('./sockdiag-helper.c', import.meta.url));
 const ADDON_SOURCE = fileURLToPath(new URL('./sockdiag-addon.c', import.meta.url));
 const DEFAULT_OUT = fileURLToPath(new URL('../../dist/owner/identgate-sockdiag', import.meta.url));
-
-/** Runs the compiler into a temporary file, then renames it: a running gateway never sees half a binary. */
-export function compile(cc, args, out) {
-  const target = resolve(out);
-  const partial = `${target}.${process.pid}.tmp`;
-  try {
-    mkdirSync(dirname(target), { recursive: true });
-    execFileSync(cc, [...args, '-o', partial], { stdio: ['ignore', 'ignore', 'pipe'] });
-    renameSync(partial, target);
-    return { path: target, reason: null };
-  } catch (error) {
-    rmSync(partial, { force: true });
-    const detail =
-      error.code === 'ENOENT'
-        ? `no C compiler (${cc})`
-        : String(error.stderr ?? error.message)
-            .trim()
-            .split('\n')[0];
-    return { path: null, reason: detail };
-  }
-}
 
 /**
  * Compiles the helper. Returns the binary's path, or null (with the reason)
@@ -57,23 +36,7 @@ export function compile(cc, args, out) {
 export function buildHelper({ out = DEFAULT_OUT, cc = 'cc' } = {}) {
   if (process.platform !== 'linux')
     return { path: null, reason: `sock_diag is Linux-only (platform ${process.platform})` };
-  return compile(cc, ['-O2', '-Wall', SOURCE], out);
-}
-
-/** The directory holding node_api.h for the Node running this script, or null. */
-export function nodeIncludeDir() {
-  const prefixes = [
-    resolve(dirname(process.execPath), '..'),
-    process.config?.variables?.node_prefix,
-    '/usr/local',
-    '/usr',
-  ];
-  for (const prefix of prefixes) {
-    if (typeof prefix !== 'string') continue;
-    const dir = join(prefix, 'include', 'node');
-    if (existsSync(join(dir, 'node_api.h'))) return dir;
-  }
-  return null;
+  return compile(cc, [...cFlags({ cc, output: 'executable' }), SOURCE], out);
 }
 
 /**
@@ -89,7 +52,7 @@ export function buildAddon({ out = `${DEFAULT_OUT}.node`, cc = 'cc' } = {}) {
   const include = nodeIncludeDir();
   if (include === null)
     return { path: null, reason: `no node_api.h under ${resolve(dirname(process.execPath), '..', 'include', 'node')}` };
-  return compile(cc, ['-O2', '-Wall', '-shared', '-fPIC', `-I${include}`, ADDON_SOURCE], out);
+  return compile(cc, [...cFlags({ cc, output: 'shared' }), `-I${include}`, ADDON_SOURCE], out);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {

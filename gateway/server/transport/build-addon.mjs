@@ -4,7 +4,8 @@
  * that loads it. Like the owner-lookup addon it needs only Node's own headers
  * (node_api.h and uv.h in <prefix>/include/node): no node-gyp, no download.
  * It never fails the build: what cannot be built here is named in one line,
- * and IdentServer's `auto` transport then uses node:net.
+ * and IdentServer's `auto` transport then uses node:net. The compiler flags
+ * (hardening, the sanitizer build) are gateway/native-build.mjs's.
  *
  * @example
  *   node gateway/server/transport/build-addon.mjs                 # -> dist/gateway/server/transport/identgate-uv.node
@@ -13,7 +14,7 @@
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
-import { compile, nodeIncludeDir } from '../../owner/build-helper.mjs';
+import { cFlags, compile, nodeIncludeDir } from '../../native-build.mjs';
 
 const SOURCE = fileURLToPath(new URL('./uv-tcp.c', import.meta.url));
 const DEFAULT_OUT = fileURLToPath(new URL('../../../dist/gateway/server/transport/identgate-uv.node', import.meta.url));
@@ -30,7 +31,7 @@ export function buildTransportAddon({ out = DEFAULT_OUT, cc = 'cc' } = {}) {
     return { path: null, reason: 'the native transport is built for POSIX systems only' };
   const include = nodeIncludeDir();
   if (include === null || !include) return { path: null, reason: 'no node_api.h next to this Node' };
-  return compile(cc, ['-O2', '-Wall', '-shared', '-fPIC', `-I${include}`, SOURCE], out);
+  return compile(cc, [...cFlags({ cc, output: 'shared' }), `-I${include}`, SOURCE], out);
 }
 
 if (process.argv[1] && resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
