@@ -21,18 +21,20 @@
  *     handlers.drain(id)          the write queue emptied after write() said 0
  *     handlers.error(id, errno)   a read or write failed (negative errno); close follows
  *     handlers.close(id)          the connection is gone; its id may be reused after this
- *     handlers.acceptError(listener, errno)  accepting failed (EMFILE...); the listener goes on
+ *     handlers.acceptError(listener, errno)  accepting failed (EMFILE...), or a connection was
+ *       closed at once for want of memory (ENOMEM); the listener goes on
  *   bindSocket(address, port, backlog): a listening socket's fd, or a negative errno
  *   sockName(fd): [address, port], or a negative errno
  *   listen(fd, backlog): a listener id, or a negative errno; fd belongs to the listener from
- *     then on, and a failed listen closes it
+ *     then on, and a failed listen closes it, except UV_EEXIST (fd is already a listener's here,
+ *     and stays that listener's)
  *   closeListener(listener): undefined
  *   write(id, text): 1 queued, 0 queued above the high-water mark (wait for drain),
  *     or a negative errno (the connection is closing)
  *   end(id): half-close once queued writes are out; close once the peer has too
  *   destroy(id), pause(id), resume(id), noDelay(id): undefined
  *
- * Build: cc -O2 -shared -fPIC -I<node>/include/node -o identgate-uv.node uv-tcp.c
+ * Build: cc <hardening flags of gateway/native-build.mjs> -shared -fPIC -I<node>/include/node -o identgate-uv.node uv-tcp.c
  * (gateway/server/transport/build-addon.mjs). Node-API 8 and libuv 1.x keep one build
  * good for Node 20, 22 and 24.
  */
@@ -75,6 +77,8 @@ struct listener {
   int32_t id;
   /* Bound to one address: accepted connections' local end is known to the caller. */
   int specific;
+  /* A connection waits to be refused while the transport's refusal handle is busy. */
+  int refusal_waiting;
 };
 
 struct transport {
@@ -107,6 +111,14 @@ struct transport {
   int32_t open_handles;
   /* Node waits for this (and keeps the addon loaded) until every handle's close callback has run. */
   napi_async_cleanup_hook_handle cleanup;
+  /*
+   * Accepts a connection there is no memory for, only to close it: libuv
+   * stops watching a listener until its pending connection is accepted, so
+   * not accepting would stall the listener for good. Embedded, so refusing
+   * allocates nothing; one at a time (busy until its close callback).
+   */
+  uv_tcp_t refusal;
+  int refusing;
 };
 
 struct write_req {
@@ -270,6 +282,38 @@ static int name_of(const struct sockaddr_storage *addr, char *out, size_t size, 
   return UV_EAFNOSUPPORT;
 }
 
+static void refuse(struct listener *l);
+
+static void on_refusal_closed(uv_handle_t *handle) {
+  struct transport *t = handle->data;
+  t->refusing = 0;
+  for (int32_t i = 0; i < t->listener_cap && !t->tearing_down; i++) {
+    struct listener *l = t->listeners[i];
+    if (l && l->refusal_waiting) {
+      refuse(l);
+      break;
+    }
+  }
+  /* Last: it may free t. */
+  handle_closed(t);
+}
+
+/* Accepts the listener's pending connection and closes it (see transport.refusal). */
+static void refuse(struct listener *l) {
+  struct transport *t = l->owner;
+  if (t->refusing) {
+    l->refusal_waiting = 1;
+    return;
+  }
+  l->refusal_waiting = 0;
+  t->refusing = 1;
+  uv_tcp_init(t->loop, &t->refusal);
+  t->open_handles++;
+  t->refusal.data = t;
+  uv_accept((uv_stream_t *)&l->tcp, (uv_stream_t *)&t->refusal);
+  uv_close((uv_handle_t *)&t->refusal, on_refusal_closed);
+}
+
 static void on_connection(uv_stream_t *server, int status) {
   struct listener *l = (struct listener *)server;
   struct transport *t = l->owner;
@@ -278,7 +322,11 @@ static void on_connection(uv_stream_t *server, int status) {
     return;
   }
   struct conn *c = calloc(1, sizeof *c);
-  if (!c) return;
+  if (!c) {
+    refuse(l);
+    emit_pair(t, EV_ACCEPT_ERROR, l->id, UV_ENOMEM);
+    return;
+  }
   uv_tcp_init(t->loop, &c->tcp);
   t->open_handles++;
   c->owner = t;
@@ -519,10 +567,16 @@ static napi_value js_listen(napi_env env, napi_callback_info info) {
   l->id = id;
   l->specific = !is_wildcard(&addr);
   int err = uv_tcp_open(&l->tcp, fd);
-  if (err == 0) err = uv_listen((uv_stream_t *)&l->tcp, arg_int(env, argv[1]), on_connection);
+  int opened = err == 0;
+  if (opened) err = uv_listen((uv_stream_t *)&l->tcp, arg_int(env, argv[1]), on_connection);
   if (err != 0) {
-    /* Closes fd too (uv_tcp_open took it, or it is closed here): a failed listen leaves nothing open. */
-    if (uv_fileno((uv_handle_t *)&l->tcp, &(uv_os_fd_t){0}) != 0) close(fd);
+    /*
+     * A failed listen leaves nothing open: uv_tcp_open took fd (closing the
+     * handle closes it), or fd is closed here, unless uv_tcp_open refused it
+     * with UV_EEXIST: then another handle of this loop (a listener) has it,
+     * and it is that one's to close.
+     */
+    if (!opened && err != UV_EEXIST) close(fd);
     uv_close((uv_handle_t *)&l->tcp, on_quiet_close);
     return int_value(env, err);
   }
