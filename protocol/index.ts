@@ -8,4 +8,5 @@ export * from './request.js';
 export * from './framing.js';
 export * from './reply.js';
 export * from './wire.js';
+export * from './issues.js';
 export * from './signature.js';

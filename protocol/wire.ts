@@ -135,11 +135,3 @@ export type BatchRequest = z.infer<typeof BatchRequestSchema>;
 export type LookupAnswer = z.infer<typeof LookupAnswerSchema>;
 export type BatchAnswer = z.infer<typeof BatchAnswerSchema>;
 export type WireError = z.infer<typeof WireErrorSchema>;
-
-/** Turns a zod error into one line naming the bad field's path. */
-export function describeIssues(error: z.ZodError): string {
-  return error.issues
-    .slice(0, 5)
-    .map((issue) => `${issue.path.length ? issue.path.join('.') : '(root)'}: ${issue.message}`)
-    .join('; ');
-}

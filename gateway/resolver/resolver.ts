@@ -55,9 +55,9 @@
  * });
  * const { answer, rule } = await resolver.resolve(request);
  */
+import { describeIssues } from '../../protocol/issues.js';
 import {
   BatchAnswerSchema,
-  describeIssues,
   LookupAnswerSchema,
   LookupRequestSchema,
   MAX_BATCH,

@@ -10,12 +10,10 @@
  *   if (error instanceof PolicyError) console.error(error.message) // one line, names the path
  * }
  */
+import type { Issue } from '../../protocol/issues.js';
 
 /** One problem in a policy document: where (`rules[2].match.serverPort`) and what. */
-export interface PolicyIssue {
-  readonly path: string;
-  readonly message: string;
-}
+export type PolicyIssue = Issue;
 
 export class PolicyError extends Error {
   readonly code = 'ERR_POLICY_INVALID';

@@ -19,7 +19,8 @@ import { isErrorToken, isToken, type ErrorToken } from '../../protocol/tokens.js
 import { replyRuleViolation } from '../../protocol/reply.js';
 import { parseCidr } from './address.js';
 import { parseRange } from './patterns.js';
-import { PolicyError, type PolicyIssue } from './errors.js';
+import { issuesOf } from '../../protocol/issues.js';
+import { PolicyError } from './errors.js';
 
 export const POLICY_VERSION = 1;
 
@@ -358,16 +359,6 @@ export const PolicySchema = z
     }
   }) as unknown as z.ZodType<Policy>;
 
-/** Formats a zod path the way people write it: rules[2].match.clientAddress[0]. */
-export function formatPath(path: readonly PropertyKey[]): string {
-  let text = '';
-  for (const segment of path) {
-    if (typeof segment === 'number') text += `[${segment}]`;
-    else text += text === '' ? String(segment) : `.${String(segment)}`;
-  }
-  return text === '' ? '(root)' : text;
-}
-
 /**
  * Parses a policy document (a parsed JSON value, or JSON text).
  * Throws PolicyError naming every bad field's path (at most 10).
@@ -387,15 +378,7 @@ export function parsePolicy(json: unknown): Policy {
   }
   const result = PolicySchema.safeParse(value);
   if (result.success) return result.data;
-  const issues: PolicyIssue[] = [];
-  for (const issue of result.error.issues.slice(0, 10)) {
-    if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) issues.push({ path: formatPath([...issue.path, key]), message: 'unknown field' });
-    } else {
-      issues.push({ path: formatPath(issue.path), message: issue.message });
-    }
-  }
-  throw new PolicyError(issues);
+  throw new PolicyError(issuesOf(result.error, 10));
 }
 
 /** The built-in policy: reveal a found owner's user name (UNIX), its uid when it has none (OTHER), else NO-USER. */
