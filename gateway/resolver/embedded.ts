@@ -20,7 +20,7 @@
  * const { answer } = await resolver.resolve(request);
  */
 import { MAX_BATCH, MAX_BODY_OCTETS } from '../../protocol/wire.js';
-import type { InProcessLookups } from '../../worker/app.js';
+import type { InProcessLookups } from '../../worker/in-process.js';
 import {
   createBatchingResolver,
   readCapped,

@@ -36,6 +36,21 @@ describe('admin routes', () => {
     expect(await codeOf(res)).toBe('unauthorized');
   });
 
+  it('refuse a malformed Authorization header with 401 unauthorized, not 400', async () => {
+    for (const authorization of ['Basic YWRtaW46eA==', 'Bearer', 'Bearer admin extra']) {
+      const request = new Request('http://worker/v1/policy', { headers: { authorization } });
+      const res = await adminApp(['admin']).fetch(request);
+      expect(res.status).toBe(401);
+      expect(res.headers.get('www-authenticate')).toBe('Bearer');
+      expect(await codeOf(res)).toBe('unauthorized');
+    }
+  });
+
+  it('accept any of several configured tokens, the bearer scheme in any case', async () => {
+    const request = new Request('http://worker/v1/policy', { headers: { authorization: 'bearer second' } });
+    expect((await adminApp(['first', 'second']).fetch(request)).status).toBe(200);
+  });
+
   it('refuse an HMAC secret used as a bearer token', async () => {
     const res = await adminApp(['admin']).fetch(adminRequest('GET', '/v1/policy', 'hmac'));
     expect(await codeOf(res)).toBe('unauthorized');

@@ -194,6 +194,16 @@ describe('routing', () => {
     expect((await errorOf(res)).code).toBe('method_not_allowed');
   });
 
+  it('lists every method of a route in Allow, HEAD with GET', async () => {
+    const res = await embeddedApp().request('/v1/policy', { method: 'DELETE' });
+    expect(res.status).toBe(405);
+    expect(res.headers.get('allow')).toBe('GET, HEAD, PUT');
+    expect(await errorOf(res)).toEqual({
+      code: 'method_not_allowed',
+      message: 'DELETE is not allowed on /v1/policy; use GET, HEAD, PUT',
+    });
+  });
+
   it('answers /healthz', async () => {
     const res = await embeddedApp().request('/healthz');
     expect(res.status).toBe(200);

@@ -1,0 +1,45 @@
+/** GET and PUT ROUTES.policy: the admin API over the policy store (docs/wire.md). */
+import { Hono } from 'hono';
+import { ROUTES, WIRE_VERSION } from '../../protocol/wire.js';
+import { parsePolicy, PolicyError, redactPolicy } from '../policy/index.js';
+import { adminAuth } from '../auth.js';
+import { limitBody, readJson, RequestRejected } from '../http.js';
+import type { Service } from '../service.js';
+
+/** What redactPolicy puts in place of the pseudonym key. */
+const REDACTED = '[redacted]';
+
+function isObject(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+export function policyRoutes(service: Service): Hono {
+  const admin = adminAuth(service);
+  const routes = new Hono();
+  routes.get(ROUTES.policy, admin, async (c) => {
+    const snapshot = await service.current();
+    c.header('ETag', `"${snapshot.version}"`);
+    // The pseudonym key is a secret: shown as "[redacted]" (PUT keeps the current key for that value).
+    return c.json({ v: WIRE_VERSION, version: snapshot.version, policy: redactPolicy(snapshot.policy) });
+  });
+  routes.put(ROUTES.policy, admin, limitBody, async (c) => {
+    const json = await readJson(c);
+    if (isObject(json) && json.key === REDACTED) {
+      // A policy fetched with GET and edited: keep the key it was shown without.
+      const currentKey = (await service.current()).policy.key;
+      if (currentKey === undefined) delete json.key;
+      else json.key = currentKey;
+    }
+    let policy;
+    try {
+      policy = parsePolicy(json);
+    } catch (error) {
+      if (error instanceof PolicyError) throw new RequestRejected(400, 'invalid_policy', error.message);
+      throw error;
+    }
+    const { version } = await service.store.replace(policy);
+    service.log({ msg: 'policy_replaced', version });
+    return c.json({ v: WIRE_VERSION, version });
+  });
+  return routes;
+}

@@ -1,0 +1,101 @@
+/**
+ * What every route and the in-process entry share: the app's dependencies resolved once,
+ * the current policy snapshot, and deciding a list of requests with one log entry.
+ */
+import { MAX_BATCH, WIRE_VERSION, type LookupAnswer, type LookupRequest } from '../protocol/wire.js';
+import type { IdentAnswer } from '../protocol/reply.js';
+import { decide } from './policy/index.js';
+import { PolicyStoreError, type PolicySnapshot, type PolicyStore } from './stores/store.js';
+import { RequestRejected } from './http.js';
+
+export interface AppDeps {
+  store: PolicyStore;
+  /** HMAC secrets; all are accepted (rotation). A function is asked on every request. */
+  secrets: readonly string[] | (() => readonly string[]);
+  /** Bearer tokens for the admin routes. None: the admin routes answer 503 not_configured. */
+  adminTokens?: readonly string[] | (() => readonly string[]);
+  /** 'service' (default): lookups must be signed. 'embedded': called in-process, no signature. */
+  mode?: 'embedded' | 'service';
+  log?: (entry: Record<string, unknown>) => void;
+  /** Log each request's decisions, one entry per request (default true); false skips building the entries when nobody reads them. */
+  logDecisions?: boolean;
+  /** Clock in milliseconds since the epoch. */
+  now?: () => number;
+}
+
+export interface Service {
+  readonly mode: 'embedded' | 'service';
+  readonly store: PolicyStore;
+  readonly log: (entry: Record<string, unknown>) => void;
+  readonly now: () => number;
+  /** The configured signing secrets, empty ones dropped. */
+  secrets(): readonly string[];
+  adminTokens(): readonly string[];
+  /** The store's snapshot; 503 policy_unavailable when it has none. */
+  current(): Promise<PolicySnapshot>;
+  /** Decides every request from one snapshot, in order, logging the decisions as one entry. */
+  answerAll(snapshot: PolicySnapshot, requests: readonly LookupRequest[]): LookupAnswer[];
+}
+
+function resolve(list: readonly string[] | (() => readonly string[]) | undefined): readonly string[] {
+  const values = typeof list === 'function' ? list() : (list ?? []);
+  return values.filter((value) => value.length > 0);
+}
+
+function summarize(answer: IdentAnswer): Record<string, string> {
+  return answer.type === 'USERID' ? { type: 'USERID', userId: answer.userId } : { type: 'ERROR', error: answer.error };
+}
+
+/** 400 invalid_request unless 1 to MAX_BATCH requests. */
+export function checkBatchSize<T>(requests: readonly T[]): readonly T[] {
+  if (requests.length < 1 || requests.length > MAX_BATCH) {
+    const message = `a batch holds 1 to ${MAX_BATCH} requests, got ${requests.length}`;
+    throw new RequestRejected(400, 'invalid_request', message);
+  }
+  return requests;
+}
+
+export function createService(deps: AppDeps): Service {
+  const log = deps.log ?? (() => {});
+  const logDecisions = deps.log !== undefined && deps.logDecisions !== false;
+  return {
+    mode: deps.mode ?? 'service',
+    store: deps.store,
+    log,
+    now: deps.now ?? Date.now,
+    secrets: () => resolve(deps.secrets),
+    adminTokens: () => resolve(deps.adminTokens),
+    async current() {
+      try {
+        return await deps.store.current();
+      } catch (error) {
+        if (!(error instanceof PolicyStoreError)) throw error;
+        log({ msg: 'policy_unavailable', error: error.message });
+        throw new RequestRejected(503, 'policy_unavailable', 'no valid policy is available; see the worker log');
+      }
+    },
+    // One log call per request, not per decision: on Workers each call is a log event, and under
+    // wrangler dev it crosses two processes, so a batch of 64 queries costs one call, not 64.
+    answerAll(snapshot, requests) {
+      const answers: LookupAnswer[] = [];
+      // Built only when logged: this runs for every embedded query.
+      const decisions: Record<string, unknown>[] | undefined = logDecisions ? [] : undefined;
+      for (const request of requests) {
+        const decision = decide(snapshot.compiled, request);
+        answers.push({ v: WIRE_VERSION, id: request.id, answer: decision.answer, rule: decision.rule });
+        decisions?.push({
+          id: request.id,
+          gateway: request.gateway,
+          rule: decision.rule,
+          answer: summarize(decision.answer),
+          serverPort: request.query.serverPort,
+          clientPort: request.query.clientPort,
+          localAddress: request.connection.localAddress,
+          remoteAddress: request.connection.remoteAddress,
+        });
+      }
+      if (decisions) log({ msg: 'decisions', policyVersion: snapshot.version, count: decisions.length, decisions });
+      return answers;
+    },
+  };
+}
