@@ -11,7 +11,7 @@
  * const compiled = compilePolicy(parsePolicy(json));
  * decide(compiled, request) // { answer, rule }
  */
-import { compileAction, type Answerer } from './actions.js';
+import { compileAction, type Answerer } from './actions/index.js';
 import { createHmacSha256 } from './hmac.js';
 import { compileMatch, Facts, NameTable, type CompiledMatch } from './match.js';
 import { buildRuleIndex, type RuleIndex } from './rule-index.js';

@@ -15,27 +15,20 @@
  * });
  */
 import { z } from 'zod';
-import { isErrorToken, isToken, type ErrorToken } from '../../protocol/tokens.js';
-import { replyRuleViolation } from '../../protocol/reply.js';
-import { parseCidr } from './address.js';
-import { parseRange } from './patterns.js';
 import { issuesOf } from '../../protocol/issues.js';
+import { ActionSchema, checkOutcome, definitionOf, type PolicyAction } from './actions/index.js';
+import { parseCidr } from './address.js';
 import { PolicyError } from './errors.js';
+import { parseRange } from './patterns.js';
+import { custom, oneOrMany, rfcToken, type OneOrMany } from './zod.js';
+
+export type { PolicyAction } from './actions/index.js';
+export type { OneOrMany } from './zod.js';
 
 export const POLICY_VERSION = 1;
 
-/** Longest user id a random rule may generate (RFC 1413 §6: 512 octets). */
-export const MAX_RANDOM_CHARS = 512;
-export const DEFAULT_RANDOM_ALPHABET = 'abcdefghijklmnopqrstuvwxyz0123456789';
-export const DEFAULT_PSEUDONYM_LENGTH = 12;
-export const DEFAULT_PSEUDONYM_PREFIX = 'u';
-/** 256 bits of HMAC make 51 base32 characters. */
-export const MAX_PSEUDONYM_LENGTH = 51;
-export const MIN_PSEUDONYM_LENGTH = 6;
 export const MIN_KEY_CHARS = 16;
 
-/** One value or a non-empty list of them. */
-export type OneOrMany<T> = T | T[];
 /** A port or uid, or an inclusive range written "lo-hi". */
 export type RangeSpec = number | string;
 
@@ -56,38 +49,6 @@ export interface PolicyMatch {
   /** true: the gateway found the connection's owner; false: it did not. */
   ownerKnown?: boolean;
 }
-
-export interface RevealNameAction {
-  reveal: 'name';
-  /** When the owner has no user name: answer the numeric uid (default) or this error. */
-  ifNoName?: 'uid' | ErrorToken;
-  /** When the owner is unknown (default NO-USER). */
-  ifUnknown?: ErrorToken;
-}
-export interface RevealUidAction {
-  reveal: 'uid';
-  ifUnknown?: ErrorToken;
-}
-export interface FixedAction {
-  userId: string;
-}
-export interface RandomAction {
-  random: { from: string[] } | { chars: number; alphabet?: string };
-}
-export interface PseudonymAction {
-  pseudonym: { length?: number; prefix?: string };
-  ifUnknown?: ErrorToken;
-}
-export interface ErrorAction {
-  error: ErrorToken;
-}
-export type PolicyAction =
-  | RevealNameAction
-  | RevealUidAction
-  | FixedAction
-  | RandomAction
-  | PseudonymAction
-  | ErrorAction;
 
 export interface PolicyOutcome {
   description?: string;
@@ -112,73 +73,6 @@ export interface Policy {
   rules: PolicyRule[];
   default: PolicyOutcome;
 }
-
-type Context = z.core.$RefinementCtx;
-
-/** Re-reports the issues of a nested parse under `prefix`. */
-function forward(
-  ctx: Context,
-  result: { success: boolean; error?: z.ZodError | undefined },
-  prefix: PropertyKey[],
-): boolean {
-  if (result.success || !result.error) return true;
-  for (const issue of result.error.issues) {
-    const unknownKeys = issue.code === 'unrecognized_keys' ? issue.keys : [];
-    if (unknownKeys.length > 0) {
-      for (const key of unknownKeys)
-        ctx.addIssue({ code: 'custom', message: 'unknown field', path: [...prefix, ...issue.path, key] });
-    } else {
-      ctx.addIssue({ code: 'custom', message: issue.message, path: [...prefix, ...issue.path] });
-    }
-  }
-  return false;
-}
-
-function custom<T>(check: (value: unknown, ctx: Context) => void): z.ZodType<T> {
-  return z.unknown().superRefine(check) as unknown as z.ZodType<T>;
-}
-
-/** A single item or a non-empty list of items, with list paths like `clientAddress[1]`. */
-function oneOrMany<T>(item: z.ZodType<T>, what: string): z.ZodType<OneOrMany<T>> {
-  return custom((value, ctx) => {
-    if (!Array.isArray(value)) {
-      forward(ctx, item.safeParse(value), []);
-      return;
-    }
-    if (value.length === 0) ctx.addIssue({ code: 'custom', message: `must list at least one ${what}` });
-    value.forEach((entry, index) => forward(ctx, item.safeParse(entry), [index]));
-  });
-}
-
-/** An object that must carry exactly one of the branch keys; the branch's schema checks the rest. */
-function oneKeyOf<T>(what: string, branches: Record<string, z.ZodType>): z.ZodType<T> {
-  const keys = Object.keys(branches);
-  const list = keys.map((key) => `"${key}"`).join(', ');
-  return custom((value, ctx) => {
-    if (value === null || typeof value !== 'object' || Array.isArray(value)) {
-      ctx.addIssue({ code: 'custom', message: `${what} must be an object with one of ${list}` });
-      return;
-    }
-    const present = keys.filter((key) => key in value);
-    if (present.length !== 1) {
-      const message =
-        present.length === 0
-          ? `${what} needs one of ${list}`
-          : `${what} may have only one of ${present.map((key) => `"${key}"`).join(', ')}`;
-      ctx.addIssue({ code: 'custom', message });
-      return;
-    }
-    forward(ctx, branches[present[0]!]!.safeParse(value), []);
-  });
-}
-
-const errorToken = z
-  .string()
-  .refine(
-    isErrorToken,
-    'must be INVALID-PORT, NO-USER, HIDDEN-USER, UNKNOWN-ERROR or an X-token ("X" then 1..63 printable characters, no ":")',
-  ) as unknown as z.ZodType<ErrorToken>;
-const rfcToken = z.string().refine(isToken, 'must be 1..64 printable ASCII characters without ":", "," or white space');
 
 const cidr = custom<string>((value, ctx) => {
   if (typeof value !== 'string')
@@ -216,87 +110,6 @@ export const MatchSchema = z.strictObject({
   ownerKnown: z.boolean().optional(),
 }) as unknown as z.ZodType<PolicyMatch>;
 
-const revealSchema = z
-  .strictObject({
-    reveal: z.enum(['name', 'uid'], 'must be "name" or "uid"'),
-    ifNoName: z.union([z.literal('uid'), errorToken], 'must be "uid" or an error token').optional(),
-    ifUnknown: errorToken.optional(),
-  })
-  .superRefine((action, ctx) => {
-    if (action.reveal === 'uid' && action.ifNoName !== undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        message: 'only { "reveal": "name" } has ifNoName (a uid is always known)',
-        path: ['ifNoName'],
-      });
-    }
-  });
-
-const printable = /^[\x21-\x7e]*$/;
-
-const randomSchema = z.strictObject({
-  random: oneKeyOf('random', {
-    from: z.strictObject({ from: z.array(z.string()).min(1, 'must list at least one user id').max(10_000) }),
-    chars: z.strictObject({
-      chars: z.number().int().min(1).max(MAX_RANDOM_CHARS),
-      alphabet: z
-        .string()
-        .min(2, 'must have at least 2 characters')
-        .max(256)
-        .refine((alphabet) => printable.test(alphabet), 'must be printable ASCII without white space')
-        .refine((alphabet) => new Set(alphabet).size === alphabet.length, 'must not repeat a character')
-        .optional(),
-    }),
-  }),
-});
-
-const pseudonymSchema = z.strictObject({
-  pseudonym: z.strictObject({
-    length: z.number().int().min(MIN_PSEUDONYM_LENGTH).max(MAX_PSEUDONYM_LENGTH).optional(),
-    prefix: z
-      .string()
-      .max(32)
-      .refine((prefix) => printable.test(prefix), 'must be printable ASCII without white space')
-      .optional(),
-  }),
-  ifUnknown: errorToken.optional(),
-});
-
-export const ActionSchema = oneKeyOf<PolicyAction>('an action', {
-  reveal: revealSchema,
-  userId: z.strictObject({ userId: z.string().min(1, 'must not be empty') }),
-  random: randomSchema,
-  pseudonym: pseudonymSchema,
-  error: z.strictObject({ error: errorToken }),
-});
-
-/** Checks what only the whole outcome can tell: opsys/charset fit the action, fixed ids are writable. */
-function checkOutcome(outcome: Partial<PolicyOutcome>, ctx: Context): void {
-  const action = outcome.action as Record<string, unknown> | undefined;
-  if (!action || typeof action !== 'object') return;
-  if ('error' in action) {
-    for (const field of ['opsys', 'charset'] as const) {
-      if (outcome[field] !== undefined)
-        ctx.addIssue({ code: 'custom', message: 'an error answer has no opsys or charset; remove it', path: [field] });
-    }
-    return;
-  }
-  // A bad opsys or charset is reported on its own field; checking ids against it would only repeat that.
-  if (outcome.opsys !== undefined && (typeof outcome.opsys !== 'string' || !isToken(outcome.opsys))) return;
-  if (outcome.charset !== undefined && (typeof outcome.charset !== 'string' || !isToken(outcome.charset))) return;
-  const opsys = outcome.opsys ?? 'OTHER';
-  const charset = outcome.charset;
-  const check = (userId: unknown, path: PropertyKey[]) => {
-    if (typeof userId !== 'string' || userId.length === 0) return; // reported by the action schema
-    const violation = replyRuleViolation({ type: 'USERID', opsys, charset, userId });
-    if (violation) ctx.addIssue({ code: 'custom', message: violation, path });
-  };
-  if ('userId' in action) check(action.userId, ['action', 'userId']);
-  const random = action.random as { from?: unknown } | undefined;
-  if (random && Array.isArray(random.from))
-    random.from.forEach((userId, index) => check(userId, ['action', 'random', 'from', index]));
-}
-
 const outcomeFields = {
   description: z.string().max(1000).optional(),
   action: ActionSchema,
@@ -332,7 +145,12 @@ export const PolicySchema = z
   })
   .superRefine((policy, ctx) => {
     const seen = new Map<string, number>();
-    let pseudonymAt: string | undefined;
+    // The first outcome whose action needs the policy key, e.g. "rules[3]", with what it is.
+    let keyedAt: { where: string; what: string } | undefined;
+    const needsKey = (action: unknown, where: string) => {
+      const what = definitionOf(action)?.needsKey;
+      if (keyedAt === undefined && what !== undefined) keyedAt = { where, what };
+    };
     policy.rules.forEach((rule, index) => {
       if (typeof rule?.name === 'string') {
         const first = seen.get(rule.name);
@@ -344,16 +162,13 @@ export const PolicySchema = z
           });
         else seen.set(rule.name, index);
       }
-      if (pseudonymAt === undefined && rule?.action && typeof rule.action === 'object' && 'pseudonym' in rule.action)
-        pseudonymAt = `rules[${index}]`;
+      needsKey(rule?.action, `rules[${index}]`);
     });
-    const fallback = policy.default?.action;
-    if (pseudonymAt === undefined && fallback && typeof fallback === 'object' && 'pseudonym' in fallback)
-      pseudonymAt = 'default';
-    if (pseudonymAt !== undefined && policy.key === undefined) {
+    needsKey(policy.default?.action, 'default');
+    if (keyedAt !== undefined && policy.key === undefined) {
       ctx.addIssue({
         code: 'custom',
-        message: `required: ${pseudonymAt} uses a pseudonym, which is keyed by this secret`,
+        message: `required: ${keyedAt.where} uses ${keyedAt.what}, which is keyed by this secret`,
         path: ['key'],
       });
     }

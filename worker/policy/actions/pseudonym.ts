@@ -1,0 +1,70 @@
+/** `{ "pseudonym": { "length"?, "prefix"? } }`: a stable id keyed by the policy key (HMAC of gateway and uid). */
+import { z } from 'zod';
+import type { ErrorToken } from '../../../protocol/tokens.js';
+import { errorToken, printable } from '../zod.js';
+import { errorAnswer, userIdAnswer, type ActionDefinition } from './action.js';
+
+export const DEFAULT_PSEUDONYM_LENGTH = 12;
+export const DEFAULT_PSEUDONYM_PREFIX = 'u';
+/** 256 bits of HMAC make 51 base32 characters. */
+export const MAX_PSEUDONYM_LENGTH = 51;
+export const MIN_PSEUDONYM_LENGTH = 6;
+
+export interface PseudonymAction {
+  pseudonym: { length?: number; prefix?: string };
+  ifUnknown?: ErrorToken;
+}
+
+const BASE32 = 'abcdefghijklmnopqrstuvwxyz234567';
+const encoder = new TextEncoder();
+
+/** The first `length` base32 characters (lowercase, RFC 4648 alphabet) of `digest`. */
+export function base32(digest: Uint8Array, length: number): string {
+  let text = '';
+  let buffer = 0;
+  let bits = 0;
+  for (let i = 0; i < digest.length && text.length < length; i++) {
+    buffer = ((buffer << 8) | digest[i]!) & 0xffff;
+    bits += 8;
+    while (bits >= 5 && text.length < length) {
+      text += BASE32[(buffer >>> (bits - 5)) & 31];
+      bits -= 5;
+    }
+  }
+  return text;
+}
+
+/** What a pseudonym is computed over: the gateway and the owner's uid, with a version label. */
+export function pseudonymMessage(gateway: string, uid: number): Uint8Array {
+  return encoder.encode(`identgate-pseudonym-v1\0${gateway}\0${uid}`);
+}
+
+export const pseudonym: ActionDefinition<PseudonymAction> = {
+  key: 'pseudonym',
+  schema: z.strictObject({
+    pseudonym: z.strictObject({
+      length: z.number().int().min(MIN_PSEUDONYM_LENGTH).max(MAX_PSEUDONYM_LENGTH).optional(),
+      prefix: z
+        .string()
+        .max(32)
+        .refine((prefix) => printable.test(prefix), 'must be printable ASCII without white space')
+        .optional(),
+    }),
+    ifUnknown: errorToken.optional(),
+  }),
+  needsKey: 'a pseudonym',
+  compile(action, { opsys = 'OTHER', charset, mac }) {
+    if (!mac) throw new TypeError('unparsed policy: a pseudonym rule needs the policy key');
+    const ifUnknown = errorAnswer(action.ifUnknown ?? 'NO-USER');
+    const length = action.pseudonym.length ?? DEFAULT_PSEUDONYM_LENGTH;
+    const prefix = action.pseudonym.prefix ?? DEFAULT_PSEUDONYM_PREFIX;
+    return {
+      constant: null,
+      answer: (request) => {
+        const owner = request.owner;
+        if (owner === null) return ifUnknown;
+        return userIdAnswer(opsys, charset, prefix + base32(mac(pseudonymMessage(request.gateway, owner.uid)), length));
+      },
+    };
+  },
+};
