@@ -15,19 +15,20 @@
  * splitter.push(bytes('93, 23\r\n'));  // [bytes('6193, 23')]
  */
 
+import { IdentgateError } from './errors.js';
+
 export const DEFAULT_MAX_LINE_OCTETS = 1000;
 
 const LF = 0x0a;
 const CR = 0x0d;
 
 /** Thrown by LineSplitter.push when a line grows past the cap. */
-export class LineTooLongError extends Error {
-  readonly code = 'ERR_IDENT_LINE_TOO_LONG';
+export class LineTooLongError extends IdentgateError {
+  readonly code = 'ERR_PROTOCOL_LINE_TOO_LONG';
   /** The complete lines of the same chunk that came before the over-long one. */
   lines: Uint8Array[] = [];
   constructor(readonly maxLineOctets: number) {
     super(`request line longer than ${maxLineOctets} octets without a line end`);
-    this.name = 'LineTooLongError';
   }
 }
 

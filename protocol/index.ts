@@ -3,6 +3,7 @@
  * formatting and parsing, and (with the worker) the gateway<->worker wire contract.
  * Pure: no sockets, no timers, no node: imports — it runs unchanged in workerd.
  */
+export * from './errors.js';
 export * from './tokens.js';
 export * from './request.js';
 export * from './framing.js';

@@ -16,6 +16,7 @@
  */
 import { isErrorToken, isToken, USER_ID_MAX_OCTETS, type ErrorToken } from './tokens.js';
 import { isPort, parseRequestOctets, type IdentQuery } from './request.js';
+import { IdentgateError } from './errors.js';
 
 /** What a server answers for one query. */
 export type IdentAnswer = UserIdAnswer | ErrorAnswer;
@@ -35,12 +36,8 @@ export interface ErrorAnswer {
 }
 
 /** Thrown when an answer breaks an RFC 1413 reply rule; it is never written. */
-export class ReplyRuleError extends Error {
-  readonly code = 'ERR_IDENT_INVALID_REPLY';
-  constructor(message: string) {
-    super(message);
-    this.name = 'ReplyRuleError';
-  }
+export class ReplyRuleError extends IdentgateError {
+  readonly code = 'ERR_PROTOCOL_REPLY_RULE';
 }
 
 const encoder = new TextEncoder();

@@ -18,6 +18,7 @@ import {
   UPSTREAM_DEFAULTS,
 } from './config.js';
 import type { Logger } from '../daemon/log.js';
+import { IdentgateError } from '../../protocol/errors.js';
 import { SERVER_DEFAULTS } from '../server/server.js';
 
 /** Holds SIGHUPs that arrive while starting (see cli.ts) until the policy can reload. */
@@ -314,13 +315,6 @@ export async function main(argv: string[], hangups: Hangups): Promise<number | u
 }
 
 /** Errors a user can act on print as one line; anything else is a bug and keeps its stack. */
-export function isUserError(error: unknown): error is Error {
-  if (!(error instanceof Error)) return false;
-  const code = (error as { code?: unknown }).code;
-  if ((error as { reported?: boolean }).reported) return true;
-  return (
-    error instanceof ConfigError ||
-    (typeof code === 'string' && /^ERR_(IDENT|OWNER|POLICY|FILE|IDENTGATE|RESOLVER)/.test(code)) ||
-    ['FileStoreError', 'ResolverConfigError', 'PolicyError', 'OwnerLookupError'].includes(error.name)
-  );
+export function isUserError(error: unknown): error is IdentgateError {
+  return error instanceof IdentgateError && error.userError;
 }

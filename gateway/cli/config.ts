@@ -12,18 +12,13 @@ import { readFileSync } from 'node:fs';
 import { availableParallelism, hostname as osHostname } from 'node:os';
 import { isIP } from 'node:net';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { ConfigError } from '../../protocol/errors.js';
 import { isErrorToken, isToken, replyRuleViolation, type IdentAnswer } from '../../protocol/index.js';
 import type { ListenTarget } from '../server/server.js';
 import { TRANSPORT_CHOICES, type TransportChoice } from '../server/transport/index.js';
 import { SERVER_DEFAULTS } from '../server/server.js';
 
-export class ConfigError extends Error {
-  readonly code = 'ERR_IDENTGATE_CONFIG';
-  constructor(message: string) {
-    super(message);
-    this.name = 'ConfigError';
-  }
-}
+export { ConfigError };
 
 export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
 const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];

@@ -23,6 +23,7 @@
  * await client.close();
  */
 import { connect, type Socket } from 'node:net';
+import { ConfigError } from '../../protocol/errors.js';
 import { DEFAULT_MAX_LINE_OCTETS, LineSplitter, LineTooLongError } from '../../protocol/framing.js';
 import { parseReply } from '../../protocol/reply.js';
 import { formatRequest, isPort, type IdentQuery } from '../../protocol/request.js';
@@ -148,17 +149,14 @@ export class IdentClient {
       localAddress,
       maxLineOctets = DEFAULT_MAX_LINE_OCTETS,
     } = options;
-    if (typeof hostname !== 'string' || hostname === '') throw invalidType('hostname', 'a non-empty string', hostname);
-    checkPort('port', port);
-    if (typeof timeout !== 'number') throw invalidType('timeout', 'a number of milliseconds', timeout);
-    if (!(timeout > 0 && timeout <= MAX_TIMEOUT_MS))
-      throw outOfRange('timeout', `> 0 and <= ${MAX_TIMEOUT_MS} ms`, timeout);
-    if (localAddress !== undefined && (typeof localAddress !== 'string' || localAddress === '')) {
-      throw invalidType('localAddress', 'a non-empty string', localAddress);
-    }
-    if (typeof maxLineOctets !== 'number') throw invalidType('maxLineOctets', 'a number', maxLineOctets);
-    if (!Number.isInteger(maxLineOctets) || maxLineOctets < 1)
-      throw outOfRange('maxLineOctets', 'a positive integer', maxLineOctets);
+    if (typeof hostname !== 'string' || hostname === '') throw badOption('hostname', 'a non-empty string', hostname);
+    if (typeof port !== 'number' || !isPort(port)) throw badOption('port', 'an integer in 1..65535', port);
+    if (typeof timeout !== 'number' || !(timeout > 0 && timeout <= MAX_TIMEOUT_MS))
+      throw badOption('timeout', `a number of milliseconds > 0 and <= ${MAX_TIMEOUT_MS}`, timeout);
+    if (localAddress !== undefined && (typeof localAddress !== 'string' || localAddress === ''))
+      throw badOption('localAddress', 'a non-empty string', localAddress);
+    if (typeof maxLineOctets !== 'number' || !Number.isInteger(maxLineOctets) || maxLineOctets < 1)
+      throw badOption('maxLineOctets', 'a positive integer', maxLineOctets);
     this.hostname = hostname;
     this.port = port;
     this.timeout = timeout;
@@ -476,9 +474,25 @@ function checkPort(name: string, port: unknown): asserts port is number {
   if (!isPort(port)) throw outOfRange(name, 'an integer in 1..65535', port);
 }
 
+function shown(value: unknown): string {
+  return typeof value === 'string'
+    ? JSON.stringify(value)
+    : typeof value === 'number'
+      ? String(value)
+      : value === null
+        ? 'null'
+        : typeof value;
+}
+
+/** Bad constructor options are a ConfigError, as in every identgate module; bad arguments to a call stay TypeError/RangeError. */
+function badOption(name: string, expected: string, value: unknown): ConfigError {
+  return new ConfigError(`IdentClient option ${name} must be ${expected}, got ${shown(value)}`);
+}
+
 function invalidType(name: string, expected: string, value: unknown): TypeError {
-  const shown = typeof value === 'string' ? JSON.stringify(value) : value === null ? 'null' : typeof value;
-  return Object.assign(new TypeError(`${name} must be ${expected}, got ${shown}`), { code: 'ERR_INVALID_ARG_TYPE' });
+  return Object.assign(new TypeError(`${name} must be ${expected}, got ${shown(value)}`), {
+    code: 'ERR_INVALID_ARG_TYPE',
+  });
 }
 
 function outOfRange(name: string, expected: string, value: unknown): RangeError {

@@ -16,17 +16,20 @@
  *   else throw error;
  * }
  */
+import { IdentgateError } from '../../protocol/errors.js';
 import type { IdentQuery } from '../../protocol/request.js';
 
-export type IdentClientErrorCode =
-  | 'ERR_IDENT_TIMEOUT'
-  | 'ERR_IDENT_CONNECT'
-  | 'ERR_IDENT_CLOSED'
-  | 'ERR_IDENT_MALFORMED_REPLY';
+export type IdentClientErrorCode = IdentClientError['code'];
 
 /** Base class of every failure an ident query can end in. */
-export abstract class IdentClientError extends Error {
-  abstract readonly code: IdentClientErrorCode;
+export abstract class IdentClientError extends IdentgateError {
+  abstract override readonly code:
+    | 'ERR_IDENT_TIMEOUT'
+    | 'ERR_IDENT_CONNECT'
+    | 'ERR_IDENT_CLOSED'
+    | 'ERR_IDENT_MALFORMED_REPLY';
+  // An ident server that is down, slow or broken is the operator's to fix: one line, no stack.
+  override readonly userError = true;
 }
 
 /** No reply arrived within `timeout` milliseconds of sending the query. */
@@ -37,7 +40,6 @@ export class IdentTimeoutError extends IdentClientError {
     readonly timeout: number,
   ) {
     super(`no ident reply to "${query.serverPort}, ${query.clientPort}" within ${timeout} ms`);
-    this.name = 'IdentTimeoutError';
   }
 }
 
@@ -51,7 +53,6 @@ export class IdentConnectError extends IdentClientError {
   ) {
     const reason = describeCause(options.cause);
     super(`cannot connect to ident server ${hostPort(hostname, port)}${reason ? `: ${reason}` : ''}`, options);
-    this.name = 'IdentConnectError';
   }
 }
 
@@ -62,10 +63,6 @@ export class IdentConnectError extends IdentClientError {
  */
 export class IdentClosedError extends IdentClientError {
   readonly code = 'ERR_IDENT_CLOSED';
-  constructor(message: string, options?: { cause: unknown }) {
-    super(message, options);
-    this.name = 'IdentClosedError';
-  }
 }
 
 /**
@@ -83,7 +80,6 @@ export class IdentMalformedReplyError extends IdentClientError {
     options?: { cause: unknown },
   ) {
     super(message, options);
-    this.name = 'IdentMalformedReplyError';
   }
 }
 
@@ -98,7 +94,6 @@ export class IdentPortMismatchError extends IdentMalformedReplyError {
       `ident reply is for "${received.serverPort}, ${received.clientPort}" but the query was "${expected.serverPort}, ${expected.clientPort}"`,
       line,
     );
-    this.name = 'IdentPortMismatchError';
   }
 }
 

@@ -21,6 +21,13 @@ import { dropPrivileges } from './privileges.js';
 import { bindError } from '../server/server.js';
 import { selectTransport } from '../server/transport/index.js';
 import type { NativeTransport } from '../server/transport/native.js';
+import { IdentgateError } from '../../protocol/errors.js';
+
+/** A worker process died while starting; it has logged why, so the supervisor only says that it died. */
+export class WorkerStartError extends IdentgateError {
+  readonly code = 'ERR_IDENTGATE_WORKER';
+  override readonly userError = true;
+}
 
 /** What a worker tells the primary once it is listening. */
 export interface ReadyMessage {
@@ -104,12 +111,7 @@ export async function runPrimary(
         if (!started) {
           stopping = true;
           for (const other of Object.values(cluster.workers ?? {})) other?.process.kill('SIGKILL');
-          reject(
-            Object.assign(new Error(`a gateway worker exited during start (code ${code ?? signal})`), {
-              code: 'ERR_IDENTGATE_WORKER',
-              reported: true,
-            }),
-          );
+          reject(new WorkerStartError(`a gateway worker exited during start (code ${code ?? signal})`));
           return;
         }
         log.warn({ pid: worker.process.pid, code, signal }, 'gateway worker died; restarting it');

@@ -8,7 +8,7 @@
  * dropPrivileges('identd');            // or 'identd:nogroup'
  */
 import { execFileSync } from 'node:child_process';
-import { ConfigError } from '../cli/config.js';
+import { ConfigError } from '../../protocol/errors.js';
 
 function lookupId(kind: 'passwd' | 'group', name: string): { id: number; gid?: number } {
   let entry: string;

@@ -22,14 +22,19 @@ import { accessSync, constants } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ConnectionEnds, connectionEnds, type OwnerQuery } from './address.js';
-import { OwnerLookupError } from './errors.js';
+import {
+  OwnerLookupError,
+  OwnerLookupKernelError,
+  OwnerLookupTimeoutError,
+  OwnerLookupUnsupportedError,
+} from './errors.js';
 import { PasswdNames } from './passwd.js';
 import { type Owner, ProcfsOwnerLookup } from './procfs.js';
 import { SockDiagOwnerLookup } from './sockdiag.js';
 import { SockDiagAddonLookup } from './sockdiag-addon.js';
 
 export { type ConnectionEnds, connectionEnds, type OwnerQuery } from './address.js';
-export { OwnerLookupError, type OwnerLookupErrorCode } from './errors.js';
+export * from './errors.js';
 export { PasswdNames } from './passwd.js';
 export { type Owner, ProcfsOwnerLookup } from './procfs.js';
 export { SockDiagOwnerLookup } from './sockdiag.js';
@@ -100,10 +105,7 @@ export function createOwnerLookup(mode: OwnerLookupMode, options: OwnerLookupOpt
   if (mode === 'off') return OFF;
   const unsupported = (why: string): OwnerLookup => {
     if (mode === 'on')
-      throw new OwnerLookupError(
-        'ERR_OWNER_LOOKUP_UNSUPPORTED',
-        `owner lookup is on but ${why}; set owner lookup to auto or off`,
-      );
+      throw new OwnerLookupUnsupportedError(`owner lookup is on but ${why}; set owner lookup to auto or off`);
     return OFF;
   };
   const platform = options.platform ?? process.platform;
@@ -260,10 +262,7 @@ class BoundedOwnerLookup implements OwnerLookup {
         return;
       }
       this.#onError(
-        new OwnerLookupError(
-          'ERR_OWNER_LOOKUP_TIMEOUT',
-          `owner lookup (${this.method}) took longer than ${this.#timeoutMs} ms`,
-        ),
+        new OwnerLookupTimeoutError(`owner lookup (${this.method}) took longer than ${this.#timeoutMs} ms`),
       );
       this.#settle(waiting, null);
     }
@@ -278,11 +277,9 @@ class BoundedOwnerLookup implements OwnerLookup {
         this.#fallbacks.shift();
         this.#source = next();
         this.#onError(
-          new OwnerLookupError(
-            'ERR_OWNER_LOOKUP_UNSUPPORTED',
-            `${error.message}; falling back to ${describeSource(this.#source)}`,
-            { cause: error },
-          ),
+          new OwnerLookupUnsupportedError(`${error.message}; falling back to ${describeSource(this.#source)}`, {
+            cause: error,
+          }),
         );
         void source.close();
       }
@@ -299,9 +296,7 @@ class BoundedOwnerLookup implements OwnerLookup {
     }
     if (waiting.resolve === null) return; // already answered null at its deadline
     this.#onError(
-      error instanceof OwnerLookupError
-        ? error
-        : new OwnerLookupError('ERR_OWNER_LOOKUP_KERNEL', String(error), { cause: error }),
+      error instanceof OwnerLookupError ? error : new OwnerLookupKernelError(String(error), { cause: error }),
     );
     this.#settle(waiting, null);
   }

@@ -19,7 +19,7 @@ import { open } from 'node:fs/promises';
 import { endianness } from 'node:os';
 import { join } from 'node:path';
 import { type ConnectionEnds, mappedBytes, procAddressHex } from './address.js';
-import { OwnerLookupError } from './errors.js';
+import { OwnerLookupKernelError } from './errors.js';
 import { PasswdNames } from './passwd.js';
 import { isOwnedConnection } from './tcp-state.js';
 
@@ -116,11 +116,9 @@ export class ProcfsOwnerLookup {
       if (batch.some((w) => w.ends.family === 4)) tcp = await this.#read('tcp');
       tcp6 = await this.#read('tcp6');
     } catch (cause) {
-      const error = new OwnerLookupError(
-        'ERR_OWNER_LOOKUP_KERNEL',
-        `cannot read ${this.#procNetDir}/tcp: ${(cause as Error).message}`,
-        { cause },
-      );
+      const error = new OwnerLookupKernelError(`cannot read ${this.#procNetDir}/tcp: ${(cause as Error).message}`, {
+        cause,
+      });
       for (const waiter of batch) waiter.reject(error);
       return;
     }

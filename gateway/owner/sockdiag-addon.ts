@@ -22,7 +22,7 @@
 import { createRequire } from 'node:module';
 import { constants } from 'node:os';
 import type { ConnectionEnds } from './address.js';
-import { OwnerLookupError } from './errors.js';
+import { OwnerLookupError, OwnerLookupKernelError, OwnerLookupUnsupportedError } from './errors.js';
 import type { Owner } from './procfs.js';
 import { isOwnedConnection } from './tcp-state.js';
 
@@ -118,7 +118,7 @@ export class SockDiagAddonLookup {
     this.#lookups += 1;
     const found = this.#found;
     const rc = addon.lookup(found, ends.family, ends.local, ends.localPort, ends.remote, ends.remotePort);
-    if (rc < 0) throw new OwnerLookupError('ERR_OWNER_LOOKUP_KERNEL', `sock_diag request failed: ${errnoName(-rc)}`);
+    if (rc < 0) throw new OwnerLookupKernelError(`sock_diag request failed: ${errnoName(-rc)}`);
     if (rc === 0 || !isOwnedConnection(found[0]!, found[2]!)) return null;
     const uid = found[1]!;
     const userName = this.#userName(addon, uid);
@@ -157,11 +157,7 @@ export class SockDiagAddonLookup {
   }
 
   #giveUp(message: string, cause?: unknown): OwnerLookupError {
-    this.#unsupported = new OwnerLookupError(
-      'ERR_OWNER_LOOKUP_UNSUPPORTED',
-      message,
-      cause === undefined ? undefined : { cause },
-    );
+    this.#unsupported = new OwnerLookupUnsupportedError(message, cause === undefined ? undefined : { cause });
     return this.#unsupported;
   }
 

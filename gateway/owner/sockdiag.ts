@@ -21,7 +21,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import type { Socket } from 'node:net';
 import { type ConnectionEnds, formatAddress } from './address.js';
-import { OwnerLookupError } from './errors.js';
+import {
+  OwnerLookupError,
+  OwnerLookupHelperError,
+  OwnerLookupKernelError,
+  OwnerLookupUnsupportedError,
+} from './errors.js';
 import type { Owner } from './procfs.js';
 import { isOwnedConnection } from './tcp-state.js';
 
@@ -137,8 +142,7 @@ export class SockDiagOwnerLookup {
     }
     if (helper.started) return this.#ask(helper, ends);
     return helper.ready.then(() => {
-      if (this.#helper !== helper)
-        throw new OwnerLookupError('ERR_OWNER_LOOKUP_HELPER', 'sock_diag helper exited as it started');
+      if (this.#helper !== helper) throw new OwnerLookupHelperError('sock_diag helper exited as it started');
       return this.#ask(helper, ends);
     });
   }
@@ -190,10 +194,7 @@ export class SockDiagOwnerLookup {
     this.#kill(helper);
     this.#rejectAll(
       helper,
-      new OwnerLookupError(
-        'ERR_OWNER_LOOKUP_HELPER',
-        `sock_diag helper did not answer within ${this.#stallMs} ms; restarting it`,
-      ),
+      new OwnerLookupHelperError(`sock_diag helper did not answer within ${this.#stallMs} ms; restarting it`),
     );
   }
 
@@ -229,7 +230,7 @@ export class SockDiagOwnerLookup {
   }
 
   #ensureHelper(): Helper {
-    if (this.#closed) throw new OwnerLookupError('ERR_OWNER_LOOKUP_HELPER', 'owner lookup is closed');
+    if (this.#closed) throw new OwnerLookupHelperError('owner lookup is closed');
     if (this.#helper !== null) return this.#helper;
     if (this.#lastStartError !== null && performance.now() - this.#lastFailedStart < this.#restartDelayMs) {
       throw this.#lastStartError;
@@ -268,27 +269,19 @@ export class SockDiagOwnerLookup {
 
     child.on('error', (cause: NodeJS.ErrnoException) => {
       const unusable = cause.code === 'ENOENT' || cause.code === 'EACCES' || cause.code === 'ENOEXEC';
+      const message = `cannot run the sock_diag helper ${this.#helperPath}: ${cause.message}; build it with "node gateway/owner/build-helper.mjs"`;
       fail(
-        new OwnerLookupError(
-          unusable ? 'ERR_OWNER_LOOKUP_UNSUPPORTED' : 'ERR_OWNER_LOOKUP_HELPER',
-          `cannot run the sock_diag helper ${this.#helperPath}: ${cause.message}; build it with "node gateway/owner/build-helper.mjs"`,
-          { cause },
-        ),
+        unusable ? new OwnerLookupUnsupportedError(message, { cause }) : new OwnerLookupHelperError(message, { cause }),
       );
     });
     child.on('exit', (code, signal) => {
-      fail(new OwnerLookupError('ERR_OWNER_LOOKUP_HELPER', `sock_diag helper exited (${signal ?? `code ${code}`})`));
+      fail(new OwnerLookupHelperError(`sock_diag helper exited (${signal ?? `code ${code}`})`));
     });
     // A helper that never says "ready" is as good as dead.
     const startTimer = setTimeout(
       () => {
         if (helper.started) return;
-        fail(
-          new OwnerLookupError(
-            'ERR_OWNER_LOOKUP_HELPER',
-            `sock_diag helper did not start within ${Math.max(this.#stallMs, 1000)} ms`,
-          ),
-        );
+        fail(new OwnerLookupHelperError(`sock_diag helper did not start within ${Math.max(this.#stallMs, 1000)} ms`));
         child.kill('SIGKILL');
       },
       Math.max(this.#stallMs, 1000),
@@ -313,12 +306,7 @@ export class SockDiagOwnerLookup {
             this.#lastStartError = null;
             markReady();
           } else {
-            fail(
-              new OwnerLookupError(
-                'ERR_OWNER_LOOKUP_UNSUPPORTED',
-                `sock_diag helper cannot start: ${line.replace(/^fatal /, '')}`,
-              ),
-            );
+            fail(new OwnerLookupUnsupportedError(`sock_diag helper cannot start: ${line.replace(/^fatal /, '')}`));
             child.kill();
           }
           continue;
@@ -352,11 +340,10 @@ export class SockDiagOwnerLookup {
       if (!isOwnedConnection(state, inode)) request.resolve(null);
       else request.resolve({ uid, userName: nameHex === '-' ? null : Buffer.from(nameHex, 'hex').toString('utf8') });
     } else if (kind === 'error') {
-      request.reject(new OwnerLookupError('ERR_OWNER_LOOKUP_KERNEL', `sock_diag request failed: ${rest.join(' ')}`));
+      request.reject(new OwnerLookupKernelError(`sock_diag request failed: ${rest.join(' ')}`));
     } else {
       request.reject(
-        new OwnerLookupError(
-          'ERR_OWNER_LOOKUP_HELPER',
+        new OwnerLookupHelperError(
           `sock_diag helper answered an unreadable line: ${JSON.stringify(line.slice(0, 80))}`,
         ),
       );

@@ -24,6 +24,7 @@ import type { InProcessLookups } from '../../worker/in-process.js';
 import {
   createBatchingResolver,
   readCapped,
+  ResolverConfigError,
   ResolverFailure,
   tooLarge,
   type Exchange,
@@ -68,7 +69,7 @@ function mapAppError(error: unknown): ResolverFailure {
 export function createEmbeddedResolver(options: EmbeddedResolverOptions): Resolver {
   const { app } = options;
   if (!app || typeof app.fetch !== 'function') {
-    throw new TypeError('embedded resolver needs an app with a fetch(request) method');
+    throw new ResolverConfigError('embedded resolver needs an app with a fetch(request) method');
   }
 
   const inProcess = app.inProcess;

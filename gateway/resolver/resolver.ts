@@ -68,6 +68,7 @@ import {
   type LookupAnswer,
   type LookupRequest,
 } from '../../protocol/wire.js';
+import { ConfigError, IdentgateError } from '../../protocol/errors.js';
 import { replyRuleViolation, type IdentAnswer } from '../../protocol/reply.js';
 import type { z } from 'zod';
 
@@ -130,7 +131,7 @@ export const DEFAULT_HOLD_MS = 20;
 export const FALLBACK_RULE = '(fallback)';
 
 /** One failed exchange with the worker; `reason` says why. Callers branch on `reason`, never on message text. */
-export class ResolverFailure extends Error {
+export class ResolverFailure extends IdentgateError {
   readonly code = 'ERR_RESOLVER_FAILURE';
   /** The status the worker answered with, when it answered one (400 makes the dispatcher look for bad requests). */
   readonly status: number | undefined;
@@ -139,19 +140,14 @@ export class ResolverFailure extends Error {
     message: string,
     options?: { cause?: unknown; status?: number },
   ) {
-    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
-    this.name = 'ResolverFailure';
+    super(message, options);
     this.status = options?.status;
   }
 }
 
-/** A resolver option is unusable; the message is one line naming the option and what to do. */
-export class ResolverConfigError extends Error {
-  readonly code = 'ERR_RESOLVER_CONFIG';
-  constructor(message: string) {
-    super(message);
-    this.name = 'ResolverConfigError';
-  }
+/** A resolver option is unusable (a ConfigError); the message is one line naming the option and what to do. */
+export class ResolverConfigError extends ConfigError {
+  override readonly code = 'ERR_RESOLVER_CONFIG';
 }
 
 /** What a transport got back: the status and the body, already read with the size cap. */

@@ -20,7 +20,15 @@ import {
   type IdentAnswer,
   type IdentQuery,
 } from '../../protocol/index.js';
-import { IdentServerError } from './errors.js';
+import {
+  IdentDuplicateReplyError,
+  IdentHandlerFailedError,
+  IdentHandlerTimeoutError,
+  IdentInvalidReplyError,
+  IdentLineTooLongError,
+  IdentSocketError,
+  type IdentServerError,
+} from './errors.js';
 import type { LiveNode } from './live-connections.js';
 import { IdentTransaction, type AnswerSink, type TransactionEndpoints } from './transaction.js';
 import type { ByteStream, StreamReceiver } from './transport/types.js';
@@ -170,9 +178,7 @@ export class IdentConnection implements LiveNode<IdentConnection>, StreamReceive
   onError(error: NodeJS.ErrnoException): void {
     // A client resetting or vanishing is ordinary client behaviour, not a fault to report.
     if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || error.code === 'ETIMEDOUT') return;
-    this.#hooks.onError(
-      new IdentServerError('ERR_IDENT_SOCKET', `client ${this.#peer()}: ${error.message}`, { cause: error }),
-    );
+    this.#hooks.onError(new IdentSocketError(`client ${this.#peer()}: ${error.message}`, { cause: error }));
   }
 
   #pause(): void {
@@ -194,7 +200,7 @@ export class IdentConnection implements LiveNode<IdentConnection>, StreamReceive
       } catch (error) {
         if (!(error instanceof LineTooLongError)) throw error;
         this.#hooks.onError(
-          new IdentServerError('ERR_IDENT_LINE_TOO_LONG', `client ${this.#peer()}: ${error.message}; closing`, {
+          new IdentLineTooLongError(`client ${this.#peer()}: ${error.message}; closing`, {
             cause: error,
           }),
         );
@@ -262,11 +268,9 @@ export class IdentConnection implements LiveNode<IdentConnection>, StreamReceive
   #handlerFailed(slot: Slot, error: unknown): void {
     const message = error instanceof Error ? error.message : String(error);
     this.#hooks.onError(
-      new IdentServerError(
-        'ERR_IDENT_HANDLER_FAILED',
-        `handler failed for ${slot.query.serverPort}, ${slot.query.clientPort}: ${message}`,
-        { cause: error },
-      ),
+      new IdentHandlerFailedError(`handler failed for ${slot.query.serverPort}, ${slot.query.clientPort}: ${message}`, {
+        cause: error,
+      }),
     );
     this.#settle(slot, UNKNOWN_ERROR);
   }
@@ -275,18 +279,14 @@ export class IdentConnection implements LiveNode<IdentConnection>, StreamReceive
   #answer(slot: Slot, answer: IdentAnswer): boolean {
     if (slot.reply !== undefined) {
       this.#hooks.onError(
-        new IdentServerError(
-          'ERR_IDENT_DUPLICATE_REPLY',
-          `second reply to ${slot.query.serverPort}, ${slot.query.clientPort} ignored`,
-        ),
+        new IdentDuplicateReplyError(`second reply to ${slot.query.serverPort}, ${slot.query.clientPort} ignored`),
       );
       return false;
     }
     const violation = replyRuleViolation(answer);
     if (violation) {
       this.#hooks.onError(
-        new IdentServerError(
-          'ERR_IDENT_INVALID_REPLY',
+        new IdentInvalidReplyError(
           `reply to ${slot.query.serverPort}, ${slot.query.clientPort} not sent: ${violation}`,
         ),
       );
@@ -375,8 +375,7 @@ export class IdentConnection implements LiveNode<IdentConnection>, StreamReceive
       if (slot.deadline > now) break;
       if (slot.reply !== undefined) continue;
       this.#hooks.onError(
-        new IdentServerError(
-          'ERR_IDENT_HANDLER_TIMEOUT',
+        new IdentHandlerTimeoutError(
           `no reply to ${slot.query.serverPort}, ${slot.query.clientPort} within ${this.#limits.queryDeadlineMs} ms; sent UNKNOWN-ERROR`,
         ),
       );

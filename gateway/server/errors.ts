@@ -1,39 +1,71 @@
 /**
- * The server's error vocabulary: every fault the IdentServer reports through
- * `onError`, or rejects with, is an IdentServerError whose `code` says which
- * (undici-style: callers branch on codes, never on message text).
+ * The server's errors: everything IdentServer reports through `onError`, or rejects with, is an IdentServerError;
+ * each failure is its own class with one `code` (callers branch on codes or `instanceof`, never on message text).
  *
  * @example
  * new IdentServer({ onError: (err) => { if (err.code === 'ERR_IDENT_HANDLER_TIMEOUT') metrics.slow++ } })
  */
+import { IdentgateError } from '../../protocol/errors.js';
 
-export type IdentServerErrorCode =
-  /** start() while already started. */
-  | 'ERR_IDENT_SERVER_RUNNING'
-  /** A listener could not bind; the message says why and what to do. */
-  | 'ERR_IDENT_BIND'
-  /** The handler threw or its promise rejected. */
-  | 'ERR_IDENT_HANDLER_FAILED'
-  /** The handler did not reply within the per-query deadline. */
-  | 'ERR_IDENT_HANDLER_TIMEOUT'
-  /** The handler's reply broke an RFC 1413 rule; UNKNOWN-ERROR was sent instead. */
-  | 'ERR_IDENT_INVALID_REPLY'
-  /** The handler replied twice; the second reply was ignored. */
-  | 'ERR_IDENT_DUPLICATE_REPLY'
-  /** A client sent a line longer than the cap; its connection was closed. */
-  | 'ERR_IDENT_LINE_TOO_LONG'
-  /** A connection was refused or evicted by a connection limit. */
-  | 'ERR_IDENT_CONNECTION_LIMIT'
-  /** A socket error on a client connection (reset, ...). */
-  | 'ERR_IDENT_SOCKET'
-  /** The native transport was asked for and is not built or does not load here. */
-  | 'ERR_IDENT_TRANSPORT';
+export type IdentServerErrorCode = IdentServerError['code'];
 
-export class IdentServerError extends Error {
-  readonly code: IdentServerErrorCode;
-  constructor(code: IdentServerErrorCode, message: string, options?: { cause?: unknown }) {
-    super(message, options);
-    this.name = 'IdentServerError';
-    this.code = code;
-  }
+/** The base of the server's errors. */
+export abstract class IdentServerError extends IdentgateError {
+  abstract override readonly code:
+    | 'ERR_IDENT_SERVER_RUNNING'
+    | 'ERR_IDENT_BIND'
+    | 'ERR_IDENT_HANDLER_FAILED'
+    | 'ERR_IDENT_HANDLER_TIMEOUT'
+    | 'ERR_IDENT_INVALID_REPLY'
+    | 'ERR_IDENT_DUPLICATE_REPLY'
+    | 'ERR_IDENT_LINE_TOO_LONG'
+    | 'ERR_IDENT_SOCKET'
+    | 'ERR_IDENT_TRANSPORT';
+}
+
+/** start() while already started. */
+export class IdentServerRunningError extends IdentServerError {
+  readonly code = 'ERR_IDENT_SERVER_RUNNING';
+}
+
+/** A listener could not bind; the message says why and what to do. */
+export class IdentBindError extends IdentServerError {
+  readonly code = 'ERR_IDENT_BIND';
+  override readonly userError = true;
+}
+
+/** The handler threw or its promise rejected. */
+export class IdentHandlerFailedError extends IdentServerError {
+  readonly code = 'ERR_IDENT_HANDLER_FAILED';
+}
+
+/** The handler did not reply within the per-query deadline. */
+export class IdentHandlerTimeoutError extends IdentServerError {
+  readonly code = 'ERR_IDENT_HANDLER_TIMEOUT';
+}
+
+/** The handler's reply broke an RFC 1413 rule; UNKNOWN-ERROR was sent instead. */
+export class IdentInvalidReplyError extends IdentServerError {
+  readonly code = 'ERR_IDENT_INVALID_REPLY';
+}
+
+/** The handler replied twice; the second reply was ignored. */
+export class IdentDuplicateReplyError extends IdentServerError {
+  readonly code = 'ERR_IDENT_DUPLICATE_REPLY';
+}
+
+/** A client sent a line longer than the cap; its connection was closed. */
+export class IdentLineTooLongError extends IdentServerError {
+  readonly code = 'ERR_IDENT_LINE_TOO_LONG';
+}
+
+/** A socket error on a client connection (reset, ...) or a listener. */
+export class IdentSocketError extends IdentServerError {
+  readonly code = 'ERR_IDENT_SOCKET';
+}
+
+/** The native transport was asked for and is not built or does not load here. */
+export class IdentTransportError extends IdentServerError {
+  readonly code = 'ERR_IDENT_TRANSPORT';
+  override readonly userError = true;
 }

@@ -19,7 +19,8 @@
 import type { AddressInfo } from 'node:net';
 import { DEFAULT_MAX_LINE_OCTETS } from '../../protocol/index.js';
 import { IdentConnection, type ConnectionHooks, type ConnectionLimits, type IdentHandler } from './connection.js';
-import { IdentServerError } from './errors.js';
+import { ConfigError } from '../../protocol/errors.js';
+import { IdentBindError, IdentServerError, IdentServerRunningError, IdentSocketError } from './errors.js';
 import { LiveConnections } from './live-connections.js';
 import type { TransactionEndpoints } from './transaction.js';
 import { selectTransport, type TransportChoice } from './transport/index.js';
@@ -27,7 +28,7 @@ import type { ByteStream, ListenTarget, Listener } from './transport/types.js';
 
 export type { IdentHandler } from './connection.js';
 export { IdentTransaction } from './transaction.js';
-export { IdentServerError, type IdentServerErrorCode } from './errors.js';
+export * from './errors.js';
 export type { ListenTarget } from './transport/types.js';
 export type { TransportChoice } from './transport/index.js';
 
@@ -78,7 +79,7 @@ function idleSweepInterval(idleTimeoutMs: number): number {
 /** The one-line ERR_IDENT_BIND error for a listener that cannot bind: what failed and what to do. */
 export function bindError(target: ListenTarget, error: NodeJS.ErrnoException): IdentServerError {
   if ('fd' in target)
-    return new IdentServerError('ERR_IDENT_BIND', `cannot listen on file descriptor ${target.fd}: ${error.message}`, {
+    return new IdentBindError(`cannot listen on file descriptor ${target.fd}: ${error.message}`, {
       cause: error,
     });
   const where = target.hostname.includes(':')
@@ -86,23 +87,20 @@ export function bindError(target: ListenTarget, error: NodeJS.ErrnoException): I
     : `${target.hostname}:${target.port}`;
   switch (error.code) {
     case 'EACCES':
-      return new IdentServerError(
-        'ERR_IDENT_BIND',
+      return new IdentBindError(
         `cannot listen on ${where}: ports below 1024 need privileges — run as root with --run-as, grant CAP_NET_BIND_SERVICE, use systemd socket activation (see docs/operations.md), or pick a port of 1024 or more`,
         { cause: error },
       );
     case 'EADDRINUSE':
-      return new IdentServerError(
-        'ERR_IDENT_BIND',
-        `cannot listen on ${where}: the address is already in use (another identd running?)`,
-        { cause: error },
-      );
+      return new IdentBindError(`cannot listen on ${where}: the address is already in use (another identd running?)`, {
+        cause: error,
+      });
     case 'EADDRNOTAVAIL':
-      return new IdentServerError('ERR_IDENT_BIND', `cannot listen on ${where}: no such local address on this host`, {
+      return new IdentBindError(`cannot listen on ${where}: no such local address on this host`, {
         cause: error,
       });
     default:
-      return new IdentServerError('ERR_IDENT_BIND', `cannot listen on ${where}: ${error.message}`, { cause: error });
+      return new IdentBindError(`cannot listen on ${where}: ${error.message}`, { cause: error });
   }
 }
 
@@ -129,7 +127,7 @@ export class IdentServer {
     this.#targets = options.listen ?? [
       { hostname: options.hostname ?? SERVER_DEFAULTS.hostname, port: options.port ?? SERVER_DEFAULTS.port },
     ];
-    if (this.#targets.length === 0) throw new TypeError('IdentServer needs at least one address to listen on');
+    if (this.#targets.length === 0) throw new ConfigError('IdentServer needs at least one address to listen on');
     this.#limits = {
       idleTimeoutMs: options.idleTimeoutMs ?? SERVER_DEFAULTS.idleTimeoutMs,
       maxLineOctets: options.maxLineOctets ?? SERVER_DEFAULTS.maxLineOctets,
@@ -147,7 +145,7 @@ export class IdentServer {
       maxConnectionsPerAddress: this.#maxPerAddress,
     })) {
       if (!Number.isInteger(value) || value < 1)
-        throw new RangeError(`IdentServer option ${name} must be a positive integer, got ${value}`);
+        throw new ConfigError(`IdentServer option ${name} must be a positive integer, got ${value}`);
     }
   }
 
@@ -179,7 +177,7 @@ export class IdentServer {
   async start(handler: IdentHandler): Promise<void> {
     if (typeof handler !== 'function') throw new TypeError('IdentServer.start needs a handler function');
     if (this.#starting || this.#listeners.length > 0) {
-      throw new IdentServerError('ERR_IDENT_SERVER_RUNNING', 'IdentServer is already started; call stop() first');
+      throw new IdentServerRunningError('IdentServer is already started; call stop() first');
     }
     this.#starting = true;
     this.#hooks = {
@@ -203,10 +201,7 @@ export class IdentServer {
           .listen(
             target,
             (stream, endpoints) => this.#accept(stream, endpoints),
-            (error) =>
-              this.#report(
-                new IdentServerError('ERR_IDENT_SOCKET', `listener error: ${error.message}`, { cause: error }),
-              ),
+            (error) => this.#report(new IdentSocketError(`listener error: ${error.message}`, { cause: error })),
           )
           .catch((error: NodeJS.ErrnoException) => {
             throw error instanceof IdentServerError ? error : bindError(target, error);

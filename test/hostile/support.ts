@@ -24,7 +24,7 @@ import { listeningPort, ROOT, startCli, type LongRunning } from '../helpers/cli.
 /** What every line an ident server writes must look like (no client text can hide in it). */
 export const REPLY_LINE = /^\d+, \d+ : (USERID : \S+( , \S+)? : .+|ERROR : [A-Z-]+)$/;
 
-/** The codes gateway/errors.ts documents; anything else reaching onError is a bug. */
+/** The codes gateway/server/errors.ts documents that hostile input may cause; anything else reaching onError is a bug. */
 export const DOCUMENTED_CODES: ReadonlySet<IdentServerErrorCode> = new Set<IdentServerErrorCode>([
   'ERR_IDENT_SERVER_RUNNING',
   'ERR_IDENT_BIND',
@@ -33,7 +33,6 @@ export const DOCUMENTED_CODES: ReadonlySet<IdentServerErrorCode> = new Set<Ident
   'ERR_IDENT_INVALID_REPLY',
   'ERR_IDENT_DUPLICATE_REPLY',
   'ERR_IDENT_LINE_TOO_LONG',
-  'ERR_IDENT_CONNECTION_LIMIT',
   'ERR_IDENT_SOCKET',
 ]);
 

@@ -11,12 +11,14 @@
  * }
  */
 import type { Issue } from '../../protocol/issues.js';
+import { IdentgateError } from '../../protocol/errors.js';
 
 /** One problem in a policy document: where (`rules[2].match.serverPort`) and what. */
 export type PolicyIssue = Issue;
 
-export class PolicyError extends Error {
+export class PolicyError extends IdentgateError {
   readonly code = 'ERR_POLICY_INVALID';
+  override readonly userError = true;
   readonly issues: readonly PolicyIssue[];
   constructor(issues: readonly PolicyIssue[]) {
     super(issues.map((issue) => `${issue.path}: ${issue.message}`).join('; ') || 'invalid policy');

@@ -19,6 +19,7 @@ import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parsePolicy, type Policy } from '../policy/index.js';
 import { snapshotOf, type PolicyStore } from './store.js';
+import { IdentgateError } from '../../protocol/errors.js';
 
 export interface FileStoreOptions {
   log?: (entry: Record<string, unknown>) => void;
@@ -37,8 +38,9 @@ export interface FileStore extends PolicyStore {
 }
 
 /** Thrown when the policy file cannot be used at start. */
-export class FileStoreError extends Error {
+export class FileStoreError extends IdentgateError {
   readonly code: 'ERR_POLICY_FILE_READ' | 'ERR_POLICY_FILE_INVALID';
+  override readonly userError = true;
   constructor(code: FileStoreError['code'], message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'FileStoreError';

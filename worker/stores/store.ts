@@ -11,6 +11,7 @@
  * const { answer, rule } = await decide(snapshot.compiled, request);
  */
 import { compilePolicy, type CompiledPolicy, type Policy } from '../policy/index.js';
+import { IdentgateError } from '../../protocol/errors.js';
 
 /** One policy as served: what it is, its compiled form and its version. */
 export interface PolicySnapshot {
@@ -33,8 +34,9 @@ export interface PolicyStore {
 }
 
 /** Thrown when a store cannot produce any policy (for example, unreadable KV value and no earlier one). */
-export class PolicyStoreError extends Error {
+export class PolicyStoreError extends IdentgateError {
   readonly code = 'ERR_POLICY_STORE';
+  override readonly userError = true;
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
     this.name = 'PolicyStoreError';

@@ -24,7 +24,7 @@ export function nativeTransportProblem(): string | undefined {
   }
 }
 
-/** Throws IdentServerError ERR_IDENT_TRANSPORT when 'native' is asked for and cannot load. */
+/** Throws IdentTransportError (ERR_IDENT_TRANSPORT) when 'native' is asked for and cannot load. */
 export function selectTransport(choice: TransportChoice): Transport {
   if (choice === 'node') return nodeTransport;
   if (choice === 'native') return loadNativeTransport();

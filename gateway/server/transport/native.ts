@@ -23,7 +23,7 @@ import { lookup } from 'node:dns/promises';
 import { isIP, type AddressInfo } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import { getSystemErrorMap } from 'node:util';
-import { IdentServerError } from '../errors.js';
+import { IdentTransportError } from '../errors.js';
 import type { TransactionEndpoints } from '../transaction.js';
 import {
   LISTEN_BACKLOG,
@@ -263,14 +263,13 @@ let instance: NativeTransport | undefined;
 
 /**
  * The process's native transport, loaded on first use. Throws
- * IdentServerError ERR_IDENT_TRANSPORT, naming why, when the addon is not
+ * IdentTransportError (ERR_IDENT_TRANSPORT), naming why, when the addon is not
  * built or does not load here.
  */
 export function loadNativeTransport(addonPath = nativeAddonPath()): NativeTransport {
   if (instance) return instance;
   if (!present(addonPath)) {
-    throw new IdentServerError(
-      'ERR_IDENT_TRANSPORT',
+    throw new IdentTransportError(
       `the native transport is not built (${addonPath} is missing; \`npm run build\` builds it with a C compiler)`,
     );
   }
@@ -278,11 +277,9 @@ export function loadNativeTransport(addonPath = nativeAddonPath()): NativeTransp
   try {
     addon = createRequire(import.meta.url)(addonPath) as UvTcpAddon;
   } catch (error) {
-    throw new IdentServerError(
-      'ERR_IDENT_TRANSPORT',
-      `the native transport does not load: ${(error as Error).message.split('\n')[0]}`,
-      { cause: error },
-    );
+    throw new IdentTransportError(`the native transport does not load: ${(error as Error).message.split('\n')[0]}`, {
+      cause: error,
+    });
   }
   instance = new NativeTransport(addon);
   return instance;

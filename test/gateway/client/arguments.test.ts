@@ -1,10 +1,11 @@
 /**
- * IdentClient argument checking: ports outside 1..65535 and malformed options
- * fail at once with a TypeError or RangeError that names the argument, before
- * any connection is made.
+ * IdentClient argument checking: query ports outside 1..65535 fail at once with a TypeError or RangeError,
+ * malformed constructor options with a ConfigError (as in every identgate module), each naming the argument,
+ * before any connection is made.
  */
 import { describe, expect, it } from 'vitest';
 import { ident, IdentClient } from '../../../gateway/client/client.js';
+import { ConfigError } from '../../../protocol/errors.js';
 import { closedPort } from './fake-server.js';
 
 describe('IdentClient arguments', () => {
@@ -57,20 +58,22 @@ describe('IdentClient arguments', () => {
   });
 
   it('refuses a server port outside 1..65535', () => {
-    expect(() => new IdentClient({ port: 0 })).toThrow(RangeError);
+    expect(() => new IdentClient({ port: 0 })).toThrow(ConfigError);
     expect(() => new IdentClient({ port: 70000 })).toThrow(/port must be an integer in 1\.\.65535/);
   });
 
   it('refuses a timeout that is not a positive number of milliseconds', () => {
-    expect(() => new IdentClient({ timeout: 0 })).toThrow(RangeError);
-    expect(() => new IdentClient({ timeout: -5 })).toThrow(RangeError);
-    expect(() => new IdentClient({ timeout: Number.POSITIVE_INFINITY })).toThrow(RangeError);
-    expect(() => new IdentClient({ timeout: '10' as unknown as number })).toThrow(TypeError);
+    expect(() => new IdentClient({ timeout: 0 })).toThrow(ConfigError);
+    expect(() => new IdentClient({ timeout: -5 })).toThrow(ConfigError);
+    expect(() => new IdentClient({ timeout: Number.POSITIVE_INFINITY })).toThrow(ConfigError);
+    expect(() => new IdentClient({ timeout: '10' as unknown as number })).toThrow(
+      /timeout must be a number of milliseconds/,
+    );
   });
 
   it('refuses an empty hostname or localAddress', () => {
-    expect(() => new IdentClient({ hostname: '' })).toThrow(TypeError);
-    expect(() => new IdentClient({ localAddress: '' })).toThrow(TypeError);
+    expect(() => new IdentClient({ hostname: '' })).toThrow(ConfigError);
+    expect(() => new IdentClient({ localAddress: '' })).toThrow(ConfigError);
   });
 
   it('makes the one-call helper reject bad ports before connecting', async () => {

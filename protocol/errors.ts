@@ -1,0 +1,77 @@
+/**
+ * The one base every identgate error extends, and the single list of their codes (undici's lib/core/errors.js).
+ * Callers branch on `instanceof` or `code`, never on message text; `userError` says the message is for an operator.
+ */
+
+/** Every identgate error code, one per class. A new error class adds its code here. */
+export const IDENTGATE_ERROR_CODES = [
+  // Configuration: bad options or flags, in every module.
+  'ERR_IDENTGATE_CONFIG',
+  'ERR_RESOLVER_CONFIG',
+  // protocol/
+  'ERR_PROTOCOL_LINE_TOO_LONG',
+  'ERR_PROTOCOL_REPLY_RULE',
+  // gateway/server/ (IdentServer)
+  'ERR_IDENT_SERVER_RUNNING',
+  'ERR_IDENT_BIND',
+  'ERR_IDENT_HANDLER_FAILED',
+  'ERR_IDENT_HANDLER_TIMEOUT',
+  'ERR_IDENT_INVALID_REPLY',
+  'ERR_IDENT_DUPLICATE_REPLY',
+  'ERR_IDENT_LINE_TOO_LONG',
+  'ERR_IDENT_SOCKET',
+  'ERR_IDENT_TRANSPORT',
+  // gateway/client/ (IdentClient)
+  'ERR_IDENT_TIMEOUT',
+  'ERR_IDENT_CONNECT',
+  'ERR_IDENT_CLOSED',
+  'ERR_IDENT_MALFORMED_REPLY',
+  // gateway/owner/
+  'ERR_OWNER_LOOKUP_UNSUPPORTED',
+  'ERR_OWNER_LOOKUP_TIMEOUT',
+  'ERR_OWNER_LOOKUP_HELPER',
+  'ERR_OWNER_LOOKUP_KERNEL',
+  // gateway/resolver/
+  'ERR_RESOLVER_FAILURE',
+  // gateway/daemon/
+  'ERR_IDENTGATE_WORKER',
+  // worker/
+  'ERR_POLICY_INVALID',
+  'ERR_POLICY_STORE',
+  'ERR_POLICY_FILE_READ',
+  'ERR_POLICY_FILE_INVALID',
+] as const;
+
+export type IdentgateErrorCode = (typeof IDENTGATE_ERROR_CODES)[number];
+
+/**
+ * The base of every identgate error. `userError` is true when the message alone tells an operator what to fix
+ * (bad flags, a busy port, an unreadable file): the CLI prints it as one line. Otherwise it is a bug or a fault
+ * of a peer, and the CLI keeps the stack.
+ *
+ * @example
+ * class IdentBindError extends IdentgateError {
+ *   readonly code = 'ERR_IDENT_BIND';
+ *   override readonly userError = true;
+ * }
+ */
+export abstract class IdentgateError extends Error {
+  abstract readonly code: IdentgateErrorCode;
+  readonly userError: boolean = false;
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options?.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+  }
+}
+
+/**
+ * An option or flag is unusable, in any module (CLI flags, IdentServer, IdentClient, resolvers, owner lookup).
+ * The message is one line naming the option and what to do.
+ *
+ * @example
+ * if (!(port >= 1)) throw new ConfigError(`--port ${port}: expected 1..65535`);
+ */
+export class ConfigError extends IdentgateError {
+  readonly code: 'ERR_IDENTGATE_CONFIG' | 'ERR_RESOLVER_CONFIG' = 'ERR_IDENTGATE_CONFIG';
+  override readonly userError = true;
+}
