@@ -9,17 +9,10 @@
  * identgate serve --listen 127.0.0.1:1113 --reply grimlock
  */
 import { readFileSync } from 'node:fs';
-import {
-  ConfigError,
-  parseQueryArgs,
-  parseServeArgs,
-  parseWorkerArgs,
-  SERVE_DEFAULTS,
-  UPSTREAM_DEFAULTS,
-} from './config.js';
+import { ConfigError, parseQueryArgs, parseServeArgs, parseWorkerArgs } from './config.js';
+import { flagsHelp, QUERY_FLAGS, SERVE_FLAGS, WORKER_FLAGS } from './flags.js';
 import type { Logger } from '../daemon/log.js';
 import { IdentgateError } from '../../protocol/errors.js';
-import { SERVER_DEFAULTS } from '../server/server.js';
 
 /** Holds SIGHUPs that arrive while starting (see cli.ts) until the policy can reload. */
 export interface Hangups {
@@ -42,16 +35,11 @@ const QUERY_USAGE = `identgate query HOST SERVERPORT,CLIENTPORT [options]
 Asks the ident server on HOST who owns the TCP connection between HOST's port
 SERVERPORT and this host's port CLIENTPORT, and prints the reply line.
 
-Options:
-  -p, --port PORT     ident server port (default 113)
-  -t, --timeout MS    give up after MS milliseconds (default 10000)
-      --json          print the parsed reply as JSON
-  -h, --help          this text
-
+${flagsHelp(QUERY_FLAGS)}
 Exit status: 0 USERID, 1 ERROR reply, 2 usage or network failure.
 `;
 
-const SERVE_USAGE = `identgate serve [options]
+export const SERVE_USAGE = `identgate serve [options]
 
 Answers RFC 1413 ident queries. Each query is answered by exactly one of:
   --reply NAME [--opsys OTHER] [--charset CS]   the same user id for every query
@@ -60,43 +48,7 @@ Answers RFC 1413 ident queries. Each query is answered by exactly one of:
   [--policy FILE]                               the policy worker embedded in this process (default;
                                                 without --policy: reveal a found owner, else NO-USER)
 
-Listening:
-  -l, --listen ADDR:PORT   repeatable; default ${SERVE_DEFAULTS.listen} (dual-stack). With systemd socket
-                           activation (LISTEN_FDS) and no --listen, the passed sockets are used.
-      --run-as USER[:GROUP] switch to this user after binding (start as root)
-      --transport auto|native|node  how connections are read and written: native = libuv through
-                           the addon \`npm run build\` compiles (about half the CPU per connection),
-                           node = node:net; auto (default) = native when it is built, else node
-
-Policy worker:
-      --gateway-name NAME  this host's name in the policy (default: the host name)
-      --deadline MS        answer within MS of the query, else the fallback (default ${SERVE_DEFAULTS.deadlineMs})
-      --fallback-error TOKEN  answer when the worker fails (default UNKNOWN-ERROR)
-      --owner-lookup auto|on|off  find the local owner of the queried connection (default auto)
-      --upstream-connections N  HTTP connections to the worker at most (default ${UPSTREAM_DEFAULTS.connections})
-      --batch-hold MS      while a request to the worker is in flight, queries wait up to MS to go
-                           in one batch before another connection takes them (default ${UPSTREAM_DEFAULTS.holdMs}; 0 = never wait)
-      --hide-errors        answer UNKNOWN-ERROR instead of any specific error (RFC 1413 §6)
-
-Limits (defaults in parentheses):
-      --idle-timeout MS      close a connection idle this long (${SERVER_DEFAULTS.idleTimeoutMs})
-      --max-line OCTETS      close a connection sending a longer line (${SERVER_DEFAULTS.maxLineOctets})
-      --max-in-flight N      stop reading a connection with N unanswered queries (${SERVER_DEFAULTS.maxInFlight})
-      --max-queries N        close a connection after N queries (${SERVER_DEFAULTS.maxQueriesPerConnection})
-      --max-connections N    connections at once; at the cap the stalest idle one is evicted (${SERVER_DEFAULTS.maxConnections})
-      --max-per-address N    connections at once from one address (${SERVER_DEFAULTS.maxConnectionsPerAddress})
-      --shutdown-grace MS    on SIGTERM, time to answer queries in flight (${SERVE_DEFAULTS.shutdownGraceMs})
-
-Processes:
-      --workers N|auto       gateway processes sharing the listeners, to use several cores (default 1;
-                             auto = one per CPU). The first process supervises, restarts dead workers
-                             and serves the summed --metrics.
-
-Observability:
-      --metrics ADDR:PORT  serve Prometheus metrics on http://ADDR:PORT/metrics
-      --log-level LEVEL    fatal|error|warn|info|debug|trace|silent (default info; debug logs every query)
-  -h, --help               this text
-
+${flagsHelp(SERVE_FLAGS)}
 Signals: SIGHUP reloads the policy file; SIGTERM/SIGINT stop gracefully.
 `;
 
@@ -105,15 +57,7 @@ const WORKER_USAGE = `identgate worker --secret-file FILE [options]
 Runs the Hono policy worker as a Node HTTP service for gateways started with
 'identgate serve --upstream http://ADDR:PORT --secret-file FILE'.
 
-Options:
-  -l, --listen ADDR:PORT        default 127.0.0.1:8787
-      --policy FILE             policy JSON (docs/policy.md); reloaded on change and on SIGHUP.
-                                Without it: reveal a found owner, else NO-USER.
-      --secret-file FILE        HMAC secrets gateways sign with, one per line (rotation: several lines)
-      --admin-token-file FILE   bearer tokens for GET/PUT /v1/policy and POST /v1/explain
-      --log-level LEVEL         default info (every decision is logged at info)
-  -h, --help                    this text
-`;
+${flagsHelp(WORKER_FLAGS)}`;
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {

@@ -26,6 +26,7 @@ import {
   checkCommonOptions,
   createBatchingResolver,
   readCapped,
+  RESOLVER_DEFAULTS,
   ResolverConfigError,
   ResolverFailure,
   tooLarge,
@@ -127,7 +128,7 @@ export function createHttpResolver(options: HttpResolverOptions): Resolver {
     throw new ResolverConfigError('no secret configured: pass --secret-file');
   }
   const { deadlineMs } = checkCommonOptions(options);
-  const connections = options.connections ?? 4;
+  const connections = options.connections ?? RESOLVER_DEFAULTS.connections;
   if (!Number.isInteger(connections) || connections < 1 || connections > 1024) {
     throw new ResolverConfigError(`connections must be an integer from 1 to 1024, got ${String(connections)}`);
   }

@@ -124,8 +124,19 @@ export type FallbackListener = (cause: FailureCause, count: number) => void;
 /** The answer used when the worker cannot be asked: RFC 1413 §6 UNKNOWN-ERROR. */
 export const DEFAULT_FALLBACK: IdentAnswer = Object.freeze({ type: 'ERROR', error: 'UNKNOWN-ERROR' });
 
-/** How long a partial batch waits for the exchange in flight before a parallel one takes it. */
-export const DEFAULT_HOLD_MS = 20;
+/** The resolvers' defaults, in one place (the CLI's --deadline, --upstream-connections and --batch-hold use them). */
+export const RESOLVER_DEFAULTS = {
+  /** Each query is answered within this, queueing included. */
+  deadlineMs: 1_000,
+  /** Queries per exchange at most (the embedded resolver uses MAX_BATCH). */
+  maxBatch: 64,
+  /** While an exchange is in flight, how long a partial batch waits before a parallel exchange takes it. */
+  holdMs: 20,
+  /** Exchanges in flight at once; for the HTTP resolver, connections to the worker. */
+  connections: 4,
+  /** Least time between two onFailure calls within one failure episode. */
+  reportIntervalMs: 10_000,
+} as const;
 
 /** The `rule` of every fallback answer. */
 export const FALLBACK_RULE = '(fallback)';
@@ -236,15 +247,15 @@ export function checkCommonOptions(options: {
   holdMs?: number;
   fallback?: IdentAnswer;
 }): CommonOptions {
-  const deadlineMs = options.deadlineMs ?? 1000;
+  const deadlineMs = options.deadlineMs ?? RESOLVER_DEFAULTS.deadlineMs;
   if (!Number.isFinite(deadlineMs) || deadlineMs <= 0 || deadlineMs > 2_147_483_647) {
     throw new ResolverConfigError(`deadline must be a positive number of milliseconds, got ${String(deadlineMs)}`);
   }
-  const maxBatch = options.maxBatch ?? 64;
+  const maxBatch = options.maxBatch ?? RESOLVER_DEFAULTS.maxBatch;
   if (!Number.isInteger(maxBatch) || maxBatch < 1 || maxBatch > MAX_BATCH) {
     throw new ResolverConfigError(`max batch must be an integer from 1 to ${MAX_BATCH}, got ${String(maxBatch)}`);
   }
-  const holdMs = options.holdMs ?? DEFAULT_HOLD_MS;
+  const holdMs = options.holdMs ?? RESOLVER_DEFAULTS.holdMs;
   if (!Number.isFinite(holdMs) || holdMs < 0) {
     throw new ResolverConfigError(`batch hold must be a non-negative number of milliseconds, got ${String(holdMs)}`);
   }
@@ -413,7 +424,7 @@ export class FailureReporter {
   constructor(options: { onFailure?: FailureListener; onRecover?: RecoveryListener; reportIntervalMs?: number }) {
     this.#onFailure = options.onFailure;
     this.#onRecover = options.onRecover;
-    this.#intervalMs = options.reportIntervalMs ?? 10_000;
+    this.#intervalMs = options.reportIntervalMs ?? RESOLVER_DEFAULTS.reportIntervalMs;
   }
 
   failure(cause: FailureCause, detail: string, count: number): void {
@@ -480,7 +491,7 @@ function defaultMapError(error: unknown): ResolverFailure {
  */
 export function createBatchingResolver(options: BatchingResolverOptions): Resolver {
   const { deadlineMs, maxBatch, holdMs, fallback } = checkCommonOptions(options);
-  const concurrency = options.concurrency ?? 4;
+  const concurrency = options.concurrency ?? RESOLVER_DEFAULTS.connections;
   if (!Number.isInteger(concurrency) || concurrency < 1) {
     throw new ResolverConfigError(`connections must be a positive integer, got ${String(concurrency)}`);
   }

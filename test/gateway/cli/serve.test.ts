@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { ident } from '../../../gateway/client/client.js';
+import { SERVE_FLAGS } from '../../../gateway/cli/flags.js';
 import { connectRaw } from '../../helpers/raw-peer.js';
 import { listeningPort, ROOT, runCli, startCli } from '../../helpers/cli.js';
 
@@ -184,28 +185,7 @@ describe('identgate serve', () => {
   it('documents every flag it accepts in --help', async () => {
     const result = await runCli(['serve', '--help']);
     expect(result.code).toBe(0);
-    for (const flag of [
-      '--listen',
-      '--reply',
-      '--opsys',
-      '--reply-error',
-      '--policy',
-      '--upstream',
-      '--secret-file',
-      '--gateway-name',
-      '--deadline',
-      '--owner-lookup',
-      '--hide-errors',
-      '--run-as',
-      '--metrics',
-      '--max-connections',
-      '--max-per-address',
-      '--idle-timeout',
-      '--upstream-connections',
-      '--batch-hold',
-      '--workers',
-      '--transport',
-    ]) {
+    for (const flag of Object.keys(SERVE_FLAGS).map((name) => `--${name}`)) {
       expect(result.stdout).toContain(flag);
     }
   });

@@ -1,0 +1,551 @@
+/**
+ * Every command's flags, one row each: the parseArgs options, the `--help` text and docs/operations.md's flag table
+ * (`npm run docs:flags`) all come from these tables. A row's `parse` turns the text into a typed value or throws a
+ * ConfigError naming the flag; rules between flags are in config.ts.
+ */
+import { isIP } from 'node:net';
+import { parseArgs } from 'node:util';
+import { isErrorToken, isToken, type ErrorToken } from '../../protocol/index.js';
+import { ConfigError } from '../../protocol/errors.js';
+import { RESOLVER_DEFAULTS } from '../resolver/resolver.js';
+import { SERVER_DEFAULTS } from '../server/server.js';
+import { TRANSPORT_CHOICES, type TransportChoice } from '../server/transport/index.js';
+
+export interface Flag<T = unknown> {
+  readonly type: 'string' | 'boolean';
+  readonly short?: string;
+  readonly multiple?: boolean;
+  /** The value's name in help and docs: `--deadline MS`. */
+  readonly placeholder?: string;
+  /** The value when the flag is not given (help and docs show it); none: undefined, or decided in config.ts. */
+  readonly default?: T;
+  /** How help and docs show the default, when not String(default). */
+  readonly defaultText?: string;
+  /** One line (or a few, split by \n) for `--help`. */
+  readonly help: string;
+  /** The docs table's text, when it says more than `help`. */
+  readonly docs?: string;
+  readonly section: string;
+  /** Text to value; throws ConfigError naming `flag`. Without it the text itself (or the boolean). */
+  readonly parse?: (value: string, flag: string) => T;
+}
+
+export type FlagTable = Readonly<Record<string, Flag>>;
+
+/** The typed values of a table's flags: what `parse` returns, undefined where the flag was not given. */
+export type FlagValues<F extends FlagTable> = {
+  -readonly [N in keyof F]:
+    | (F[N] extends { multiple: true } ? FlagValue<F[N]>[] : FlagValue<F[N]>)
+    | (F[N] extends { default: unknown } ? never : undefined);
+};
+type FlagValue<F> = F extends { parse: (value: string, flag: string) => infer T }
+  ? T
+  : F extends { type: 'boolean' }
+    ? boolean
+    : string;
+
+// ---------------------------------------------------------------- value parsers
+
+export interface HostPort {
+  hostname: string;
+  port: number;
+}
+
+/** Parses "ADDR:PORT", "[IPv6]:PORT" or ":PORT"/"PORT" (all addresses, dual-stack). */
+export function parseHostPort(value: string, flag: string): HostPort {
+  const match =
+    /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value) ??
+    (/^\d{1,5}$/.test(value) ? [value, undefined, '', value] : null);
+  const port = match ? Number(match[3]) : NaN;
+  if (!match || !Number.isInteger(port) || port > 65535) {
+    throw new ConfigError(`${flag} ${JSON.stringify(value)}: expected ADDRESS:PORT, e.g. 127.0.0.1:113 or [::]:113`);
+  }
+  const hostname = match[1] ?? (match[2] || '::');
+  if (match[1] !== undefined && isIP(hostname) !== 6)
+    throw new ConfigError(`${flag} ${JSON.stringify(value)}: ${hostname} is not an IPv6 address`);
+  return { hostname, port };
+}
+
+export function positiveInt(value: string, flag: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1)
+    throw new ConfigError(`${flag} ${JSON.stringify(value)}: expected a positive whole number`);
+  return Number(value);
+}
+
+function oneOf<const T extends string>(choices: readonly T[], expected = choices.join(', ')) {
+  return (value: string, flag: string): T => {
+    if (!(choices as readonly string[]).includes(value))
+      throw new ConfigError(`${flag} ${JSON.stringify(value)}: expected ${expected}`);
+    return value as T;
+  };
+}
+
+export type LogLevel = 'fatal' | 'error' | 'warn' | 'info' | 'debug' | 'trace' | 'silent';
+export const LOG_LEVELS: readonly LogLevel[] = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'];
+const parseLogLevel = oneOf(LOG_LEVELS, `one of ${LOG_LEVELS.join(', ')}`);
+
+function errorToken(expected: string) {
+  return (value: string, flag: string): ErrorToken => {
+    if (!isErrorToken(value)) throw new ConfigError(`${flag} ${JSON.stringify(value)}: expected ${expected}`);
+    return value;
+  };
+}
+
+function parseUpstream(value: string, flag: string): URL {
+  let upstream: URL;
+  try {
+    upstream = new URL(value);
+  } catch {
+    throw new ConfigError(
+      `${flag} ${JSON.stringify(value)}: not a URL; expected e.g. http://127.0.0.1:8787 or https://identgate.example.workers.dev`,
+    );
+  }
+  if (upstream.protocol !== 'http:' && upstream.protocol !== 'https:')
+    throw new ConfigError(`${flag} ${upstream}: only http: and https: are supported`);
+  return upstream;
+}
+
+/** The defaults of `identgate serve` that belong to no other component. */
+export const SERVE_DEFAULTS = {
+  listen: '[::]:113',
+  deadlineMs: RESOLVER_DEFAULTS.deadlineMs,
+  shutdownGraceMs: 5_000,
+  fallbackError: 'UNKNOWN-ERROR',
+  ownerLookup: 'auto',
+  logLevel: 'info',
+  transport: 'auto',
+  workers: 1,
+} as const;
+
+// ---------------------------------------------------------------- identgate serve
+
+export const SERVE_FLAGS = {
+  reply: {
+    type: 'string',
+    placeholder: 'NAME',
+    section: 'Answering',
+    help: 'answer every query with this user id',
+  },
+  opsys: {
+    type: 'string',
+    placeholder: 'OS',
+    defaultText: 'OTHER',
+    section: 'Answering',
+    help: "with --reply: the reply's operating system field",
+  },
+  charset: {
+    type: 'string',
+    placeholder: 'CS',
+    section: 'Answering',
+    help: "with --reply: the reply's character set (UTF-8 for a non-ASCII user id)",
+  },
+  'reply-error': {
+    type: 'string',
+    placeholder: 'TOKEN',
+    section: 'Answering',
+    help: 'answer every query with this error (NO-USER, HIDDEN-USER, X-...)',
+    parse: errorToken('INVALID-PORT, NO-USER, HIDDEN-USER, UNKNOWN-ERROR or X-<token>'),
+  },
+  policy: {
+    type: 'string',
+    placeholder: 'FILE',
+    section: 'Answering',
+    help: 'the policy of the worker embedded in this process (the default way to answer;\nwithout a file: reveal a found owner, else NO-USER); reloaded on SIGHUP',
+    docs: 'the embedded policy worker answers ([docs/policy.md](policy.md)); without a file: reveal a found owner (opsys `UNIX`), else `NO-USER`',
+  },
+  upstream: {
+    type: 'string',
+    placeholder: 'URL',
+    section: 'Answering',
+    help: 'ask the policy worker over HTTP (Workers, wrangler dev, identgate worker)',
+    parse: parseUpstream,
+  },
+  'secret-file': {
+    type: 'string',
+    placeholder: 'FILE',
+    section: 'Answering',
+    help: 'with --upstream: the shared HMAC secrets, one per line (the first signs)',
+  },
+  listen: {
+    type: 'string',
+    short: 'l',
+    multiple: true,
+    placeholder: 'ADDR:PORT',
+    defaultText: SERVE_DEFAULTS.listen,
+    section: 'Listening',
+    help: 'repeatable; dual-stack by default. With systemd socket activation (LISTEN_FDS)\nand no --listen, the passed sockets are used',
+    docs: 'repeatable; `127.0.0.1:113`, `[::1]:113`, `:113`; with `LISTEN_FDS` and no `--listen`, the passed sockets',
+    parse: parseHostPort,
+  },
+  'run-as': {
+    type: 'string',
+    placeholder: 'USER[:GROUP]',
+    section: 'Listening',
+    help: 'switch to this user after binding (start as root)',
+    parse: (value, flag) => {
+      if (!/^[A-Za-z0-9_.][A-Za-z0-9_.-]*(?::[A-Za-z0-9_.][A-Za-z0-9_.-]*)?$/.test(value))
+        throw new ConfigError(`${flag} ${JSON.stringify(value)}: expected USER or USER:GROUP`);
+      return value;
+    },
+  },
+  transport: {
+    type: 'string',
+    placeholder: 'auto|native|node',
+    default: SERVE_DEFAULTS.transport,
+    section: 'Listening',
+    help: 'how connections are read and written: native = libuv through the addon\n`npm run build` compiles (about half the CPU per connection), node = node:net;\nauto = native when it is built, else node',
+    docs: 'how connections are read and written; see [Transport](#transport)',
+    parse: oneOf<TransportChoice>(TRANSPORT_CHOICES),
+  },
+  'gateway-name': {
+    type: 'string',
+    placeholder: 'NAME',
+    defaultText: 'the host name',
+    section: 'Policy worker',
+    help: "this host's name in the policy and in the worker's logs",
+    parse: (value, flag) => {
+      if (!isToken(value))
+        throw new ConfigError(
+          `${flag} ${JSON.stringify(value)}: expected 1..64 printable characters without ':', ',' or white space`,
+        );
+      return value;
+    },
+  },
+  deadline: {
+    type: 'string',
+    placeholder: 'MS',
+    default: SERVE_DEFAULTS.deadlineMs,
+    section: 'Policy worker',
+    help: 'answer within MS of the query, else the fallback',
+    parse: positiveInt,
+  },
+  'fallback-error': {
+    type: 'string',
+    placeholder: 'TOKEN',
+    default: SERVE_DEFAULTS.fallbackError,
+    section: 'Policy worker',
+    help: 'the answer when the worker fails',
+    parse: errorToken('NO-USER, HIDDEN-USER, UNKNOWN-ERROR or X-<token>'),
+  },
+  'owner-lookup': {
+    type: 'string',
+    placeholder: 'auto|on|off',
+    default: SERVE_DEFAULTS.ownerLookup,
+    section: 'Policy worker',
+    help: 'find the local owner of the queried connection',
+    docs: 'see [Owner lookup](#owner-lookup)',
+    parse: oneOf(['auto', 'on', 'off'], 'auto, on or off'),
+  },
+  'upstream-connections': {
+    type: 'string',
+    placeholder: 'N',
+    default: RESOLVER_DEFAULTS.connections,
+    section: 'Policy worker',
+    help: 'with --upstream: HTTP connections to the worker at most',
+    parse: (value, flag) => {
+      const connections = positiveInt(value, flag);
+      if (connections > 1024) throw new ConfigError(`${flag} ${connections}: at most 1024`);
+      return connections;
+    },
+  },
+  'batch-hold': {
+    type: 'string',
+    placeholder: 'MS',
+    default: RESOLVER_DEFAULTS.holdMs,
+    section: 'Policy worker',
+    help: 'with --upstream: while a request to the worker is in flight, queries wait up to MS\nto go in one batch before another connection takes them; 0 = never wait',
+    parse: (value, flag) => {
+      if (!/^\d+$/.test(value))
+        throw new ConfigError(
+          `${flag} ${JSON.stringify(value)}: expected a whole number of milliseconds (0 = no holding)`,
+        );
+      return Number(value);
+    },
+  },
+  'hide-errors': {
+    type: 'boolean',
+    section: 'Policy worker',
+    help: 'answer UNKNOWN-ERROR instead of any specific error (RFC 1413 §6)',
+  },
+  'idle-timeout': {
+    type: 'string',
+    placeholder: 'MS',
+    default: SERVER_DEFAULTS.idleTimeoutMs,
+    section: 'Limits',
+    help: 'close a connection idle this long',
+    docs: 'a connection with no input and nothing in flight for this long is closed (RFC 1413: 60–180 s); one sweep per server looks every min(1 s, timeout/4), so it closes up to that much later',
+    parse: positiveInt,
+  },
+  'max-line': {
+    type: 'string',
+    placeholder: 'OCTETS',
+    default: SERVER_DEFAULTS.maxLineOctets,
+    section: 'Limits',
+    help: 'close a connection sending a longer line',
+    docs: 'a longer line: the lines before it are answered, then the connection is closed',
+    parse: positiveInt,
+  },
+  'max-in-flight': {
+    type: 'string',
+    placeholder: 'N',
+    default: SERVER_DEFAULTS.maxInFlight,
+    section: 'Limits',
+    help: 'stop reading a connection with N unanswered queries',
+    docs: 'unanswered queries on a connection: the server stops reading it until replies go out',
+    parse: positiveInt,
+  },
+  'max-queries': {
+    type: 'string',
+    placeholder: 'N',
+    default: SERVER_DEFAULTS.maxQueriesPerConnection,
+    section: 'Limits',
+    help: 'close a connection after N queries',
+    docs: 'the first N queries of a connection are answered, then it is closed',
+    parse: positiveInt,
+  },
+  'max-connections': {
+    type: 'string',
+    placeholder: 'N',
+    default: SERVER_DEFAULTS.maxConnections,
+    section: 'Limits',
+    help: 'connections at once; at the cap the stalest idle one is evicted',
+    docs: 'connections at once: at the cap the one that has gone longest without input (and has no query in flight) is evicted; if all are busy the new one is refused',
+    parse: positiveInt,
+  },
+  'max-per-address': {
+    type: 'string',
+    placeholder: 'N',
+    default: SERVER_DEFAULTS.maxConnectionsPerAddress,
+    section: 'Limits',
+    help: 'connections at once from one address',
+    docs: 'connections at once from one address; more are refused (closed at once)',
+    parse: positiveInt,
+  },
+  'shutdown-grace': {
+    type: 'string',
+    placeholder: 'MS',
+    default: SERVE_DEFAULTS.shutdownGraceMs,
+    section: 'Limits',
+    help: 'on SIGTERM, time to answer queries in flight',
+    parse: positiveInt,
+  },
+  workers: {
+    type: 'string',
+    placeholder: 'N|auto',
+    default: SERVE_DEFAULTS.workers,
+    section: 'Processes',
+    help: 'gateway processes sharing the listeners, to use several cores (auto = one per CPU);\nthe first process supervises, restarts dead workers and serves the summed --metrics',
+    docs: 'gateway processes sharing the listeners (`auto` = one per CPU; see the note below)',
+    parse: (value, flag) => (value === 'auto' ? 'auto' : positiveInt(value, flag)),
+  },
+  metrics: {
+    type: 'string',
+    placeholder: 'ADDR:PORT',
+    section: 'Observability',
+    help: 'serve Prometheus metrics on http://ADDR:PORT/metrics',
+    parse: parseHostPort,
+  },
+  'log-level': {
+    type: 'string',
+    placeholder: 'LEVEL',
+    default: SERVE_DEFAULTS.logLevel,
+    section: 'Observability',
+    help: `${LOG_LEVELS.join('|')}; debug logs every query`,
+    parse: parseLogLevel,
+  },
+} as const satisfies FlagTable;
+
+// ---------------------------------------------------------------- identgate worker
+
+export const WORKER_FLAGS = {
+  listen: {
+    type: 'string',
+    short: 'l',
+    placeholder: 'ADDR:PORT',
+    default: { hostname: '127.0.0.1', port: 8787 },
+    defaultText: '127.0.0.1:8787',
+    section: 'Options',
+    help: 'where the worker listens',
+    parse: parseHostPort,
+  },
+  policy: {
+    type: 'string',
+    placeholder: 'FILE',
+    section: 'Options',
+    help: 'policy JSON (docs/policy.md); reloaded on change and on SIGHUP.\nWithout it: reveal a found owner, else NO-USER',
+  },
+  'secret-file': {
+    type: 'string',
+    placeholder: 'FILE',
+    section: 'Options',
+    help: 'HMAC secrets gateways sign with, one per line (rotation: several lines)',
+  },
+  'admin-token-file': {
+    type: 'string',
+    placeholder: 'FILE',
+    section: 'Options',
+    help: 'bearer tokens for GET/PUT /v1/policy and POST /v1/explain',
+  },
+  'log-level': {
+    type: 'string',
+    placeholder: 'LEVEL',
+    default: 'info',
+    section: 'Options',
+    help: 'every decision is logged at info',
+    parse: parseLogLevel,
+  },
+} as const satisfies FlagTable;
+
+// ---------------------------------------------------------------- identgate query
+
+export const QUERY_FLAGS = {
+  port: {
+    type: 'string',
+    short: 'p',
+    placeholder: 'PORT',
+    default: 113,
+    section: 'Options',
+    help: 'ident server port',
+    parse: (value, flag) => {
+      const port = positiveInt(value, flag);
+      if (port > 65535) throw new ConfigError(`${flag} ${port}: expected 1..65535`);
+      return port;
+    },
+  },
+  timeout: {
+    type: 'string',
+    short: 't',
+    placeholder: 'MS',
+    default: 10_000,
+    section: 'Options',
+    help: 'give up after MS milliseconds',
+    parse: positiveInt,
+  },
+  json: { type: 'boolean', section: 'Options', help: 'print the parsed reply as JSON' },
+} as const satisfies FlagTable;
+
+// ---------------------------------------------------------------- parsing, help, docs
+
+/**
+ * Parses argv against a table: unknown flags, missing values and bad values are a ConfigError naming the flag.
+ *
+ * @example
+ * const { values } = parseFlags(QUERY_FLAGS, ['--port', '1113', 'localhost', '1,2'], true); // values.port === 1113
+ */
+export function parseFlags<F extends FlagTable>(
+  table: F,
+  argv: readonly string[],
+  allowPositionals = false,
+): { values: FlagValues<F>; given: ReadonlySet<keyof F & string>; help: boolean; positionals: string[] } {
+  const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {
+    help: { type: 'boolean', short: 'h' },
+  };
+  for (const [name, flag] of Object.entries(table)) {
+    options[name] = {
+      type: flag.type,
+      ...(flag.short && { short: flag.short }),
+      ...(flag.multiple && { multiple: true }),
+    };
+  }
+  let parsed: { values: Record<string, string | boolean | (string | boolean)[] | undefined>; positionals: string[] };
+  try {
+    parsed = parseArgs({ args: [...argv], options, allowPositionals, strict: true });
+  } catch (error) {
+    throw new ConfigError((error as Error).message.split('\n')[0]!.replace(/\. To specify .*$/, ''));
+  }
+  const values: Record<string, unknown> = {};
+  const given = new Set<keyof F & string>();
+  for (const [name, flag] of Object.entries(table)) {
+    const raw = parsed.values[name];
+    if (raw !== undefined) given.add(name);
+    const one = (value: string | boolean) =>
+      typeof value === 'string' && flag.parse ? flag.parse(value, `--${name}`) : value;
+    values[name] = raw === undefined ? flag.default : Array.isArray(raw) ? raw.map(one) : one(raw);
+  }
+  return { values: values as FlagValues<F>, given, help: Boolean(parsed.values.help), positionals: parsed.positionals };
+}
+
+function defaultText(flag: Flag): string | undefined {
+  return flag.defaultText ?? (flag.default === undefined ? undefined : String(flag.default));
+}
+
+function label(name: string, flag: Flag): string {
+  const short = flag.short ? `-${flag.short}, ` : '    ';
+  return `  ${short}--${name}${flag.placeholder ? ` ${flag.placeholder}` : ''}`;
+}
+
+const HELP_COLUMN = 32;
+
+/**
+ * The flag part of a command's `--help`: one block per section, in table order, `-h, --help` last.
+ *
+ * @example
+ * flagsHelp(QUERY_FLAGS) // "Options:\n  -p, --port PORT ... ident server port (default 113)\n..."
+ */
+export function flagsHelp(table: FlagTable): string {
+  const sections = new Map<string, string[]>();
+  const rows: [string, Flag][] = [
+    ...Object.entries(table),
+    ['help', { type: 'boolean', short: 'h', section: '', help: 'this text' }],
+  ];
+  for (const [name, flag] of rows) {
+    const section = flag.section || [...sections.keys()].at(-1) || 'Options';
+    const shown = defaultText(flag);
+    const lines = (shown === undefined ? flag.help : `${flag.help} (default ${shown})`).split('\n');
+    const head = label(name, flag);
+    const out =
+      head.length < HELP_COLUMN - 1
+        ? [head.padEnd(HELP_COLUMN) + lines[0]]
+        : [head, ' '.repeat(HELP_COLUMN) + lines[0]];
+    for (const line of lines.slice(1)) out.push(' '.repeat(HELP_COLUMN) + line);
+    sections.set(section, [...(sections.get(section) ?? []), ...out]);
+  }
+  return [...sections].map(([section, lines]) => `${section}:\n${lines.join('\n')}\n`).join('\n');
+}
+
+/** A literal default as code; a described one ("the host name") as text. */
+function docsDefault(flag: Flag): string {
+  const text = defaultText(flag);
+  if (text === undefined) return '—';
+  return text.includes(' ') ? cell(text) : `\`${cell(text)}\``;
+}
+
+function cell(text: string): string {
+  return text.replace(/\n/g, ' ').replace(/\|/g, '\\|');
+}
+
+/**
+ * A table's rows as docs/operations.md shows them: flag, default, what; one table per section.
+ *
+ * @example
+ * flagsMarkdown(SERVE_FLAGS) // "**Answering**\n\n| flag | default | what |\n|---|---|---|\n| `--reply NAME` | — | ..."
+ */
+export function flagsMarkdown(table: FlagTable): string {
+  const sections = new Map<string, string[]>();
+  for (const [name, flag] of Object.entries(table)) {
+    const flagText = `${flag.short ? `-${flag.short}, ` : ''}--${name}${flag.placeholder ? ` ${flag.placeholder}` : ''}`;
+    const row = `| \`${cell(flagText)}\` | ${docsDefault(flag)} | ${cell(flag.docs ?? flag.help)} |`;
+    sections.set(flag.section, [...(sections.get(flag.section) ?? []), row]);
+  }
+  return [...sections]
+    .map(([section, rows]) => `**${section}**\n\n| flag | default | what |\n|---|---|---|\n${rows.join('\n')}\n`)
+    .join('\n');
+}
+
+export const DOCS_MARKERS = {
+  start: '<!-- serve flags: generated from gateway/cli/flags.ts by `npm run docs:flags`; edit there -->',
+  end: '<!-- end of serve flags -->',
+} as const;
+
+/**
+ * docs/operations.md with the serve flag table between the markers regenerated from SERVE_FLAGS.
+ *
+ * @example
+ * writeFileSync(path, withServeFlagTable(readFileSync(path, 'utf8')));
+ */
+export function withServeFlagTable(markdown: string): string {
+  const start = markdown.indexOf(DOCS_MARKERS.start);
+  const end = markdown.indexOf(DOCS_MARKERS.end);
+  if (start < 0 || end < start) throw new ConfigError(`the serve flag markers are missing: ${DOCS_MARKERS.start}`);
+  return `${markdown.slice(0, start + DOCS_MARKERS.start.length)}\n\n${flagsMarkdown(SERVE_FLAGS)}\n${markdown.slice(end)}`;
+}
