@@ -17,7 +17,7 @@
 import type { IdentAnswer } from '../../protocol/reply.js';
 import type { LookupRequest } from '../../protocol/wire.js';
 import type { CompiledPolicy, CompiledRule } from './compile.js';
-import { CONDITIONS, failedCondition, type Condition } from './match.js';
+import { CONDITION_NAMES, failedCondition, type Condition } from './match.js';
 import { firstMatch } from './rule-index.js';
 import type { PolicyMatch } from './schema.js';
 
@@ -134,7 +134,7 @@ export function explain(
     }
     skippedCount++;
     if (skipped.length < MAX_SKIPPED_LISTED)
-      skipped.push({ rule: rule.name, ruleIndex: rule.index!, failed: CONDITIONS[failed] as Condition });
+      skipped.push({ rule: rule.name, ruleIndex: rule.index!, failed: CONDITION_NAMES[failed] as Condition });
   }
   const { answer } = decisionOf(deciding, request, random);
   const matched = deciding.index === null ? {} : (compiled.policy.rules[deciding.index]!.match ?? {});

@@ -18,9 +18,11 @@ import type { LookupRequest } from '../../protocol/wire.js';
 import { IPV6, NOT_AN_ADDRESS, parseAddress, parseCidr } from './address.js';
 import { compileNames, compileRanges, matchesNames, parseRange, type NameMatcher } from './patterns.js';
 import type { OneOrMany, PolicyMatch, RangeSpec } from './schema.js';
+import type { ConditionDefinition } from './conditions/condition.js';
+import { CONDITIONS } from './conditions/index.js';
 
-/** Condition names, as in the policy document; index = condition code. */
-export const CONDITIONS = [
+/** The built-in conditions, as in the policy document; index = condition code. */
+const BUILTIN_CONDITIONS = [
   'none',
   'ownerKnown',
   'serverPort',
@@ -31,7 +33,12 @@ export const CONDITIONS = [
   'serverAddress',
   'clientAddress',
 ] as const;
-export type Condition = Exclude<(typeof CONDITIONS)[number], 'none'>;
+export type Condition = Exclude<(typeof BUILTIN_CONDITIONS)[number], 'none'> | (typeof CONDITIONS)[number]['name'];
+/** Every condition name; index = condition code (the built-ins', then those of conditions/). */
+export const CONDITION_NAMES: readonly string[] = [
+  ...BUILTIN_CONDITIONS,
+  ...CONDITIONS.map((condition: ConditionDefinition) => condition.name),
+];
 
 const OWNER_KNOWN = 1;
 const SERVER_PORT = 2;
@@ -106,6 +113,25 @@ export interface CompiledMatch {
   readonly ownerName: number;
   readonly serverAddress: AddressBlocks | null;
   readonly clientAddress: AddressBlocks | null;
+  /** The conditions of conditions/ this rule uses, tested after the built-ins; usually none. */
+  readonly extra: readonly CompiledCondition[];
+}
+
+export interface CompiledCondition {
+  /** Index into CONDITION_NAMES. */
+  readonly code: number;
+  holds(request: LookupRequest): boolean;
+}
+
+function extraConditions(match: PolicyMatch | undefined): CompiledCondition[] {
+  const extra: CompiledCondition[] = [];
+  CONDITIONS.forEach((condition: ConditionDefinition, index) => {
+    const value = (match as Record<string, unknown> | undefined)?.[condition.name];
+    if (value === undefined) return;
+    const compiled = condition.compile(value);
+    extra.push({ code: BUILTIN_CONDITIONS.length + index, holds: (request) => condition.holds(compiled, request) });
+  });
+  return extra;
 }
 
 function ranges(specs: RangeSpec[] | undefined, min: number, max: number): Float64Array | null {
@@ -149,6 +175,7 @@ export function compileMatch(
     ownerName: ownerName ? ownerNames.intern(ownerName) : ANY,
     serverAddress: addresses(list(match?.serverAddress)),
     clientAddress: addresses(list(match?.clientAddress)),
+    extra: extraConditions(match),
   };
 }
 
@@ -160,6 +187,8 @@ const KIND_NONE = -1;
 
 /** The facts of one request, loaded once per decision. Reused: one per compiled policy. */
 export class Facts {
+  /** The request itself, for the conditions of conditions/. */
+  request: LookupRequest | undefined = undefined;
   gateway = '';
   serverPort = 0;
   clientPort = 0;
@@ -183,6 +212,7 @@ export class Facts {
   ) {}
 
   load(request: LookupRequest): void {
+    this.request = request;
     this.gateway = request.gateway;
     this.serverPort = request.query.serverPort;
     this.clientPort = request.query.clientPort;
@@ -247,7 +277,7 @@ function inBlocks(blocks: AddressBlocks, kind: number, address4: number, words: 
 
 /**
  * Returns 0 when every condition of `match` holds for the loaded facts, else the
- * code of the first that failed (an index into CONDITIONS).
+ * code of the first that failed (an index into CONDITION_NAMES).
  */
 export function failedCondition(match: CompiledMatch, facts: Facts): number {
   if (match.ownerKnown !== ANY && match.ownerKnown !== (facts.uid === -1 ? 0 : 1)) return OWNER_KNOWN;
@@ -267,6 +297,8 @@ export function failedCondition(match: CompiledMatch, facts: Facts): number {
     !inBlocks(match.clientAddress, facts.clientAddress(), facts.client4, facts.client6)
   )
     return CLIENT_ADDRESS;
+  const extra = match.extra;
+  for (let i = 0; i < extra.length; i++) if (!extra[i]!.holds(facts.request!)) return extra[i]!.code;
   return 0;
 }
 

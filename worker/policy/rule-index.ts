@@ -460,7 +460,8 @@ export function buildRuleIndex(
   const ruleCount = matches.length;
   const wordCount = (ruleCount + 31) >>> 5;
   const all = anyOf(wordCount, ruleCount, () => false);
-  let confirm = false;
+  // The conditions of conditions/ are not indexed: a rule using one is confirmed with the per-rule test.
+  let confirm = matches.some((match) => match.extra.length > 0);
   const indexed = <K>(kind: K | null | 'unindexed'): K | null => {
     if (kind !== 'unindexed') return kind;
     confirm = true;

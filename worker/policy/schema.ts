@@ -21,6 +21,8 @@ import { parseCidr } from './address.js';
 import { PolicyError } from './errors.js';
 import { parseRange } from './patterns.js';
 import { custom, oneOrMany, rfcToken, type OneOrMany } from './zod.js';
+import type { ConditionDefinition, MatchOf } from './conditions/condition.js';
+import { CONDITIONS } from './conditions/index.js';
 
 export type { PolicyAction } from './actions/index.js';
 export type { OneOrMany } from './zod.js';
@@ -33,7 +35,10 @@ export const MIN_KEY_CHARS = 16;
 export type RangeSpec = number | string;
 
 /** Conditions of a rule; all given ones must hold, an empty match always holds. */
-export interface PolicyMatch {
+export type PolicyMatch = BuiltinMatch & MatchOf<typeof CONDITIONS>;
+
+/** The conditions match.ts compiles and the rule index knows. */
+export interface BuiltinMatch {
   /** Gateway name: exact or glob (`*`, `?`). */
   gateway?: OneOrMany<string>;
   /** CIDRs the ident server's own address (connection.localAddress) must be in. */
@@ -108,6 +113,9 @@ export const MatchSchema = z.strictObject({
   ownerName: oneOrMany(namePattern, 'user name').optional(),
   ownerUid: oneOrMany(uid, 'uid').optional(),
   ownerKnown: z.boolean().optional(),
+  ...Object.fromEntries(
+    CONDITIONS.map((condition: ConditionDefinition) => [condition.name, condition.schema.optional()]),
+  ),
 }) as unknown as z.ZodType<PolicyMatch>;
 
 const outcomeFields = {

@@ -1,0 +1,8 @@
+/**
+ * The match conditions beyond the indexed built-ins of match.ts. A new condition is one file here
+ * (a ConditionDefinition) and one entry in CONDITIONS; docs/policy.md "Extending the format".
+ */
+import type { ConditionDefinition } from './condition.js';
+
+/** Tested after the built-ins, in this order; a policy using any is decided with per-rule confirmation. */
+export const CONDITIONS = [] as const satisfies readonly ConditionDefinition<string, any, any>[];
