@@ -10,3 +10,5 @@ export { createEmbeddedResolver, type EmbeddedResolverOptions, type FetchApp } f
 export { createOwnerLookup, type OwnerLookup, type OwnerLookupMode } from './owner/index.js';
 export { startGateway, type RunningGateway } from './daemon/serve.js';
 export { parseServeArgs, parseQueryArgs, parseWorkerArgs, ConfigError, type ServeConfig } from './cli/config.js';
+export { createClaimsClient, endpointsOf, ClaimsApiError, type ClaimsClient } from './claims/client.js';
+export { ClaimsSocketError } from './claims/socket.js';

@@ -35,6 +35,9 @@ export const IDENTGATE_ERROR_CODES = [
   'ERR_RESOLVER_FAILURE',
   // gateway/daemon/
   'ERR_IDENTGATE_WORKER',
+  // gateway/claims/
+  'ERR_IDENTGATE_CLAIMS_SOCKET',
+  'ERR_CLAIMS_API',
   // worker/
   'ERR_POLICY_INVALID',
   'ERR_POLICY_STORE',

@@ -9,8 +9,8 @@
  * identgate serve --listen 127.0.0.1:1113 --reply grimlock
  */
 import { readFileSync } from 'node:fs';
-import { ConfigError, parseQueryArgs, parseServeArgs, parseWorkerArgs } from './config.js';
-import { flagsHelp, QUERY_FLAGS, SERVE_FLAGS, WORKER_FLAGS } from './flags.js';
+import { ConfigError, parseClaimArgs, parseQueryArgs, parseServeArgs, parseWorkerArgs } from './config.js';
+import { CLAIM_FLAGS, flagsHelp, QUERY_FLAGS, SERVE_FLAGS, WORKER_FLAGS } from './flags.js';
 import type { Logger } from '../daemon/log.js';
 import { IdentgateError } from '../../protocol/errors.js';
 
@@ -25,6 +25,7 @@ Usage:
   identgate serve   [--listen ADDR:PORT]... [how to answer] [options]   answer ident queries
   identgate query   HOST SERVERPORT,CLIENTPORT [--port 113] [--timeout MS] [--json]
   identgate worker  --listen ADDR:PORT --secret-file FILE [--policy FILE]   run the policy worker on Node
+  identgate claim   add|list|release|pending ...   tell the gateway which of an app's users a connection is for
   identgate help | --help | --version
 
 Run 'identgate COMMAND --help' for a command's options.
@@ -52,12 +53,96 @@ ${flagsHelp(SERVE_FLAGS)}
 Signals: SIGHUP reloads the policy file; SIGTERM/SIGINT stop gracefully.
 `;
 
+const CLAIM_USAGE = `identgate claim COMMAND [options]
+
+Tells the gateway's claims API (docs/claims.md) which of this program's users
+a TCP connection of this user's belongs to. The gateway takes your uid from
+the kernel and accepts a claim only on a connection your uid owns.
+
+Commands:
+  add LOCAL REMOTE USER [--ident ID]  claim the connection LOCAL -> REMOTE (each IP:PORT or
+                                      [IPv6]:PORT) for USER, optionally asking for ident ID;
+                                      prints the claim's id
+  list                                your live claims (id, connection, user, ident)
+  release ID... | --all               end claims
+  pending REMOTE --ttl MS             for MS, queries about your not-yet-claimed connections
+                                      to REMOTE wait (up to the gateway's --claim-wait) for
+                                      their claim; prints the hold's id
+
+${flagsHelp(CLAIM_FLAGS)}
+Exit status: 0 done, 1 refused by the gateway (the reason is printed), 2 usage error or no gateway.
+`;
+
 const WORKER_USAGE = `identgate worker --secret-file FILE [options]
 
 Runs the Hono policy worker as a Node HTTP service for gateways started with
 'identgate serve --upstream http://ADDR:PORT --secret-file FILE'.
 
 ${flagsHelp(WORKER_FLAGS)}`;
+
+async function claim(argv: string[]): Promise<number> {
+  const config = parseClaimArgs(argv);
+  if (config.help || config.command === undefined) {
+    process.stdout.write(CLAIM_USAGE);
+    return 0;
+  }
+  const { createClaimsClient, ClaimsApiError } = await import('../claims/client.js');
+  const client = createClaimsClient({ socketPath: config.socketPath });
+  const print = (json: unknown, text: string) =>
+    process.stdout.write(config.json ? `${JSON.stringify(json)}\n` : text.length ? `${text}\n` : '');
+  const endpoint = ({ hostname, port }: { hostname: string; port: number }) => ({ address: hostname, port });
+  const show = ({ address, port }: { address: string; port: number }) =>
+    address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`;
+  const command = config.command;
+  try {
+    switch (command.action) {
+      case 'add': {
+        const made = await client.claim({
+          local: endpoint(command.local),
+          remote: endpoint(command.remote),
+          user: command.user,
+          ...(command.ident !== undefined && { ident: command.ident }),
+        });
+        print(made, made.id);
+        break;
+      }
+      case 'list': {
+        const claims = await client.list();
+        print(
+          { claims },
+          claims
+            .map(
+              (c) =>
+                `${c.id}  ${show(c.local)} -> ${show(c.remote)}  ${c.user}${c.ident === undefined ? '' : `  ident ${c.ident}`}`,
+            )
+            .join('\n'),
+        );
+        break;
+      }
+      case 'release':
+        for (const id of command.ids) await client.release(id);
+        print({ released: command.ids.length }, `released ${command.ids.length}`);
+        break;
+      case 'release-all': {
+        const released = await client.releaseAll();
+        print({ released }, `released ${released}`);
+        break;
+      }
+      case 'pending': {
+        const hold = await client.pending({ remote: endpoint(command.remote), ttlMs: command.ttlMs });
+        print(hold, hold.id);
+        break;
+      }
+    }
+    return 0;
+  } catch (error) {
+    if (!(error instanceof ClaimsApiError)) throw error;
+    process.stderr.write(
+      `identgate claim: ${error.message}${error.status ? ` (${error.status} ${error.reason})` : ''}\n`,
+    );
+    return error.status >= 400 && error.status < 500 ? 1 : 2;
+  }
+}
 
 function version(): string {
   const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
@@ -241,6 +326,8 @@ export async function main(argv: string[], hangups: Hangups): Promise<number | u
       return serve(rest, hangups);
     case 'worker':
       return worker(rest, hangups);
+    case 'claim':
+      return claim(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -253,7 +340,7 @@ export async function main(argv: string[], hangups: Hangups): Promise<number | u
       return 0;
     default:
       throw new ConfigError(
-        `unknown command ${JSON.stringify(command)}: expected serve, query or worker (see identgate --help)`,
+        `unknown command ${JSON.stringify(command)}: expected serve, query, worker or claim (see identgate --help)`,
       );
   }
 }

@@ -7,12 +7,15 @@
  * // config.listen -> [{ hostname: '127.0.0.1', port: 1113 }]
  */
 import { readFileSync } from 'node:fs';
+import { isIP } from 'node:net';
 import { availableParallelism, hostname as osHostname } from 'node:os';
+import { CLAIMS_DEFAULTS } from '../claims/registry.js';
 import { replyRuleViolation, type IdentAnswer } from '../../protocol/index.js';
 import { ConfigError } from '../../protocol/errors.js';
 import type { ListenTarget } from '../server/server.js';
 import type { TransportChoice } from '../server/transport/index.js';
 import {
+  CLAIM_FLAGS,
   parseFlags,
   parseHostPort,
   QUERY_FLAGS,
@@ -121,6 +124,15 @@ export interface ServeConfig {
   workers: number;
   /** How connections are read and written (IdentServerOptions.transport). */
   transport: TransportChoice;
+  /** The claims API (docs/claims.md); undefined when off. */
+  claims: ClaimsConfig | undefined;
+}
+
+export interface ClaimsConfig {
+  socket: { path: string; mode: number; group: string | undefined };
+  /** Longest a held query waits for its claim (--claim-wait); below the deadline. */
+  waitMs: number;
+  claimsPerUid: number;
 }
 
 /**
@@ -228,6 +240,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = {}, pid 
     answerer = { kind: 'embedded', policyFile: values.policy };
   }
 
+  const workers = values.workers === 'auto' ? availableParallelism() : values.workers;
   return {
     help,
     listen,
@@ -249,9 +262,147 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = {}, pid 
       maxConnectionsPerAddress: values['max-per-address'],
     },
     shutdownGraceMs: values['shutdown-grace'],
-    workers: values.workers === 'auto' ? availableParallelism() : values.workers,
+    workers,
     transport,
+    claims: claimsConfig(values, given, env, { answerer, workers }),
   };
+}
+
+type ServeValues = ReturnType<typeof parseFlags<typeof SERVE_FLAGS>>['values'];
+
+/**
+ * The claims API: on by default only as a service (systemd's RuntimeDirectory= sets $RUNTIME_DIRECTORY), and only
+ * where it can work; asked for with --claims-socket where it cannot, a ConfigError says why.
+ */
+function claimsConfig(
+  values: ServeValues,
+  given: ReadonlySet<string>,
+  env: NodeJS.ProcessEnv,
+  { answerer, workers }: { answerer: Answerer; workers: number },
+): ClaimsConfig | undefined {
+  const flag = values['claims-socket'];
+  const runtimeDirectory = env.RUNTIME_DIRECTORY?.split(':')[0];
+  const path =
+    flag === 'off'
+      ? undefined
+      : (flag ??
+        (runtimeDirectory ? `${runtimeDirectory.replace(/\/$/, '')}/${CLAIMS_DEFAULTS.socketName}` : undefined));
+  const dependents = (['claims-socket-mode', 'claims-socket-group', 'claim-wait', 'claims-per-uid'] as const).filter(
+    (name) => given.has(name),
+  );
+  if (path === undefined) {
+    if (dependents.length > 0) throw new ConfigError(`--${dependents[0]} goes with --claims-socket PATH`);
+    return undefined;
+  }
+  const unavailable =
+    answerer.kind === 'fixed'
+      ? 'it needs a policy (not --reply or --reply-error)'
+      : values['owner-lookup'] === 'off'
+        ? 'it needs owner lookup (not --owner-lookup off) to check every claim'
+        : workers > 1
+          ? 'it needs --workers 1 (claims live in one gateway process)'
+          : undefined;
+  if (unavailable !== undefined) {
+    if (flag !== undefined || dependents.length > 0) throw new ConfigError(`--claims-socket: ${unavailable}`);
+    return undefined;
+  }
+  const deadlineMs = values.deadline;
+  const waitMs = values['claim-wait'] ?? Math.min(CLAIMS_DEFAULTS.waitMs, Math.floor(deadlineMs / 2));
+  if (waitMs >= deadlineMs)
+    throw new ConfigError(`--claim-wait ${waitMs}: must be below --deadline (${deadlineMs} ms)`);
+  return {
+    socket: { path, mode: values['claims-socket-mode'], group: values['claims-socket-group'] },
+    waitMs,
+    claimsPerUid: values['claims-per-uid'],
+  };
+}
+
+// ---------------------------------------------------------------- claim
+
+export type ClaimCommand =
+  | { action: 'add'; local: HostPort; remote: HostPort; user: string; ident: string | undefined }
+  | { action: 'list' }
+  | { action: 'release'; ids: string[] }
+  | { action: 'release-all' }
+  | { action: 'pending'; remote: HostPort; ttlMs: number };
+
+export interface ClaimConfig {
+  help: boolean;
+  socketPath: string;
+  json: boolean;
+  command: ClaimCommand | undefined;
+}
+
+const CLAIM_USAGE_LINE =
+  'usage: identgate claim add LOCAL REMOTE USER [--ident ID] | list | release ID...|--all | pending REMOTE --ttl MS';
+
+/** IP-ADDRESS:PORT with both parts (a claim is about one exact connection). */
+function parseEndpoint(value: string, what: string): HostPort {
+  const wrong = () =>
+    new ConfigError(
+      `${what} ${JSON.stringify(value)}: expected IP-ADDRESS:PORT, e.g. 192.0.2.1:40000 or [2001:db8::1]:6697`,
+    );
+  if (!/^(?:\[[^\]]+\]|[^:[\]]+):\d+$/.test(value)) throw wrong();
+  const endpoint = parseHostPort(value, what);
+  if (isIP(endpoint.hostname) === 0 || endpoint.port === 0) throw wrong();
+  return endpoint;
+}
+
+/**
+ * `identgate claim`'s subcommand, arguments and flags (flags.ts CLAIM_FLAGS). Throws ConfigError.
+ *
+ * @example
+ * parseClaimArgs(['add', '192.0.2.1:40000', '203.0.113.5:6697', 'alice']).command?.action // 'add'
+ */
+export function parseClaimArgs(argv: string[]): ClaimConfig {
+  const { values, help, given, positionals } = parseFlags(CLAIM_FLAGS, argv, true);
+  const base = { help, socketPath: values.socket, json: Boolean(values.json) };
+  if (help) return { ...base, command: undefined };
+  const [action, ...args] = positionals;
+  const only = (...allowed: string[]) => {
+    for (const flag of ['ident', 'ttl', 'all'])
+      if (given.has(flag as keyof typeof CLAIM_FLAGS) && !allowed.includes(flag))
+        throw new ConfigError(`--${flag} does not go with claim ${action}`);
+  };
+  let command: ClaimCommand;
+  switch (action) {
+    case 'add':
+      only('ident');
+      if (args.length !== 3)
+        throw new ConfigError('usage: identgate claim add LOCAL-ADDRESS:PORT REMOTE-ADDRESS:PORT USER [--ident ID]');
+      command = {
+        action: 'add',
+        local: parseEndpoint(args[0]!, 'LOCAL'),
+        remote: parseEndpoint(args[1]!, 'REMOTE'),
+        user: args[2]!,
+        ident: values.ident,
+      };
+      break;
+    case 'list':
+      only();
+      if (args.length !== 0) throw new ConfigError('usage: identgate claim list [--json]');
+      command = { action: 'list' };
+      break;
+    case 'release':
+      only('all');
+      if (values.all && args.length === 0) command = { action: 'release-all' };
+      else if (!values.all && args.length > 0) command = { action: 'release', ids: args };
+      else throw new ConfigError('usage: identgate claim release ID... | identgate claim release --all');
+      break;
+    case 'pending':
+      only('ttl');
+      if (args.length !== 1 || values.ttl === undefined)
+        throw new ConfigError('usage: identgate claim pending REMOTE-ADDRESS:PORT --ttl MS');
+      command = { action: 'pending', remote: parseEndpoint(args[0]!, 'REMOTE'), ttlMs: values.ttl };
+      break;
+    default:
+      throw new ConfigError(
+        action === undefined
+          ? CLAIM_USAGE_LINE
+          : `unknown claim command ${JSON.stringify(action)}; ${CLAIM_USAGE_LINE}`,
+      );
+  }
+  return { ...base, command };
 }
 
 // ---------------------------------------------------------------- worker

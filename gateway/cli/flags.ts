@@ -7,6 +7,7 @@ import { isIP } from 'node:net';
 import { parseArgs } from 'node:util';
 import { isErrorToken, isToken, type ErrorToken } from '../../protocol/index.js';
 import { ConfigError } from '../../protocol/errors.js';
+import { CLAIMS_DEFAULTS } from '../claims/registry.js';
 import { RESOLVER_DEFAULTS } from '../resolver/resolver.js';
 import { SERVER_DEFAULTS } from '../server/server.js';
 import { TRANSPORT_CHOICES, type TransportChoice } from '../server/transport/index.js';
@@ -338,6 +339,67 @@ export const SERVE_FLAGS = {
     docs: 'gateway processes sharing the listeners (`auto` = one per CPU; see the note below)',
     parse: (value, flag) => (value === 'auto' ? 'auto' : positiveInt(value, flag)),
   },
+  'claims-socket': {
+    type: 'string',
+    placeholder: 'PATH|off',
+    defaultText: '$RUNTIME_DIRECTORY/claims.sock under systemd, else off',
+    section: 'Claims API',
+    help: 'serve the claims API (docs/claims.md: apps say which of their users a connection\nis for) on this Unix socket; the default is on only when systemd sets\nRUNTIME_DIRECTORY (the unit: /run/identgate/claims.sock)',
+    docs: 'serve the claims API on this Unix socket ([docs/claims.md](claims.md)); on by default only when systemd sets `RUNTIME_DIRECTORY` (the shipped unit: `/run/identgate/claims.sock`); `off` turns it off',
+    parse: (value, flag) => {
+      if (value === 'off') return value;
+      if (!value.startsWith('/'))
+        throw new ConfigError(`${flag} ${JSON.stringify(value)}: expected an absolute path (or off)`);
+      // sun_path holds 108 octets with its terminating NUL.
+      if (Buffer.byteLength(value) > 107)
+        throw new ConfigError(`${flag} ${value}: longer than a Unix socket path may be (107 octets)`);
+      return value;
+    },
+  },
+  'claims-socket-mode': {
+    type: 'string',
+    placeholder: 'MODE',
+    default: CLAIMS_DEFAULTS.socketMode,
+    defaultText: '0666',
+    section: 'Claims API',
+    help: 'who may connect (every local user by default: each can claim only its own connections)',
+    parse: (value, flag) => {
+      if (!/^0?[0-7]{3}$/.test(value))
+        throw new ConfigError(`${flag} ${JSON.stringify(value)}: expected an octal mode such as 0666 or 0660`);
+      return parseInt(value, 8);
+    },
+  },
+  'claims-socket-group': {
+    type: 'string',
+    placeholder: 'GROUP',
+    section: 'Claims API',
+    help: "the socket's group (with e.g. --claims-socket-mode 0660)",
+    parse: (value, flag) => {
+      if (!/^(?:\d+|[A-Za-z0-9_.][A-Za-z0-9_.-]*)$/.test(value))
+        throw new ConfigError(`${flag} ${JSON.stringify(value)}: expected a group name or number`);
+      return value;
+    },
+  },
+  'claim-wait': {
+    type: 'string',
+    placeholder: 'MS',
+    defaultText: `the smaller of ${CLAIMS_DEFAULTS.waitMs} and half of --deadline`,
+    section: 'Claims API',
+    help: 'a query covered by a pending hold waits this long for its claim; below --deadline',
+    parse: (value, flag) => {
+      if (!/^\d+$/.test(value))
+        throw new ConfigError(`${flag} ${JSON.stringify(value)}: expected a whole number of milliseconds`);
+      return Number(value);
+    },
+  },
+  'claims-per-uid': {
+    type: 'string',
+    placeholder: 'N',
+    default: CLAIMS_DEFAULTS.claimsPerUid,
+    section: 'Claims API',
+    help: 'live claims one user may hold (beyond: 429)',
+    parse: positiveInt,
+  },
   metrics: {
     type: 'string',
     placeholder: 'ADDR:PORT',
@@ -422,6 +484,29 @@ export const QUERY_FLAGS = {
     parse: positiveInt,
   },
   json: { type: 'boolean', section: 'Options', help: 'print the parsed reply as JSON' },
+} as const satisfies FlagTable;
+
+// ---------------------------------------------------------------- identgate claim
+
+export const CLAIM_FLAGS = {
+  socket: {
+    type: 'string',
+    short: 's',
+    placeholder: 'PATH',
+    default: '/run/identgate/claims.sock',
+    section: 'Options',
+    help: "the gateway's claims socket",
+  },
+  ident: { type: 'string', placeholder: 'ID', section: 'Options', help: 'with add: the ident to ask for' },
+  ttl: {
+    type: 'string',
+    placeholder: 'MS',
+    section: 'Options',
+    help: 'with pending: how long the hold lasts',
+    parse: positiveInt,
+  },
+  all: { type: 'boolean', section: 'Options', help: 'with release: all of your claims' },
+  json: { type: 'boolean', section: 'Options', help: "print the gateway's JSON answer" },
 } as const satisfies FlagTable;
 
 // ---------------------------------------------------------------- parsing, help, docs

@@ -25,6 +25,11 @@ import { dropPrivileges } from './privileges.js';
 import type { FailureCause, Resolver } from '../resolver/resolver.js';
 import { IdentServer, type IdentHandler } from '../server/server.js';
 import { nativeTransportProblem } from '../server/transport/index.js';
+import { createClaimsApp } from '../claims/api.js';
+import { loadPeerCredentials } from '../claims/peer.js';
+import { ClaimRegistry } from '../claims/registry.js';
+import { bindClaimsSocket, credentialsOf, type BoundClaimsSocket, type ClaimsEndpoint } from '../claims/socket.js';
+import { claimsSource } from '../claims/source.js';
 
 export interface RunningGateway {
   readonly server: IdentServer;
@@ -32,6 +37,10 @@ export interface RunningGateway {
   readonly answeredBy: string;
   readonly ownerLookup: string;
   readonly metricsPort: number | undefined;
+  /** The claims API's socket, when it is on. */
+  readonly claimsSocket: string | undefined;
+  /** The live claims, when the claims API is on. */
+  readonly claims: ClaimRegistry | undefined;
   /** Reloads the policy file (SIGHUP); false when there is none or the new one was refused. */
   reload(): Promise<boolean>;
   /** Graceful: stop accepting, answer what was received, close. */
@@ -52,6 +61,7 @@ export async function startGateway(
   let resolver: Resolver | undefined;
   let fileStore: FileStore | undefined;
   let owners: OwnerLookup | undefined;
+  let claims: ClaimRegistry | undefined;
   let answeredBy: string;
   let handler: IdentHandler;
 
@@ -118,10 +128,18 @@ export async function startGateway(
     });
     // Start the lookup helper now: its start-up must not eat the first query's time budget.
     await owners.start();
+    if (config.claims) {
+      claims = new ClaimRegistry({
+        owners,
+        claimsPerUid: config.claims.claimsPerUid,
+        onEnded: (claim) => log.debug({ id: claim.id, uid: claim.uid }, 'claim ended with its connection'),
+      });
+    }
     handler = createQueryPipeline({
       gatewayName: config.gatewayName,
       owners,
       resolver,
+      sources: claims ? [claimsSource(claims, { waitMs: config.claims!.waitMs })] : [],
       metrics,
       log,
       bootId: randomBytes(4).toString('hex'),
@@ -131,8 +149,8 @@ export async function startGateway(
   const server = new IdentServer({
     listen: config.listen,
     ...config.limits,
-    // The resolver answers within its deadline; this is the backstop for a fault in between.
-    queryDeadlineMs: config.deadlineMs + 1_000,
+    // The resolver answers within its deadline (after a held query's claim wait); this is the backstop for a fault in between.
+    queryDeadlineMs: config.deadlineMs + (config.claims?.waitMs ?? 0) + 1_000,
     hideErrors: config.hideErrors,
     transport: config.transport,
     onError: (error) => {
@@ -146,7 +164,11 @@ export async function startGateway(
     },
   });
   let metricsServer: HttpServer | undefined;
+  let boundClaims: BoundClaimsSocket | undefined;
+  let claimsEndpoint: ClaimsEndpoint | undefined;
   try {
+    // Created (mode, group) while still privileged; answered only after the drop below.
+    if (config.claims) boundClaims = await bindClaimsSocket(config.claims.socket);
     await server.start(handler);
     if (config.transport === 'auto' && server.transport === 'node') {
       log.info(
@@ -163,9 +185,26 @@ export async function startGateway(
       const { uid, gid } = dropPrivileges(config.runAs);
       log.info({ uid, gid }, `running as ${config.runAs}`);
     }
+    if (boundClaims && claims && owners) {
+      const peers = loadPeerCredentials();
+      if ('problem' in peers)
+        log.warn(`claims API: ${peers.problem}; every request to ${boundClaims.path} is refused (503)`);
+      const app = createClaimsApp({
+        registry: claims,
+        owners,
+        peerUid: (socket) => credentialsOf(socket)?.uid ?? null,
+        claimsPerUid: config.claims!.claimsPerUid,
+        onError: (error) => log.error({ err: error }, 'claims API fault'),
+      });
+      claimsEndpoint = boundClaims.serve(app.fetch, 'problem' in peers ? () => null : peers.of);
+      claims.start();
+      log.info(`claims API on ${boundClaims.path}`);
+    }
   } catch (error) {
     await server.stop({ graceMs: 0 });
     metricsServer?.close();
+    claims?.close();
+    await (claimsEndpoint ?? boundClaims)?.close();
     await Promise.all([resolver?.close(), owners?.close(), fileStore?.close()]);
     throw error;
   }
@@ -175,9 +214,13 @@ export async function startGateway(
     answeredBy,
     ownerLookup: owners?.method ?? 'off',
     metricsPort: metricsServer ? (metricsServer.address() as { port: number }).port : undefined,
+    claimsSocket: boundClaims?.path,
+    claims,
     reload: async () => (fileStore ? fileStore.reload() : false),
     stop: async () => {
+      await claimsEndpoint?.close();
       await server.stop({ graceMs: config.shutdownGraceMs });
+      claims?.close();
       metricsServer?.close();
       await Promise.all([resolver?.close(), owners?.close(), fileStore?.close()]);
     },

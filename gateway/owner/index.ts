@@ -305,6 +305,11 @@ class BoundedOwnerLookup implements OwnerLookup {
 const ADDON_NAME = 'identgate-sockdiag.node';
 const HELPER_NAME = 'identgate-sockdiag';
 
+/** Where this package's sock_diag addon is (built or not): the claims API asks it for peer credentials too. */
+export function sockDiagAddonPath(): string {
+  return builtPath(ADDON_NAME, constants.R_OK);
+}
+
 /** dist/owner/NAME, seen from this module in dist/gateway/owner/ or in the source tree's gateway/owner/. */
 function builtPath(name: string, mode: number): string {
   const candidates = [

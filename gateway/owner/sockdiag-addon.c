@@ -18,6 +18,10 @@
  *          remote: Uint8Array, remotePort): 1 found (out = state, uid, inode),
  *          0 none, or a negative errno
  *   userName(uid): Promise<string | null>
+ *   peerCredentials(out: Uint32Array(3), fd): 0 (out = pid, uid, gid of the
+ *          process that connected the Unix socket fd, from SO_PEERCRED), or a
+ *          negative errno; the claims API (gateway/claims/) asks it, as Node
+ *          has no API for it
  *   close(): undefined
  *
  * Build: cc -O2 -shared -fPIC -I<node>/include/node -o identgate-sockdiag.node
@@ -27,6 +31,7 @@
 #define NAPI_VERSION 8
 #include <node_api.h>
 #include <stdint.h>
+#include <sys/socket.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -166,6 +171,25 @@ static napi_value js_user_name(napi_env env, napi_callback_info info) {
   return promise;
 }
 
+/* The kernel's record of who connected: set at connect(), not something the peer can say about itself. */
+static napi_value js_peer_credentials(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  if (argc != 2) return make_int(env, -EINVAL);
+  uint32_t *out = typed_bytes(env, argv[0], 12);
+  int32_t fd = -1;
+  if (out == NULL || napi_get_value_int32(env, argv[1], &fd) != napi_ok || fd < 0) return make_int(env, -EINVAL);
+  struct ucred cred;
+  socklen_t length = sizeof cred;
+  if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &length) != 0) return make_int(env, -errno);
+  if (length != sizeof cred) return make_int(env, -EPROTO);
+  out[0] = (uint32_t)cred.pid;
+  out[1] = cred.uid;
+  out[2] = cred.gid;
+  return make_int(env, 0);
+}
+
 NAPI_MODULE_INIT() {
   struct addon_state *state = malloc(sizeof *state);
   if (state == NULL) return NULL;
@@ -176,6 +200,7 @@ NAPI_MODULE_INIT() {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
       {"lookup", NULL, js_lookup, NULL, NULL, NULL, napi_default, NULL},
       {"userName", NULL, js_user_name, NULL, NULL, NULL, napi_default, NULL},
+      {"peerCredentials", NULL, js_peer_credentials, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

@@ -26,6 +26,7 @@ const ARGUMENTS: Record<string, unknown[]> = {
   PolicyError: [[{ path: 'rules[0]', message: 'bad' }]],
   FileStoreError: ['ERR_POLICY_FILE_READ', 'cannot read'],
   ResolverFailure: ['refused', 'connect ECONNREFUSED'],
+  ClaimsApiError: [403, 'no_connection', 'not yours'],
 };
 
 function errorClasses(): Map<string, ErrorClass> {
