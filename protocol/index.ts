@@ -11,3 +11,4 @@ export * from './reply.js';
 export * from './wire.js';
 export * from './issues.js';
 export * from './signature.js';
+export * from './constraints.js';

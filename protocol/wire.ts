@@ -108,12 +108,59 @@ export const AnswerSchema = z
     if (violation) ctx.addIssue({ code: 'custom', message: violation });
   }) as unknown as z.ZodType<IdentAnswer>;
 
+const glob = z.string().min(1).max(256);
+
+/** What an app-supplied name must meet before the gateway writes it (protocol/constraints.ts). */
+export const ConstraintsSchema = z.strictObject({
+  pattern: z.array(glob).min(1).max(100).optional(),
+  deny: z.array(glob).min(1).max(100).optional(),
+  maxLength: z.number().int().min(1).max(512),
+  localNames: z.boolean(),
+});
+
+/** oidentd user-file capabilities a rule may grant (oidentd.conf(5): reply, hide, random, numeric, ...). */
+export const USER_FILE_CAPABILITIES = ['reply', 'hide', 'random', 'numeric', 'random_numeric', 'forward'] as const;
+/** The user files the gateway may read, relative to the owner's home directory, in oidentd's order. */
+export const USER_FILES = ['.config/oidentd.conf', '.oidentd.conf'] as const;
+
+const delegateFields = {
+  /** Opsys and charset of a USERID answer the delegate produces. */
+  opsys: token,
+  charset: token.optional(),
+  accept: ConstraintsSchema,
+};
+
+/**
+ * Work the gateway does on its own host before it writes the reply (docs/wire.md "Delegated answers"):
+ * forward the query to a local identd, or read the owner's oidentd user file. When the delegate yields
+ * no acceptable answer (timeout, refusal, garbage, no file, a refused name), the answer's `answer` is written.
+ */
+export const DelegateSchema = z.discriminatedUnion('kind', [
+  z.strictObject({
+    kind: z.literal('forward'),
+    /** An IP address literal; the gateway forwards only to addresses it allows (--forward-allow). */
+    host: address,
+    port,
+    /** The ports to ask about; absent: the query's own. */
+    query: QuerySchema.optional(),
+    ...delegateFields,
+  }),
+  z.strictObject({
+    kind: z.literal('userfile'),
+    files: z.array(z.enum(USER_FILES)).min(1).max(USER_FILES.length),
+    allow: z.array(z.enum(USER_FILE_CAPABILITIES)).max(USER_FILE_CAPABILITIES.length),
+    ...delegateFields,
+  }),
+]);
+
 export const LookupAnswerSchema = z.strictObject({
   v: z.literal(WIRE_VERSION),
   id: z.string().min(1).max(128),
+  /** What to write; with a delegate, what to write when the delegate yields nothing (the rule's fallback). */
   answer: AnswerSchema,
   /** Name of the policy rule that decided ("default" for the policy's default). */
   rule: z.string().min(1).max(128),
+  delegate: DelegateSchema.optional(),
 });
 
 export const BatchAnswerSchema = z.strictObject({
@@ -135,3 +182,7 @@ export type BatchRequest = z.infer<typeof BatchRequestSchema>;
 export type LookupAnswer = z.infer<typeof LookupAnswerSchema>;
 export type BatchAnswer = z.infer<typeof BatchAnswerSchema>;
 export type WireError = z.infer<typeof WireErrorSchema>;
+export type Delegate = z.infer<typeof DelegateSchema>;
+export type ForwardDelegate = Extract<Delegate, { kind: 'forward' }>;
+export type UserFileDelegate = Extract<Delegate, { kind: 'userfile' }>;
+export type UserFileCapability = (typeof USER_FILE_CAPABILITIES)[number];

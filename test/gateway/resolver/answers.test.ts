@@ -51,6 +51,31 @@ describe('parsing replies', () => {
     ]);
   });
 
+  it("passes a remote worker's delegated answer through for the gateway to carry out", () => {
+    const delegated = {
+      ...answer('a'),
+      delegate: {
+        kind: 'forward',
+        host: '127.0.0.1',
+        port: 9001,
+        opsys: 'OTHER',
+        accept: { maxLength: 16, localNames: false },
+      },
+    };
+    expect(parseExchangeReply({ status: 200, text: JSON.stringify(delegated) }, [lookupRequest('a')])).toEqual([
+      delegated,
+    ]);
+  });
+
+  it('refuses a delegate that breaks the schema (an unknown kind, a file outside the two oidentd files)', () => {
+    const base = { opsys: 'OTHER', accept: { maxLength: 16, localNames: false } };
+    for (const delegate of [
+      { kind: 'exec', command: 'sh', ...base },
+      { kind: 'userfile', files: ['../../etc/shadow'], allow: ['reply'], ...base },
+    ])
+      expect(reasonFor(200, JSON.stringify({ ...answer('a'), delegate }))).toBe('schema_mismatch');
+  });
+
   it('returns batch answers in request order', () => {
     const text = JSON.stringify({ v: 1, answers: [answer('a'), answer('b')] });
     expect(parseExchangeReply({ status: 200, text }, [lookupRequest('a'), lookupRequest('b')])).toEqual([
