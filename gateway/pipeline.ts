@@ -11,6 +11,7 @@ import type { Owner, OwnerLookup, OwnerQuery } from './owner/index.js';
 import type { Resolver } from './resolver/resolver.js';
 import type { IdentHandler } from './server/connection.js';
 import type { IdentTransaction } from './server/transaction.js';
+import { createDelegateRunner, type DelegateRunner } from './delegate/index.js';
 
 /** The facts a request carries beyond the query and its ident connection. */
 export type ConnectionFacts = Pick<LookupRequest, 'owner'> &
@@ -35,6 +36,10 @@ export interface PipelineOptions {
   log: Logger;
   /** Unique per gateway start; request ids are `${bootId}-${sequence}`. */
   bootId: string;
+  /** Runs delegated answers (forward, user file); default: one with the defaults, made on first use. */
+  delegates?: DelegateRunner;
+  /** How long a query may take from arrival to reply; a delegate gets what is left. Default 1000. */
+  deadlineMs?: number;
 }
 
 export function answerLabel(answer: IdentAnswer): string {
@@ -53,22 +58,52 @@ export function createQueryPipeline({
   metrics,
   log,
   bootId,
+  delegates,
+  deadlineMs = 1_000,
 }: PipelineOptions): IdentHandler {
   // Per-query log lines are built only when someone reads them.
   const debug = log.isLevelEnabled('debug');
   let sequence = 0;
 
-  const reply = (tx: IdentTransaction, request: LookupRequest, { answer, rule }: LookupAnswer): void => {
+  const reply = (
+    tx: IdentTransaction,
+    request: LookupRequest,
+    { answer, rule }: LookupAnswer,
+    delegated?: string,
+  ): void => {
     tx.reply(answer);
     metrics?.countAnswer(answerLabel(answer));
     if (debug)
       log.debug(
-        { id: request.id, rule, answer, query: request.query, remoteAddress: tx.remoteAddress, owner: request.owner },
+        {
+          id: request.id,
+          rule,
+          answer,
+          query: request.query,
+          remoteAddress: tx.remoteAddress,
+          owner: request.owner,
+          ...(delegated !== undefined && { delegated }),
+        },
         'query',
       );
   };
 
-  const decide = (tx: IdentTransaction, facts: ConnectionFacts): void | Promise<void> => {
+  // A delegated answer is carried out here, on this host, before anything is written (docs/wire.md).
+  const answerWith = (
+    tx: IdentTransaction,
+    request: LookupRequest,
+    lookup: LookupAnswer,
+    started: number,
+  ): void | Promise<void> => {
+    const delegate = lookup.delegate;
+    if (delegate === undefined) return reply(tx, request, lookup);
+    delegates ??= createDelegateRunner({ log });
+    return delegates
+      .run(delegate, request, lookup.answer, started + deadlineMs)
+      .then(({ answer, outcome }) => reply(tx, request, { ...lookup, answer }, outcome));
+  };
+
+  const decide = (tx: IdentTransaction, facts: ConnectionFacts, started: number): void | Promise<void> => {
     const request: LookupRequest = {
       v: WIRE_VERSION,
       id: `${bootId}-${++sequence}`,
@@ -83,8 +118,8 @@ export function createQueryPipeline({
       ...facts,
     };
     const now = resolver.resolveNow?.(request);
-    if (now !== undefined) return reply(tx, request, now);
-    return resolver.resolve(request).then((answer) => reply(tx, request, answer));
+    if (now !== undefined) return answerWith(tx, request, now, started);
+    return resolver.resolve(request).then((answer) => answerWith(tx, request, answer, started));
   };
 
   const gatherFrom = (
@@ -92,6 +127,7 @@ export function createQueryPipeline({
     tx: IdentTransaction,
     query: OwnerQuery,
     facts: ConnectionFacts,
+    started: number,
   ): void | Promise<void> => {
     for (let i = index; i < sources.length; i++) {
       const source = sources[i]!;
@@ -100,9 +136,11 @@ export function createQueryPipeline({
         Object.assign(facts, now);
         continue;
       }
-      return source.gather(query, facts).then((found) => gatherFrom(i + 1, tx, query, Object.assign(facts, found)));
+      return source
+        .gather(query, facts)
+        .then((found) => gatherFrom(i + 1, tx, query, Object.assign(facts, found), started));
     }
-    return decide(tx, facts);
+    return decide(tx, facts, started);
   };
 
   const withOwner = (
@@ -112,11 +150,12 @@ export function createQueryPipeline({
     started: number,
   ): void | Promise<void> => {
     if (metrics) metrics.observeOwnerLookup(owner !== null, (performance.now() - started) / 1000);
-    return gatherFrom(0, tx, query, { owner });
+    return gatherFrom(0, tx, query, { owner }, started);
   };
 
   return (tx) => {
-    const started = metrics ? performance.now() : 0;
+    // The arrival time: owner-lookup metrics and what a delegated answer has left of the deadline.
+    const started = performance.now();
     const query: OwnerQuery = {
       localAddress: tx.localAddress,
       localPort: tx.req.serverPort,

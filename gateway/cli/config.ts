@@ -107,6 +107,8 @@ export interface ServeConfig {
   deadlineMs: number;
   fallback: IdentAnswer;
   ownerLookup: 'auto' | 'on' | 'off';
+  /** CIDRs forward delegates may reach besides loopback and this host's addresses (--forward-allow). */
+  forwardAllow: string[];
   hideErrors: boolean;
   runAs: string | undefined;
   metrics: HostPort | undefined;
@@ -249,6 +251,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = {}, pid 
     deadlineMs: values.deadline,
     fallback: { type: 'ERROR', error: values['fallback-error'] },
     ownerLookup: values['owner-lookup'],
+    forwardAllow: values['forward-allow'] ?? [],
     hideErrors: Boolean(values['hide-errors']),
     runAs: values['run-as'],
     metrics: values.metrics,

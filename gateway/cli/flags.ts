@@ -8,6 +8,7 @@ import { parseArgs } from 'node:util';
 import { isErrorToken, isToken, type ErrorToken } from '../../protocol/index.js';
 import { ConfigError } from '../../protocol/errors.js';
 import { CLAIMS_DEFAULTS } from '../claims/registry.js';
+import { parseForwardCidr } from '../delegate/forward.js';
 import { RESOLVER_DEFAULTS } from '../resolver/resolver.js';
 import { SERVER_DEFAULTS } from '../server/server.js';
 import { TRANSPORT_CHOICES, type TransportChoice } from '../server/transport/index.js';
@@ -71,6 +72,15 @@ export function positiveInt(value: string, flag: string): number {
   if (!/^\d+$/.test(value) || Number(value) < 1)
     throw new ConfigError(`${flag} ${JSON.stringify(value)}: expected a positive whole number`);
   return Number(value);
+}
+
+function forwardCidr(value: string, flag: string): string {
+  try {
+    parseForwardCidr(value);
+  } catch (error) {
+    throw new ConfigError(`${flag} ${(error as Error).message}`);
+  }
+  return value;
 }
 
 function oneOf<const T extends string>(choices: readonly T[], expected = choices.join(', ')) {
@@ -236,6 +246,15 @@ export const SERVE_FLAGS = {
     help: 'find the local owner of the queried connection',
     docs: 'see [Owner lookup](#owner-lookup)',
     parse: oneOf(['auto', 'on', 'off'], 'auto, on or off'),
+  },
+  'forward-allow': {
+    type: 'string',
+    multiple: true,
+    placeholder: 'CIDR',
+    section: 'Policy worker',
+    help: "where forward rules may send queries, besides loopback and\nthis host's addresses (repeatable)",
+    docs: "where `forward` rules (and `forward` lines of user files) may send queries, besides loopback and this host's own addresses; repeatable. See docs/apps.md",
+    parse: forwardCidr,
   },
   'upstream-connections': {
     type: 'string',

@@ -21,6 +21,7 @@ import { createMetrics, registrySource, serveMetrics, type GatewayMetrics } from
 import { exposeWorkerMetrics } from './cluster.js';
 import { createOwnerLookup, type OwnerLookup } from '../owner/index.js';
 import { answerLabel, createQueryPipeline } from '../pipeline.js';
+import { createDelegateRunner, forwardAllowList } from '../delegate/index.js';
 import { dropPrivileges } from './privileges.js';
 import type { FailureCause, Resolver } from '../resolver/resolver.js';
 import { IdentServer, type IdentHandler } from '../server/server.js';
@@ -143,6 +144,8 @@ export async function startGateway(
       metrics,
       log,
       bootId: randomBytes(4).toString('hex'),
+      deadlineMs: config.deadlineMs,
+      delegates: createDelegateRunner({ log, forwardAllowed: forwardAllowList(config.forwardAllow) }),
     });
   }
 
