@@ -82,12 +82,18 @@ export function createService(deps: AppDeps): Service {
       const decisions: Record<string, unknown>[] | undefined = logDecisions ? [] : undefined;
       for (const request of requests) {
         const decision = decide(snapshot.compiled, request);
-        answers.push({ v: WIRE_VERSION, id: request.id, answer: decision.answer, rule: decision.rule });
+        const delegate = decision.delegate;
+        answers.push(
+          delegate === undefined
+            ? { v: WIRE_VERSION, id: request.id, answer: decision.answer, rule: decision.rule }
+            : { v: WIRE_VERSION, id: request.id, answer: decision.answer, rule: decision.rule, delegate },
+        );
         decisions?.push({
           id: request.id,
           gateway: request.gateway,
           rule: decision.rule,
           answer: summarize(decision.answer),
+          ...(decision.delegate !== undefined && { delegate: decision.delegate.kind }),
           serverPort: request.query.serverPort,
           clientPort: request.query.clientPort,
           localAddress: request.connection.localAddress,

@@ -81,6 +81,11 @@ function holds(match: PolicyMatch, req: LookupRequest): boolean {
     return false;
   if (match.clientAddress !== undefined && !inCidrs(list(match.clientAddress), req.connection.remoteAddress))
     return false;
+  const claimUser = req.claim?.user ?? null;
+  if (match.claimed !== undefined && match.claimed !== (claimUser !== null)) return false;
+  if (match.claimUser !== undefined) {
+    if (claimUser === null || !list(match.claimUser).some((glob) => globMatches(glob, claimUser))) return false;
+  }
   return true;
 }
 
@@ -191,6 +196,8 @@ const match = (weights: Weights): fc.Arbitrary<PolicyMatch> =>
       ownerName: sometimes(oneOrMany(fc.constantFrom(...NAME_PATTERNS)), weights.ownerName),
       ownerUid: sometimes(oneOrMany(range(UIDS)), weights.ownerUid),
       ownerKnown: sometimes(fc.boolean(), weights.ownerKnown),
+      claimed: sometimes(fc.boolean(), weights.claimed),
+      claimUser: sometimes(oneOrMany(fc.constantFrom(...NAME_PATTERNS)), weights.claimUser),
     })
     .map(
       (record) => Object.fromEntries(Object.entries(record).filter(([, value]) => value !== undefined)) as PolicyMatch,
@@ -209,6 +216,8 @@ const weights: fc.Arbitrary<Weights> = fc.record({
   ownerName: absentWeight,
   ownerUid: absentWeight,
   ownerKnown: absentWeight,
+  claimed: absentWeight,
+  claimUser: absentWeight,
 });
 
 const policy: fc.Arbitrary<Policy> = weights
@@ -235,8 +244,12 @@ const lookup: fc.Arbitrary<LookupRequest> = fc
       }),
       { nil: null },
     ),
+    claimUser: fc.option(fc.oneof(fc.constantFrom(...OWNER_NAMES), fc.string({ maxLength: 6 })), { nil: null }),
   })
-  .map((facts) => request(facts));
+  .map(({ claimUser, ...facts }) => ({
+    ...request(facts),
+    ...(claimUser === null ? {} : { claim: { user: claimUser } }),
+  }));
 
 describe('rule index', () => {
   it('decide names the same rule as trying each rule in order, for random policies and requests', () => {

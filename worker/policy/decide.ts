@@ -15,7 +15,7 @@
  * explain(compiled, request).skipped // [{ rule: 'hide-system', ruleIndex: 0, failed: 'ownerUid' }]
  */
 import type { IdentAnswer } from '../../protocol/reply.js';
-import type { LookupRequest } from '../../protocol/wire.js';
+import type { Delegate, LookupRequest } from '../../protocol/wire.js';
 import type { CompiledPolicy, CompiledRule } from './compile.js';
 import { CONDITION_NAMES, failedCondition, type Condition } from './match.js';
 import { firstMatch } from './rule-index.js';
@@ -25,6 +25,8 @@ export interface Decision {
   readonly answer: IdentAnswer;
   /** Name of the deciding rule; "default" for the policy default. */
   readonly rule: string;
+  /** Set when the gateway is to try this first (docs/wire.md "Delegated answers"); `answer` is then the fallback. */
+  readonly delegate?: Delegate;
 }
 
 let pool: Uint32Array | undefined;
@@ -51,12 +53,19 @@ function decisionOf(rule: CompiledRule, request: LookupRequest, random: () => nu
   if (constant !== null) {
     let decision = constantDecisions.get(rule);
     if (decision === undefined) {
-      decision = Object.freeze({ answer: constant, rule: rule.name });
+      const delegate = rule.answerer.delegate;
+      decision = Object.freeze(
+        delegate === undefined
+          ? { answer: constant, rule: rule.name }
+          : { answer: constant, rule: rule.name, delegate },
+      );
       constantDecisions.set(rule, decision);
     }
     return decision;
   }
-  return { answer: rule.answerer.answer(request, random), rule: rule.name };
+  const answer = rule.answerer.answer(request, random);
+  const delegate = rule.answerer.delegate;
+  return delegate === undefined ? { answer, rule: rule.name } : { answer, rule: rule.name, delegate };
 }
 
 function decidingRule(compiled: CompiledPolicy, request: LookupRequest): CompiledRule {
@@ -102,6 +111,8 @@ export interface Explanation {
   readonly skipped: readonly SkippedRule[];
   /** How many rules were skipped in all. */
   readonly skippedCount: number;
+  /** What the gateway would try first (forward, userFile); `answer` is then the fallback. */
+  readonly delegate?: Delegate;
 }
 
 const MAX_SKIPPED_LISTED = 1000;
@@ -136,7 +147,15 @@ export function explain(
     if (skipped.length < MAX_SKIPPED_LISTED)
       skipped.push({ rule: rule.name, ruleIndex: rule.index!, failed: CONDITION_NAMES[failed] as Condition });
   }
-  const { answer } = decisionOf(deciding, request, random);
+  const { answer, delegate } = decisionOf(deciding, request, random);
   const matched = deciding.index === null ? {} : (compiled.policy.rules[deciding.index]!.match ?? {});
-  return { rule: deciding.name, ruleIndex: deciding.index, answer, matched, skipped, skippedCount };
+  return {
+    rule: deciding.name,
+    ruleIndex: deciding.index,
+    answer,
+    ...(delegate !== undefined && { delegate }),
+    matched,
+    skipped,
+    skippedCount,
+  };
 }

@@ -16,7 +16,7 @@
  */
 import { z } from 'zod';
 import { issuesOf } from '../../protocol/issues.js';
-import { ActionSchema, checkOutcome, definitionOf, type PolicyAction } from './actions/index.js';
+import { ActionSchema, checkOutcome, keyNeedOf, type PolicyAction } from './actions/index.js';
 import { parseCidr } from './address.js';
 import { PolicyError } from './errors.js';
 import { parseRange } from './patterns.js';
@@ -156,7 +156,7 @@ export const PolicySchema = z
     // The first outcome whose action needs the policy key, e.g. "rules[3]", with what it is.
     let keyedAt: { where: string; what: string } | undefined;
     const needsKey = (action: unknown, where: string) => {
-      const what = definitionOf(action)?.needsKey;
+      const what = keyNeedOf(action);
       if (keyedAt === undefined && what !== undefined) keyedAt = { where, what };
     };
     policy.rules.forEach((rule, index) => {

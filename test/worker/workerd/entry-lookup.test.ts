@@ -48,6 +48,41 @@ describe('the Workers entry: lookups', () => {
     expect(LookupAnswerSchema.parse(await res.json())).toMatchObject({ id, rule: 'lan' });
   });
 
+  it("answers a claimed connection's ident where a rule allows it, and a claim only where a rule matches", async () => {
+    const lookup = async (facts: Parameters<typeof lookupRequest>[0]) => {
+      const res = await worker.fetch(await signedRequest(NEW, '/v1/ident', JSON.stringify(lookupRequest(facts))));
+      return LookupAnswerSchema.parse(await res.json());
+    };
+    const claim = { user: 'alice', ident: 'znc-alice' };
+    expect(await lookup({ id: uniqueId(), serverPort: 7001, claim })).toMatchObject({
+      rule: 'apps-claim',
+      answer: { type: 'USERID', opsys: 'OTHER', userId: 'znc-alice' },
+    });
+    expect(await lookup({ id: uniqueId(), serverPort: 7001 })).toMatchObject({ rule: 'lan' });
+  });
+
+  it('answers a forward or userFile rule with the delegate for the gateway and the fallback', async () => {
+    const batch = {
+      v: 1,
+      requests: [
+        lookupRequest({ id: uniqueId(), serverPort: 7002 }),
+        lookupRequest({ id: uniqueId(), serverPort: 7003 }),
+      ],
+    };
+    const res = await worker.fetch(await signedRequest(NEW, '/v1/ident/batch', JSON.stringify(batch)));
+    const { answers } = BatchAnswerSchema.parse(await res.json());
+    expect(answers[0]).toMatchObject({
+      rule: 'apps-forward',
+      answer: { type: 'ERROR', error: 'HIDDEN-USER' },
+      delegate: { kind: 'forward', host: '127.0.0.1', port: 9001, accept: { maxLength: 10, localNames: false } },
+    });
+    expect(answers[1]).toMatchObject({
+      rule: 'apps-userfile',
+      answer: { type: 'ERROR', error: 'UNKNOWN-ERROR' },
+      delegate: { kind: 'userfile', files: ['.oidentd.conf'] },
+    });
+  });
+
   it('answers a lookup signed with the previous secret during a rotation', async () => {
     const res = await worker.fetch(
       await signedRequest(OLD, '/v1/ident', JSON.stringify(lookupRequest({ id: uniqueId() }))),

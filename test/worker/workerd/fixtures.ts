@@ -11,11 +11,25 @@
 import { signatureHeaders } from '../../../protocol/signature.js';
 import type { Claim, LookupRequest } from '../../../protocol/wire.js';
 
-/** hide-root: uid 0 is hidden; lan: queriers in 192.0.2.0/24 learn the owner's name; otherwise NO-USER. */
+/**
+ * hide-root: uid 0 is hidden; apps-*: the actions for apps (issue 13) on ports 7001..7003 only;
+ * lan: queriers in 192.0.2.0/24 learn the owner's name; otherwise NO-USER.
+ */
 export const TEST_POLICY = {
   version: 1,
   rules: [
     { name: 'hide-root', match: { ownerUid: 0 }, action: { error: 'HIDDEN-USER' } },
+    {
+      name: 'apps-claim',
+      match: { serverPort: 7001, claimed: true },
+      action: { claim: { ident: { pattern: 'znc-*' } } },
+    },
+    {
+      name: 'apps-forward',
+      match: { serverPort: 7002 },
+      action: { forward: { port: 9001 }, accept: { maxLength: 10 }, fallback: { error: 'HIDDEN-USER' } },
+    },
+    { name: 'apps-userfile', match: { serverPort: 7003 }, action: { userFile: { files: ['.oidentd.conf'] } } },
     { name: 'lan', match: { clientAddress: '192.0.2.0/24' }, action: { reveal: 'name' } },
   ],
   default: { action: { error: 'NO-USER' } },

@@ -5,13 +5,18 @@
 import type { z } from 'zod';
 import { replyRuleViolation, type IdentAnswer } from '../../../protocol/reply.js';
 import type { ErrorToken } from '../../../protocol/tokens.js';
-import type { LookupRequest } from '../../../protocol/wire.js';
+import type { Delegate, LookupRequest } from '../../../protocol/wire.js';
 
 /** A compiled action: answers a request, never breaking an RFC 1413 reply rule. */
 export interface Answerer {
   /** The answer when it does not depend on the request (errors, fixed ids); else null. */
   readonly constant: IdentAnswer | null;
   answer(request: LookupRequest, random: () => number): IdentAnswer;
+  /**
+   * Work the gateway does on its own host before writing (docs/wire.md "Delegated answers"); `answer`
+   * is then what it writes when the delegate yields nothing acceptable (the rule's fallback).
+   */
+  readonly delegate?: Delegate;
 }
 
 export interface CompileContext {
@@ -21,6 +26,8 @@ export interface CompileContext {
   readonly charset: string | undefined;
   /** HMAC-SHA256 under the policy key; undefined when the policy has no key. */
   readonly mac: ((message: Uint8Array) => Uint8Array) | undefined;
+  /** Compiles an action nested in this one (a fallback) with the same opsys, charset and key. */
+  readonly compileNested: (action: object) => Answerer;
 }
 
 /** A fixed user id inside an action and its path there, e.g. `['random', 'from', 2]`. */
@@ -40,6 +47,10 @@ export interface ActionDefinition<A extends object> {
   readonly needsKey?: string;
   /** The user ids the action answers as written, checked at parse time against the rule's opsys and charset. The action is not parsed yet. */
   fixedUserIds?(action: Record<string, unknown>): FixedUserId[];
+  /** Actions nested in this one (a delegate's fallback), for the parse-time checks; not parsed yet. */
+  nested?(action: Record<string, unknown>): { readonly action: unknown; readonly path: PropertyKey[] }[];
+  /** The answer is delegated to the gateway (forward, userFile): it may not be nested in another. */
+  readonly delegates?: boolean;
   /** Builds the answerer; runs once per policy version, on a parsed action. */
   compile(action: A, context: CompileContext): Answerer;
 }

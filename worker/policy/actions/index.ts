@@ -7,14 +7,17 @@ import { isToken } from '../../../protocol/tokens.js';
 import { oneKeyOf, type Context } from '../zod.js';
 import type { PolicyOutcome } from '../schema.js';
 import type { ActionDefinition, ActionOf, Answerer } from './action.js';
+import { claim } from './claim.js';
 import { error } from './error.js';
+import { forward } from './forward.js';
 import { pseudonym } from './pseudonym.js';
 import { random } from './random.js';
 import { reveal } from './reveal.js';
+import { userFile } from './user-file.js';
 import { userId } from './user-id.js';
 
 /** In the order the error for a missing action lists them. */
-export const ACTIONS = [reveal, userId, random, pseudonym, error] as const;
+export const ACTIONS = [reveal, userId, random, pseudonym, error, claim, forward, userFile] as const;
 
 /** An action as written in a rule: exactly one of the ACTIONS' keys. */
 export type PolicyAction = ActionOf<(typeof ACTIONS)[number]>;
@@ -47,12 +50,37 @@ export function checkOutcome(outcome: Partial<PolicyOutcome>, ctx: Context): voi
   if (outcome.opsys !== undefined && (typeof outcome.opsys !== 'string' || !isToken(outcome.opsys))) return;
   if (outcome.charset !== undefined && (typeof outcome.charset !== 'string' || !isToken(outcome.charset))) return;
   const opsys = outcome.opsys ?? 'OTHER';
-  for (const { userId, path } of definition.fixedUserIds?.(outcome.action as unknown as Record<string, unknown>) ??
-    []) {
-    if (typeof userId !== 'string' || userId.length === 0) continue; // reported by the action schema
-    const violation = replyRuleViolation({ type: 'USERID', opsys, charset: outcome.charset, userId });
-    if (violation) ctx.addIssue({ code: 'custom', message: violation, path: ['action', ...path] });
+  const checkIds = (found: ActionDefinition<object>, action: unknown, prefix: PropertyKey[]) => {
+    for (const { userId, path } of found.fixedUserIds?.(action as Record<string, unknown>) ?? []) {
+      if (typeof userId !== 'string' || userId.length === 0) continue; // reported by the action schema
+      const violation = replyRuleViolation({ type: 'USERID', opsys, charset: outcome.charset, userId });
+      if (violation) ctx.addIssue({ code: 'custom', message: violation, path: ['action', ...prefix, ...path] });
+    }
+  };
+  checkIds(definition, outcome.action, []);
+  for (const { action, path } of definition.nested?.(outcome.action as unknown as Record<string, unknown>) ?? []) {
+    const inner = definitionOf(action);
+    if (!inner) continue; // reported by the action schema
+    if (inner.delegates) {
+      const message = `a fallback cannot itself be "${inner.key}" (the gateway runs one delegate per query)`;
+      ctx.addIssue({ code: 'custom', message, path: ['action', ...path] });
+    } else checkIds(inner, action, path);
   }
+}
+
+/**
+ * What a (possibly unparsed) action needs the policy key for, looking into nested fallbacks too;
+ * undefined when nothing.
+ */
+export function keyNeedOf(action: unknown): string | undefined {
+  const definition = definitionOf(action);
+  if (!definition) return undefined;
+  if (definition.needsKey !== undefined) return definition.needsKey;
+  for (const nested of definition.nested?.(action as Record<string, unknown>) ?? []) {
+    const need = keyNeedOf(nested.action);
+    if (need !== undefined) return need;
+  }
+  return undefined;
 }
 
 /**
@@ -68,5 +96,10 @@ export function compileAction(
 ): Answerer {
   const definition = definitionOf(outcome.action);
   if (!definition) throw new TypeError('unparsed policy: an outcome without a known action');
-  return definition.compile(outcome.action, { opsys: outcome.opsys, charset: outcome.charset, mac });
+  return definition.compile(outcome.action, {
+    opsys: outcome.opsys,
+    charset: outcome.charset,
+    mac,
+    compileNested: (action) => compileAction({ ...outcome, action: action as PolicyAction }, mac),
+  });
 }

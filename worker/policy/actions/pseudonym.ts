@@ -11,7 +11,8 @@ export const MAX_PSEUDONYM_LENGTH = 51;
 export const MIN_PSEUDONYM_LENGTH = 6;
 
 export interface PseudonymAction {
-  pseudonym: { length?: number; prefix?: string };
+  /** perClaimUser: a claimed connection's pseudonym is keyed by the claim's user too (a bouncer's users differ). */
+  pseudonym: { length?: number; prefix?: string; perClaimUser?: boolean };
   ifUnknown?: ErrorToken;
 }
 
@@ -34,8 +35,12 @@ export function base32(digest: Uint8Array, length: number): string {
   return text;
 }
 
-/** What a pseudonym is computed over: the gateway and the owner's uid, with a version label. */
-export function pseudonymMessage(gateway: string, uid: number): Uint8Array {
+/**
+ * What a pseudonym is computed over: the gateway and the owner's uid, with a version label; with a
+ * claim user (perClaimUser), that too, under its own label so no unclaimed pseudonym can equal it.
+ */
+export function pseudonymMessage(gateway: string, uid: number, claimUser?: string): Uint8Array {
+  if (claimUser !== undefined) return encoder.encode(`identgate-pseudonym-claim-v1\0${gateway}\0${uid}\0${claimUser}`);
   return encoder.encode(`identgate-pseudonym-v1\0${gateway}\0${uid}`);
 }
 
@@ -49,6 +54,7 @@ export const pseudonym: ActionDefinition<PseudonymAction> = {
         .max(32)
         .refine((prefix) => printable.test(prefix), 'must be printable ASCII without white space')
         .optional(),
+      perClaimUser: z.boolean().optional(),
     }),
     ifUnknown: errorToken.optional(),
   }),
@@ -58,12 +64,15 @@ export const pseudonym: ActionDefinition<PseudonymAction> = {
     const ifUnknown = errorAnswer(action.ifUnknown ?? 'NO-USER');
     const length = action.pseudonym.length ?? DEFAULT_PSEUDONYM_LENGTH;
     const prefix = action.pseudonym.prefix ?? DEFAULT_PSEUDONYM_PREFIX;
+    const perClaimUser = action.pseudonym.perClaimUser === true;
     return {
       constant: null,
       answer: (request) => {
         const owner = request.owner;
         if (owner === null) return ifUnknown;
-        return userIdAnswer(opsys, charset, prefix + base32(mac(pseudonymMessage(request.gateway, owner.uid)), length));
+        const claimUser = perClaimUser ? (request.claim?.user ?? undefined) : undefined;
+        const message = pseudonymMessage(request.gateway, owner.uid, claimUser);
+        return userIdAnswer(opsys, charset, prefix + base32(mac(message), length));
       },
     };
   },
