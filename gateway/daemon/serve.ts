@@ -144,7 +144,8 @@ export async function startGateway(
       metrics,
       log,
       bootId: randomBytes(4).toString('hex'),
-      deadlineMs: config.deadlineMs,
+      // A delegate has what is left of the query's time: a claim wait, then the policy's deadline.
+      deadlineMs: config.deadlineMs + (config.claims?.waitMs ?? 0),
       delegates: createDelegateRunner({ log, forwardAllowed: forwardAllowList(config.forwardAllow) }),
     });
   }
