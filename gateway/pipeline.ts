@@ -98,9 +98,10 @@ export function createQueryPipeline({
     const delegate = lookup.delegate;
     if (delegate === undefined) return reply(tx, request, lookup);
     delegates ??= createDelegateRunner({ log });
-    return delegates
-      .run(delegate, request, lookup.answer, started + deadlineMs)
-      .then(({ answer, outcome }) => reply(tx, request, { ...lookup, answer }, outcome));
+    return delegates.run(delegate, request, lookup.answer, started + deadlineMs).then(({ answer, outcome }) => {
+      metrics?.delegated.inc({ kind: delegate.kind, result: outcome.startsWith('fallback') ? 'fallback' : 'answered' });
+      reply(tx, request, { ...lookup, answer }, outcome);
+    });
   };
 
   const decide = (tx: IdentTransaction, facts: ConnectionFacts, started: number): void | Promise<void> => {

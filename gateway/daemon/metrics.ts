@@ -21,6 +21,8 @@ export interface GatewayMetrics {
   readonly upstreamFailures: Counter<'cause'>;
   readonly openConnections: Gauge<never>;
   readonly refusedConnections: Counter<'reason'>;
+  /** Delegated answers (forward, userfile) by kind and result: answered, or fallback. */
+  readonly delegated: Counter<'kind' | 'result'>;
   readonly ownerLookupSeconds: Histogram<'result'>;
   /** Where the open-connections gauge reads its value at scrape time. */
   countConnectionsWith(source: () => number): void;
@@ -99,6 +101,12 @@ export function createMetrics(): GatewayMetrics {
       name: 'identgate_refused_connections_total',
       help: 'Connections refused or evicted by a limit, by reason',
       labelNames: ['reason'],
+      registers,
+    }),
+    delegated: new Counter({
+      name: 'identgate_delegated_total',
+      help: 'Delegated answers carried out by the gateway, by kind (forward, userfile) and result (answered, fallback)',
+      labelNames: ['kind', 'result'],
       registers,
     }),
     ownerLookupSeconds,

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { IdentClient } from '../../gateway/client/client.js';
 import { createLogger } from '../../gateway/daemon/log.js';
+import { createMetrics, type GatewayMetrics } from '../../gateway/daemon/metrics.js';
 import { createDelegateRunner, forwardAllowList, UserFiles } from '../../gateway/delegate/index.js';
 import type { Owner, OwnerLookup } from '../../gateway/owner/index.js';
 import { createQueryPipeline } from '../../gateway/pipeline.js';
@@ -43,7 +44,10 @@ const owners: OwnerLookup = {
   method: 'test',
 };
 
+let metrics: GatewayMetrics;
+
 async function gateway(rules: object[]): Promise<IdentClient> {
+  metrics = createMetrics();
   const app = createApp({
     store: createMemoryStore(parsePolicy({ version: 1, rules, default: { action: { error: 'NO-USER' } } })),
     secrets: [],
@@ -57,6 +61,7 @@ async function gateway(rules: object[]): Promise<IdentClient> {
     owners,
     resolver,
     log: createLogger('error'),
+    metrics,
     bootId: 'test',
     deadlineMs: DEADLINE_MS,
     delegates: createDelegateRunner({
@@ -108,6 +113,7 @@ describe('a forward rule, carried out by the gateway', () => {
     const port = await appIdentd((line, write) => write(`${line} : USERID : TheLounge : alice\r\n`));
     const client = await gateway([{ name: 'thelounge', action: { forward: { port } } }]);
     expect((await client.ident(40001, 6697)).raw).toBe('40001, 6697 : USERID : OTHER : alice');
+    expect(await metrics.registry.metrics()).toMatch(/identgate_delegated_total\{kind="forward",result="answered"\} 1/);
   });
 
   it("answers the rule's fallback within the deadline when the app's identd is silent", async () => {
@@ -118,5 +124,6 @@ describe('a forward rule, carried out by the gateway', () => {
     const started = performance.now();
     expect((await client.ident(40001, 6697)).raw).toBe('40001, 6697 : ERROR : HIDDEN-USER');
     expect(performance.now() - started).toBeLessThan(DEADLINE_MS + 250);
+    expect(await metrics.registry.metrics()).toMatch(/identgate_delegated_total\{kind="forward",result="fallback"\} 1/);
   });
 });
