@@ -68,6 +68,27 @@ describe('startNodeWorker', () => {
     expect(LookupAnswerSchema.parse(await res.json())).toMatchObject({ id: 'http-claim', rule: 'lan' });
   });
 
+  it("answers a claim rule and a forward rule's delegate over real HTTP", async () => {
+    const { url } = await start();
+    const post = async (request: object) => {
+      const body = JSON.stringify(request);
+      const headers = await signatureHeaders(['s3cret'], 'POST', '/v1/ident', body);
+      const res = await fetch(`${url}/v1/ident`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', ...headers },
+        body,
+      });
+      return LookupAnswerSchema.parse(await res.json());
+    };
+    const claimed = lookupRequest({ id: 'http-apps-1', serverPort: 7001, claim: { user: 'bob', ident: 'znc-bob' } });
+    expect(await post(claimed)).toMatchObject({ rule: 'apps-claim', answer: { userId: 'znc-bob' } });
+    expect(await post(lookupRequest({ id: 'http-apps-2', serverPort: 7002 }))).toMatchObject({
+      rule: 'apps-forward',
+      answer: { type: 'ERROR', error: 'HIDDEN-USER' },
+      delegate: { kind: 'forward', host: '127.0.0.1', port: 9001 },
+    });
+  });
+
   it('refuses an unsigned lookup over HTTP with 401', async () => {
     const { url } = await start();
     const res = await fetch(`${url}/v1/ident`, { method: 'POST', body: JSON.stringify(lookupRequest()) });
