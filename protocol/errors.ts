@@ -3,49 +3,43 @@
  * Callers branch on `instanceof` or `code`, never on message text; `userError` says the message is for an operator.
  */
 
-/** Every identgate error code, one per class. A new error class adds its code here. */
-export const IDENTGATE_ERROR_CODES = [
-  // Configuration: bad options or flags, in every module.
-  'ERR_IDENTGATE_CONFIG',
-  'ERR_RESOLVER_CONFIG',
-  // protocol/
-  'ERR_PROTOCOL_LINE_TOO_LONG',
-  'ERR_PROTOCOL_REPLY_RULE',
-  // gateway/server/ (IdentServer)
-  'ERR_IDENT_SERVER_RUNNING',
-  'ERR_IDENT_BIND',
-  'ERR_IDENT_HANDLER_FAILED',
-  'ERR_IDENT_HANDLER_TIMEOUT',
-  'ERR_IDENT_INVALID_REPLY',
-  'ERR_IDENT_DUPLICATE_REPLY',
-  'ERR_IDENT_LINE_TOO_LONG',
-  'ERR_IDENT_SOCKET',
-  'ERR_IDENT_TRANSPORT',
-  // gateway/client/ (IdentClient)
-  'ERR_IDENT_TIMEOUT',
-  'ERR_IDENT_CONNECT',
-  'ERR_IDENT_CLOSED',
-  'ERR_IDENT_MALFORMED_REPLY',
-  // gateway/owner/
-  'ERR_OWNER_LOOKUP_UNSUPPORTED',
-  'ERR_OWNER_LOOKUP_TIMEOUT',
-  'ERR_OWNER_LOOKUP_HELPER',
-  'ERR_OWNER_LOOKUP_KERNEL',
-  // gateway/resolver/
-  'ERR_RESOLVER_FAILURE',
-  // gateway/daemon/
-  'ERR_IDENTGATE_WORKER',
-  // gateway/claims/
-  'ERR_IDENTGATE_CLAIMS_SOCKET',
-  'ERR_CLAIMS_API',
-  // worker/
-  'ERR_POLICY_INVALID',
-  'ERR_POLICY_STORE',
-  'ERR_POLICY_FILE_READ',
-  'ERR_POLICY_FILE_INVALID',
-] as const;
+/** Every identgate error code, one per class, by the folder that raises it. A new error class adds its code here. */
+export const ERROR_CODES = {
+  /** Bad options or flags, in every module. */
+  config: ['ERR_IDENTGATE_CONFIG', 'ERR_RESOLVER_CONFIG'],
+  protocol: ['ERR_PROTOCOL_LINE_TOO_LONG', 'ERR_PROTOCOL_REPLY_RULE'],
+  /** gateway/server/ (IdentServer) */
+  server: [
+    'ERR_IDENT_SERVER_RUNNING',
+    'ERR_IDENT_BIND',
+    'ERR_IDENT_HANDLER_FAILED',
+    'ERR_IDENT_HANDLER_TIMEOUT',
+    'ERR_IDENT_INVALID_REPLY',
+    'ERR_IDENT_DUPLICATE_REPLY',
+    'ERR_IDENT_LINE_TOO_LONG',
+    'ERR_IDENT_SOCKET',
+    'ERR_IDENT_TRANSPORT',
+  ],
+  /** gateway/client/ (IdentClient) */
+  client: ['ERR_IDENT_TIMEOUT', 'ERR_IDENT_CONNECT', 'ERR_IDENT_CLOSED', 'ERR_IDENT_MALFORMED_REPLY'],
+  owner: [
+    'ERR_OWNER_LOOKUP_UNSUPPORTED',
+    'ERR_OWNER_LOOKUP_TIMEOUT',
+    'ERR_OWNER_LOOKUP_HELPER',
+    'ERR_OWNER_LOOKUP_KERNEL',
+  ],
+  resolver: ['ERR_RESOLVER_FAILURE'],
+  daemon: ['ERR_IDENTGATE_WORKER'],
+  claims: ['ERR_IDENTGATE_CLAIMS_SOCKET', 'ERR_CLAIMS_API'],
+  worker: ['ERR_POLICY_INVALID', 'ERR_POLICY_STORE', 'ERR_POLICY_FILE_READ', 'ERR_POLICY_FILE_INVALID'],
+} as const;
 
-export type IdentgateErrorCode = (typeof IDENTGATE_ERROR_CODES)[number];
+/** The codes of one folder's errors: `ErrorCodeOf<'server'>`. */
+export type ErrorCodeOf<Area extends keyof typeof ERROR_CODES> = (typeof ERROR_CODES)[Area][number];
+export type IdentgateErrorCode = ErrorCodeOf<keyof typeof ERROR_CODES>;
+
+/** All codes in one list. */
+export const IDENTGATE_ERROR_CODES: readonly IdentgateErrorCode[] = Object.values(ERROR_CODES).flat();
 
 /**
  * The base of every identgate error. `userError` is true when the message alone tells an operator what to fix
@@ -75,6 +69,6 @@ export abstract class IdentgateError extends Error {
  * if (!(port >= 1)) throw new ConfigError(`--port ${port}: expected 1..65535`);
  */
 export class ConfigError extends IdentgateError {
-  readonly code: 'ERR_IDENTGATE_CONFIG' | 'ERR_RESOLVER_CONFIG' = 'ERR_IDENTGATE_CONFIG';
+  readonly code: ErrorCodeOf<'config'> = 'ERR_IDENTGATE_CONFIG';
   override readonly userError = true;
 }

@@ -16,18 +16,14 @@
  *   else throw error;
  * }
  */
-import { IdentgateError } from '../../protocol/errors.js';
+import { IdentgateError, type ErrorCodeOf } from '../../protocol/errors.js';
 import type { IdentQuery } from '../../protocol/request.js';
 
 export type IdentClientErrorCode = IdentClientError['code'];
 
 /** Base class of every failure an ident query can end in. */
 export abstract class IdentClientError extends IdentgateError {
-  abstract override readonly code:
-    | 'ERR_IDENT_TIMEOUT'
-    | 'ERR_IDENT_CONNECT'
-    | 'ERR_IDENT_CLOSED'
-    | 'ERR_IDENT_MALFORMED_REPLY';
+  abstract override readonly code: ErrorCodeOf<'client'>;
   // An ident server that is down, slow or broken is the operator's to fix: one line, no stack.
   override readonly userError = true;
 }

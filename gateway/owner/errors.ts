@@ -5,17 +5,13 @@
  * @example
  * createOwnerLookup('auto', { onError: (err) => { if (err.code === 'ERR_OWNER_LOOKUP_TIMEOUT') metrics.slowLookups++ } })
  */
-import { IdentgateError } from '../../protocol/errors.js';
+import { IdentgateError, type ErrorCodeOf } from '../../protocol/errors.js';
 
 export type OwnerLookupErrorCode = OwnerLookupError['code'];
 
 /** The base of the owner lookup's errors. Each says what an operator can check, so none keeps a stack. */
 export abstract class OwnerLookupError extends IdentgateError {
-  abstract override readonly code:
-    | 'ERR_OWNER_LOOKUP_UNSUPPORTED'
-    | 'ERR_OWNER_LOOKUP_TIMEOUT'
-    | 'ERR_OWNER_LOOKUP_HELPER'
-    | 'ERR_OWNER_LOOKUP_KERNEL';
+  abstract override readonly code: ErrorCodeOf<'owner'>;
   override readonly userError = true;
 }
 

@@ -5,22 +5,13 @@
  * @example
  * new IdentServer({ onError: (err) => { if (err.code === 'ERR_IDENT_HANDLER_TIMEOUT') metrics.slow++ } })
  */
-import { IdentgateError } from '../../protocol/errors.js';
+import { IdentgateError, type ErrorCodeOf } from '../../protocol/errors.js';
 
 export type IdentServerErrorCode = IdentServerError['code'];
 
 /** The base of the server's errors. */
 export abstract class IdentServerError extends IdentgateError {
-  abstract override readonly code:
-    | 'ERR_IDENT_SERVER_RUNNING'
-    | 'ERR_IDENT_BIND'
-    | 'ERR_IDENT_HANDLER_FAILED'
-    | 'ERR_IDENT_HANDLER_TIMEOUT'
-    | 'ERR_IDENT_INVALID_REPLY'
-    | 'ERR_IDENT_DUPLICATE_REPLY'
-    | 'ERR_IDENT_LINE_TOO_LONG'
-    | 'ERR_IDENT_SOCKET'
-    | 'ERR_IDENT_TRANSPORT';
+  abstract override readonly code: ErrorCodeOf<'server'>;
 }
 
 /** start() while already started. */

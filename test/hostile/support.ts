@@ -18,23 +18,15 @@ import { once } from 'node:events';
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import { afterAll, afterEach, beforeAll, expect } from 'vitest';
+import { ERROR_CODES } from '../../protocol/errors.js';
 import type { IdentServerError, IdentServerErrorCode } from '../../gateway/server/server.js';
 import { listeningPort, ROOT, startCli, type LongRunning } from '../helpers/cli.js';
 
 /** What every line an ident server writes must look like (no client text can hide in it). */
 export const REPLY_LINE = /^\d+, \d+ : (USERID : \S+( , \S+)? : .+|ERROR : [A-Z-]+)$/;
 
-/** The codes gateway/server/errors.ts documents that hostile input may cause; anything else reaching onError is a bug. */
-export const DOCUMENTED_CODES: ReadonlySet<IdentServerErrorCode> = new Set<IdentServerErrorCode>([
-  'ERR_IDENT_SERVER_RUNNING',
-  'ERR_IDENT_BIND',
-  'ERR_IDENT_HANDLER_FAILED',
-  'ERR_IDENT_HANDLER_TIMEOUT',
-  'ERR_IDENT_INVALID_REPLY',
-  'ERR_IDENT_DUPLICATE_REPLY',
-  'ERR_IDENT_LINE_TOO_LONG',
-  'ERR_IDENT_SOCKET',
-]);
+/** The codes of the server's errors (protocol/errors.ts); anything else reaching onError is a bug. */
+export const DOCUMENTED_CODES: ReadonlySet<IdentServerErrorCode> = new Set(ERROR_CODES.server);
 
 /** The answer `startHostileServer`'s handler gives the probe query 400, 500. */
 export const PROBE_REPLY = '400, 500 : USERID : OTHER : grimlock';
