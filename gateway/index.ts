@@ -4,7 +4,7 @@
  */
 export * from './server/server.js';
 export * from './client/client.js';
-export * from './resolver/resolver.js';
+export * from './resolver/types.js';
 export { createHttpResolver, type HttpResolverOptions } from './resolver/http.js';
 export { createEmbeddedResolver, type EmbeddedResolverOptions, type FetchApp } from './resolver/embedded.js';
 export { createOwnerLookup, type OwnerLookup, type OwnerLookupMode } from './owner/index.js';

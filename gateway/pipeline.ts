@@ -8,7 +8,7 @@ import { WIRE_VERSION } from '../protocol/index.js';
 import type { Logger } from './daemon/log.js';
 import type { GatewayMetrics } from './daemon/metrics.js';
 import type { Owner, OwnerLookup, OwnerQuery } from './owner/index.js';
-import type { Resolver } from './resolver/resolver.js';
+import type { Resolver } from './resolver/types.js';
 import type { IdentHandler } from './server/connection.js';
 import type { IdentTransaction } from './server/transaction.js';
 import { createDelegateRunner, type DelegateRunner } from './delegate/index.js';

@@ -9,7 +9,7 @@ import { isErrorToken, isToken, type ErrorToken } from '../../protocol/index.js'
 import { ConfigError } from '../../protocol/errors.js';
 import { CLAIMS_DEFAULTS } from '../claims/registry.js';
 import { parseForwardCidr } from '../delegate/forward.js';
-import { RESOLVER_DEFAULTS } from '../resolver/resolver.js';
+import { RESOLVER_DEFAULTS } from '../resolver/types.js';
 import { SERVER_DEFAULTS } from '../server/server.js';
 import { TRANSPORT_CHOICES, type TransportChoice } from '../server/transport/index.js';
 

@@ -23,7 +23,7 @@ import { createOwnerLookup, type OwnerLookup } from '../owner/index.js';
 import { answerLabel, createQueryPipeline } from '../pipeline.js';
 import { createDelegateRunner, forwardAllowList } from '../delegate/index.js';
 import { dropPrivileges } from './privileges.js';
-import type { FailureCause, Resolver } from '../resolver/resolver.js';
+import type { FailureCause, Resolver } from '../resolver/types.js';
 import { IdentServer, type IdentHandler } from '../server/server.js';
 import { nativeTransportProblem } from '../server/transport/index.js';
 import { createClaimsApp } from '../claims/api.js';

@@ -1,18 +1,6 @@
 /**
- * The Resolver that asks the policy app in the same process (`identgate serve
- * --policy file`), with no socket and no signature (the app runs in embedded
- * mode and trusts its caller). The app from worker/app.ts createApp in
- * embedded mode offers `inProcess.lookup`, the batch route without HTTP: the
- * requests go in as the typed objects the gateway built (no JSON, so no
- * schema pass) and typed answers come back, which the dispatcher checks for ids, order and
- * the RFC 1413 reply rules but does not parse again. Any other Fetch-API app
- * is called through `fetch` with a Request for `http://embedded` + the route,
- * and its answers are validated exactly like the HTTP resolver's. Either way
- * the shared dispatcher in gateway/resolver/resolver.ts batches: queries arriving while
- * the app is busy, or in the same turn of the event loop, go in one call. When
- * the app can decide at once (`inProcess.lookupNow`: its policy is loaded),
- * `resolveNow` answers synchronously, with no queue, timer or promise: the
- * common case of `identgate serve --policy`.
+ * The Resolver that asks the policy app in this process (`identgate serve --policy`): typed requests and answers
+ * through `app.inProcess` when the app offers it (synchronously when the policy is loaded), else its fetch().
  *
  * @example
  * import { createApp } from '../../worker/app.js';
@@ -21,17 +9,16 @@
  */
 import { MAX_BATCH, MAX_BODY_OCTETS } from '../../protocol/wire.js';
 import type { InProcessLookups } from '../../worker/in-process.js';
+import { BatchingDispatcher } from './dispatcher.js';
 import {
-  createBatchingResolver,
-  readCapped,
   ResolverConfigError,
   ResolverFailure,
-  tooLarge,
   type Exchange,
   type InProcessLookup,
   type Resolver,
   type SharedResolverOptions,
-} from './resolver.js';
+} from './types.js';
+import { exchangeTransport, inProcessTransport, readCapped, tooLarge } from './wire.js';
 
 /** Anything with a Fetch-API handler, like a Hono app. */
 export interface FetchApp {
@@ -90,12 +77,12 @@ export function createEmbeddedResolver(options: EmbeddedResolverOptions): Resolv
     };
   };
 
-  return createBatchingResolver({
+  const transport = lookup
+    ? inProcessTransport(lookup, mapAppError, inProcess?.lookupNow?.bind(inProcess))
+    : exchangeTransport(exchange, mapAppError);
+  return new BatchingDispatcher(transport, {
     ...options,
-    ...(lookup ? { lookup } : { exchange }),
-    lookupNow: inProcess?.lookupNow?.bind(inProcess),
     maxBatch: options.maxBatch ?? MAX_BATCH,
-    mapError: mapAppError,
     concurrency: options.concurrency ?? 1,
   });
 }

@@ -1,13 +1,6 @@
 /**
- * The Resolver that asks a policy worker over HTTP (Cloudflare Workers, wrangler
- * dev, or the Node worker entry). It keeps an undici Pool of keep-alive
- * connections to the worker (no pipelining, at most `connections` at once), signs
- * every request with the first shared secret (the format is protocol/signature.ts;
- * the HMAC is node:crypto's, synchronous and about a hundred times cheaper per
- * request than WebCrypto's in Node), reads
- * answers with the MAX_BODY_OCTETS cap and maps every undici/socket error to a
- * FailureCause. Queueing, batching, the deadline, validation and failure reports
- * are the shared dispatcher's (gateway/resolver/resolver.ts).
+ * The Resolver that asks a policy worker over HTTP (Workers, wrangler dev, identgate worker): an undici Pool of
+ * keep-alive connections, every request signed with the first secret (node:crypto's HMAC, synchronous and cheap).
  *
  * @example
  * const resolver = createHttpResolver({
@@ -22,19 +15,17 @@ import { createHmac } from 'node:crypto';
 import { Pool } from 'undici';
 import { MAX_BODY_OCTETS } from '../../protocol/wire.js';
 import { signedHeaders, signedText } from '../../protocol/signature.js';
+import { BatchingDispatcher, checkCommonOptions } from './dispatcher.js';
 import {
-  checkCommonOptions,
-  createBatchingResolver,
-  readCapped,
   RESOLVER_DEFAULTS,
   ResolverConfigError,
   ResolverFailure,
-  tooLarge,
   type Exchange,
   type FailureCause,
   type Resolver,
   type SharedResolverOptions,
-} from './resolver.js';
+} from './types.js';
+import { exchangeTransport, readCapped, tooLarge } from './wire.js';
 
 export interface HttpResolverOptions extends SharedResolverOptions {
   /** The worker's base URL (http: or https:); routes are appended to its path. */
@@ -165,11 +156,6 @@ export function createHttpResolver(options: HttpResolverOptions): Resolver {
     return { status: response.statusCode, text };
   };
 
-  return createBatchingResolver({
-    ...options,
-    exchange,
-    mapError: mapHttpError,
-    concurrency: connections,
-    closeTransport: () => pool.close(),
-  });
+  const transport = { ...exchangeTransport(exchange, mapHttpError), close: () => pool.close() };
+  return new BatchingDispatcher(transport, { ...options, concurrency: connections });
 }

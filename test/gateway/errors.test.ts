@@ -10,7 +10,7 @@ import * as protocol from '../../protocol/index.js';
 import * as worker from '../../worker/index.js';
 import * as cluster from '../../gateway/daemon/cluster.js';
 import * as owner from '../../gateway/owner/index.js';
-import * as resolverFailures from '../../gateway/resolver/resolver.js';
+import * as resolverTypes from '../../gateway/resolver/types.js';
 import { ConfigError, IDENTGATE_ERROR_CODES, IdentgateError } from '../../protocol/errors.js';
 
 type ErrorClass = abstract new (...args: never[]) => IdentgateError;
@@ -31,7 +31,7 @@ const ARGUMENTS: Record<string, unknown[]> = {
 
 function errorClasses(): Map<string, ErrorClass> {
   const classes = new Map<string, ErrorClass>();
-  for (const module of [identgate, protocol, gateway, owner, worker, cluster, resolverFailures]) {
+  for (const module of [identgate, protocol, gateway, owner, worker, cluster, resolverTypes]) {
     for (const [name, value] of Object.entries(module)) {
       if (typeof value === 'function' && value.prototype instanceof Error) classes.set(name, value as ErrorClass);
     }

@@ -9,7 +9,7 @@
  */
 import { afterEach, expect } from 'vitest';
 import { createEmbeddedResolver, type FetchApp } from '../../gateway/resolver/embedded.js';
-import type { FailureCause, Resolver } from '../../gateway/resolver/resolver.js';
+import type { FailureCause, Resolver } from '../../gateway/resolver/types.js';
 import { lookupRequest } from './wire.js';
 
 export const DEADLINE_MS = 300;

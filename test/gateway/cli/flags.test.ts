@@ -9,7 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { SERVE_USAGE } from '../../../gateway/cli/commands.js';
 import { parseQueryArgs, parseServeArgs, parseWorkerArgs } from '../../../gateway/cli/config.js';
 import { SERVE_FLAGS, withServeFlagTable } from '../../../gateway/cli/flags.js';
-import { RESOLVER_DEFAULTS } from '../../../gateway/resolver/resolver.js';
+import { RESOLVER_DEFAULTS } from '../../../gateway/resolver/types.js';
 import { SERVER_DEFAULTS } from '../../../gateway/server/server.js';
 import { ConfigError } from '../../../protocol/errors.js';
 import { ROOT } from '../../helpers/cli.js';

@@ -4,13 +4,8 @@
  * ResolverFailure with the right reason.
  */
 import { describe, expect, it } from 'vitest';
-import {
-  buildExchange,
-  fallbackAnswer,
-  parseExchangeReply,
-  ResolverFailure,
-  type FailureCause,
-} from '../../../gateway/resolver/resolver.js';
+import { ResolverFailure, type FailureCause } from '../../../gateway/resolver/types.js';
+import { buildExchange, fallbackAnswer, parseExchangeReply } from '../../../gateway/resolver/wire.js';
 import { ROUTES, type LookupAnswer } from '../../../protocol/wire.js';
 import { lookupRequest } from '../../helpers/wire.js';
 

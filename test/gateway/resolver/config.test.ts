@@ -5,7 +5,7 @@
 import { describe, expect, it } from 'vitest';
 import { createEmbeddedResolver } from '../../../gateway/resolver/embedded.js';
 import { createHttpResolver } from '../../../gateway/resolver/http.js';
-import { ResolverConfigError } from '../../../gateway/resolver/resolver.js';
+import { ResolverConfigError } from '../../../gateway/resolver/types.js';
 
 function configError(make: () => unknown): ResolverConfigError {
   try {

@@ -7,7 +7,7 @@
 import { Hono } from 'hono';
 import { describe, expect, it } from 'vitest';
 import { createEmbeddedResolver } from '../../../gateway/resolver/embedded.js';
-import type { FailureCause } from '../../../gateway/resolver/resolver.js';
+import type { FailureCause } from '../../../gateway/resolver/types.js';
 import { SIGNATURE_HEADER } from '../../../protocol/signature.js';
 import { MAX_BODY_OCTETS, ROUTES, type LookupAnswer, type LookupRequest } from '../../../protocol/wire.js';
 import { closedAfterTest, DEADLINE_MS, embeddedWithReports, expectFallback } from '../../helpers/embedded-resolver.js';

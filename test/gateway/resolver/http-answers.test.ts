@@ -7,7 +7,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHttpResolver } from '../../../gateway/resolver/http.js';
-import type { Resolver } from '../../../gateway/resolver/resolver.js';
+import type { Resolver } from '../../../gateway/resolver/types.js';
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifySignature } from '../../../protocol/signature.js';
 import { ROUTES, type LookupAnswer, type LookupRequest } from '../../../protocol/wire.js';
 import { lookupRequest } from '../../helpers/wire.js';

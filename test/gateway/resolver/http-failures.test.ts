@@ -8,7 +8,7 @@ import { createServer as createHttpServer, type IncomingMessage, type ServerResp
 import { createServer as createNetServer, type AddressInfo, type Server, type Socket } from 'node:net';
 import { afterEach, describe, expect, it } from 'vitest';
 import { createHttpResolver } from '../../../gateway/resolver/http.js';
-import type { FailureCause, FallbackListener, Resolver } from '../../../gateway/resolver/resolver.js';
+import type { FailureCause, FallbackListener, Resolver } from '../../../gateway/resolver/types.js';
 import {
   BatchRequestSchema,
   LookupRequestSchema,

@@ -4,7 +4,8 @@
  * the episode's total when the worker answers again.
  */
 import { describe, expect, it } from 'vitest';
-import { FailureReporter, type FailureCause } from '../../../gateway/resolver/resolver.js';
+import { FailureReporter } from '../../../gateway/resolver/failures.js';
+import type { FailureCause } from '../../../gateway/resolver/types.js';
 
 interface Report {
   cause: FailureCause;
