@@ -1,14 +1,47 @@
 /**
- * identgate's Node side: the ident server and client, the resolvers that ask
- * the policy worker, local owner lookup, and `identgate serve` as a function.
+ * identgate/gateway: the pieces `identgate serve` is assembled from — the resolvers that ask the policy worker, the
+ * owner lookup, the query pipeline (where a new FactSource plugs in), the CLI's parsers and startGateway itself.
  */
-export * from './server/server.js';
-export * from './client/client.js';
-export * from './resolver/types.js';
+export {
+  DEFAULT_FALLBACK,
+  RESOLVER_DEFAULTS,
+  ResolverConfigError,
+  ResolverFailure,
+  type BatchListener,
+  type FailureCause,
+  type FailureListener,
+  type FallbackListener,
+  type RecoveryListener,
+  type Resolver,
+  type SharedResolverOptions,
+} from './resolver/types.js';
 export { createHttpResolver, type HttpResolverOptions } from './resolver/http.js';
 export { createEmbeddedResolver, type EmbeddedResolverOptions, type FetchApp } from './resolver/embedded.js';
-export { createOwnerLookup, type OwnerLookup, type OwnerLookupMode } from './owner/index.js';
-export { startGateway, type RunningGateway } from './daemon/serve.js';
-export { parseServeArgs, parseQueryArgs, parseWorkerArgs, ConfigError, type ServeConfig } from './cli/config.js';
+export {
+  createOwnerLookup,
+  OwnerLookupError,
+  OwnerLookupHelperError,
+  OwnerLookupKernelError,
+  OwnerLookupTimeoutError,
+  OwnerLookupUnsupportedError,
+  type Owner,
+  type OwnerLookup,
+  type OwnerLookupErrorCode,
+  type OwnerLookupMethod,
+  type OwnerLookupMode,
+  type OwnerLookupOptions,
+  type OwnerQuery,
+} from './owner/index.js';
+export { createQueryPipeline, type ConnectionFacts, type FactSource, type PipelineOptions } from './pipeline.js';
+export { startGateway, type GatewayDeps, type RunningGateway } from './daemon/serve.js';
+export {
+  ConfigError,
+  parseQueryArgs,
+  parseServeArgs,
+  parseWorkerArgs,
+  type QueryConfig,
+  type ServeConfig,
+  type WorkerConfig,
+} from './cli/config.js';
 export { createClaimsClient, endpointsOf, ClaimsApiError, type ClaimsClient } from './claims/client.js';
 export { ClaimsSocketError } from './claims/socket.js';

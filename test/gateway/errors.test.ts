@@ -72,7 +72,7 @@ describe('identgate errors', () => {
     const byCode = new Map<string, Set<string>>();
     for (const [name, error] of instances()) {
       // IdentPortMismatchError is an IdentMalformedReplyError: same code, told apart by instanceof.
-      if (error instanceof gateway.IdentMalformedReplyError && name !== 'IdentMalformedReplyError') continue;
+      if (error instanceof identgate.IdentMalformedReplyError && name !== 'IdentMalformedReplyError') continue;
       byCode.set(error.code, (byCode.get(error.code) ?? new Set()).add(name));
     }
     expect([...byCode].filter(([, names]) => names.size > 1)).toEqual([]);
@@ -83,10 +83,10 @@ describe('identgate errors', () => {
   it('prints user errors as one line by instanceof and userError, never by code or message', () => {
     expect(isUserError(new ConfigError('--listen "x": expected ADDRESS:PORT'))).toBe(true);
     expect(isUserError(new gateway.ResolverConfigError('deadline must be positive'))).toBe(true);
-    expect(isUserError(new gateway.IdentBindError('cannot listen on [::]:113: in use'))).toBe(true);
+    expect(isUserError(new identgate.IdentBindError('cannot listen on [::]:113: in use'))).toBe(true);
     expect(isUserError(new worker.PolicyError([{ path: 'default', message: 'missing' }]))).toBe(true);
     // A handler's bug and look-alikes keep their stack.
-    expect(isUserError(new gateway.IdentHandlerFailedError('handler failed'))).toBe(false);
+    expect(isUserError(new identgate.IdentHandlerFailedError('handler failed'))).toBe(false);
     expect(isUserError(Object.assign(new Error('looks like ours'), { code: 'ERR_IDENTGATE_CONFIG' }))).toBe(false);
     expect(isUserError(Object.assign(new Error('x'), { name: 'ConfigError' }))).toBe(false);
   });
