@@ -1,8 +1,6 @@
 /**
- * The `identgate` commands (gateway/cli.ts is the executable): `query` asks an ident server, `serve` answers ident
- * queries on port 113 (fixed reply, embedded policy, or a policy worker over
- * HTTP), `worker` runs the policy worker on Node. Usage errors print one line
- * and exit 2; `--help` on every command tells what it does.
+ * The `identgate` commands: `query` asks an ident server, `serve` answers ident queries (fixed reply, embedded
+ * policy, or a policy worker over HTTP), `worker` runs the policy worker on Node. Usage errors are one line, exit 2.
  *
  * @example
  * identgate query 127.0.0.1 400,500 --port 1113
@@ -13,6 +11,7 @@ import { ConfigError, parseClaimArgs, parseQueryArgs, parseServeArgs, parseWorke
 import { CLAIM_FLAGS, flagsHelp, QUERY_FLAGS, SERVE_FLAGS, WORKER_FLAGS } from './flags.js';
 import type { Logger } from '../daemon/log.js';
 import { IdentgateError } from '../../protocol/errors.js';
+import { hostPort } from '../describe.js';
 
 /** Holds SIGHUPs that arrive while starting (see cli.ts) until the policy can reload. */
 export interface Hangups {
@@ -174,9 +173,7 @@ function onStopSignals(stop: () => Promise<void>, log: Logger): void {
 }
 
 function describeListen(addresses: { address: string; port: number }[]): string {
-  return addresses
-    .map(({ address, port }) => (address.includes(':') ? `[${address}]:${port}` : `${address}:${port}`))
-    .join(', ');
+  return addresses.map(({ address, port }) => hostPort(address, port)).join(', ');
 }
 
 async function query(argv: string[]): Promise<number> {

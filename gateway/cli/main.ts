@@ -1,10 +1,7 @@
 #!/usr/bin/env node
 /**
- * The `identgate` executable. It imports nothing before it has taken over
- * SIGHUP: `systemctl reload` right after a start would otherwise kill a
- * process that is still loading (SIGHUP's default action). Hangups that come
- * early are held and become one policy reload once the gateway is ready. The
- * commands themselves live in commands.ts.
+ * The `identgate` executable. It takes over SIGHUP before importing anything, so a `systemctl reload` during start
+ * is held and becomes one policy reload once the gateway is ready (SIGHUP's default action would kill it).
  *
  * @example
  * identgate serve --listen 127.0.0.1:1113 --reply grimlock

@@ -1,19 +1,6 @@
 /**
- * An RFC 1413 ident client: asks an ident server which user owns a TCP
- * connection, given the connection's port on the server's host (`serverPort`)
- * and on ours (`clientPort`). It is the seed's client (Perl
- * AnyEvent::Ident::Client) with its gaps closed: one TCP connection carries
- * many queries, whose replies are matched in order (RFC 1413 §4 lets a
- * connection carry several) and checked against the ports asked; identical
- * queries in flight share one request line; every query has a timeout counted
- * from when it was sent; a refused, reset or dropped connection rejects every
- * query in flight on it with a coded error (see client-errors.ts) and the next
- * call simply connects again. A server that closes the connection after
- * answering (one query per connection, as oidentd does) is supported: queries
- * it left unanswered are sent again on a new connection, keeping their
- * deadlines. A connection that answered nothing before closing fails its
- * queries with IdentClosedError. Replies are split with protocol/framing.ts and
- * read with protocol/reply.ts; CRLF and LF line ends are both accepted.
+ * IdentClient, the RFC 1413 client (after Perl's AnyEvent::Ident::Client): many queries per connection, replies
+ * matched in order and checked against the ports asked, a timeout per query, coded errors, reconnection on demand.
  *
  * @example
  * const client = new IdentClient({ hostname: '192.0.2.7', timeout: 5_000 });
@@ -27,8 +14,8 @@ import { ConfigError } from '../../protocol/errors.js';
 import { DEFAULT_MAX_LINE_OCTETS, LineSplitter, LineTooLongError } from '../../protocol/framing.js';
 import { parseReply } from '../../protocol/reply.js';
 import { formatRequest, isPort, type IdentQuery } from '../../protocol/request.js';
+import { hostPort } from '../describe.js';
 import {
-  hostPort,
   IdentClosedError,
   IdentConnectError,
   IdentMalformedReplyError,

@@ -1,12 +1,6 @@
 /**
- * The ways an ident query made by IdentClient can fail, one class per failure,
- * each with a stable `code` that callers branch on (never on message text),
- * after undici's lib/core/errors.js. All of them extend IdentClientError. An
- * answer of `ERROR : NO-USER` is not a failure: it resolves as a response with
- * `isSuccess: false`. A reply whose ports differ from the query is an
- * IdentPortMismatchError, a subclass of IdentMalformedReplyError that shares its
- * code, so `code === 'ERR_IDENT_MALFORMED_REPLY'` covers every reply that cannot
- * be trusted and `instanceof IdentPortMismatchError` tells the two apart.
+ * The ways an IdentClient query fails, one class per failure with a stable `code`, all IdentClientErrors. An
+ * `ERROR : NO-USER` answer is not a failure; IdentPortMismatchError shares IdentMalformedReplyError's code.
  *
  * @example
  * try {
@@ -18,6 +12,7 @@
  */
 import { IdentgateError, type ErrorCodeOf } from '../../protocol/errors.js';
 import type { IdentQuery } from '../../protocol/request.js';
+import { errnoMessage, hostPort } from '../describe.js';
 
 export type IdentClientErrorCode = IdentClientError['code'];
 
@@ -47,7 +42,7 @@ export class IdentConnectError extends IdentClientError {
     readonly port: number,
     options: { cause: unknown },
   ) {
-    const reason = describeCause(options.cause);
+    const reason = errnoMessage(options.cause);
     super(`cannot connect to ident server ${hostPort(hostname, port)}${reason ? `: ${reason}` : ''}`, options);
   }
 }
@@ -91,17 +86,4 @@ export class IdentPortMismatchError extends IdentMalformedReplyError {
       line,
     );
   }
-}
-
-/** `[::1]:113` for IPv6 literals, `host:113` otherwise. */
-export function hostPort(hostname: string, port: number): string {
-  return hostname.includes(':') ? `[${hostname}]:${port}` : `${hostname}:${port}`;
-}
-
-function describeCause(cause: unknown): string {
-  if (cause instanceof Error) {
-    const code = (cause as NodeJS.ErrnoException).code;
-    return code && !cause.message.includes(code) ? `${code} ${cause.message}` : cause.message;
-  }
-  return cause === undefined ? '' : String(cause);
 }

@@ -1,13 +1,6 @@
 /**
- * `identgate serve --workers N`: N gateway processes sharing the listening
- * sockets, each accepting straight from the kernel, so the primary is never
- * on a connection's path. With the native transport the primary binds the
- * sockets itself (or takes systemd's) and every worker inherits them as
- * descriptors 4, 5, ...; with node:net, node:cluster shares them (SCHED_NONE).
- * The primary only supervises: it forwards SIGHUP and SIGTERM, restarts a
- * worker that dies (on the same sockets), serves the aggregated Prometheus
- * metrics, and drops privileges like the workers do once every worker is
- * listening.
+ * `identgate serve --workers N`: N gateway processes accepting from the same listening sockets; the primary only
+ * supervises (signals, restarts, summed metrics, dropping privileges), never on a connection's path.
  *
  * @example
  * identgate serve --listen [::]:113 --workers 2 --policy /etc/identgate/policy.json

@@ -11,6 +11,8 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { ConfigError } from '../../protocol/errors.js';
+import { hostPort } from '../describe.js';
 
 export interface GatewayMetrics {
   readonly registry: Registry;
@@ -140,7 +142,11 @@ export async function serveMetrics(
   });
   await new Promise<void>((resolve, reject) => {
     server.once('error', (error: NodeJS.ErrnoException) =>
-      reject(new Error(`--metrics ${where.hostname}:${where.port}: cannot listen (${error.code ?? error.message})`)),
+      reject(
+        new ConfigError(
+          `--metrics ${hostPort(where.hostname, where.port)}: cannot listen (${error.code ?? error.message})`,
+        ),
+      ),
     );
     server.listen(where.port, where.hostname, () => resolve());
   });

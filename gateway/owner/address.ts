@@ -1,12 +1,6 @@
 /**
- * Turns the four strings of an owner query (local and remote address and
- * port, as node:net reports them) into the connection's two ends as bytes, in
- * the one family the kernel files that connection under. An IPv4-mapped IPv6
- * address (::ffff:a.b.c.d, what a dual-stack listener reports for IPv4 peers)
- * becomes its IPv4 address: the kernel keys a dual-stack socket talking to an
- * IPv4 peer by the IPv4 addresses, in the same hash table as plain IPv4
- * sockets, so one IPv4 lookup finds both kinds. Also renders those bytes the
- * way /proc/net/tcp and /proc/net/tcp6 print them.
+ * An owner query's four strings as the connection's two ends in bytes, in the one family the kernel files it under
+ * (an IPv4-mapped IPv6 address becomes IPv4), and those ends as /proc/net/tcp{,6} prints them.
  *
  * @example
  * connectionEnds({ localAddress: '::ffff:127.0.0.1', localPort: 6667, remoteAddress: '127.0.0.1', remotePort: 40000 })

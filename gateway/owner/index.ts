@@ -1,15 +1,6 @@
 /**
- * Local owner lookup: which user owns the TCP connection an ident query asks
- * about (RFC 1413: the connection between the querier and this host whose
- * ports are serverPort here and clientPort there). On Linux the best way is
- * an exact NETLINK_SOCK_DIAG request (a kernel hash lookup, O(1) however many
- * sockets sit in TIME_WAIT), asked in-process through the Node-API addon
- * built by build-helper.mjs (sockdiag-addon.ts); where the addon does not
- * load, through the small C helper process built alongside it (sockdiag.ts);
- * without either it scans /proc/net/tcp{,6}, with concurrent lookups sharing
- * scans. Each way that turns out not to work here hands over to the next. Either way a lookup never hangs and never
- * rejects: after `timeoutMs` or on any fault it answers null and hands an
- * OwnerLookupError to `onError`. `method` says which way is in use.
+ * Local owner lookup: which user owns the connection an ident query asks about. In order of preference: the
+ * sock_diag addon, the sock_diag helper process, a /proc/net/tcp scan; a lookup never rejects (null on any fault).
  *
  * @example
  * const owners = createOwnerLookup('auto', { onError: (err) => log.warn(err) });
@@ -18,7 +9,7 @@
  *   owner === null ? tx.replyWithError('NO-USER') : tx.replyWithUser('UNIX', owner.userName ?? String(owner.uid));
  * });
  */
-import { accessSync, constants } from 'node:fs';
+import { accessSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { type ConnectionEnds, connectionEnds, type OwnerQuery } from './address.js';
@@ -113,22 +104,20 @@ export function createOwnerLookup(mode: OwnerLookupMode, options: OwnerLookupOpt
 
   const procNetDir = options.procNetDir ?? '/proc/net';
   const procfs =
-    options.method !== 'sock_diag' && canAccess(join(procNetDir, 'tcp'), constants.R_OK)
+    options.method !== 'sock_diag' && readable(join(procNetDir, 'tcp'))
       ? (): OwnerSource => new ProcfsOwnerLookup({ procNetDir, passwd: new PasswdNames(options.passwdPath) })
       : null;
   const addonPath =
     options.method === 'procfs' || options.addonPath === null
       ? null
-      : (options.addonPath ?? builtPath(ADDON_NAME, constants.R_OK));
+      : (options.addonPath ?? builtPath(ADDON_NAME, false));
   const addon =
-    addonPath !== null && canAccess(addonPath, constants.R_OK)
-      ? (): OwnerSource => new SockDiagAddonLookup({ addonPath })
-      : null;
-  const helperPath =
-    options.method === 'procfs' ? null : (options.helperPath ?? builtPath(HELPER_NAME, constants.X_OK));
+    addonPath !== null && built(addonPath, false) ? (): OwnerSource => new SockDiagAddonLookup({ addonPath }) : null;
+  const helperPath = options.method === 'procfs' ? null : (options.helperPath ?? builtPath(HELPER_NAME, true));
   const helper =
-    helperPath !== null && canAccess(helperPath, constants.X_OK)
-      ? (): OwnerSource => new SockDiagOwnerLookup({ helperPath, stallMs: options.timeoutMs ?? DEFAULT_TIMEOUT_MS })
+    helperPath !== null && built(helperPath, true)
+      ? (): OwnerSource =>
+          new SockDiagOwnerLookup({ helperPath, stallMs: options.timeoutMs ?? OWNER_LOOKUP_DEFAULTS.timeoutMs })
       : null;
 
   // Best first; each hands over to the next when it turns out not to work here.
@@ -142,7 +131,11 @@ export function createOwnerLookup(mode: OwnerLookupMode, options: OwnerLookupOpt
   return unsupported(`neither the sock_diag addon or helper nor ${procNetDir}/tcp is available`);
 }
 
-const DEFAULT_TIMEOUT_MS = 500;
+/** The owner lookup's defaults. */
+export const OWNER_LOOKUP_DEFAULTS = {
+  /** A lookup answers null after this long (and the sock_diag helper counts as stalled). */
+  timeoutMs: 500,
+} as const;
 
 const OFF: OwnerLookup = {
   method: 'off',
@@ -177,7 +170,7 @@ class BoundedOwnerLookup implements OwnerLookup {
   constructor(source: OwnerSource, fallbacks: (() => OwnerSource)[], options: OwnerLookupOptions) {
     this.#source = source;
     this.#fallbacks = fallbacks;
-    this.#timeoutMs = options.timeoutMs ?? DEFAULT_TIMEOUT_MS;
+    this.#timeoutMs = options.timeoutMs ?? OWNER_LOOKUP_DEFAULTS.timeoutMs;
     this.#onError = options.onError ?? (() => {});
   }
 
@@ -311,12 +304,12 @@ export function sockDiagAddonPath(): string {
 }
 
 /** dist/owner/NAME, seen from this module in dist/gateway/owner/ or in the source tree's gateway/owner/. */
-function builtPath(name: string, mode: number): string {
+function builtPath(name: string, executable: boolean): string {
   const candidates = [
     fileURLToPath(new URL(`../../owner/${name}`, import.meta.url)),
     fileURLToPath(new URL(`../../dist/owner/${name}`, import.meta.url)),
   ];
-  return candidates.find((path) => canAccess(path, mode)) ?? candidates[0] ?? name;
+  return candidates.find((path) => built(path, executable)) ?? candidates[0] ?? name;
 }
 
 function describeSource(source: OwnerSource): string {
@@ -325,9 +318,22 @@ function describeSource(source: OwnerSource): string {
   return '/proc/net/tcp';
 }
 
-function canAccess(path: string, mode: number): boolean {
+/**
+ * Whether a built file is there, by stat() as gateway/server/transport/native.ts does: access() checks the real uid,
+ * so with CAP_DAC_READ_SEARCH under a private directory it saw no file. Loading it then says what is wrong.
+ */
+function built(path: string, executable: boolean): boolean {
   try {
-    accessSync(path, mode);
+    const stats = statSync(path, { throwIfNoEntry: false });
+    return stats !== undefined && stats.isFile() && (!executable || (stats.mode & 0o111) !== 0);
+  } catch {
+    return false;
+  }
+}
+
+function readable(path: string): boolean {
+  try {
+    accessSync(path, constants.R_OK);
     return true;
   } catch {
     return false;

@@ -1,9 +1,6 @@
 /**
- * uid -> user name from /etc/passwd, for the procfs owner lookup (the
- * sock_diag helper asks NSS itself). The file is parsed once and parsed again
- * only when its mtime or size changes, checked with one stat per name asked
- * for; concurrent reloads share one read. Users that exist only in other NSS
- * sources (LDAP, systemd-homed...) come back as null.
+ * uid -> user name from /etc/passwd for the procfs lookup, parsed again only when the file changes; users of
+ * other NSS sources come back as null.
  *
  * @example
  * const names = new PasswdNames();

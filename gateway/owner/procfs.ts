@@ -1,14 +1,6 @@
 /**
- * Owner lookup by scanning /proc/net/tcp and /proc/net/tcp6, for Linux
- * machines where the sock_diag helper could not be built. A scan costs time
- * in proportion to every TCP socket on the host, TIME_WAIT included (tens of
- * milliseconds with tens of thousands of them), so lookups are coalesced: all
- * lookups that arrive while a scan runs wait for the next scan, which starts
- * as soon as the current one ends and answers all of them at once. (Joining
- * the scan already running could miss a connection made after it began.)
- * Matching works on the raw bytes: each query becomes the exact text the
- * kernel prints for its two ends, found with Buffer.indexOf (or, for a large
- * batch, one pass over the lines with a set of wanted keys).
+ * Owner lookup by scanning /proc/net/tcp{,6} where sock_diag is unavailable; lookups arriving during a scan share
+ * the next one, matched on the raw bytes the kernel prints.
  *
  * @example
  * const procfs = new ProcfsOwnerLookup();

@@ -1,17 +1,6 @@
 /**
- * Owner lookup through NETLINK_SOCK_DIAG from inside the gateway process, by
- * way of the Node-API addon built from sockdiag-addon.c. This is the fast way:
- * a lookup is one exact inet_diag request answered synchronously by the kernel
- * (about 10 µs, with no pipe round trip and no context switch), so the socket
- * part is asked at once in find() and never blocks the event loop (the addon
- * reads the answer with MSG_DONTWAIT). User names come from NSS, which may
- * block, so they are asked on the libuv thread pool and remembered for
- * `nameTtlMs` per uid (1 s, as the helper does): a renamed or removed account
- * shows within that time. Concurrent first asks for one uid share one NSS call.
- *
- * When the addon cannot be loaded, or this kernel has no NETLINK_SOCK_DIAG,
- * find() rejects with ERR_OWNER_LOOKUP_UNSUPPORTED and the caller
- * (gateway/owner/index.ts) falls back to /proc/net/tcp.
+ * Owner lookup through NETLINK_SOCK_DIAG inside the process (the sockdiag-addon.c Node-API addon): one exact,
+ * synchronous kernel request per lookup; user names from NSS on the thread pool, remembered for `nameTtlMs`.
  *
  * @example
  * const diag = new SockDiagAddonLookup({ addonPath: 'dist/owner/identgate-sockdiag.node' });

@@ -1,17 +1,6 @@
 /**
- * Owner lookup through the kernel's NETLINK_SOCK_DIAG, by way of the small C
- * helper in sockdiag-helper.c (Node has no AF_NETLINK sockets). Each lookup
- * is one exact inet_diag request, a hash lookup in the kernel, so its cost
- * does not depend on how many sockets (TIME_WAIT included) the host has. One
- * helper process serves all lookups over a pipelined line protocol: requests
- * carry ids, the helper answers every line it has read with one write. The
- * IPC is what a lookup costs, so it is batched: lookups asked for in the same
- * turn of the event loop go to the helper in one write (setImmediate), and a
- * lookup identical to one still in flight shares its answer instead of
- * asking again. The helper starts on the first lookup; if it dies, the next
- * lookup starts a new one (after a failed start, not before a second has
- * passed). One timer watches the oldest unanswered request: one older than
- * `stallMs` kills the helper, so a wedged helper cannot hold lookups forever.
+ * Owner lookup through NETLINK_SOCK_DIAG by way of the sockdiag-helper.c process, over a pipelined line protocol:
+ * lookups of one event-loop turn go in one write, identical ones share an answer, a stalled helper is restarted.
  *
  * @example
  * const diag = new SockDiagOwnerLookup({ helperPath: 'dist/owner/identgate-sockdiag' });

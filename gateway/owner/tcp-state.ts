@@ -1,11 +1,6 @@
 /**
- * Which kernel TCP sockets count as a connection with an owner. An ident
- * answer names the user of a live connection (RFC 1413 section 1), so a
- * socket counts only while a process still holds it (its inode is not 0) and
- * it is a connection, not a listener or a half-open handshake: a TIME_WAIT
- * socket (uid 0, inode 0), an orphaned FIN_WAIT socket and a LISTEN socket
- * (which an exact sock_diag lookup falls back to when no connection matches)
- * all read as "no such connection".
+ * Which kernel TCP sockets count as a connection with an owner (RFC 1413 §1: a live connection): held by a
+ * process and neither TIME_WAIT, an orphaned FIN_WAIT, nor LISTEN.
  *
  * @example
  * isOwnedConnection(TCP_STATE.ESTABLISHED, 48213) // true

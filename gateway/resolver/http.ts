@@ -15,6 +15,7 @@ import { createHmac } from 'node:crypto';
 import { Pool } from 'undici';
 import { MAX_BODY_OCTETS } from '../../protocol/wire.js';
 import { signedHeaders, signedText } from '../../protocol/signature.js';
+import { errnoCode, errnoMessage } from '../describe.js';
 import { BatchingDispatcher, checkCommonOptions } from './dispatcher.js';
 import {
   RESOLVER_DEFAULTS,
@@ -75,14 +76,6 @@ const RESET_CODES = new Set([
   'UND_ERR_RES_CONTENT_LENGTH_MISMATCH',
 ]);
 
-function errorCode(error: unknown): string | undefined {
-  const code = (error as { code?: unknown } | null)?.code;
-  if (typeof code === 'string') return code;
-  // Happy-eyeballs connects fail with an AggregateError of one error per address.
-  if (error instanceof AggregateError) return errorCode(error.errors[0]);
-  return undefined;
-}
-
 /**
  * Maps an undici or socket error to a ResolverFailure.
  *
@@ -91,9 +84,8 @@ function errorCode(error: unknown): string | undefined {
  */
 export function mapHttpError(error: unknown): ResolverFailure {
   if (error instanceof ResolverFailure) return error;
-  const code = errorCode(error);
-  const message = error instanceof Error && error.message ? error.message : String(code ?? error);
-  const detail = code && !message.includes(code) ? `${code} ${message}` : message;
+  const code = errnoCode(error);
+  const detail = errnoMessage(error);
   let reason: FailureCause = 'network';
   if (code === 'ECONNREFUSED') reason = 'refused';
   else if (code && RESET_CODES.has(code)) reason = 'reset';

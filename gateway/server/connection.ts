@@ -1,15 +1,6 @@
 /**
- * One client connection of an IdentServer: it owns the socket's state, frames
- * lines, dispatches queries to the handler, and writes replies back in request
- * order even when handlers finish out of order (RFC 1413 has no request ids;
- * clients match replies by order). It also enforces the per-connection limits:
- * queries in flight (reading stops beyond it: backpressure), a slow reader
- * (reading stops while the socket's write buffer is full), queries per
- * connection, the line cap, the idle timeout and the per-query deadline.
- *
- * Modelled on smtp-server's smtp-connection: the server owns listening and the
- * set of connections; this file owns everything that happens on one of them.
- * The bytes come and go through a ByteStream of either transport (transport/).
+ * One client connection of an IdentServer (smtp-server's smtp-connection): its state, line framing, queries to the
+ * handler, replies in request order, and the per-connection limits. Bytes move through a transport/ ByteStream.
  */
 import {
   formatReplyUnchecked,

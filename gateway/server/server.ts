@@ -1,11 +1,6 @@
 /**
- * IdentServer: the listening side of RFC 1413, with the API of Perl's
- * AnyEvent::Ident::Server. It owns the listeners (IPv4, IPv6, systemd-passed
- * descriptors), the set of live connections and the limits that span them
- * (connections overall and per remote address), and start/stop. Everything
- * that happens on one connection lives in connection.ts; the bytes move
- * through a transport (transport/: the native libuv addon when it is built,
- * else node:net).
+ * IdentServer, the listening side of RFC 1413 (after Perl's AnyEvent::Ident::Server): listeners, the live
+ * connections and the limits across them, start and stop. One connection's life is connection.ts.
  *
  * @example
  * const server = new IdentServer({ hostname: '127.0.0.1', port: 0 });
@@ -20,6 +15,7 @@ import type { AddressInfo } from 'node:net';
 import { DEFAULT_MAX_LINE_OCTETS } from '../../protocol/index.js';
 import { IdentConnection, type ConnectionHooks, type ConnectionLimits, type IdentHandler } from './connection.js';
 import { ConfigError } from '../../protocol/errors.js';
+import { hostPort } from '../describe.js';
 import { IdentBindError, IdentServerError, IdentServerRunningError, IdentSocketError } from './errors.js';
 import { LiveConnections } from './live-connections.js';
 import type { TransactionEndpoints } from './transaction.js';
@@ -82,9 +78,7 @@ export function bindError(target: ListenTarget, error: NodeJS.ErrnoException): I
     return new IdentBindError(`cannot listen on file descriptor ${target.fd}: ${error.message}`, {
       cause: error,
     });
-  const where = target.hostname.includes(':')
-    ? `[${target.hostname}]:${target.port}`
-    : `${target.hostname}:${target.port}`;
+  const where = hostPort(target.hostname, target.port);
   switch (error.code) {
     case 'EACCES':
       return new IdentBindError(

@@ -1,8 +1,6 @@
 /**
- * One ident query as a server handler sees it, with the AnyEvent::Ident
- * transaction API: `tx.req` holds the ports, `tx.replyWithUser(...)` and
- * `tx.replyWithError(...)` answer it. A transaction is answered once; the
- * connection decides what reaches the wire (RFC rules, order, deadline).
+ * One ident query as a handler sees it (AnyEvent::Ident's transaction): `tx.req` holds the ports,
+ * `tx.replyWithUser(...)` / `tx.replyWithError(...)` answer it once; the connection decides what reaches the wire.
  *
  * @example
  * server.start((tx) => {

@@ -1,17 +1,6 @@
 /**
- * The native transport: TCP on libuv directly through the uv-tcp.c addon
- * (dist/gateway/server/transport/identgate-uv.node, built by `npm run build`). A
- * connection is a C struct and four calls into JavaScript instead of a
- * net.Socket with its streams and emitters, which halves the CPU an ident
- * connection costs (bench/README.md). One instance serves the whole process
- * (the addon keeps one loop's state per Node environment); connections are
- * numbered by the addon and looked up here by number.
- *
- * One difference from node:net: a paused stream is not read at all, so a
- * client's reset shows only at the next write or resume(). IdentConnection
- * pauses only while it owes replies (in flight, or a full write buffer), and
- * those writes come within the query deadline, so such a connection still
- * closes within seconds.
+ * The native transport: TCP on libuv through the uv-tcp.c addon, a C struct per connection instead of a net.Socket
+ * (about half the CPU per connection). A paused stream is not read at all (see docs/internals.md).
  *
  * @example
  * const transport = loadNativeTransport();   // throws ERR_IDENT_TRANSPORT when the addon is missing

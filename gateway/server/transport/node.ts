@@ -1,8 +1,6 @@
 /**
- * The node:net transport: portable, used where the native addon (native.ts)
- * is not built or not wanted (`transport: 'node'`). Each accepted net.Socket
- * is wrapped in a NodeStream whose socket listeners are shared static
- * functions (no closures per connection): they find the receiver on the socket.
+ * The node:net transport, portable: each accepted net.Socket wrapped in a NodeStream whose listeners are shared
+ * static functions (no closures per connection).
  *
  * @example
  * const listener = await nodeTransport.listen({ hostname: '127.0.0.1', port: 0 }, onAccept, onListenerError);

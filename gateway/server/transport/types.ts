@@ -1,10 +1,6 @@
 /**
- * What IdentServer and IdentConnection need from a TCP transport, so that the
- * ident logic (connection.ts, server.ts) is written once over two adapters:
- * node.ts (node:net, portable) and native.ts (libuv through the uv-tcp.c
- * addon: about half the CPU per connection). A transport listens, hands each
- * accepted connection over as a ByteStream with its endpoints, and calls the
- * connection's StreamReceiver methods; it never decides anything about ident.
+ * What IdentServer and IdentConnection need from a TCP transport, so the ident logic is written once over two
+ * adapters (node.ts, native.ts): listen, hand over each connection as a ByteStream, never decide anything about ident.
  *
  * @example
  * const listener = await transport.listen({ hostname: '127.0.0.1', port: 0 }, (stream, endpoints) => {
