@@ -100,6 +100,11 @@ const GATEWAY = [
   'OwnerLookupKernelError',
   'OwnerLookupTimeoutError',
   'OwnerLookupUnsupportedError',
+  // the claims client (docs/claims.md)
+  'ClaimsApiError',
+  'ClaimsSocketError',
+  'createClaimsClient',
+  'endpointsOf',
   // the pipeline, the daemon, the CLI's parsers
   'createQueryPipeline',
   'startGateway',
@@ -133,11 +138,14 @@ const WORKER = [
   'redactPolicy',
 ];
 
+const CLAIMS = ['ClaimsApiError', 'DEFAULT_CLAIMS_SOCKET', 'createClaimsClient', 'endpointsOf'];
+
 const ENTRY_POINTS: [string, string, string[]][] = [
   ['identgate', '../dist/index.js', [...SERVER, ...CLIENT, ...PROTOCOL]],
   ['identgate/protocol', '../dist/protocol/index.js', PROTOCOL],
   ['identgate/gateway', '../dist/gateway/index.js', GATEWAY],
   ['identgate/worker', '../dist/worker/index.js', WORKER],
+  ['identgate/claims', '../dist/gateway/claims/client.js', CLAIMS],
 ];
 
 describe('public exports', () => {

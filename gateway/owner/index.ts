@@ -300,7 +300,7 @@ const HELPER_NAME = 'identgate-sockdiag';
 
 /** Where this package's sock_diag addon is (built or not): the claims API asks it for peer credentials too. */
 export function sockDiagAddonPath(): string {
-  return builtPath(ADDON_NAME, constants.R_OK);
+  return builtPath(ADDON_NAME, false);
 }
 
 /** dist/owner/NAME, seen from this module in dist/gateway/owner/ or in the source tree's gateway/owner/. */

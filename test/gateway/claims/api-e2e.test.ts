@@ -22,7 +22,7 @@ import { claimsSource } from '../../../gateway/claims/source.js';
 import { IdentClient } from '../../../gateway/client/client.js';
 import { createOwnerLookup, type OwnerLookup } from '../../../gateway/owner/index.js';
 import { createQueryPipeline } from '../../../gateway/pipeline.js';
-import type { Resolver } from '../../../gateway/resolver/resolver.js';
+import type { Resolver } from '../../../gateway/resolver/types.js';
 import { IdentServer } from '../../../gateway/server/server.js';
 import { createLogger } from '../../../gateway/daemon/log.js';
 import type { LookupAnswer, LookupRequest } from '../../../protocol/wire.js';
