@@ -31,6 +31,8 @@ export const ERROR_CODES = {
   resolver: ['ERR_RESOLVER_FAILURE'],
   daemon: ['ERR_IDENTGATE_WORKER'],
   claims: ['ERR_IDENTGATE_CLAIMS_SOCKET', 'ERR_CLAIMS_API'],
+  /** gateway/delegate/ (oidentd user files, forwarding) */
+  delegate: ['ERR_USER_FILE_SYNTAX'],
   worker: ['ERR_POLICY_INVALID', 'ERR_POLICY_STORE', 'ERR_POLICY_FILE_READ', 'ERR_POLICY_FILE_INVALID'],
 } as const;
 

@@ -56,6 +56,14 @@ const PROTOCOL = [
   'signedHeaders',
   'signedText',
   'verifySignature',
+  // delegated answers: claim constraints and oidentd user files (docs/apps.md, docs/policy.md)
+  'ConstraintsSchema',
+  'DEFAULT_IDENT_MAX_LENGTH',
+  'DelegateSchema',
+  'USER_FILES',
+  'USER_FILE_CAPABILITIES',
+  'compileConstraints',
+  'identViolation',
 ];
 
 const SERVER = [

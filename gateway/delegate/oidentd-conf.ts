@@ -15,6 +15,7 @@
  * // { capability: { kind: 'reply', replies: ['alice'] }, line: 1, ... }
  */
 import { isIP } from 'node:net';
+import { IdentgateError } from '../../protocol/errors.js';
 
 /** oidentd keeps at most this many replies of one `reply` (MAX_RANDOM_REPLIES). */
 export const MAX_REPLIES = 20;
@@ -48,14 +49,15 @@ export interface UserFileQuery {
   readonly remoteAddress: string;
 }
 
-export class UserFileSyntaxError extends Error {
+/** A user file oidentd would refuse; the message names the line. */
+export class UserFileSyntaxError extends IdentgateError {
   readonly code = 'ERR_USER_FILE_SYNTAX';
+  override readonly userError = true;
   constructor(
     readonly line: number,
     message: string,
   ) {
     super(`line ${line}: ${message}`);
-    this.name = 'UserFileSyntaxError';
   }
 }
 

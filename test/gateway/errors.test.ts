@@ -10,6 +10,7 @@ import * as protocol from '../../protocol/index.js';
 import * as worker from '../../worker/index.js';
 import * as cluster from '../../gateway/daemon/cluster.js';
 import * as owner from '../../gateway/owner/index.js';
+import * as userFiles from '../../gateway/delegate/oidentd-conf.js';
 import * as resolverTypes from '../../gateway/resolver/types.js';
 import { ConfigError, IDENTGATE_ERROR_CODES, IdentgateError } from '../../protocol/errors.js';
 
@@ -26,12 +27,13 @@ const ARGUMENTS: Record<string, unknown[]> = {
   PolicyError: [[{ path: 'rules[0]', message: 'bad' }]],
   FileStoreError: ['ERR_POLICY_FILE_READ', 'cannot read'],
   ResolverFailure: ['refused', 'connect ECONNREFUSED'],
+  UserFileSyntaxError: [3, 'unterminated string'],
   ClaimsApiError: [403, 'no_connection', 'not yours'],
 };
 
 function errorClasses(): Map<string, ErrorClass> {
   const classes = new Map<string, ErrorClass>();
-  for (const module of [identgate, protocol, gateway, owner, worker, cluster, resolverTypes]) {
+  for (const module of [identgate, protocol, gateway, owner, worker, cluster, resolverTypes, userFiles]) {
     for (const [name, value] of Object.entries(module)) {
       if (typeof value === 'function' && value.prototype instanceof Error) classes.set(name, value as ErrorClass);
     }
