@@ -123,8 +123,16 @@ function queryKey(query: OwnerQuery): string | null {
   return endsKey(local, query.localPort, remote, query.remotePort);
 }
 
-/** Claims re-checked between two turns of the event loop. */
+/** Claims re-checked between two turns of the event loop by recheck(). */
 const RECHECK_SLICE = 256;
+/** The timer's period: each tick re-checks a share of the claims. */
+const RECHECK_TICK_MS = 100;
+/**
+ * Most owner lookups a second the timer makes (each ~5-20 µs of CPU with the sock_diag addon): up to
+ * recheckMs × RECHECK_RATE claims (4,000) are each re-checked every recheckMs; more take proportionally longer
+ * (10,000: every 5 s).
+ */
+export const RECHECK_RATE = 2_000;
 
 function newId(prefix: string): string {
   return `${prefix}_${randomBytes(9).toString('base64url')}`;
@@ -144,6 +152,10 @@ export class ClaimRegistry {
   readonly #waiters = new Map<string, Set<Waiter>>();
   #timer: NodeJS.Timeout | undefined;
   #rechecking: Promise<number> | undefined;
+  /** The timer's current round over the claims, and how far it got. */
+  #round: ClaimRecord[] = [];
+  #cursor = 0;
+  #roundStartedAt = -Infinity;
 
   constructor(options: ClaimRegistryOptions) {
     this.#owners = options.owners;
@@ -174,15 +186,16 @@ export class ClaimRegistry {
     return count;
   }
 
-  /** Starts re-checking claims every `recheckMs`. */
+  /** Starts re-checking claims: each within `recheckMs`, or longer beyond RECHECK_RATE lookups a second. */
   start(): void {
-    this.#timer ??= setInterval(() => void this.recheck(), this.#recheckMs).unref();
+    this.#timer ??= setInterval(() => this.#tick(), Math.min(RECHECK_TICK_MS, this.#recheckMs)).unref();
   }
 
   /** Stops the re-checks and answers every waiting query (unclaimed). */
   close(): void {
     clearInterval(this.#timer);
     this.#timer = undefined;
+    this.#round = [];
     for (const waiters of this.#waiters.values()) for (const waiter of waiters) waiter.resolve(null);
     this.#waiters.clear();
   }
@@ -332,13 +345,43 @@ export class ClaimRegistry {
   }
 
   async #recheckAll(): Promise<number> {
+    const records = [...this.#byKey.values()];
+    let dropped = 0;
+    for (let i = 0; i < records.length; i += RECHECK_SLICE) {
+      // A slice at a time, so that queries are answered in between (10,000 claims are ~10,000 kernel lookups).
+      if (i > 0) await new Promise((resolve) => setImmediate(resolve));
+      dropped += await this.#recheckSome(records.slice(i, i + RECHECK_SLICE));
+    }
+    return dropped;
+  }
+
+  /**
+   * The timer's share: the next few claims of the current round, so that a round over every claim takes
+   * `recheckMs`, or longer when that would exceed RECHECK_RATE lookups a second (the cost stays bounded).
+   */
+  #tick(): void {
+    if (this.#cursor >= this.#round.length) {
+      if (performance.now() - this.#roundStartedAt < this.#recheckMs) return;
+      this.#round = [...this.#byKey.values()];
+      this.#cursor = 0;
+      this.#roundStartedAt = performance.now();
+    }
+    const perTick = Math.min(
+      Math.ceil((RECHECK_RATE * RECHECK_TICK_MS) / 1000),
+      Math.ceil((this.#round.length * RECHECK_TICK_MS) / this.#recheckMs),
+    );
+    const some = this.#round.slice(this.#cursor, this.#cursor + perTick);
+    this.#cursor += perTick;
+    if (this.#cursor >= this.#round.length) this.#round = [];
+    void this.#recheckSome(some);
+  }
+
+  /** Drops those of `records` whose connection is gone or no longer owned by the uid that claimed it. */
+  async #recheckSome(records: readonly ClaimRecord[]): Promise<number> {
     let dropped = 0;
     const later: Promise<void>[] = [];
-    const records = [...this.#byKey.values()];
-    for (let i = 0; i < records.length; i++) {
-      // A slice at a time, so that queries are answered in between (10,000 claims are ~10,000 kernel lookups).
-      if (i > 0 && i % RECHECK_SLICE === 0) await new Promise((resolve) => setImmediate(resolve));
-      const record = records[i]!;
+    for (const record of records) {
+      if (this.#byKey.get(record.key) !== record) continue; // released meanwhile
       const query: OwnerQuery = {
         localAddress: record.local.address,
         localPort: record.local.port,
