@@ -7,6 +7,7 @@ import { HTTPException } from 'hono/http-exception';
 import { methodNotAllowed } from 'hono/method-not-allowed';
 import { errorResponse, RequestRejected } from './http.js';
 import { createInProcessLookups, type InProcessLookups } from './in-process.js';
+import { consoleRoutes } from './console/routes.js';
 import { explainRoutes } from './routes/explain.js';
 import { healthRoutes } from './routes/health.js';
 import { lookupRoutes } from './routes/lookup.js';
@@ -19,7 +20,13 @@ export type { InProcessLookups } from './in-process.js';
 export type { AppDeps } from './service.js';
 
 /** The route groups, each a Hono app mounted at the root. A new group is one file and one entry here. */
-const ROUTE_GROUPS: readonly ((service: Service) => Hono)[] = [lookupRoutes, policyRoutes, explainRoutes, healthRoutes];
+const ROUTE_GROUPS: readonly ((service: Service) => Hono)[] = [
+  lookupRoutes,
+  policyRoutes,
+  explainRoutes,
+  healthRoutes,
+  consoleRoutes,
+];
 
 /** The Hono app, plus in-process lookups in 'embedded' mode. */
 export type PolicyApp = Hono & { readonly inProcess: InProcessLookups | undefined };

@@ -1,7 +1,7 @@
 /** GET and PUT ROUTES.policy: the admin API over the policy store (docs/wire.md). */
 import { Hono } from 'hono';
 import { ROUTES, WIRE_VERSION } from '../../protocol/wire.js';
-import { parsePolicy, PolicyError, redactPolicy } from '../policy/index.js';
+import { parsePolicy, PolicyError, redactPolicy, type Policy } from '../policy/index.js';
 import { adminAuth } from '../auth.js';
 import { limitBody, readJson, RequestRejected } from '../http.js';
 import type { Service } from '../service.js';
@@ -11,6 +11,19 @@ const REDACTED = '[redacted]';
 
 function isObject(value: unknown): value is Record<string, unknown> {
   return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+/**
+ * A replacement policy as PUT (and the console) receive it: parsed, with a "[redacted]" key (as GET shows it)
+ * replaced by the current key. Throws PolicyError.
+ */
+export async function parseReplacement(service: Service, json: unknown): Promise<Policy> {
+  if (isObject(json) && json.key === REDACTED) {
+    const currentKey = (await service.current()).policy.key;
+    if (currentKey === undefined) delete json.key;
+    else json.key = currentKey;
+  }
+  return parsePolicy(json);
 }
 
 export function policyRoutes(service: Service): Hono {
@@ -23,16 +36,9 @@ export function policyRoutes(service: Service): Hono {
     return c.json({ v: WIRE_VERSION, version: snapshot.version, policy: redactPolicy(snapshot.policy) });
   });
   routes.put(ROUTES.policy, admin, limitBody, async (c) => {
-    const json = await readJson(c);
-    if (isObject(json) && json.key === REDACTED) {
-      // A policy fetched with GET and edited: keep the key it was shown without.
-      const currentKey = (await service.current()).policy.key;
-      if (currentKey === undefined) delete json.key;
-      else json.key = currentKey;
-    }
     let policy;
     try {
-      policy = parsePolicy(json);
+      policy = await parseReplacement(service, await readJson(c));
     } catch (error) {
       if (error instanceof PolicyError) throw new RequestRejected(400, 'invalid_policy', error.message);
       throw error;

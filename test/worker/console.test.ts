@@ -1,0 +1,182 @@
+/**
+ * The operator's console in a real headless Chromium (Debian's `chromium`, driven by playwright-core), against the
+ * real `identgate worker` and a real gateway asking it; each page's screenshot is written to docs/console-*.png.
+ */
+import { existsSync } from 'node:fs';
+import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { IdentClient } from '../../gateway/client/client.js';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { CLI, ROOT } from '../helpers/cli.js';
+
+const CHROMIUM = '/usr/bin/chromium';
+const TOKEN = 'console-admin-token-0123456789';
+const SECRET = 'console-signing-secret-0123456789abcdef';
+/** Starts the CLI for the whole file (startCli's processes end with each test) and resolves its stdout's match. */
+function startForFile(args: string[], ready: RegExp): Promise<{ child: ChildProcess; match: RegExpExecArray }> {
+  const child = spawn(process.execPath, [CLI, ...args], { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
+  let stdout = '';
+  let stderr = '';
+  child.stderr!.on('data', (chunk) => (stderr += chunk));
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`identgate ${args[0]} not ready: ${stderr}`)), 20_000);
+    child.stdout!.on('data', (chunk) => {
+      stdout += chunk;
+      const match = ready.exec(stdout);
+      if (match) {
+        clearTimeout(timer);
+        resolve({ child, match });
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`identgate ${args[0]} exited ${code}: ${stderr}`)));
+  });
+}
+
+const shot = (page: Page, name: string) =>
+  page.screenshot({ path: join(ROOT, 'docs', `console-${name}.png`), fullPage: true });
+
+describe.runIf(existsSync(CHROMIUM))('the console in Chromium', () => {
+  let dir: string;
+  const children: ChildProcess[] = [];
+  let base: string;
+  let identPort: number;
+  let browser: Browser;
+  let page: Page;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'identgate-console-'));
+    await writeFile(join(dir, 'token'), `${TOKEN}\n`);
+    await writeFile(join(dir, 'secret'), `${SECRET}\n`);
+    await copyFile(join(ROOT, 'examples', 'policy.json'), join(dir, 'policy.json'));
+    const worker = await startForFile(
+      [
+        'worker',
+        '--listen',
+        '127.0.0.1:0',
+        '--policy',
+        join(dir, 'policy.json'),
+        '--secret-file',
+        join(dir, 'secret'),
+        '--admin-token-file',
+        join(dir, 'token'),
+      ],
+      /listening on (\S+)/,
+    );
+    children.push(worker.child);
+    base = worker.match[1]!.replace(/\/$/, '');
+    const gateway = await startForFile(
+      [
+        'serve',
+        '--listen',
+        '127.0.0.1:0',
+        '--upstream',
+        base,
+        '--secret-file',
+        join(dir, 'secret'),
+        '--gateway-name',
+        'web1',
+        '--owner-lookup',
+        'off',
+      ],
+      /listening on 127\.0\.0\.1:(\d+)/,
+    );
+    children.push(gateway.child);
+    identPort = Number(gateway.match[1]);
+    browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--no-sandbox', '--disable-gpu'] });
+    page = await (await browser.newContext({ viewport: { width: 1100, height: 800 } })).newPage();
+  }, 60_000);
+
+  afterAll(async () => {
+    await browser?.close();
+    for (const child of children) child.kill('SIGKILL');
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  /** Clicks what submits a form or follows a link, and waits for the page it loads. */
+  const go = async (locator: ReturnType<Page['getByRole']>) => {
+    await Promise.all([page.waitForNavigation(), locator.click()]);
+  };
+  const text = async (selector: string) => (await page.locator(selector).first().textContent()) ?? '';
+
+  const ask = async () => {
+    const client = new IdentClient({ hostname: '127.0.0.1', port: identPort, timeout: 5_000 });
+    try {
+      return (await client.ident(400, 500)).raw;
+    } finally {
+      client.close();
+    }
+  };
+
+  it('refuses a wrong token with a message and no session, then signs in with the right one', async () => {
+    await page.goto(`${base}/admin`);
+    await shot(page, 'sign-in');
+    await page.getByLabel('Admin token').fill('not-the-token-at-all');
+    await go(page.getByRole('button', { name: 'Sign in' }));
+    expect(await text('[role=alert]')).toMatch(/not an admin token/);
+    expect((await page.context().cookies()).map((cookie) => cookie.name)).not.toContain('identgate_session');
+
+    await page.getByLabel('Admin token').fill(TOKEN);
+    await go(page.getByRole('button', { name: 'Sign in' }));
+    expect(await text('h1')).toBe('Overview');
+    const cookie = (await page.context().cookies()).find((c) => c.name === 'identgate_session')!;
+    expect(cookie).toMatchObject({ httpOnly: true, sameSite: 'Strict', path: '/admin' });
+    expect(cookie.value).not.toContain(TOKEN);
+    expect(page.url()).not.toContain(TOKEN);
+    expect(await page.content()).not.toContain(TOKEN);
+    await shot(page, 'overview');
+  });
+
+  it('shows a typo in the policy at its field path, saves the fix, and the gateway answers by it', async () => {
+    expect(await ask()).toBe('400, 500 : USERID : OTHER : grimlock');
+    await go(page.getByRole('link', { name: 'Policy' }));
+    const editor = page.getByLabel(/Policy \(JSON/);
+    const original = await editor.inputValue();
+    await editor.fill(original.replace('"userId": "grimlock"', '"userid": "optimus"'));
+    await go(page.getByRole('button', { name: 'Check and show changes' }));
+    expect(await text('[role=alert]')).toContain('rules[0].action');
+    await shot(page, 'policy-error');
+
+    await page.getByLabel(/Policy \(JSON/).fill(original.replace('"userId": "grimlock"', '"userId": "optimus"'));
+    await go(page.getByRole('button', { name: 'Check and show changes' }));
+    expect(await text('.diff .added')).toContain('optimus');
+    expect(await text('.diff .removed')).toContain('grimlock');
+    await shot(page, 'policy-diff');
+    await go(page.getByRole('button', { name: 'Save' }));
+    expect(await text('[role=status]')).toContain('Saved');
+    // The worker reloads nothing: the gateway's next lookup already gets the new policy.
+    expect(await ask()).toBe('400, 500 : USERID : OTHER : optimus');
+  });
+
+  it('explains a query: the answering rule, its answer, and why each earlier rule did not answer', async () => {
+    await go(page.getByRole('link', { name: 'Explain' }));
+    await page.getByLabel('Server port (on this host)').fill('6667');
+    await page.getByLabel('Client port (on the querier)').fill('40000');
+    await page.getByLabel('Remote address (the querier)').fill('203.0.113.9');
+    await page.getByLabel(/Owner uid/).fill('1000');
+    await page.getByLabel('Owner user name').fill('alice');
+    await go(page.getByRole('button', { name: 'Explain' }));
+    expect(await text('#result h2')).toContain('Answered by rule');
+    expect(await text('#result table')).toContain('seed-example');
+    await shot(page, 'explain');
+  });
+
+  it('refuses a form posted without the session token, and signs out', async () => {
+    // The browser's cookies go with these requests; one lacks the form's session token, one comes from another site.
+    const request = page.context().request;
+    const form = { policy: '{}', intent: 'save' };
+    const noToken = await request.post(`${base}/admin/policy`, { form, headers: { origin: base } });
+    expect(noToken.status()).toBe(403);
+    expect(await noToken.text()).toContain('This form has expired');
+    const csrf = await page.locator('input[name=csrf]').first().getAttribute('value');
+    const crossSite = await request.post(`${base}/admin/policy`, {
+      form: { ...form, csrf: csrf! },
+      headers: { origin: 'http://attacker.example' },
+    });
+    expect(crossSite.status()).toBe(403);
+    await go(page.getByRole('button', { name: 'Sign out' }));
+    expect(await text('h1')).toBe('Sign in');
+  });
+});
