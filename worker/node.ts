@@ -64,14 +64,7 @@ export async function startNodeWorker(options: NodeWorkerOptions): Promise<NodeW
 
   let server: Server;
   try {
-    server = await new Promise<Server>((resolvePromise, reject) => {
-      const created = serve({ fetch: app.fetch, hostname: options.hostname, port: options.port }) as Server;
-      created.once('error', reject);
-      created.once('listening', () => {
-        created.off('error', reject);
-        resolvePromise(created);
-      });
-    });
+    server = await listenApp(app, options.hostname, options.port);
   } catch (error) {
     fileStore?.close();
     throw error;
@@ -93,4 +86,25 @@ export async function startNodeWorker(options: NodeWorkerOptions): Promise<NodeW
       });
     },
   };
+}
+
+/**
+ * Serves a Hono app with @hono/node-server; rejects with the listen error (EADDRINUSE, ...).
+ *
+ * @example
+ * const server = await listenApp(app, '127.0.0.1', 0);
+ */
+export function listenApp(
+  app: { fetch: (request: Request) => Response | Promise<Response> },
+  hostname: string,
+  port: number,
+): Promise<Server> {
+  return new Promise<Server>((resolvePromise, reject) => {
+    const created = serve({ fetch: app.fetch, hostname, port }) as Server;
+    created.once('error', reject);
+    created.once('listening', () => {
+      created.off('error', reject);
+      resolvePromise(created);
+    });
+  });
 }

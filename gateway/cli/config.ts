@@ -112,6 +112,8 @@ export interface ServeConfig {
   hideErrors: boolean;
   runAs: string | undefined;
   metrics: HostPort | undefined;
+  /** The operator console for the embedded policy (--console, docs/console.md); undefined when off. */
+  console: { listen: HostPort; adminTokens: string[] } | undefined;
   logLevel: LogLevel;
   limits: {
     idleTimeoutMs: number;
@@ -242,7 +244,17 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = {}, pid 
     answerer = { kind: 'embedded', policyFile: values.policy };
   }
 
+  if (values.console !== undefined && answerer.kind !== 'embedded')
+    throw new ConfigError(
+      "--console serves the embedded policy; with --upstream use the worker's own /admin, with --reply there is no policy",
+    );
+  if (values.console !== undefined && values['admin-token-file'] === undefined)
+    throw new ConfigError('--console needs --admin-token-file FILE (the tokens that may sign in)');
+  if (values.console === undefined && values['admin-token-file'] !== undefined)
+    throw new ConfigError('--admin-token-file goes with --console ADDR:PORT');
   const workers = values.workers === 'auto' ? availableParallelism() : values.workers;
+  if (values.console !== undefined && workers > 1)
+    throw new ConfigError('--console needs one gateway process (--workers 1): each would hold its own policy edits');
   return {
     help,
     listen,
@@ -255,6 +267,10 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = {}, pid 
     hideErrors: Boolean(values['hide-errors']),
     runAs: values['run-as'],
     metrics: values.metrics,
+    console:
+      values.console === undefined
+        ? undefined
+        : { listen: values.console, adminTokens: readSecretFile(values['admin-token-file']!, '--admin-token-file') },
     logLevel: values['log-level'],
     limits: {
       idleTimeoutMs: values['idle-timeout'],

@@ -419,6 +419,19 @@ export const SERVE_FLAGS = {
     help: 'live claims one user may hold (beyond: 429)',
     parse: positiveInt,
   },
+  console: {
+    type: 'string',
+    placeholder: 'ADDR:PORT',
+    section: 'Console',
+    help: 'serve the operator console for the embedded policy on http://ADDR:PORT/admin\n(docs/console.md); needs --admin-token-file',
+    parse: parseHostPort,
+  },
+  'admin-token-file': {
+    type: 'string',
+    placeholder: 'FILE',
+    section: 'Console',
+    help: "--console's admin tokens, one per line (at least 16 characters each)",
+  },
   metrics: {
     type: 'string',
     placeholder: 'ADDR:PORT',

@@ -13,6 +13,10 @@ import { randomBytes } from 'node:crypto';
 import { createApp } from '../../worker/app.js';
 import { openFileStore, type FileStore } from '../../worker/stores/file.js';
 import { createMemoryStore } from '../../worker/stores/memory.js';
+import { listenApp } from '../../worker/node.js';
+import type { PolicyStore } from '../../worker/stores/store.js';
+import { ConfigError } from '../../protocol/errors.js';
+import { errnoCode, errnoMessage, hostPort } from '../describe.js';
 import type { ServeConfig } from '../cli/config.js';
 import { createEmbeddedResolver } from '../resolver/embedded.js';
 import { createHttpResolver } from '../resolver/http.js';
@@ -38,6 +42,8 @@ export interface RunningGateway {
   readonly answeredBy: string;
   readonly ownerLookup: string;
   readonly metricsPort: number | undefined;
+  /** The --console port, when on. */
+  readonly consolePort: number | undefined;
   /** The claims API's socket, when it is on. */
   readonly claimsSocket: string | undefined;
   /** The live claims, when the claims API is on. */
@@ -61,6 +67,7 @@ export async function startGateway(
   const metrics: GatewayMetrics | undefined = config.metrics ? createMetrics() : undefined;
   let resolver: Resolver | undefined;
   let fileStore: FileStore | undefined;
+  let embeddedStore: PolicyStore | undefined;
   let owners: OwnerLookup | undefined;
   let claims: ClaimRegistry | undefined;
   let answeredBy: string;
@@ -93,8 +100,9 @@ export async function startGateway(
       const policyFile = config.answerer.policyFile;
       const policyLog = workerLog(log, 'debug');
       fileStore = policyFile ? await openFileStore(policyFile, { log: policyLog, watch: true }) : undefined;
+      embeddedStore = fileStore ?? createMemoryStore();
       const app = createApp({
-        store: fileStore ?? createMemoryStore(),
+        store: embeddedStore,
         secrets: [],
         mode: 'embedded',
         logDecisions: debug,
@@ -168,6 +176,7 @@ export async function startGateway(
     },
   });
   let metricsServer: HttpServer | undefined;
+  let consoleServer: HttpServer | undefined;
   let boundClaims: BoundClaimsSocket | undefined;
   let claimsEndpoint: ClaimsEndpoint | undefined;
   try {
@@ -185,6 +194,7 @@ export async function startGateway(
       if (clusterWorker) exposeWorkerMetrics(metrics.registry);
       else metricsServer = await serveMetrics(registrySource(metrics.registry), config.metrics);
     }
+    if (config.console && embeddedStore) consoleServer = await serveConsole(config.console, embeddedStore, log);
     if (config.runAs) {
       const { uid, gid } = dropPrivileges(config.runAs);
       log.info({ uid, gid }, `running as ${config.runAs}`);
@@ -207,6 +217,7 @@ export async function startGateway(
   } catch (error) {
     await server.stop({ graceMs: 0 });
     metricsServer?.close();
+    consoleServer?.close();
     claims?.close();
     await (claimsEndpoint ?? boundClaims)?.close();
     await Promise.all([resolver?.close(), owners?.close(), fileStore?.close()]);
@@ -218,6 +229,7 @@ export async function startGateway(
     answeredBy,
     ownerLookup: owners?.method ?? 'off',
     metricsPort: metricsServer ? (metricsServer.address() as { port: number }).port : undefined,
+    consolePort: consoleServer ? (consoleServer.address() as { port: number }).port : undefined,
     claimsSocket: boundClaims?.path,
     claims,
     reload: async () => (fileStore ? fileStore.reload() : false),
@@ -226,7 +238,31 @@ export async function startGateway(
       await server.stop({ graceMs: config.shutdownGraceMs });
       claims?.close();
       metricsServer?.close();
+      consoleServer?.closeAllConnections();
+      consoleServer?.close();
       await Promise.all([resolver?.close(), owners?.close(), fileStore?.close()]);
     },
   };
+}
+
+/**
+ * The operator console for the embedded policy (--console): the worker app in service mode over the same store, with
+ * no signing secret, so its lookup routes refuse (503) and only the admin API and /admin answer.
+ */
+async function serveConsole(
+  { listen, adminTokens }: NonNullable<ServeConfig['console']>,
+  store: PolicyStore,
+  log: Logger,
+): Promise<HttpServer> {
+  const app = createApp({ store, secrets: [], adminTokens, mode: 'service', log: workerLog(log, 'debug') });
+  try {
+    const server = await listenApp(app, listen.hostname, listen.port);
+    const { port } = server.address() as { port: number };
+    log.info(`console on http://${hostPort(listen.hostname, port)}/admin`);
+    return server;
+  } catch (error) {
+    throw new ConfigError(
+      `--console ${hostPort(listen.hostname, listen.port)}: cannot listen (${errnoCode(error) ?? errnoMessage(error)})`,
+    );
+  }
 }
