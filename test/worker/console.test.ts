@@ -1,6 +1,7 @@
 /**
  * The operator's console in a real headless Chromium (Debian's `chromium`, driven by playwright-core), against the
- * real `identgate worker` and a real gateway asking it; each page's screenshot is written to docs/console-*.png.
+ * real `identgate worker` and a real gateway asking it; each page's screenshot goes to docs/console-*.png with
+ * IDENTGATE_UPDATE_SCREENSHOTS=1.
  */
 import { existsSync } from 'node:fs';
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -35,8 +36,11 @@ function startForFile(args: string[], ready: RegExp): Promise<{ child: ChildProc
   });
 }
 
+// docs/console-*.png are rewritten only when asked (IDENTGATE_UPDATE_SCREENSHOTS=1), so a test run leaves the tree clean.
+const SHOTS =
+  process.env.IDENTGATE_UPDATE_SCREENSHOTS === '1' ? join(ROOT, 'docs') : join(tmpdir(), 'identgate-console-shots');
 const shot = (page: Page, name: string) =>
-  page.screenshot({ path: join(ROOT, 'docs', `console-${name}.png`), fullPage: true });
+  page.screenshot({ path: join(SHOTS, `console-${name}.png`), fullPage: true });
 
 describe.runIf(existsSync(CHROMIUM))('the console in Chromium', () => {
   let dir: string;
