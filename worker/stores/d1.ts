@@ -1,0 +1,54 @@
+/**
+ * SqlDatabase over a Cloudflare D1 binding (the `AUDIT` binding in
+ * wrangler.toml; its schema is managed with `wrangler d1 migrations`). A write
+ * is one `db.batch()`, which D1 runs as one transaction.
+ *
+ * @example
+ * const db = d1Database(env.AUDIT);
+ * const store = createAuditStore(db);
+ */
+import { DatabaseError, type SqlDatabase, type SqlStatement } from './sql.js';
+
+/** The part of a D1Database binding used here (structural, so Node code type-checks without workerd's types). */
+export interface D1Like {
+  prepare(sql: string): D1StatementLike;
+  batch(statements: D1StatementLike[]): Promise<{ meta: { changes?: number } }[]>;
+}
+export interface D1StatementLike {
+  bind(...values: unknown[]): D1StatementLike;
+  all<Row>(): Promise<{ results: Row[] }>;
+}
+
+function failure(error: unknown): DatabaseError {
+  const message = error instanceof Error ? error.message : String(error);
+  return new DatabaseError(`D1: ${message}`, 'ERR_DATABASE', { cause: error });
+}
+
+/**
+ * Wraps a D1 binding.
+ *
+ * @example
+ * const rows = await d1Database(env.AUDIT).read(sql('SELECT name FROM gateways'));
+ */
+export function d1Database(d1: D1Like): SqlDatabase {
+  const prepare = (statement: SqlStatement) => d1.prepare(statement.sql).bind(...statement.params);
+  return {
+    async write(statements) {
+      if (statements.length === 0) return [];
+      try {
+        const results = await d1.batch(statements.map(prepare));
+        return results.map((result) => result.meta.changes ?? 0);
+      } catch (error) {
+        throw failure(error);
+      }
+    },
+    async read<Row>(statement: SqlStatement) {
+      try {
+        return (await prepare(statement).all<Row>()).results;
+      } catch (error) {
+        throw failure(error);
+      }
+    },
+    close: () => Promise.resolve(),
+  };
+}

@@ -1,0 +1,92 @@
+// The thread that owns a SQLite file for stores/sqlite.ts. libsql's calls are
+// synchronous: made here, a slow, locked or full disk stalls this thread and
+// never the event loop that answers ident queries. On start it opens the file
+// (WAL, busy timeout), applies the migrations in worker/migrations/ that the
+// table d1_migrations does not list (the table wrangler keeps on D1), then
+// answers { id, op: 'write' | 'read' | 'close' } messages one at a time with
+// { id, ok, value } or { id, ok: false, message, code }. Plain JavaScript: the
+// thread is started from the same place in the sources and in dist/.
+import { readdirSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parentPort, workerData } from 'node:worker_threads';
+import Database from 'libsql';
+
+const { path, migrationsDir, busyTimeoutMs } = workerData;
+
+function reply(id, run) {
+  try {
+    parentPort.postMessage({ id, ok: true, value: run() });
+  } catch (error) {
+    parentPort.postMessage({
+      id,
+      ok: false,
+      message: error?.message ?? String(error),
+      code: error?.code ?? 'ERR_DATABASE',
+    });
+  }
+}
+
+let db;
+const statements = new Map();
+function prepared(sql) {
+  let statement = statements.get(sql);
+  if (statement === undefined) {
+    statement = db.prepare(sql);
+    statements.set(sql, statement);
+  }
+  return statement;
+}
+
+function inTransaction(run) {
+  db.exec('BEGIN IMMEDIATE');
+  try {
+    const value = run();
+    db.exec('COMMIT');
+    return value;
+  } catch (error) {
+    if (db.inTransaction) db.exec('ROLLBACK');
+    throw error;
+  }
+}
+
+function migrate() {
+  db.exec(
+    'CREATE TABLE IF NOT EXISTS d1_migrations (id INTEGER PRIMARY KEY AUTOINCREMENT, name TEXT UNIQUE, applied_at TIMESTAMP DEFAULT CURRENT_TIMESTAMP NOT NULL)',
+  );
+  const files = readdirSync(migrationsDir)
+    .filter((name) => name.endsWith('.sql'))
+    .sort();
+  const applied = [];
+  for (const name of files) {
+    // Another process may be migrating the same file: decide inside the write lock.
+    inTransaction(() => {
+      if (db.prepare('SELECT 1 FROM d1_migrations WHERE name = ?').get(name)) return;
+      db.exec(readFileSync(join(migrationsDir, name), 'utf8'));
+      db.prepare('INSERT INTO d1_migrations (name) VALUES (?)').run(name);
+      applied.push(name);
+    });
+  }
+  return applied;
+}
+
+reply(0, () => {
+  db = new Database(path);
+  db.exec(`PRAGMA busy_timeout = ${Number(busyTimeoutMs)}`);
+  db.exec('PRAGMA journal_mode = WAL');
+  db.exec('PRAGMA synchronous = NORMAL');
+  return migrate();
+});
+
+parentPort.on('message', (message) => {
+  switch (message.op) {
+    case 'write':
+      return reply(message.id, () =>
+        inTransaction(() => message.statements.map(({ sql, params }) => prepared(sql).run(...params).changes)),
+      );
+    case 'read':
+      return reply(message.id, () => prepared(message.statement.sql).all(...message.statement.params));
+    case 'close':
+      reply(message.id, () => db?.close());
+      return parentPort.close();
+  }
+});
