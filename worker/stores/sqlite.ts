@@ -42,6 +42,8 @@ export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations/', import.met
 export async function openSqliteDatabase(path: string, options: SqliteOptions = {}): Promise<SqliteDatabase> {
   const thread = new Worker(new URL('./sqlite-thread.mjs', import.meta.url), {
     workerData: { path, migrationsDir: MIGRATIONS_DIR, busyTimeoutMs: options.busyTimeoutMs ?? 5_000 },
+    // Not the flags this process was started with (--input-type, loaders): the thread runs one plain module.
+    execArgv: [],
   });
   const pending = new Map<number, { resolve(value: unknown): void; reject(error: Error): void }>();
   let nextId = 1;
