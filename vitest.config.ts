@@ -1,9 +1,9 @@
-import { cloudflareTest } from '@cloudflare/vitest-pool-workers';
+import { cloudflareTest, readD1Migrations } from '@cloudflare/vitest-pool-workers';
 import { defineConfig } from 'vitest/config';
 
 // Projects: `node` (protocol, gateway, worker logic and end-to-end over real sockets),
-// `worker` (the Workers entry inside workerd, with a local KV namespace and test
-// secrets) and `interop` (real Debian ident clients; run by .ci/run after `npm test`).
+// `worker` (the Workers entry inside workerd, with a local KV namespace, a local D1
+// database with worker/migrations applied before each file, and test secrets) and `interop` (real Debian ident clients; run by .ci/run after `npm test`).
 // A plain `vitest run` runs node + worker; interop joins only when asked for with
 // `--project interop` (or IDENTGATE_INTEROP=1), as it needs the Debian clients.
 const interopSelected =
@@ -12,7 +12,7 @@ const interopSelected =
     (arg, i, argv) => arg === '--project=interop' || (arg === '--project' && argv[i + 1] === 'interop'),
   );
 
-export default defineConfig({
+export default defineConfig(async () => ({
   test: {
     projects: [
       {
@@ -33,6 +33,8 @@ export default defineConfig({
               bindings: {
                 IDENTGATE_SECRETS: 'test-secret-new\ntest-secret-old',
                 IDENTGATE_ADMIN_TOKENS: 'test-admin-token',
+                // The same files `wrangler d1 migrations apply` reads; applied by test/worker/workerd/setup.ts.
+                TEST_MIGRATIONS: await readD1Migrations('worker/migrations'),
               },
             },
           }),
@@ -40,6 +42,7 @@ export default defineConfig({
         test: {
           name: 'worker',
           include: ['test/worker/workerd/**/*.test.ts'],
+          setupFiles: ['test/worker/workerd/setup.ts'],
           testTimeout: 20_000,
           hookTimeout: 30_000,
         },
@@ -59,4 +62,4 @@ export default defineConfig({
         : []),
     ],
   },
-});
+}));

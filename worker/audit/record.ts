@@ -18,9 +18,6 @@ export interface RequestContext {
   readonly gatewayVersion: string | null;
 }
 
-/** The claim field of a lookup request, when the wire carries one (docs/wire.md). */
-type Claim = { readonly user: string; readonly ident?: string | undefined } | null | undefined;
-
 /**
  * @example
  * auditRecordOf(request, { answer, rule: 'lan' }, context).owner // { uid: 1000, userName: 'alice' }
@@ -30,7 +27,6 @@ export function auditRecordOf(
   decision: { readonly answer: IdentAnswer; readonly rule: string },
   context: RequestContext,
 ): AuditRecord {
-  const claim = (request as { claim?: Claim }).claim ?? null;
   return {
     at: context.at,
     gateway: request.gateway,
@@ -40,7 +36,7 @@ export function auditRecordOf(
     query: request.query,
     connection: request.connection,
     owner: request.owner,
-    claim,
+    claim: request.claim ?? null,
     answer: decision.answer,
     rule: decision.rule,
     policyVersion: context.policyVersion,
