@@ -20,6 +20,7 @@ import type { CompiledPolicy, CompiledRule } from './compile.js';
 import { CONDITION_NAMES, failedCondition, type Condition } from './match.js';
 import { firstMatch } from './rule-index.js';
 import type { PolicyMatch } from './schema.js';
+import type { AssignedIdents } from './actions/action.js';
 
 export interface Decision {
   readonly answer: IdentAnswer;
@@ -48,7 +49,12 @@ export function cryptoRandom(): number {
 
 const constantDecisions = new WeakMap<CompiledRule, Decision>();
 
-function decisionOf(rule: CompiledRule, request: LookupRequest, random: () => number): Decision {
+function decisionOf(
+  rule: CompiledRule,
+  request: LookupRequest,
+  random: () => number,
+  assigned: AssignedIdents | undefined,
+): Decision {
   const constant = rule.answerer.constant;
   if (constant !== null) {
     let decision = constantDecisions.get(rule);
@@ -63,7 +69,7 @@ function decisionOf(rule: CompiledRule, request: LookupRequest, random: () => nu
     }
     return decision;
   }
-  const answer = rule.answerer.answer(request, random);
+  const answer = rule.answerer.answer(request, random, assigned);
   const delegate = rule.answerer.delegate;
   return delegate === undefined ? { answer, rule: rule.name } : { answer, rule: rule.name, delegate };
 }
@@ -78,7 +84,7 @@ function decidingRule(compiled: CompiledPolicy, request: LookupRequest): Compile
 /**
  * Decides the answer to a lookup request: first matching rule, else the default.
  * Always synchronous (typed so that callers may also `await` it). `random`
- * (values in [0, 1)) is used by random rules only.
+ * (values in [0, 1)) is used by random rules only, `assigned` by the assigned action only.
  *
  * @example
  * decide(compilePolicy(DEFAULT_POLICY), request)
@@ -88,8 +94,9 @@ export function decide(
   compiled: CompiledPolicy,
   request: LookupRequest,
   random: () => number = cryptoRandom,
+  assigned?: AssignedIdents,
 ): Decision {
-  return decisionOf(decidingRule(compiled, request), request, random);
+  return decisionOf(decidingRule(compiled, request), request, random, assigned);
 }
 
 export interface SkippedRule {
@@ -131,6 +138,7 @@ export function explain(
   compiled: CompiledPolicy,
   request: LookupRequest,
   random: () => number = cryptoRandom,
+  assigned?: AssignedIdents,
 ): Explanation {
   const facts = compiled.facts;
   facts.load(request);
@@ -147,7 +155,7 @@ export function explain(
     if (skipped.length < MAX_SKIPPED_LISTED)
       skipped.push({ rule: rule.name, ruleIndex: rule.index!, failed: CONDITION_NAMES[failed] as Condition });
   }
-  const { answer, delegate } = decisionOf(deciding, request, random);
+  const { answer, delegate } = decisionOf(deciding, request, random, assigned);
   const matched = deciding.index === null ? {} : (compiled.policy.rules[deciding.index]!.match ?? {});
   return {
     rule: deciding.name,

@@ -7,11 +7,17 @@ import { replyRuleViolation, type IdentAnswer } from '../../../protocol/reply.js
 import type { ErrorToken } from '../../../protocol/tokens.js';
 import type { Delegate, LookupRequest } from '../../../protocol/wire.js';
 
+/** The admin-assigned idents at the decision point (worker/audit/assignments.ts): a hash lookup, no I/O. */
+export interface AssignedIdents {
+  identFor(gateway: string, ownerUid: number | null, claimUser: string | null): string | undefined;
+}
+
 /** A compiled action: answers a request, never breaking an RFC 1413 reply rule. */
 export interface Answerer {
   /** The answer when it does not depend on the request (errors, fixed ids); else null. */
   readonly constant: IdentAnswer | null;
-  answer(request: LookupRequest, random: () => number): IdentAnswer;
+  /** `assigned` is there when the worker has a database (only the assigned action reads it). */
+  answer(request: LookupRequest, random: () => number, assigned?: AssignedIdents): IdentAnswer;
   /**
    * Work the gateway does on its own host before writing (docs/wire.md "Delegated answers"); `answer`
    * is then what it writes when the delegate yields nothing acceptable (the rule's fallback).

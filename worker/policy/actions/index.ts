@@ -8,6 +8,7 @@ import { oneKeyOf, type Context } from '../zod.js';
 import type { PolicyOutcome } from '../schema.js';
 import type { ActionDefinition, ActionOf, Answerer } from './action.js';
 import { claim } from './claim.js';
+import { assigned } from './assigned.js';
 import { error } from './error.js';
 import { forward } from './forward.js';
 import { pseudonym } from './pseudonym.js';
@@ -17,7 +18,7 @@ import { userFile } from './user-file.js';
 import { userId } from './user-id.js';
 
 /** In the order the error for a missing action lists them. */
-export const ACTIONS = [reveal, userId, random, pseudonym, error, claim, forward, userFile] as const;
+export const ACTIONS = [reveal, userId, random, pseudonym, error, claim, forward, userFile, assigned] as const;
 
 /** An action as written in a rule: exactly one of the ACTIONS' keys. */
 export type PolicyAction = ActionOf<(typeof ACTIONS)[number]>;
