@@ -12,3 +12,4 @@ export * from './wire.js';
 export * from './issues.js';
 export * from './signature.js';
 export * from './constraints.js';
+export * from './audit.js';

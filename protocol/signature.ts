@@ -96,7 +96,8 @@ export async function signatureHeaders(
 }
 
 export type SignatureVerdict =
-  | { ok: true }
+  /** `secretIndex`: which of the secrets signed (the audit trail records it). */
+  | { ok: true; secretIndex: number }
   | {
       ok: false;
       code: 'missing_signature' | 'malformed_signature' | 'stale_signature' | 'bad_signature';
@@ -142,9 +143,9 @@ export async function verifySignature(
     };
   }
   const text = encoder.encode(signedText(timestamp, request.method, request.path, request.body));
-  for (const secret of secrets) {
+  for (const [secretIndex, secret] of secrets.entries()) {
     // crypto.subtle.verify compares in constant time.
-    if (await crypto.subtle.verify('HMAC', await importKey(secret), mac, text)) return { ok: true };
+    if (await crypto.subtle.verify('HMAC', await importKey(secret), mac, text)) return { ok: true, secretIndex };
   }
   return { ok: false, code: 'bad_signature', message: 'signature does not match any configured secret' };
 }

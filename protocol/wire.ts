@@ -26,6 +26,10 @@ export const ROUTES = {
   batch: '/v1/ident/batch',
   policy: '/v1/policy',
   explain: '/v1/explain',
+  /** The audit trail, assignments and fleet (admin; protocol/audit.ts, docs/audit.md). */
+  audit: '/v1/audit',
+  assignments: '/v1/assignments',
+  gateways: '/v1/gateways',
   health: '/healthz',
 } as const;
 

@@ -8,7 +8,10 @@ import { methodNotAllowed } from 'hono/method-not-allowed';
 import { errorResponse, RequestRejected } from './http.js';
 import { createInProcessLookups, type InProcessLookups } from './in-process.js';
 import { consoleRoutes } from './console/routes.js';
+import { assignmentRoutes } from './routes/assignments.js';
+import { auditRoutes } from './routes/audit.js';
 import { explainRoutes } from './routes/explain.js';
+import { gatewayRoutes } from './routes/gateways.js';
 import { healthRoutes } from './routes/health.js';
 import { lookupRoutes } from './routes/lookup.js';
 import { policyRoutes } from './routes/policy.js';
@@ -17,13 +20,16 @@ import { createService, type AppDeps, type Service } from './service.js';
 export { MAX_REMEMBERED_SIGNATURES } from './auth.js';
 export { RequestRejected } from './http.js';
 export type { InProcessLookups } from './in-process.js';
-export type { AppDeps } from './service.js';
+export type { AppDeps, AuditDeps } from './service.js';
 
 /** The route groups, each a Hono app mounted at the root. A new group is one file and one entry here. */
 const ROUTE_GROUPS: readonly ((service: Service) => Hono)[] = [
   lookupRoutes,
   policyRoutes,
   explainRoutes,
+  auditRoutes,
+  assignmentRoutes,
+  gatewayRoutes,
   healthRoutes,
   consoleRoutes,
 ];

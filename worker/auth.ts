@@ -9,6 +9,15 @@ import { timingSafeEqual } from 'hono/utils/buffer';
 import { MAX_CLOCK_SKEW_SECONDS, SIGNATURE_HEADER, TIMESTAMP_HEADER, verifySignature } from '../protocol/signature.js';
 import { errorResponse, RequestRejected } from './http.js';
 import type { Service } from './service.js';
+import { gatewayVersionOf, signingKeyOf, type Caller } from './audit/record.js';
+
+const callers = new WeakMap<Request, Caller>();
+const UNSIGNED: Caller = { signingKey: null, gatewayVersion: null };
+
+/** Who signed this lookup (after `signed` let it through): the key and the gateway's version, for the audit trail. */
+export function callerOf(c: Context): Caller {
+  return callers.get(c.req.raw) ?? UNSIGNED;
+}
 
 /** Most signatures remembered for replay protection; beyond it the oldest are forgotten. */
 export const MAX_REMEMBERED_SIGNATURES = 100_000;
@@ -71,6 +80,12 @@ export function gatewayAuth(service: Service): { configured: MiddlewareHandler; 
           'replayed_signature',
           'this signature was already used; sign every request afresh',
         );
+      }
+      if (service.audit) {
+        callers.set(c.req.raw, {
+          signingKey: await signingKeyOf(service.secrets(), verdict.secretIndex),
+          gatewayVersion: gatewayVersionOf(c.req.header('user-agent')),
+        });
       }
       await next();
     },

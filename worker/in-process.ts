@@ -27,7 +27,11 @@ export interface InProcessLookups {
 
 export function createInProcessLookups(service: Service): InProcessLookups {
   return {
-    lookup: async (requests) => service.answerAll(await service.current(), checkBatchSize(requests)),
+    lookup: async (requests) => {
+      const snapshot = await service.current();
+      await service.assignmentsReady(snapshot);
+      return service.answerAll(snapshot, checkBatchSize(requests));
+    },
     lookupNow: (requests) => {
       const snapshot = service.store.peek?.();
       return snapshot === undefined ? undefined : service.answerAll(snapshot, checkBatchSize(requests));

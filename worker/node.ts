@@ -18,6 +18,7 @@ import { createApp } from './app.js';
 import { createMemoryStore } from './stores/memory.js';
 import { openFileStore, type FileStore } from './stores/file.js';
 import type { PolicyStore } from './stores/store.js';
+import { openLocalAudit, type LocalAudit, type LocalAuditOptions } from './audit/local.js';
 
 export interface NodeWorkerOptions {
   hostname: string;
@@ -29,6 +30,8 @@ export interface NodeWorkerOptions {
   log?: ((entry: Record<string, unknown>) => void) | undefined;
   /** Watch the policy file for changes. Default true. */
   watchPolicy?: boolean;
+  /** The audit database (--audit FILE, docs/audit.md); without it nothing is recorded. `log` is the worker's. */
+  audit?: Omit<LocalAuditOptions, 'log'> | undefined;
 }
 
 export interface NodeWorker {
@@ -36,6 +39,8 @@ export interface NodeWorker {
   readonly url: string;
   readonly port: number;
   readonly store: PolicyStore;
+  /** The audit database, when --audit was given. */
+  readonly audit: LocalAudit | undefined;
   /** Reads the policy file again (SIGHUP); false when it was refused or unchanged or there is no file. */
   reload(): Promise<boolean>;
   close(): Promise<void>;
@@ -54,12 +59,20 @@ export async function startNodeWorker(options: NodeWorkerOptions): Promise<NodeW
     ? await openFileStore(options.policyFile, { log, watch: options.watchPolicy ?? true })
     : undefined;
   const store = fileStore ?? createMemoryStore();
+  let audit: LocalAudit | undefined;
+  try {
+    audit = options.audit ? await openLocalAudit({ ...options.audit, log }) : undefined;
+  } catch (error) {
+    fileStore?.close();
+    throw error;
+  }
   const app = createApp({
     store,
     secrets: options.secrets,
     adminTokens: options.adminTokens ?? [],
     mode: 'service',
     log,
+    audit,
   });
 
   let server: Server;
@@ -67,6 +80,7 @@ export async function startNodeWorker(options: NodeWorkerOptions): Promise<NodeW
     server = await listenApp(app, options.hostname, options.port);
   } catch (error) {
     fileStore?.close();
+    await audit?.close();
     throw error;
   }
   const address = server.address() as AddressInfo;
@@ -77,13 +91,16 @@ export async function startNodeWorker(options: NodeWorkerOptions): Promise<NodeW
     url: `http://${host}:${address.port}`,
     port: address.port,
     store,
+    audit,
     reload: () => fileStore?.reload() ?? Promise.resolve(false),
-    close() {
+    async close() {
       fileStore?.close();
-      return new Promise<void>((resolvePromise, reject) => {
+      await new Promise<void>((resolvePromise, reject) => {
         server.close((error) => (error ? reject(error) : resolvePromise()));
         server.closeAllConnections();
       });
+      // After the last request: its records are written before the file closes.
+      await audit?.close();
     },
   };
 }

@@ -7,6 +7,20 @@ import type { IdentAnswer } from '../protocol/reply.js';
 import { decide } from './policy/index.js';
 import { PolicyStoreError, type PolicySnapshot, type PolicyStore } from './stores/store.js';
 import { RequestRejected } from './http.js';
+import type { AssignmentCache } from './audit/assignments.js';
+import { auditRecordOf, type Caller } from './audit/record.js';
+import type { AuditRecorder } from './audit/recorder.js';
+import type { AuditRecord, AuditStore } from './stores/audit.js';
+
+/** The audit database's parts (docs/audit.md): absent, nothing is recorded and the audit routes answer 503. */
+export interface AuditDeps {
+  readonly store: AuditStore;
+  readonly recorder: AuditRecorder;
+  readonly assignments: AssignmentCache;
+}
+
+/** Longest a decision waits for the very first read of the assignments (later reads never hold one up). */
+export const FIRST_ASSIGNMENTS_WAIT_MS = 250;
 
 export interface AppDeps {
   store: PolicyStore;
@@ -21,7 +35,14 @@ export interface AppDeps {
   logDecisions?: boolean;
   /** Clock in milliseconds since the epoch. */
   now?: () => number;
+  /** The audit trail, assignments and fleet; without it nothing is recorded. */
+  audit?: AuditDeps | undefined;
+  /** This identgate's version: in embedded mode the gateway is this process, and the fleet list shows it. */
+  version?: string;
 }
+
+/** Hands work to the runtime to finish after the response (Workers: ctx.waitUntil); absent elsewhere. */
+export type AfterResponse = (work: Promise<unknown>) => void;
 
 export interface Service {
   readonly mode: 'embedded' | 'service';
@@ -33,8 +54,36 @@ export interface Service {
   adminTokens(): readonly string[];
   /** The store's snapshot; 503 policy_unavailable when it has none. */
   current(): Promise<PolicySnapshot>;
-  /** Decides every request from one snapshot, in order, logging the decisions as one entry. */
-  answerAll(snapshot: PolicySnapshot, requests: readonly LookupRequest[]): LookupAnswer[];
+  readonly audit: AuditDeps | undefined;
+  /** Who asks in embedded mode: this process, unsigned. */
+  readonly embeddedCaller: Caller;
+  /**
+   * Decides every request from one snapshot, in order, logging the decisions as one entry and
+   * queueing their audit records (written after the answer; `afterResponse` gets that work).
+   */
+  answerAll(
+    snapshot: PolicySnapshot,
+    requests: readonly LookupRequest[],
+    caller?: Caller,
+    afterResponse?: AfterResponse,
+  ): LookupAnswer[];
+  /**
+   * When the policy uses the assigned action: waits (at most FIRST_ASSIGNMENTS_WAIT_MS) for the
+   * first read of the assignments, and refreshes a stale copy after the response.
+   */
+  assignmentsReady(snapshot: PolicySnapshot, afterResponse?: AfterResponse): Promise<void>;
+}
+
+const usesAssigned = new WeakMap<object, boolean>();
+
+/** Whether any rule (or the default) answers with the assigned action: only then are assignments read. */
+function policyUsesAssigned(snapshot: PolicySnapshot): boolean {
+  let uses = usesAssigned.get(snapshot.policy);
+  if (uses === undefined) {
+    uses = [...snapshot.policy.rules, snapshot.policy.default].some((outcome) => 'assigned' in outcome.action);
+    usesAssigned.set(snapshot.policy, uses);
+  }
+  return uses;
 }
 
 function resolve(list: readonly string[] | (() => readonly string[]) | undefined): readonly string[] {
@@ -58,11 +107,16 @@ export function checkBatchSize<T>(requests: readonly T[]): readonly T[] {
 export function createService(deps: AppDeps): Service {
   const log = deps.log ?? (() => {});
   const logDecisions = deps.log !== undefined && deps.logDecisions !== false;
+  const now = deps.now ?? Date.now;
+  const audit = deps.audit;
+  const embeddedCaller: Caller = { signingKey: null, gatewayVersion: deps.version ?? null };
   return {
+    audit,
+    embeddedCaller,
     mode: deps.mode ?? 'service',
     store: deps.store,
     log,
-    now: deps.now ?? Date.now,
+    now,
     secrets: () => resolve(deps.secrets),
     adminTokens: () => resolve(deps.adminTokens),
     async current() {
@@ -76,12 +130,16 @@ export function createService(deps: AppDeps): Service {
     },
     // One log call per request, not per decision: on Workers each call is a log event, and under
     // wrangler dev it crosses two processes, so a batch of 64 queries costs one call, not 64.
-    answerAll(snapshot, requests) {
+    answerAll(snapshot, requests, caller = embeddedCaller, afterResponse) {
       const answers: LookupAnswer[] = [];
       // Built only when logged: this runs for every embedded query.
       const decisions: Record<string, unknown>[] | undefined = logDecisions ? [] : undefined;
+      const records: AuditRecord[] | undefined = audit ? [] : undefined;
+      const context = records && { ...caller, at: now(), policyVersion: snapshot.version };
+      const assigned = audit?.assignments;
       for (const request of requests) {
-        const decision = decide(snapshot.compiled, request);
+        const decision = decide(snapshot.compiled, request, undefined, assigned);
+        if (context) records!.push(auditRecordOf(request, decision, context));
         const delegate = decision.delegate;
         answers.push(
           delegate === undefined
@@ -101,7 +159,27 @@ export function createService(deps: AppDeps): Service {
         });
       }
       if (decisions) log({ msg: 'decisions', policyVersion: snapshot.version, count: decisions.length, decisions });
+      // Never awaited here: the answer does not wait for the database (the recorder's promise never rejects).
+      if (records) {
+        const written = audit!.recorder.record(records);
+        afterResponse?.(written);
+      }
       return answers;
+    },
+    async assignmentsReady(snapshot, afterResponse) {
+      if (!audit || !policyUsesAssigned(snapshot)) return;
+      const cache = audit.assignments;
+      if (cache.loaded) {
+        const refreshed = cache.refresh();
+        afterResponse?.(refreshed);
+        return;
+      }
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      const waited = new Promise<void>((resolve) => (timer = setTimeout(resolve, FIRST_ASSIGNMENTS_WAIT_MS)));
+      const first = cache.refresh();
+      afterResponse?.(first);
+      await Promise.race([first, waited]);
+      if (timer !== undefined) clearTimeout(timer);
     },
   };
 }

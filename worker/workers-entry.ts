@@ -1,6 +1,10 @@
 /**
  * The Cloudflare Workers entry. Bindings (wrangler.toml): the KV namespace
- * `POLICY` (key "policy"; DEFAULT_POLICY when absent) and the secrets
+ * `POLICY` (key "policy"; DEFAULT_POLICY when absent), the D1 database `AUDIT`
+ * (the audit trail, assignments and fleet, docs/audit.md: records are written
+ * after the response through ctx.waitUntil, one batch per request; the cron
+ * trigger's `scheduled` run prunes what is older than
+ * IDENTGATE_AUDIT_RETENTION_DAYS, default 30) and the secrets
  * `IDENTGATE_SECRETS` (HMAC secrets, one per line; more than one during a
  * rotation) and `IDENTGATE_ADMIN_TOKENS` (admin bearer tokens, one per line).
  * Nothing happens at import time: the app is built on the first request of an
@@ -15,6 +19,12 @@
 import type { Hono } from 'hono';
 import { createApp } from './app.js';
 import { createKvStore } from './stores/kv.js';
+import { createAuditStore, type AuditStore } from './stores/audit.js';
+import { d1Database } from './stores/d1.js';
+import { createAssignmentCache } from './audit/assignments.js';
+import { createAuditRecorder } from './audit/recorder.js';
+import { pruneAudit, retentionDaysOf } from './audit/retention.js';
+import type { AuditDeps } from './service.js';
 
 /** Splits a newline-separated secret binding into its values. */
 function lines(value: string | undefined): string[] {
@@ -41,11 +51,25 @@ function splitter(): (value: string | undefined) => readonly string[] {
 // isolate); secrets are read from the bindings of the request at hand.
 let app: Hono | undefined;
 let latest: Env | undefined;
+const log = (entry: Record<string, unknown>) => console.log(JSON.stringify(entry));
+
+/** The audit parts over the AUDIT binding, or undefined when the binding is absent. */
+function auditFor(env: Env): AuditDeps | undefined {
+  // Optional at run time: a deployment may leave the binding out.
+  const d1 = (env as Partial<Env>).AUDIT;
+  if (!d1) return undefined;
+  const store: AuditStore = createAuditStore(d1Database(d1));
+  return {
+    store,
+    // No delay: each request's records are one write, which ctx.waitUntil keeps alive after the response.
+    recorder: createAuditRecorder({ store, flushDelayMs: 0, log }),
+    assignments: createAssignmentCache(store, { log }),
+  };
+}
 
 function appFor(env: Env): Hono {
   latest = env;
   if (!app) {
-    const log = (entry: Record<string, unknown>) => console.log(JSON.stringify(entry));
     const secrets = splitter();
     const adminTokens = splitter();
     app = createApp({
@@ -54,6 +78,7 @@ function appFor(env: Env): Hono {
       adminTokens: () => adminTokens(latest?.IDENTGATE_ADMIN_TOKENS),
       mode: 'service',
       log,
+      audit: auditFor(env),
     });
   }
   return app;
@@ -62,5 +87,18 @@ function appFor(env: Env): Hono {
 export default {
   fetch(request, env, ctx) {
     return appFor(env).fetch(request, env, ctx);
+  },
+  // The cron trigger (wrangler.toml [triggers]): retention.
+  async scheduled(controller, env) {
+    const d1 = (env as Partial<Env>).AUDIT;
+    if (!d1) return;
+    let days: number;
+    try {
+      days = retentionDaysOf(env.IDENTGATE_AUDIT_RETENTION_DAYS);
+    } catch (error) {
+      log({ msg: 'audit_retention_invalid', error: (error as Error).message });
+      return;
+    }
+    await pruneAudit(createAuditStore(d1Database(d1)), days, controller.scheduledTime, log);
   },
 } satisfies ExportedHandler<Env>;

@@ -6,10 +6,10 @@
  * identgate query 127.0.0.1 400,500 --port 1113
  * identgate serve --listen 127.0.0.1:1113 --reply grimlock
  */
-import { readFileSync } from 'node:fs';
 import { ConfigError, parseClaimArgs, parseQueryArgs, parseServeArgs, parseWorkerArgs } from './config.js';
 import { CLAIM_FLAGS, flagsHelp, QUERY_FLAGS, SERVE_FLAGS, WORKER_FLAGS } from './flags.js';
 import type { Logger } from '../daemon/log.js';
+import { identgateVersion } from '../version.js';
 import { IdentgateError } from '../../protocol/errors.js';
 import { hostPort } from '../describe.js';
 
@@ -333,7 +333,7 @@ export async function main(argv: string[], hangups: Hangups): Promise<number | u
       return command === undefined ? 2 : 0;
     case '--version':
     case '-v':
-      process.stdout.write(`${version()}\n`);
+      process.stdout.write(`${identgateVersion()}\n`);
       return 0;
     default:
       throw new ConfigError(

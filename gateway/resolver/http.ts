@@ -17,6 +17,7 @@ import { MAX_BODY_OCTETS } from '../../protocol/wire.js';
 import { signedHeaders, signedText } from '../../protocol/signature.js';
 import { errnoCode, errnoMessage } from '../describe.js';
 import { BatchingDispatcher, checkCommonOptions } from './dispatcher.js';
+import { userAgent } from '../version.js';
 import {
   RESOLVER_DEFAULTS,
   ResolverConfigError,
@@ -126,6 +127,8 @@ export function createHttpResolver(options: HttpResolverOptions): Resolver {
     keepAliveTimeout: 30_000,
   });
 
+  // The worker keeps the version in its fleet list (GET /v1/gateways).
+  const agent = userAgent();
   const exchange: Exchange = async (route, body, signal) => {
     const path = basePath + route;
     const timestamp = String(Math.floor(Date.now() / 1000));
@@ -135,6 +138,7 @@ export function createHttpResolver(options: HttpResolverOptions): Resolver {
     const headers = {
       'content-type': 'application/json',
       accept: 'application/json',
+      'user-agent': agent,
       ...signedHeaders(timestamp, mac),
     };
     signal.throwIfAborted();

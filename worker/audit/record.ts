@@ -11,11 +11,15 @@ import type { IdentAnswer } from '../../protocol/reply.js';
 import type { LookupRequest } from '../../protocol/wire.js';
 import type { AuditRecord } from '../stores/audit.js';
 
-export interface RequestContext {
-  readonly at: number;
-  readonly policyVersion: string;
+/** Who asked: the key that signed the request and the gateway's version. */
+export interface Caller {
   readonly signingKey: string | null;
   readonly gatewayVersion: string | null;
+}
+
+export interface RequestContext extends Caller {
+  readonly at: number;
+  readonly policyVersion: string;
 }
 
 /**

@@ -7,7 +7,9 @@ export function healthRoutes(service: Service): Hono {
   const routes = new Hono();
   routes.get(ROUTES.health, (c) => {
     const configured = service.mode === 'embedded' || service.secrets().length > 0;
-    return c.json({ status: 'ok', mode: service.mode, configured });
+    // With an audit database: what this isolate or process wrote and dropped (docs/audit.md).
+    const audit = service.audit && { audit: service.audit.recorder.stats() };
+    return c.json({ status: 'ok', mode: service.mode, configured, ...audit });
   });
   return routes;
 }

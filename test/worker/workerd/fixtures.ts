@@ -13,7 +13,8 @@ import type { Claim, LookupRequest } from '../../../protocol/wire.js';
 
 /**
  * hide-root: uid 0 is hidden; apps-*: the actions for apps (issue 13) on ports 7001..7003 only;
- * lan: queriers in 192.0.2.0/24 learn the owner's name; otherwise NO-USER.
+ * lan: queriers in 192.0.2.0/24 learn the owner's name; assigned: gateway assign-gw answers the
+ * admin-assigned ident (docs/audit.md), else NO-USER; otherwise NO-USER.
  */
 export const TEST_POLICY = {
   version: 1,
@@ -31,6 +32,7 @@ export const TEST_POLICY = {
     },
     { name: 'apps-userfile', match: { serverPort: 7003 }, action: { userFile: { files: ['.oidentd.conf'] } } },
     { name: 'lan', match: { clientAddress: '192.0.2.0/24' }, action: { reveal: 'name' } },
+    { name: 'assigned', match: { gateway: 'assign-gw' }, action: { assigned: { otherwise: { error: 'NO-USER' } } } },
   ],
   default: { action: { error: 'NO-USER' } },
 } as const;
@@ -43,6 +45,7 @@ export interface RequestFacts {
   owner?: null;
   serverPort?: number;
   clientPort?: number;
+  gateway?: string;
   /** Sent only when given (a gateway without the claims API leaves the field out). */
   claim?: Claim;
 }
@@ -52,7 +55,7 @@ export function lookupRequest(facts: RequestFacts = {}): LookupRequest {
   return {
     v: 1,
     id: facts.id ?? 'q-1',
-    gateway: 'test-gw',
+    gateway: facts.gateway ?? 'test-gw',
     query: { serverPort: facts.serverPort ?? 6193, clientPort: facts.clientPort ?? 23 },
     connection: {
       localAddress: '198.51.100.1',
