@@ -34,6 +34,8 @@ export const ERROR_CODES = {
   /** gateway/delegate/ (oidentd user files, forwarding) */
   delegate: ['ERR_USER_FILE_SYNTAX'],
   worker: ['ERR_POLICY_INVALID', 'ERR_POLICY_STORE', 'ERR_POLICY_FILE_READ', 'ERR_POLICY_FILE_INVALID'],
+  /** worker/stores/ (the audit database) */
+  audit: ['ERR_AUDIT_DATABASE', 'ERR_AUDIT_CURSOR'],
 } as const;
 
 /** The codes of one folder's errors: `ErrorCodeOf<'server'>`. */

@@ -25,6 +25,7 @@ Usage:
   identgate query   HOST SERVERPORT,CLIENTPORT [--port 113] [--timeout MS] [--json]
   identgate worker  --listen ADDR:PORT --secret-file FILE [--policy FILE]   run the policy worker on Node
   identgate claim   add|list|release|pending ...   tell the gateway which of an app's users a connection is for
+  identgate audit search [filters] (--worker URL --admin-token-file FILE | --audit FILE)   who was answered as what
   identgate help | --help | --version
 
 Run 'identgate COMMAND --help' for a command's options.
@@ -141,13 +142,6 @@ async function claim(argv: string[]): Promise<number> {
     );
     return error.status >= 400 && error.status < 500 ? 1 : 2;
   }
-}
-
-function version(): string {
-  const pkg = JSON.parse(readFileSync(new URL('../../../package.json', import.meta.url), 'utf8')) as {
-    version: string;
-  };
-  return pkg.version;
 }
 
 /** Graceful stop on SIGTERM/SIGINT; a second signal exits at once. */
@@ -301,8 +295,12 @@ async function worker(argv: string[], hangups: Hangups): Promise<number | undefi
     secrets: config.secrets,
     adminTokens: config.adminTokens,
     log: workerLog(log, 'info'),
+    audit: config.audit,
   });
-  log.info({ url: running.url, policy: config.policyFile ?? 'default' }, 'identgate worker serving');
+  log.info(
+    { url: running.url, policy: config.policyFile ?? 'default', audit: config.audit?.path ?? 'off' },
+    'identgate worker serving',
+  );
   process.stdout.write(`identgate worker listening on ${running.url}\n`);
   hangups.ready(() => {
     running.reload().then(
@@ -325,6 +323,8 @@ export async function main(argv: string[], hangups: Hangups): Promise<number | u
       return worker(rest, hangups);
     case 'claim':
       return claim(rest);
+    case 'audit':
+      return (await import('./audit-search.js')).audit(rest);
     case undefined:
     case 'help':
     case '--help':
@@ -337,7 +337,7 @@ export async function main(argv: string[], hangups: Hangups): Promise<number | u
       return 0;
     default:
       throw new ConfigError(
-        `unknown command ${JSON.stringify(command)}: expected serve, query, worker or claim (see identgate --help)`,
+        `unknown command ${JSON.stringify(command)}: expected serve, query, worker, claim or audit (see identgate --help)`,
       );
   }
 }

@@ -96,8 +96,14 @@ export function parseQueryArgs(argv: string[]): QueryConfig {
 
 export type Answerer =
   | { kind: 'fixed'; answer: IdentAnswer }
-  | { kind: 'embedded'; policyFile: string | undefined }
+  | { kind: 'embedded'; policyFile: string | undefined; audit: AuditConfig | undefined }
   | { kind: 'upstream'; upstream: URL; secrets: string[]; connections: number; holdMs: number };
+
+/** --audit FILE and --audit-retention DAYS. */
+export interface AuditConfig {
+  path: string;
+  retentionDays: number;
+}
 
 export interface ServeConfig {
   help: boolean;
@@ -207,8 +213,12 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = {}, pid 
     values.upstream !== undefined && '--upstream',
   ].filter(Boolean);
   if (modes.length > 1) throw new ConfigError(`${modes.join(' and ')} cannot be combined: pick one way to answer`);
-  if (values.policy !== undefined && modes.length)
-    throw new ConfigError(`--policy applies to the embedded worker only; it cannot be combined with ${modes[0]}`);
+  for (const flag of ['policy', 'audit'] as const) {
+    if (given.has(flag) && modes.length)
+      throw new ConfigError(`--${flag} applies to the embedded worker only; it cannot be combined with ${modes[0]}`);
+  }
+  if (given.has('audit-retention') && !given.has('audit'))
+    throw new ConfigError('--audit-retention goes with --audit FILE');
   if ((values.opsys !== undefined || values.charset !== undefined) && values.reply === undefined)
     throw new ConfigError('--opsys and --charset go with --reply NAME');
 
@@ -241,7 +251,9 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = {}, pid 
     for (const flag of ['upstream-connections', 'batch-hold', 'secret-file'] as const) {
       if (given.has(flag)) throw new ConfigError(`--${flag} goes with --upstream URL`);
     }
-    answerer = { kind: 'embedded', policyFile: values.policy };
+    const audit =
+      values.audit === undefined ? undefined : { path: values.audit, retentionDays: values['audit-retention'] };
+    answerer = { kind: 'embedded', policyFile: values.policy, audit };
   }
 
   if (values.console !== undefined && answerer.kind !== 'embedded')
@@ -433,10 +445,11 @@ export interface WorkerConfig {
   secrets: string[];
   adminTokens: string[];
   logLevel: LogLevel;
+  audit: AuditConfig | undefined;
 }
 
 export function parseWorkerArgs(argv: string[]): WorkerConfig {
-  const { values, help } = parseFlags(WORKER_FLAGS, argv);
+  const { values, help, given } = parseFlags(WORKER_FLAGS, argv);
   if (help)
     return {
       help,
@@ -445,7 +458,10 @@ export function parseWorkerArgs(argv: string[]): WorkerConfig {
       secrets: [],
       adminTokens: [],
       logLevel: 'info',
+      audit: undefined,
     };
+  if (given.has('audit-retention') && !given.has('audit'))
+    throw new ConfigError('--audit-retention goes with --audit FILE');
   if (values['secret-file'] === undefined)
     throw new ConfigError(
       'identgate worker needs --secret-file FILE (the HMAC secret gateways sign with; one per line)',
@@ -458,5 +474,6 @@ export function parseWorkerArgs(argv: string[]): WorkerConfig {
     secrets: readSecretFile(values['secret-file']),
     adminTokens: adminFile === undefined ? [] : readSecretFile(adminFile, '--admin-token-file'),
     logLevel: values['log-level'],
+    audit: values.audit === undefined ? undefined : { path: values.audit, retentionDays: values['audit-retention'] },
   };
 }

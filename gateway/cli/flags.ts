@@ -12,6 +12,7 @@ import { parseForwardCidr } from '../delegate/forward.js';
 import { RESOLVER_DEFAULTS } from '../resolver/types.js';
 import { SERVER_DEFAULTS } from '../server/server.js';
 import { TRANSPORT_CHOICES, type TransportChoice } from '../server/transport/index.js';
+import { AUDIT_RETENTION_DAYS } from '../../worker/audit/retention.js';
 
 export interface Flag<T = unknown> {
   readonly type: 'string' | 'boolean';
@@ -114,6 +115,34 @@ function parseUpstream(value: string, flag: string): URL {
   if (upstream.protocol !== 'http:' && upstream.protocol !== 'https:')
     throw new ConfigError(`${flag} ${upstream}: only http: and https: are supported`);
   return upstream;
+}
+
+/** Days of audit records kept (worker/audit/retention.ts). */
+function parseRetention(value: string, flag: string): number {
+  if (!/^\d+$/.test(value) || Number(value) < 1 || Number(value) > 36_500)
+    throw new ConfigError(`${flag} ${JSON.stringify(value)}: expected a whole number of days, 1 to 36500`);
+  return Number(value);
+}
+
+/** The audit flags, the same for the embedded worker (serve) and the Node worker (docs/audit.md). */
+function auditFlags(section: string, where: string) {
+  return {
+    audit: {
+      type: 'string',
+      placeholder: 'FILE',
+      section,
+      help: `${where}record every decision, the assigned idents and the gateway fleet in this\nSQLite file (created and migrated at start; docs/audit.md)`,
+      docs: `${where}the audit trail, assigned idents and gateway fleet in this SQLite file ([docs/audit.md](audit.md))`,
+    },
+    'audit-retention': {
+      type: 'string',
+      placeholder: 'DAYS',
+      default: AUDIT_RETENTION_DAYS,
+      section,
+      help: 'with --audit: delete records older than DAYS (checked at start and hourly)',
+      parse: parseRetention,
+    },
+  } as const satisfies FlagTable;
 }
 
 /** The defaults of `identgate serve` that belong to no other component. */
@@ -287,6 +316,7 @@ export const SERVE_FLAGS = {
     section: 'Policy worker',
     help: 'answer UNKNOWN-ERROR instead of any specific error (RFC 1413 §6)',
   },
+  ...auditFlags('Policy worker', 'embedded worker: '),
   'idle-timeout': {
     type: 'string',
     placeholder: 'MS',
@@ -478,8 +508,9 @@ export const WORKER_FLAGS = {
     type: 'string',
     placeholder: 'FILE',
     section: 'Options',
-    help: 'bearer tokens for GET/PUT /v1/policy and POST /v1/explain',
+    help: 'bearer tokens for the admin routes (/v1/policy, /v1/explain, /v1/audit, ...)',
   },
+  ...auditFlags('Options', ''),
   'log-level': {
     type: 'string',
     placeholder: 'LEVEL',
@@ -488,6 +519,59 @@ export const WORKER_FLAGS = {
     help: 'every decision is logged at info',
     parse: parseLogLevel,
   },
+} as const satisfies FlagTable;
+
+// ---------------------------------------------------------------- identgate audit search
+
+/** The filters are passed on as text: protocol/audit.ts AuditQuerySchema checks them, as the worker does. */
+export const AUDIT_SEARCH_FLAGS = {
+  worker: {
+    type: 'string',
+    placeholder: 'URL',
+    section: 'Where',
+    help: 'ask this policy worker (identgate worker, Workers) with an admin token',
+    parse: parseUpstream,
+  },
+  'admin-token-file': {
+    type: 'string',
+    placeholder: 'FILE',
+    section: 'Where',
+    help: 'with --worker: the admin bearer token (its first line)',
+  },
+  audit: {
+    type: 'string',
+    placeholder: 'FILE',
+    section: 'Where',
+    help: 'or read this SQLite audit file directly (serve --audit / worker --audit)',
+  },
+  'user-id': { type: 'string', placeholder: 'ID', section: 'Filters', help: 'the user id that was answered' },
+  'remote-address': { type: 'string', placeholder: 'ADDR', section: 'Filters', help: 'the querier' },
+  'server-port': { type: 'string', placeholder: 'PORT', section: 'Filters', help: 'the queried port on this host' },
+  'client-port': {
+    type: 'string',
+    placeholder: 'PORT',
+    section: 'Filters',
+    help: "the queried port on the querier's side",
+  },
+  gateway: { type: 'string', placeholder: 'NAME', section: 'Filters', help: 'the gateway that asked' },
+  'owner-uid': { type: 'string', placeholder: 'UID', section: 'Filters', help: "the connection's owner" },
+  'claim-user': { type: 'string', placeholder: 'USER', section: 'Filters', help: "the claim's user" },
+  from: { type: 'string', placeholder: 'TIME', section: 'Filters', help: 'ISO 8601, inclusive (2026-12-04T12:03:00Z)' },
+  to: { type: 'string', placeholder: 'TIME', section: 'Filters', help: 'ISO 8601, exclusive' },
+  limit: {
+    type: 'string',
+    placeholder: 'N',
+    defaultText: '100',
+    section: 'Output',
+    help: 'records per page, at most 1000',
+  },
+  cursor: {
+    type: 'string',
+    placeholder: 'CURSOR',
+    section: 'Output',
+    help: 'the page after the one that printed this cursor',
+  },
+  json: { type: 'boolean', section: 'Output', help: 'print the page as JSON: { "records": [...], "next": ... }' },
 } as const satisfies FlagTable;
 
 // ---------------------------------------------------------------- identgate query

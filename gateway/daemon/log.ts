@@ -38,7 +38,15 @@ export function createLogger(level: LogLevel, destination: NodeJS.WritableStream
 }
 
 /** Routine events of the worker and its stores; every other event is a failure worth a warning. */
-const ROUTINE = new Set(['policy_loaded', 'policy_replaced', 'worker_listening']);
+const ROUTINE = new Set([
+  'policy_loaded',
+  'policy_replaced',
+  'worker_listening',
+  'audit_migrated',
+  'audit_pruned',
+  'ident_assigned',
+  'ident_unassigned',
+]);
 
 /**
  * Adapts the worker's structured `log(entry)` callback (entries carry their

@@ -26,6 +26,8 @@ export interface GatewayMetrics {
   /** Delegated answers (forward, userfile) by kind and result: answered, or fallback. */
   readonly delegated: Counter<'kind' | 'result'>;
   readonly ownerLookupSeconds: Histogram<'result'>;
+  /** Audit records (--audit): written, retried, or dropped (queue_full, write_failed). */
+  readonly auditRecords: Counter<'outcome'>;
   /** Where the open-connections gauge reads its value at scrape time. */
   countConnectionsWith(source: () => number): void;
   /** Counts one answered query; the labelled child is looked up once per label, not per query. */
@@ -112,6 +114,12 @@ export function createMetrics(): GatewayMetrics {
       registers,
     }),
     ownerLookupSeconds,
+    auditRecords: new Counter({
+      name: 'identgate_audit_records_total',
+      help: 'Audit records by outcome: written, retried (a failed write tried again), queue_full or write_failed (dropped; the answers went out)',
+      labelNames: ['outcome'],
+      registers,
+    }),
   };
 }
 

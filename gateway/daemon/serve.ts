@@ -11,6 +11,8 @@
 import type { Server as HttpServer } from 'node:http';
 import { randomBytes } from 'node:crypto';
 import { createApp } from '../../worker/app.js';
+import { openLocalAudit, type LocalAudit } from '../../worker/audit/local.js';
+import { identgateVersion } from '../version.js';
 import { openFileStore, type FileStore } from '../../worker/stores/file.js';
 import { createMemoryStore } from '../../worker/stores/memory.js';
 import { listenApp } from '../../worker/node.js';
@@ -68,6 +70,7 @@ export async function startGateway(
   let resolver: Resolver | undefined;
   let fileStore: FileStore | undefined;
   let embeddedStore: PolicyStore | undefined;
+  let audit: LocalAudit | undefined;
   let owners: OwnerLookup | undefined;
   let claims: ClaimRegistry | undefined;
   let answeredBy: string;
@@ -100,9 +103,20 @@ export async function startGateway(
       const policyFile = config.answerer.policyFile;
       const policyLog = workerLog(log, 'debug');
       fileStore = policyFile ? await openFileStore(policyFile, { log: policyLog, watch: true }) : undefined;
+      const auditConfig = config.answerer.audit;
+      audit = auditConfig
+        ? await openLocalAudit({
+            path: auditConfig.path,
+            retentionDays: auditConfig.retentionDays,
+            log: workerLog(log, 'info'),
+            onCount: metrics ? (outcome, count) => metrics.auditRecords.inc({ outcome }, count) : undefined,
+          })
+        : undefined;
       embeddedStore = fileStore ?? createMemoryStore();
       const app = createApp({
         store: embeddedStore,
+        audit,
+        version: identgateVersion(),
         secrets: [],
         mode: 'embedded',
         logDecisions: debug,
@@ -194,7 +208,7 @@ export async function startGateway(
       if (clusterWorker) exposeWorkerMetrics(metrics.registry);
       else metricsServer = await serveMetrics(registrySource(metrics.registry), config.metrics);
     }
-    if (config.console && embeddedStore) consoleServer = await serveConsole(config.console, embeddedStore, log);
+    if (config.console && embeddedStore) consoleServer = await serveConsole(config.console, embeddedStore, log, audit);
     if (config.runAs) {
       const { uid, gid } = dropPrivileges(config.runAs);
       log.info({ uid, gid }, `running as ${config.runAs}`);
@@ -220,7 +234,7 @@ export async function startGateway(
     consoleServer?.close();
     claims?.close();
     await (claimsEndpoint ?? boundClaims)?.close();
-    await Promise.all([resolver?.close(), owners?.close(), fileStore?.close()]);
+    await Promise.all([resolver?.close(), owners?.close(), fileStore?.close(), audit?.close()]);
     throw error;
   }
 
@@ -241,6 +255,8 @@ export async function startGateway(
       consoleServer?.closeAllConnections();
       consoleServer?.close();
       await Promise.all([resolver?.close(), owners?.close(), fileStore?.close()]);
+      // After the last answer: what it recorded is written before the file closes.
+      await audit?.close();
     },
   };
 }
@@ -253,8 +269,10 @@ async function serveConsole(
   { listen, adminTokens }: NonNullable<ServeConfig['console']>,
   store: PolicyStore,
   log: Logger,
+  audit: LocalAudit | undefined,
 ): Promise<HttpServer> {
-  const app = createApp({ store, secrets: [], adminTokens, mode: 'service', log: workerLog(log, 'debug') });
+  // With --audit, the same audit database: /v1/audit, /v1/assignments (into the decisions' own cache), /v1/gateways.
+  const app = createApp({ store, secrets: [], adminTokens, mode: 'service', log: workerLog(log, 'debug'), audit });
   try {
     const server = await listenApp(app, listen.hostname, listen.port);
     const { port } = server.address() as { port: number };

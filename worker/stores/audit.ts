@@ -13,6 +13,7 @@
  * const { records, next } = await store.search({ userId: 'u7algntdlwuka', limit: 50 });
  */
 import type { IdentAnswer } from '../../protocol/reply.js';
+import { IdentgateError } from '../../protocol/errors.js';
 import { sql, type SqlDatabase, type SqlValue } from './sql.js';
 
 /** One decision as recorded. */
@@ -97,11 +98,11 @@ export type PutOutcome =
   | { readonly kind: 'taken'; readonly holder: Assignment };
 
 /** A cursor that is not one this store handed out. */
-export class CursorError extends Error {
+export class CursorError extends IdentgateError {
   readonly code = 'ERR_AUDIT_CURSOR';
+  override readonly userError = true;
   constructor() {
     super('cursor is not one a previous page answered with');
-    this.name = 'CursorError';
   }
 }
 

@@ -21,7 +21,7 @@ export interface D1StatementLike {
 
 function failure(error: unknown): DatabaseError {
   const message = error instanceof Error ? error.message : String(error);
-  return new DatabaseError(`D1: ${message}`, 'ERR_DATABASE', { cause: error });
+  return new DatabaseError(`D1: ${message}`, 'unknown', { cause: error });
 }
 
 /**

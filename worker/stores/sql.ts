@@ -8,6 +8,7 @@
  * await db.write([{ sql: 'DELETE FROM audit_records WHERE at < ?', params: [cutoff] }]);
  * const rows = await db.read<{ n: number }>({ sql: 'SELECT count(*) AS n FROM gateways', params: [] });
  */
+import { IdentgateError } from '../../protocol/errors.js';
 
 export type SqlValue = string | number | null;
 
@@ -24,13 +25,14 @@ export interface SqlDatabase {
   close(): Promise<void>;
 }
 
-/** A database operation that failed; `code` is the SQLite result code when the driver gives one (SQLITE_BUSY, ...). */
-export class DatabaseError extends Error {
-  readonly code: string;
-  constructor(message: string, code = 'ERR_DATABASE', options?: { cause?: unknown }) {
+/** A database operation that failed, in one line naming the database; `sqliteCode` is the driver's (SQLITE_BUSY, ...). */
+export class DatabaseError extends IdentgateError {
+  readonly code = 'ERR_AUDIT_DATABASE';
+  override readonly userError = true;
+  readonly sqliteCode: string;
+  constructor(message: string, sqliteCode = 'unknown', options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'DatabaseError';
-    this.code = code;
+    this.sqliteCode = sqliteCode;
   }
 }
 

@@ -21,7 +21,7 @@ function reply(id, run) {
       id,
       ok: false,
       message: error?.message ?? String(error),
-      code: error?.code ?? 'ERR_DATABASE',
+      code: error?.code ?? 'unknown',
     });
   }
 }

@@ -53,17 +53,18 @@ export async function openSqliteDatabase(path: string, options: SqliteOptions = 
     const waiter = pending.get(message.id);
     if (!waiter) return;
     pending.delete(message.id);
+    if (pending.size === 0) thread.unref();
     if (message.ok) waiter.resolve(message.value);
     else waiter.reject(new DatabaseError(`${path}: ${message.message}`, message.code));
   };
   thread.on('message', settle);
   thread.on('error', (error) => {
-    exited = new DatabaseError(`${path}: the database thread failed: ${error.message}`, 'ERR_DATABASE', {
+    exited = new DatabaseError(`${path}: the database thread failed: ${error.message}`, 'unknown', {
       cause: error,
     });
   });
   thread.on('exit', () => {
-    exited ??= new DatabaseError(`${path}: the database is closed`, 'ERR_DATABASE_CLOSED');
+    exited ??= new DatabaseError(`${path}: the database is closed`, 'closed');
     for (const waiter of pending.values()) waiter.reject(exited);
     pending.clear();
   });
@@ -71,6 +72,8 @@ export async function openSqliteDatabase(path: string, options: SqliteOptions = 
   function call<T>(message: Record<string, unknown>, id = nextId++): Promise<T> {
     if (exited) return Promise.reject(exited);
     return new Promise<T>((resolve, reject) => {
+      // Referenced while an answer is awaited (a CLI waiting on a read stays alive), else not.
+      if (pending.size === 0) thread.ref();
       pending.set(id, { resolve: resolve as (value: unknown) => void, reject });
       if (id !== 0) thread.postMessage({ ...message, id });
     });
@@ -83,8 +86,7 @@ export async function openSqliteDatabase(path: string, options: SqliteOptions = 
     await thread.terminate();
     throw error;
   }
-  // The thread never keeps the process alive: close() is how it ends on purpose.
-  thread.unref();
+  // An idle thread never keeps the process alive: close() is how it ends on purpose.
 
   let closing: Promise<void> | undefined;
   return {

@@ -17,7 +17,7 @@ const unique = (what: string) => `${what}-${Date.now()}-${++counter}`;
 /** Calls the entry as Workers would, then waits for what it left to ctx.waitUntil (the audit write). */
 async function call(request: Request): Promise<Response> {
   const ctx = createExecutionContext();
-  const res = await worker.fetch(request, env, ctx);
+  const res = await worker.fetch(request as Parameters<typeof worker.fetch>[0], env, ctx);
   await waitOnExecutionContext(ctx);
   return res;
 }
@@ -103,9 +103,7 @@ describe('the Workers entry: the audit trail in D1', () => {
       auditRecord({ gateway, at: now - 31 * 86_400_000, requestId: 'stale' }),
       auditRecord({ gateway, at: now - 29 * 86_400_000, requestId: 'kept' }),
     ]);
-    const ctx = createExecutionContext();
-    await worker.scheduled(createScheduledController({ scheduledTime: now, cron: '17 * * * *' }), env, ctx);
-    await waitOnExecutionContext(ctx);
+    await worker.scheduled(createScheduledController({ scheduledTime: now, cron: '17 * * * *' }), env);
     expect((await store.search({ gateway, limit: 10 })).records.map((r) => r.requestId)).toEqual(['kept']);
   });
 });
