@@ -47,7 +47,7 @@ export interface AuditStats {
 }
 
 export interface AuditRecorder {
-  /** Queues records; the promise settles (never rejects) once the writer has taken them and every earlier one. */
+  /** Queues records; the promise settles (never rejects) when the writer is next idle: these and all earlier ones written or dropped. */
   record(records: readonly AuditRecord[]): Promise<void>;
   /** Writes what is queued now; resolves when the queue is empty. */
   flush(): Promise<void>;
@@ -90,7 +90,6 @@ export function createAuditRecorder(options: AuditRecorderOptions): AuditRecorde
   };
   let draining: Promise<void> | undefined;
   let timer: ReturnType<typeof setTimeout> | undefined;
-  let timerWaiters: (() => void)[] = [];
   let closed = false;
 
   // Drops since the last warning, reported together.
@@ -148,30 +147,44 @@ export function createAuditRecorder(options: AuditRecorderOptions): AuditRecorde
     }
   }
 
-  /** Writes until the queue is empty; resolves then (also for records queued while it writes). */
-  function kick(): Promise<void> {
-    if (timer !== undefined) clearTimeout(timer);
-    timer = undefined;
-    const waiters = timerWaiters;
-    timerWaiters = [];
-    const done = draining
-      ? draining.then(() => (queue.length > 0 ? kick() : undefined))
-      : (draining = drain().finally(() => {
-          draining = undefined;
-        })).then(() => (queue.length > 0 ? kick() : undefined));
-    for (const waiter of waiters) void done.then(waiter);
-    return done;
+  // One promise per busy spell, shared by every caller: record() is on the answer path and allocates nothing per call.
+  let idle: { promise: Promise<void>; resolve: () => void } | undefined;
+  const busy = () => queue.length > 0 || draining !== undefined || timer !== undefined;
+  function whenIdle(): Promise<void> {
+    if (!busy()) return Promise.resolve();
+    if (idle === undefined) {
+      let resolve!: () => void;
+      const promise = new Promise<void>((r) => (resolve = r));
+      idle = { promise, resolve };
+    }
+    return idle.promise;
+  }
+  function settleIfIdle() {
+    if (busy() || idle === undefined) return;
+    const settled = idle;
+    idle = undefined;
+    settled.resolve();
   }
 
-  function schedule(): Promise<void> {
-    if (flushDelayMs <= 0 || queue.length >= maxBatch || draining) return kick();
-    return new Promise<void>((resolve) => {
-      timerWaiters.push(resolve);
-      if (timer === undefined) {
-        timer = setTimeout(() => void kick(), flushDelayMs);
-        (timer as { unref?: () => void }).unref?.();
-      }
+  /** Starts the writer unless it runs (it takes whatever is queued while it runs). */
+  function startDrain() {
+    if (timer !== undefined) clearTimeout(timer);
+    timer = undefined;
+    if (draining) return;
+    draining = drain().finally(() => {
+      draining = undefined;
+      if (queue.length > 0) startDrain();
+      else settleIfIdle();
     });
+  }
+
+  function schedule() {
+    if (draining) return;
+    if (flushDelayMs <= 0 || queue.length >= maxBatch) return startDrain();
+    if (timer === undefined) {
+      timer = setTimeout(startDrain, flushDelayMs);
+      (timer as { unref?: () => void }).unref?.();
+    }
   }
 
   return {
@@ -189,9 +202,13 @@ export function createAuditRecorder(options: AuditRecorderOptions): AuditRecorde
         for (const record of records) queue.push(record);
       }
       stats.queued = queue.length;
-      return schedule();
+      schedule();
+      return whenIdle();
     },
-    flush: () => kick(),
+    flush() {
+      if (queue.length > 0 || timer !== undefined) startDrain();
+      return whenIdle();
+    },
     stats: () => ({ ...stats }),
     async close() {
       await this.flush();

@@ -2,9 +2,10 @@
  * The audit trail, the admin-assigned idents and the gateway fleet, as SQL
  * over one SqlDatabase (D1 on Workers, a SQLite file on Node): every statement
  * the worker runs against the schema of worker/migrations/ is in this file.
- * A batch of decisions is one write of three statements whatever its size: the
- * records go in as one JSON parameter (json_each), so D1's limit of 100 bound
- * parameters per statement never caps a batch. docs/audit.md explains the
+ * A batch of decisions is one write (one transaction: a D1 batch, or one
+ * SQLite transaction in the database's thread): one prepared single-row
+ * insert run per record (21 parameters, under D1's 100), and one upsert per
+ * gateway. Measured faster in SQLite than one JSON parameter through json_each. docs/audit.md explains the
  * columns; docs/wire.md the JSON shapes the routes answer with.
  *
  * @example
@@ -145,14 +146,10 @@ const RECORD_COLUMNS = [
   'policy_version',
 ] as const;
 
-const INSERT_RECORDS =
-  `INSERT INTO audit_records (${RECORD_COLUMNS.join(', ')}) SELECT ` +
-  RECORD_COLUMNS.map((_, i) => `value ->> ${i}`).join(', ') +
-  ' FROM json_each(?)';
+const INSERT_RECORD = `INSERT INTO audit_records (${RECORD_COLUMNS.join(', ')}) VALUES (${RECORD_COLUMNS.map(() => '?').join(', ')})`;
 
-const UPSERT_GATEWAYS =
-  'INSERT INTO gateways (name, signing_key, version, first_seen, last_seen, queries) ' +
-  'SELECT value ->> 0, value ->> 1, value ->> 2, value ->> 3, value ->> 4, value ->> 5 FROM json_each(?) WHERE true ' +
+const UPSERT_GATEWAY =
+  'INSERT INTO gateways (name, signing_key, version, first_seen, last_seen, queries) VALUES (?, ?, ?, ?, ?, ?) ' +
   'ON CONFLICT (name) DO UPDATE SET signing_key = coalesce(excluded.signing_key, gateways.signing_key), ' +
   'version = coalesce(excluded.version, gateways.version), ' +
   'last_seen = max(gateways.last_seen, excluded.last_seen), queries = gateways.queries + excluded.queries';
@@ -329,8 +326,8 @@ export function createAuditStore(db: SqlDatabase): AuditStore {
         }
       }
       await db.write([
-        sql(INSERT_RECORDS, JSON.stringify(records.map(row))),
-        sql(UPSERT_GATEWAYS, JSON.stringify([...fleet.values()])),
+        { sql: INSERT_RECORD, params: [], rows: records.map(row) },
+        { sql: UPSERT_GATEWAY, params: [], rows: [...fleet.values()] },
       ]);
     },
 

@@ -35,9 +35,26 @@ export function d1Database(d1: D1Like): SqlDatabase {
   return {
     async write(statements) {
       if (statements.length === 0) return [];
+      // A statement with rows becomes one bound statement per row; the changes are summed back per statement.
+      const bound: D1StatementLike[] = [];
+      const counts: number[] = [];
+      for (const statement of statements) {
+        if (statement.rows === undefined) {
+          bound.push(prepare(statement));
+          counts.push(1);
+        } else {
+          for (const row of statement.rows) bound.push(d1.prepare(statement.sql).bind(...row));
+          counts.push(statement.rows.length);
+        }
+      }
       try {
-        const results = await d1.batch(statements.map(prepare));
-        return results.map((result) => result.meta.changes ?? 0);
+        const results = bound.length ? await d1.batch(bound) : [];
+        let next = 0;
+        return counts.map((count) => {
+          let changes = 0;
+          for (let i = 0; i < count; i++) changes += results[next++]?.meta.changes ?? 0;
+          return changes;
+        });
       } catch (error) {
         throw failure(error);
       }

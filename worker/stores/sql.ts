@@ -15,10 +15,12 @@ export type SqlValue = string | number | null;
 export interface SqlStatement {
   readonly sql: string;
   readonly params: readonly SqlValue[];
+  /** Instead of `params`: run the statement once per row, each row its parameters (a batch of inserts). */
+  readonly rows?: readonly (readonly SqlValue[])[];
 }
 
 export interface SqlDatabase {
-  /** Runs the statements in order in one transaction (all take effect or none); resolves each one's changed rows. */
+  /** Runs the statements in order in one transaction (all take effect or none); resolves each one's changed rows (summed over `rows`). */
   write(statements: readonly SqlStatement[]): Promise<number[]>;
   /** Runs one query and resolves its rows as objects keyed by column name. */
   read<Row>(statement: SqlStatement): Promise<Row[]>;

@@ -6,7 +6,8 @@
 // answers { id, op: 'write' | 'read' | 'close' } messages one at a time with
 // { id, ok, value } or { id, ok: false, message, code }. Plain JavaScript: the
 // thread is started from the same place in the sources and in dist/.
-import { readdirSync, readFileSync } from 'node:fs';
+import { readdirSync, readFileSync, readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { join } from 'node:path';
 import { parentPort, workerData } from 'node:worker_threads';
 import Database from 'libsql';
@@ -69,11 +70,23 @@ function migrate() {
   return applied;
 }
 
+// Answers before records: this thread yields the CPU to the event loop that answers queries
+// (nice 10, Linux: setpriority on the thread's id). Where the CPU is free it costs nothing;
+// where it is not, records wait in the queue (and are dropped and counted when it is full).
+try {
+  setPriority(Number(readlinkSync('/proc/thread-self').split('/').pop()), 10);
+} catch {
+  // not Linux, or not allowed: the thread keeps the process's priority
+}
+
 reply(0, () => {
   db = new Database(path);
   db.exec(`PRAGMA busy_timeout = ${Number(busyTimeoutMs)}`);
   db.exec('PRAGMA journal_mode = WAL');
   db.exec('PRAGMA synchronous = NORMAL');
+  // Fewer, larger checkpoints and a bigger page cache: measured 1.5x the insert rate (docs/audit.md).
+  db.exec('PRAGMA wal_autocheckpoint = 10000');
+  db.exec('PRAGMA cache_size = -32768');
   return migrate();
 });
 
@@ -81,7 +94,15 @@ parentPort.on('message', (message) => {
   switch (message.op) {
     case 'write':
       return reply(message.id, () =>
-        inTransaction(() => message.statements.map(({ sql, params }) => prepared(sql).run(...params).changes)),
+        inTransaction(() =>
+          message.statements.map(({ sql, params, rows }) => {
+            const statement = prepared(sql);
+            if (rows === undefined) return statement.run(...params).changes;
+            let changes = 0;
+            for (const row of rows) changes += statement.run(...row).changes;
+            return changes;
+          }),
+        ),
       );
     case 'read':
       return reply(message.id, () => prepared(message.statement.sql).all(...message.statement.params));

@@ -169,7 +169,13 @@ describe('the Workers entry: lookups', () => {
   it('answers /healthz without authentication', async () => {
     const res = await worker.fetch(new Request('http://worker/healthz'));
     expect(res.status).toBe(200);
-    expect(await res.json()).toEqual({ status: 'ok', mode: 'service', configured: true });
+    // With the AUDIT binding it also tells what this isolate recorded.
+    expect(await res.json()).toEqual({
+      status: 'ok',
+      mode: 'service',
+      configured: true,
+      audit: expect.objectContaining({ written: expect.any(Number), dropped: expect.any(Number) }),
+    });
   });
 
   it('answers an unknown route with not_found', async () => {
