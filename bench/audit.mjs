@@ -14,7 +14,7 @@
  *   npm run build && node bench/audit.mjs                 # about 2 minutes
  *   node bench/audit.mjs --rounds 5 --duration 3 --records 500000
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -62,6 +62,23 @@ const dir = mkdtempSync(join(tmpdir(), 'identgate-bench-audit-'));
 const secretFile = join(dir, 'secret');
 writeFileSync(secretFile, 'bench-audit-secret-0123456789abcdef\n');
 const limits = ['--max-per-address', '20000', '--max-connections', '20000', '--workers', '1'];
+
+const TICK_MS = 10; // USER_HZ is 100 on Linux
+
+/** CPU ms of a process so far: all its threads, and its main (event loop) thread alone. */
+function cpuMs(pid) {
+  const ticks = (path) => {
+    const text = readFileSync(path, 'latin1');
+    const f = text.slice(text.lastIndexOf(')') + 2).split(' ');
+    return Number(f[11]) + Number(f[12]);
+  };
+  try {
+    const all = readdirSync(`/proc/${pid}/task`).reduce((sum, tid) => sum + ticks(`/proc/${pid}/task/${tid}/stat`), 0);
+    return { all: all * TICK_MS, main: ticks(`/proc/${pid}/task/${pid}/stat`) * TICK_MS };
+  } catch {
+    return { all: 0, main: 0 };
+  }
+}
 
 /** Sums a Prometheus counter's samples (all labels) whose name is `name`. */
 function counter(text, name) {
@@ -156,7 +173,12 @@ async function round(loadgen, path, audit, held, index) {
     }
     const load = { port, query: held.query, conns: options.conns, perConn: options['per-conn'] };
     await runLoadgen(loadgen, { ...load, durationS: 1 });
+    const before = servers.map((server) => cpuMs(server.pid));
     const result = await runLoadgen(loadgen, { ...load, durationS: options.duration });
+    const after = servers.map((server) => cpuMs(server.pid));
+    const spent = (key) => after.reduce((sum, cpu, i) => sum + cpu[key] - before[i][key], 0);
+    const cpuAllUs = (spent('all') * 1000) / result.completed;
+    const cpuMainUs = (spent('main') * 1000) / result.completed;
     // Queries still in flight when the load generator stopped are answered (and recorded) too.
     await new Promise((resolve) => setTimeout(resolve, 500));
     const metrics = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
@@ -169,7 +191,8 @@ async function round(loadgen, path, audit, held, index) {
     return {
       throughput: result.throughput,
       p99: result.latency_ms.p99,
-      errors: result.errors.total,
+      cpuAllUs,
+      cpuMainUs,
       decided,
       recorded,
     };
@@ -238,16 +261,19 @@ try {
 
   const lines = [];
   const targets = [];
-  lines.push('| path | audit off q/s | audit on q/s | cost | p99 off / on (ms) | recorded / decided (audit on) |');
-  lines.push('|---|---:|---:|---:|---:|---:|');
+  lines.push(
+    '| path | audit off q/s | audit on q/s | cost | CPU µs/query off / on, event loop | CPU µs/query off / on, all threads | p99 off / on (ms) | recorded / decided (audit on) |',
+  );
+  lines.push('|---|---:|---:|---:|---:|---:|---:|---:|');
   for (const [path, { off, on }] of Object.entries(results)) {
     const a = median(off.map((r) => r.throughput));
     const b = median(on.map((r) => r.throughput));
     const cost = (1 - b / a) * 100;
     const recorded = on.reduce((sum, r) => sum + r.recorded, 0);
     const decided = on.reduce((sum, r) => sum + r.decided, 0);
+    const us = (rounds, key) => median(rounds.map((r) => r[key])).toFixed(1);
     lines.push(
-      `| ${path} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${cost.toFixed(1)} % | ${median(off.map((r) => r.p99)).toFixed(2)} / ${median(on.map((r) => r.p99)).toFixed(2)} | ${recorded} / ${decided} |`,
+      `| ${path} | ${a.toFixed(0)} | ${b.toFixed(0)} | ${cost.toFixed(1)} % | ${us(off, 'cpuMainUs')} / ${us(on, 'cpuMainUs')} | ${us(off, 'cpuAllUs')} / ${us(on, 'cpuAllUs')} | ${median(off.map((r) => r.p99)).toFixed(2)} / ${median(on.map((r) => r.p99)).toFixed(2)} | ${recorded} / ${decided} |`,
     );
     targets.push([`${path}: audit on costs under 10 % of throughput`, cost < 10, `${cost.toFixed(1)} %`]);
     targets.push([`${path}: every decision recorded`, recorded === decided, `${recorded} of ${decided}`]);
