@@ -44,6 +44,16 @@ if (empty || reset) {
   );
 }
 
+// The audit database (docs/audit.md): the local D1 gets worker/migrations/, as `--remote` would on deploy.
+const migrated = spawnSync(wrangler, ['d1', 'migrations', 'apply', 'AUDIT', '--local'], {
+  cwd: root,
+  env,
+  encoding: 'utf8',
+});
+if (migrated.status !== 0)
+  fail(`could not migrate the local D1: ${(migrated.stderr || migrated.stdout).trim().split('\n')[0]}`);
+console.log('identgate dev:worker: the local D1 (AUDIT) has the audit schema');
+
 const child = spawn(wrangler, ['dev', '--ip', '127.0.0.1', '--port', '8787', ...passThrough], {
   cwd: root,
   env,

@@ -21,3 +21,21 @@ export {
 export { openFileStore, FileStoreError, type FileStore, type FileStoreOptions } from './stores/file.js';
 export { startNodeWorker, type NodeWorker, type NodeWorkerOptions } from './node.js';
 export * from './policy/index.js';
+export {
+  createAuditStore,
+  CursorError,
+  MAX_SEARCH_LIMIT,
+  type Assignment,
+  type AssignmentScope,
+  type AuditEntry,
+  type AuditFilter,
+  type AuditRecord,
+  type AuditStore,
+  type GatewaySeen,
+} from './stores/audit.js';
+export { DatabaseError, sql, type SqlDatabase, type SqlStatement, type SqlValue } from './stores/sql.js';
+export { d1Database, type D1Like } from './stores/d1.js';
+export { openSqliteDatabase, type SqliteDatabase, type SqliteOptions } from './stores/sqlite.js';
+export { openLocalAudit, type LocalAudit, type LocalAuditOptions } from './audit/local.js';
+export { createAuditRecorder, type AuditRecorder, type AuditStats } from './audit/recorder.js';
+export { createAssignmentCache, type AssignmentCache } from './audit/assignments.js';
