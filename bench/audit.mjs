@@ -201,7 +201,7 @@ async function round(loadgen, path, audit, held, index) {
   }
 }
 
-/** The recorder alone: `count` decisions offered in batches of 64, as fast as it takes them, into a fresh file. */
+/** The recorder alone: `count` decisions offered in batches of 64, as fast as it writes them, into a fresh file. */
 async function recorderCapacity(count) {
   const { openLocalAudit } = await import(join(root, 'dist', 'worker', 'audit', 'local.js'));
   const file = join(dir, 'recorder.db');
@@ -231,7 +231,8 @@ async function recorderCapacity(count) {
     const batch = [];
     for (let i = 0; i < 64 && offered < count; i++) batch.push(record(offered++));
     void audit.recorder.record(batch);
-    // Let the writer's replies in between, as a serving process would.
+    // Offered as fast as the writer takes them: more waits while half the queue is full (nothing is dropped for room).
+    while (audit.recorder.stats().queued > 50_000) await new Promise((resolve) => setTimeout(resolve, 2));
     if (offered % 4096 === 0) await new Promise((resolve) => setImmediate(resolve));
   }
   await audit.recorder.flush();
