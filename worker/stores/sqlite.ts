@@ -12,6 +12,8 @@
  * const store = createAuditStore(db);
  * await db.close();
  */
+import { existsSync } from 'node:fs';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { DatabaseError, type SqlDatabase } from './sql.js';
@@ -40,6 +42,9 @@ export const MIGRATIONS_DIR = fileURLToPath(new URL('../migrations/', import.met
  * const db = await openSqliteDatabase(':memory:');
  */
 export async function openSqliteDatabase(path: string, options: SqliteOptions = {}): Promise<SqliteDatabase> {
+  // SQLite's own word for this is "unable to open ... 14": name what is wrong instead.
+  if (path !== ':memory:' && !existsSync(dirname(resolvePath(path))))
+    throw new DatabaseError(`cannot open the audit database ${path}: no directory ${dirname(resolvePath(path))}`);
   const thread = new Worker(new URL('./sqlite-thread.mjs', import.meta.url), {
     workerData: { path, migrationsDir: MIGRATIONS_DIR, busyTimeoutMs: options.busyTimeoutMs ?? 5_000 },
     // Not the flags this process was started with (--input-type, loaders): the thread runs one plain module.
@@ -84,7 +89,8 @@ export async function openSqliteDatabase(path: string, options: SqliteOptions = 
     applied = await call<string[]>({}, 0);
   } catch (error) {
     await thread.terminate();
-    throw error;
+    const reason = error instanceof Error ? error.message.replace(`${path}: `, '') : String(error);
+    throw new DatabaseError(`cannot open the audit database ${path}: ${reason}`, 'unknown', { cause: error });
   }
   // An idle thread never keeps the process alive: close() is how it ends on purpose.
 
