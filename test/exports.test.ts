@@ -64,6 +64,20 @@ const PROTOCOL = [
   'USER_FILE_CAPABILITIES',
   'compileConstraints',
   'identViolation',
+  // the admin API over the audit database (protocol/audit.ts, docs/wire.md, docs/audit.md)
+  'AssignmentDeleteSchema',
+  'AssignmentPageSchema',
+  'AssignmentPutSchema',
+  'AssignmentQuerySchema',
+  'AssignmentSchema',
+  'AssignmentScopeSchema',
+  'AuditPageSchema',
+  'AuditQuerySchema',
+  'AuditRecordSchema',
+  'DEFAULT_PAGE',
+  'GatewaySchema',
+  'GatewaysSchema',
+  'MAX_PAGE',
 ];
 
 const SERVER = [
@@ -144,6 +158,17 @@ const WORKER = [
   'explain',
   'parsePolicy',
   'redactPolicy',
+  // the audit database (docs/audit.md)
+  'createAuditStore',
+  'CursorError',
+  'MAX_SEARCH_LIMIT',
+  'DatabaseError',
+  'sql',
+  'd1Database',
+  'openSqliteDatabase',
+  'openLocalAudit',
+  'createAuditRecorder',
+  'createAssignmentCache',
 ];
 
 const CLAIMS = ['ClaimsApiError', 'DEFAULT_CLAIMS_SOCKET', 'createClaimsClient', 'endpointsOf'];
