@@ -21,15 +21,15 @@ import { PEERS_DIR, REPO_ROOT, run } from './netns.js';
  *
  * @example
  * const root = await builtRoot();
- * const { IdentServer } = await import(join(root, 'gateway/server.js'));
+ * const { IdentServer } = await import(join(root, 'gateway/server/server.js'));
  */
 export async function builtRoot(): Promise<string> {
   const root = join(REPO_ROOT, 'dist');
   try {
-    await access(join(root, 'gateway/server.js'), constants.R_OK);
+    await access(join(root, 'gateway/server/server.js'), constants.R_OK);
   } catch {
     throw new Error(
-      `${root}/gateway/server.js is missing; run "npm run build" first (npm test and npm run test:interop do it)`,
+      `${root}/gateway/server/server.js is missing; run "npm run build" first (npm test and npm run test:interop do it)`,
     );
   }
   return root;

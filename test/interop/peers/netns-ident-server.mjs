@@ -26,7 +26,7 @@ if (compiledRoot === undefined || errorClientPortText === undefined || separator
 const errorClientPort = Number(errorClientPortText);
 const CLIENT_TIMEOUT_MS = 20_000;
 
-const { IdentServer } = await import(pathToFileURL(join(compiledRoot, 'gateway/server.js')).href);
+const { IdentServer } = await import(pathToFileURL(join(compiledRoot, 'gateway/server/server.js')).href);
 
 const queries = [];
 const serverErrors = [];
