@@ -29,7 +29,7 @@ export const ERROR_CODES = {
     'ERR_OWNER_LOOKUP_KERNEL',
   ],
   resolver: ['ERR_RESOLVER_FAILURE'],
-  daemon: ['ERR_IDENTGATE_WORKER'],
+  daemon: ['ERR_IDENTGATE_WORKER', 'ERR_IDENTGATE_PRIVILEGES'],
   claims: ['ERR_IDENTGATE_CLAIMS_SOCKET', 'ERR_CLAIMS_API'],
   /** gateway/delegate/ (oidentd user files, forwarding) */
   delegate: ['ERR_USER_FILE_SYNTAX'],
