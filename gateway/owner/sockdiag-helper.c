@@ -75,7 +75,8 @@ static void flush_out(void) {
 static void emit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void emit(const char *fmt, ...) {
   va_list ap;
-  if (out_len + 512 > sizeof out_buf) flush_out();
+  /* Room for the longest message: a found line with a hex-encoded name (2 * 256 octets). */
+  if (out_len + 1024 > sizeof out_buf) flush_out();
   va_start(ap, fmt);
   int n = vsnprintf(out_buf + out_len, sizeof out_buf - out_len, fmt, ap);
   va_end(ap);
