@@ -29,11 +29,17 @@ export const ERROR_CODES = {
     'ERR_OWNER_LOOKUP_KERNEL',
   ],
   resolver: ['ERR_RESOLVER_FAILURE'],
-  daemon: ['ERR_IDENTGATE_WORKER'],
+  daemon: ['ERR_IDENTGATE_WORKER', 'ERR_IDENTGATE_PRIVILEGES'],
   claims: ['ERR_IDENTGATE_CLAIMS_SOCKET', 'ERR_CLAIMS_API'],
   /** gateway/delegate/ (oidentd user files, forwarding) */
   delegate: ['ERR_USER_FILE_SYNTAX'],
-  worker: ['ERR_POLICY_INVALID', 'ERR_POLICY_STORE', 'ERR_POLICY_FILE_READ', 'ERR_POLICY_FILE_INVALID'],
+  worker: [
+    'ERR_IDENTGATE_LISTEN',
+    'ERR_POLICY_INVALID',
+    'ERR_POLICY_STORE',
+    'ERR_POLICY_FILE_READ',
+    'ERR_POLICY_FILE_INVALID',
+  ],
   /** worker/stores/ (the audit database) */
   audit: ['ERR_AUDIT_DATABASE', 'ERR_AUDIT_CURSOR'],
 } as const;

@@ -47,11 +47,18 @@ export const ConnectionSchema = z.strictObject({
   remotePort: tcpPort,
 });
 
+/**
+ * The longest user name sent, in octets of UTF-8. Owner lookup reports a
+ * longer name as no name (null), never a cut one (gateway/owner, and
+ * SOCKDIAG_NAME_MAX_OCTETS in gateway/owner/sockdiag-core.h).
+ */
+export const MAX_USER_NAME_OCTETS = 256;
+
 /** The owner of the queried connection, or null when the gateway does not know it. */
 export const OwnerSchema = z
   .strictObject({
     uid: z.number().int().min(0).max(0xffffffff),
-    userName: z.string().min(1).max(256).nullable(),
+    userName: z.string().min(1).max(MAX_USER_NAME_OCTETS).nullable(),
   })
   .nullable();
 

@@ -43,6 +43,7 @@ const PROTOCOL = [
   'MAX_BATCH',
   'MAX_BODY_OCTETS',
   'MAX_CLOCK_SKEW_SECONDS',
+  'MAX_USER_NAME_OCTETS',
   'OwnerSchema',
   'QuerySchema',
   'ROUTES',

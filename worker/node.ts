@@ -14,11 +14,29 @@
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
+import { IdentgateError } from '../protocol/errors.js';
 import { createApp } from './app.js';
 import { createMemoryStore } from './stores/memory.js';
 import { openFileStore, type FileStore } from './stores/file.js';
 import type { PolicyStore } from './stores/store.js';
 import { openLocalAudit, type LocalAudit, type LocalAuditOptions } from './audit/local.js';
+
+/** The worker's address could not be listened on (EADDRINUSE, EACCES, EADDRNOTAVAIL): one line for the user. */
+export class WorkerListenError extends IdentgateError {
+  readonly code = 'ERR_IDENTGATE_LISTEN';
+  override readonly userError = true;
+  constructor(where: string, cause: NodeJS.ErrnoException) {
+    const why =
+      cause.code === 'EADDRINUSE'
+        ? 'the address is already in use (another identgate worker running?)'
+        : cause.code === 'EACCES'
+          ? 'ports below 1024 need privileges; pick a port of 1024 or more'
+          : cause.code === 'EADDRNOTAVAIL'
+            ? 'no such local address on this host'
+            : (cause.code ?? cause.message);
+    super(`cannot listen on ${where}: ${why}`, { cause });
+  }
+}
 
 export interface NodeWorkerOptions {
   hostname: string;
@@ -77,7 +95,12 @@ export async function startNodeWorker(options: NodeWorkerOptions): Promise<NodeW
 
   let server: Server;
   try {
-    server = await listenApp(app, options.hostname, options.port);
+    const where = options.hostname.includes(':')
+      ? `[${options.hostname}]:${options.port}`
+      : `${options.hostname}:${options.port}`;
+    server = await listenApp(app, options.hostname, options.port).catch((error: NodeJS.ErrnoException) => {
+      throw new WorkerListenError(where, error);
+    });
   } catch (error) {
     fileStore?.close();
     await audit?.close();

@@ -12,6 +12,7 @@ import type { Logger } from '../daemon/log.js';
 import { identgateVersion } from '../version.js';
 import { IdentgateError } from '../../protocol/errors.js';
 import { hostPort } from '../describe.js';
+import { escapeControls, jsonForTerminal } from './printable.js';
 
 /** Holds SIGHUPs that arrive while starting (see cli.ts) until the policy can reload. */
 export interface Hangups {
@@ -180,16 +181,17 @@ async function query(argv: string[]): Promise<number> {
   const client = new IdentClient({ hostname: config.hostname, port: config.port, timeout: config.timeoutMs });
   try {
     const response = await client.ident(config.serverPort, config.clientPort);
+    // The server's bytes may be hostile: no control character reaches the terminal (printable.ts).
     if (config.json) {
       const { userIdOctets: _, ...printable } = response;
-      process.stdout.write(`${JSON.stringify(printable)}\n`);
+      process.stdout.write(`${jsonForTerminal(printable)}\n`);
     } else {
-      process.stdout.write(`${response.raw}\n`);
+      process.stdout.write(`${escapeControls(response.raw)}\n`);
     }
     return response.isSuccess ? 0 : 1;
   } catch (error) {
     if (error instanceof IdentClientError) {
-      process.stderr.write(`identgate query: ${error.message}\n`);
+      process.stderr.write(`identgate query: ${escapeControls(error.message)}\n`);
       return 2;
     }
     throw error;

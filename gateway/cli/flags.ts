@@ -221,7 +221,7 @@ export const SERVE_FLAGS = {
     type: 'string',
     placeholder: 'USER[:GROUP]',
     section: 'Listening',
-    help: 'switch to this user after binding (start as root)',
+    help: 'switch to this user after binding, before accepting or starting any child\n(start as root; uid 0 and gid 0 are refused)',
     parse: (value, flag) => {
       if (!/^[A-Za-z0-9_.][A-Za-z0-9_.-]*(?::[A-Za-z0-9_.][A-Za-z0-9_.-]*)?$/.test(value))
         throw new ConfigError(`${flag} ${JSON.stringify(value)}: expected USER or USER:GROUP`);

@@ -1,16 +1,18 @@
 /**
  * `identgate serve --workers N`: N gateway processes accepting from the same listening sockets; the primary only
- * supervises (signals, restarts, summed metrics, dropping privileges), never on a connection's path.
+ * supervises (signals, restarts, summed metrics), never on a connection's path. With `--run-as` no child starts
+ * privileged (docs/internals.md: native binds, drops, then forks; node:net forks the workers as the user).
  *
  * @example
  * identgate serve --listen [::]:113 --workers 2 --policy /etc/identgate/policy.json
  */
 import cluster, { type Worker } from 'node:cluster';
+import { closeSync } from 'node:fs';
 import { AggregatorRegistry } from 'prom-client';
 import { INHERITED_LISTENERS_ENV, type ServeConfig } from '../cli/config.js';
 import type { Logger } from './log.js';
-import { serveMetrics } from './metrics.js';
-import { dropPrivileges } from './privileges.js';
+import { bindMetrics, type BoundMetrics, type MetricsEndpoint } from './metrics.js';
+import { dropPrivileges, resolveRunAs, runningAsRoot, warnRoot } from './privileges.js';
 import { bindError } from '../server/server.js';
 import { selectTransport } from '../server/transport/index.js';
 import type { NativeTransport } from '../server/transport/native.js';
@@ -74,18 +76,34 @@ export async function runPrimary(
   log: Logger,
 ): Promise<{ ready: ReadyMessage; metricsPort: number | undefined; reload: () => void; stop: () => Promise<void> }> {
   cluster.schedulingPolicy = cluster.SCHED_NONE;
+  const runAs = config.runAs === undefined ? undefined : resolveRunAs(config.runAs);
   const transport = selectTransport(config.transport);
   let env: Record<string, string> | undefined;
+  let fds: number[] = [];
+  let boundMetrics: BoundMetrics | undefined;
+  try {
+    if (transport.kind === 'native') fds = await bindForWorkers(transport as NativeTransport, config);
+    if (config.metrics) boundMetrics = await bindMetrics(config.metrics);
+  } catch (error) {
+    for (const fd of fds) if (!config.listen.some((target) => 'fd' in target && target.fd === fd)) closeSync(fd);
+    throw error;
+  }
   if (transport.kind === 'native') {
-    const fds = await bindForWorkers(transport as NativeTransport, config);
     cluster.setupPrimary({ stdio: [0, 1, 2, 'ipc', ...fds] });
     env = { [INHERITED_LISTENERS_ENV]: String(fds.length) };
+    if (runAs) {
+      dropPrivileges(runAs);
+      log.info({ uid: runAs.uid, gid: runAs.gid }, `running as ${runAs.spec}`);
+    }
+  } else if (runAs) {
+    // The primary stays root to bind when its workers ask (node:cluster); they start as the user (and no other group).
+    cluster.setupPrimary({ uid: runAs.uid, gid: runAs.gid });
   }
   let stopping = false;
   let started = false;
   const readyWorkers = new Set<Worker>();
 
-  const ready = await new Promise<ReadyMessage>((resolve, reject) => {
+  const starting = new Promise<ReadyMessage>((resolve, reject) => {
     let first: ReadyMessage | undefined;
     const fork = () => {
       const worker = cluster.fork(env);
@@ -115,17 +133,27 @@ export async function runPrimary(
     };
     for (let i = 0; i < config.workers; i++) fork();
   });
+  const ready = await starting.catch((error: unknown) => {
+    boundMetrics?.close();
+    throw error;
+  });
 
-  let metricsServer: import('node:http').Server | undefined;
-  if (config.metrics) {
+  if (runAs && transport.kind !== 'native') {
+    dropPrivileges(runAs);
+    // Forking with uid/gid needs root (setgroups); a restarted worker is forked by the user it runs as.
+    cluster.setupPrimary({ uid: undefined, gid: undefined });
+    log.info({ uid: runAs.uid, gid: runAs.gid }, `running as ${runAs.spec}`);
+  }
+  if (runAs === undefined && runningAsRoot()) warnRoot(log);
+  let metricsServer: MetricsEndpoint | undefined;
+  if (boundMetrics) {
     const aggregator = new AggregatorRegistry();
     // The primary serves what its workers measured, summed.
-    metricsServer = await serveMetrics(
-      { text: () => aggregator.clusterMetrics(), contentType: aggregator.contentType },
-      config.metrics,
-    );
+    metricsServer = boundMetrics.serve({
+      text: () => aggregator.clusterMetrics(),
+      contentType: aggregator.contentType,
+    });
   }
-  if (config.runAs) dropPrivileges(config.runAs);
 
   const reload = () => {
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');
@@ -145,6 +173,6 @@ export async function runPrimary(
       ),
     );
   };
-  const metricsPort = metricsServer ? (metricsServer.address() as { port: number }).port : undefined;
+  const metricsPort = metricsServer?.address.port;
   return { ready, metricsPort, reload, stop };
 }

@@ -6,10 +6,11 @@
  * @example
  * const metrics = createMetrics();
  * metrics.countAnswer('USERID');
- * const server = await serveMetrics(metrics, { hostname: '127.0.0.1', port: 9113 });
+ * const bound = await bindMetrics({ hostname: '127.0.0.1', port: 9113 });   // before dropping root
+ * const endpoint = bound.serve(registrySource(metrics.registry));
  */
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { ConfigError } from '../../protocol/errors.js';
 import { hostPort } from '../describe.js';
@@ -133,12 +134,78 @@ export function registrySource(registry: Registry): MetricsSource {
   return { text: () => registry.metrics(), contentType: registry.contentType };
 }
 
-/** Serves GET /metrics; resolves once listening. */
-export async function serveMetrics(
-  source: MetricsSource,
-  where: { hostname: string; port: number },
-): Promise<http.Server & { address(): AddressInfo }> {
-  const server = http.createServer((req, res) => {
+/** The metrics port, answering. */
+export interface MetricsEndpoint {
+  readonly address: AddressInfo;
+  /** Stops listening and closes open connections. */
+  close(): void;
+}
+
+/** A bound metrics port that answers nothing yet (see BoundMetrics.serve). */
+export interface BoundMetrics {
+  readonly address: AddressInfo;
+  /** Starts answering GET /metrics from `source` (connections that waited first). */
+  serve(source: MetricsSource): MetricsEndpoint;
+  close(): void;
+}
+
+/**
+ * Binds the metrics port without answering: a process started as root binds
+ * it before dropping privileges and answers only after. Connections that
+ * come meanwhile wait paused, unread (pauseOnConnect). Rejects with a
+ * ConfigError naming the port when it cannot listen (EADDRINUSE, EACCES...).
+ */
+export async function bindMetrics(where: { hostname: string; port: number }): Promise<BoundMetrics> {
+  let http1: http.Server | undefined;
+  const waiting: Socket[] = [];
+  const listener = net.createServer({ pauseOnConnect: true }, (socket) => {
+    if (http1) hand(http1, socket);
+    else waiting.push(socket.on('error', () => {}));
+  });
+  await new Promise<void>((resolve, reject) => {
+    listener.once('error', (error: NodeJS.ErrnoException) =>
+      reject(
+        new ConfigError(
+          `--metrics ${hostPort(where.hostname, where.port)}: cannot listen (${error.code ?? error.message})`,
+          {
+            cause: error,
+          },
+        ),
+      ),
+    );
+    listener.listen(where.port, where.hostname, () => resolve());
+  });
+  listener.on('error', () => {});
+  const address = listener.address() as AddressInfo;
+  return {
+    address,
+    serve(source) {
+      const server = metricsHttpServer(source);
+      http1 = server;
+      for (const socket of waiting.splice(0)) if (!socket.destroyed) hand(server, socket);
+      return {
+        address,
+        close() {
+          listener.close();
+          server.closeAllConnections();
+        },
+      };
+    },
+    close() {
+      for (const socket of waiting.splice(0)) socket.destroy();
+      listener.close();
+    },
+  };
+}
+
+/** Gives an accepted (paused) socket to the HTTP server, as http.Server's own 'connection' event does. */
+function hand(server: http.Server, socket: Socket): void {
+  server.emit('connection', socket);
+  socket.resume();
+}
+
+function metricsHttpServer(source: MetricsSource): http.Server {
+  return http.createServer((req, res) => {
     if (req.method !== 'GET' || req.url !== '/metrics') {
       res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try GET /metrics\n');
       return;
@@ -148,15 +215,12 @@ export async function serveMetrics(
       (error: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`),
     );
   });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', (error: NodeJS.ErrnoException) =>
-      reject(
-        new ConfigError(
-          `--metrics ${hostPort(where.hostname, where.port)}: cannot listen (${error.code ?? error.message})`,
-        ),
-      ),
-    );
-    server.listen(where.port, where.hostname, () => resolve());
-  });
-  return server as http.Server & { address(): AddressInfo };
+}
+
+/** Serves GET /metrics; resolves once listening (bindMetrics, then serve at once). */
+export async function serveMetrics(
+  source: MetricsSource,
+  where: { hostname: string; port: number },
+): Promise<MetricsEndpoint> {
+  return (await bindMetrics(where)).serve(source);
 }

@@ -2,6 +2,8 @@
  * `identgate serve` assembled: an IdentServer whose handler is a fixed reply or
  * the query pipeline (gateway/pipeline.ts), with the resolver (embedded policy or
  * the worker over HTTP), owner lookup, metrics and privileges wired together.
+ * The order is the privilege boundary: bind the listeners and the metrics
+ * port, drop root (`--run-as`), then start the owner-lookup helper and accept.
  *
  * @example
  * const gateway = await startGateway(parseServeArgs(['--listen', '127.0.0.1:1113']), { log: createLogger('info') });
@@ -23,12 +25,19 @@ import type { ServeConfig } from '../cli/config.js';
 import { createEmbeddedResolver } from '../resolver/embedded.js';
 import { createHttpResolver } from '../resolver/http.js';
 import { workerLog, type Logger } from './log.js';
-import { createMetrics, registrySource, serveMetrics, type GatewayMetrics } from './metrics.js';
+import {
+  bindMetrics,
+  createMetrics,
+  registrySource,
+  type BoundMetrics,
+  type GatewayMetrics,
+  type MetricsEndpoint,
+} from './metrics.js';
 import { exposeWorkerMetrics } from './cluster.js';
 import { createOwnerLookup, type OwnerLookup } from '../owner/index.js';
 import { answerLabel, createQueryPipeline } from '../pipeline.js';
 import { createDelegateRunner, forwardAllowList } from '../delegate/index.js';
-import { dropPrivileges } from './privileges.js';
+import { dropPrivileges, resolveRunAs, runningAsRoot, warnRoot } from './privileges.js';
 import type { FailureCause, Resolver } from '../resolver/types.js';
 import { IdentServer, type IdentHandler } from '../server/server.js';
 import { nativeTransportProblem } from '../server/transport/index.js';
@@ -66,6 +75,8 @@ export async function startGateway(
   config: ServeConfig,
   { log, clusterWorker = false }: GatewayDeps,
 ): Promise<RunningGateway> {
+  // Looked up (and refused if it is root) before anything is bound.
+  const runAs = config.runAs === undefined ? undefined : resolveRunAs(config.runAs);
   const metrics: GatewayMetrics | undefined = config.metrics ? createMetrics() : undefined;
   let resolver: Resolver | undefined;
   let fileStore: FileStore | undefined;
@@ -149,8 +160,6 @@ export async function startGateway(
     owners = createOwnerLookup(config.ownerLookup, {
       onError: (error) => log.warn({ code: error.code }, error.message),
     });
-    // Start the lookup helper now: its start-up must not eat the first query's time budget.
-    await owners.start();
     if (config.claims) {
       claims = new ClaimRegistry({
         owners,
@@ -189,30 +198,38 @@ export async function startGateway(
       log.debug({ reason, remoteAddress }, 'connection refused by a limit');
     },
   });
-  let metricsServer: HttpServer | undefined;
+  let boundMetrics: BoundMetrics | undefined;
+  let metricsServer: MetricsEndpoint | undefined;
   let consoleServer: HttpServer | undefined;
   let boundClaims: BoundClaimsSocket | undefined;
   let claimsEndpoint: ClaimsEndpoint | undefined;
   try {
+    await server.bind();
+    if (metrics && config.metrics && !clusterWorker) boundMetrics = await bindMetrics(config.metrics);
     // Created (mode, group) while still privileged; answered only after the drop below.
     if (config.claims) boundClaims = await bindClaimsSocket(config.claims.socket);
+    if (runAs) {
+      dropPrivileges(runAs);
+      log.info({ uid: runAs.uid, gid: runAs.gid }, `running as ${runAs.spec}`);
+    }
+    // Children start unprivileged: the lookup helper now, so its start-up does not eat the first query's time budget.
+    await owners?.start();
     await server.start(handler);
+    // Once serving (a failed start stays one line); a cluster worker's supervisor warns for it.
+    if (runAs === undefined && runningAsRoot() && !clusterWorker) warnRoot(log);
     if (config.transport === 'auto' && server.transport === 'node') {
       log.info(
         { reason: nativeTransportProblem() },
         'using the node:net transport: the native one is not available here',
       );
     }
-    if (metrics && config.metrics) {
+    if (metrics) {
       metrics.countConnectionsWith(() => server.connectionCount);
       if (clusterWorker) exposeWorkerMetrics(metrics.registry);
-      else metricsServer = await serveMetrics(registrySource(metrics.registry), config.metrics);
+      else metricsServer = boundMetrics?.serve(registrySource(metrics.registry));
     }
+    // After the drop: the console reads admin requests, which no root process should.
     if (config.console && embeddedStore) consoleServer = await serveConsole(config.console, embeddedStore, log, audit);
-    if (config.runAs) {
-      const { uid, gid } = dropPrivileges(config.runAs);
-      log.info({ uid, gid }, `running as ${config.runAs}`);
-    }
     if (boundClaims && claims && owners) {
       const peers = loadPeerCredentials();
       if ('problem' in peers)
@@ -230,7 +247,7 @@ export async function startGateway(
     }
   } catch (error) {
     await server.stop({ graceMs: 0 });
-    metricsServer?.close();
+    boundMetrics?.close();
     consoleServer?.close();
     claims?.close();
     await (claimsEndpoint ?? boundClaims)?.close();
@@ -242,7 +259,7 @@ export async function startGateway(
     server,
     answeredBy,
     ownerLookup: owners?.method ?? 'off',
-    metricsPort: metricsServer ? (metricsServer.address() as { port: number }).port : undefined,
+    metricsPort: metricsServer?.address.port,
     consolePort: consoleServer ? (consoleServer.address() as { port: number }).port : undefined,
     claimsSocket: boundClaims?.path,
     claims,

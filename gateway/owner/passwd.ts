@@ -7,6 +7,7 @@
  * await names.userName(0) // 'root'
  */
 import { readFile, stat } from 'node:fs/promises';
+import { MAX_USER_NAME_OCTETS } from '../../protocol/wire.js';
 
 export class PasswdNames {
   readonly #path: string;
@@ -20,8 +21,9 @@ export class PasswdNames {
   }
 
   /**
-   * The first name /etc/passwd gives `uid`, or null when it has none or the
-   * file cannot be read.
+   * The first name /etc/passwd gives `uid`, or null when it has none, when
+   * that name is longer than MAX_USER_NAME_OCTETS (a whole name or none, never
+   * a cut one), or when the file cannot be read.
    *
    * @example
    * await new PasswdNames().userName(65534) // 'nobody'
@@ -32,7 +34,8 @@ export class PasswdNames {
     } catch {
       return null;
     }
-    return this.#names.get(uid) ?? null;
+    const name = this.#names.get(uid);
+    return name !== undefined && Buffer.byteLength(name) <= MAX_USER_NAME_OCTETS ? name : null;
   }
 
   /**

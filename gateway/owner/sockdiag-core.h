@@ -100,13 +100,17 @@ static int sockdiag_exact(int fd, unsigned int seq, int family, const void *loca
   }
 }
 
-/* Most octets of a user name passed on; longer names are cut. */
-#define SOCKDIAG_NAME_MAX_OCTETS 200
+/*
+ * Most octets of a user name passed on (the wire's userName limit,
+ * protocol/wire.ts). A longer name is reported as no name at all, never cut:
+ * a cut name is another user's name.
+ */
+#define SOCKDIAG_NAME_MAX_OCTETS 256
 
 /*
  * The name NSS gives uid (getpwuid_r, so LDAP and friends work), copied into
  * name (SOCKDIAG_NAME_MAX_OCTETS + 1 octets). Returns its length, or 0 when
- * the uid has no name. May block as long as NSS does.
+ * the uid has no name or a longer one. May block as long as NSS does.
  */
 static size_t sockdiag_user_name(unsigned int uid, char *name) {
   long hint = sysconf(_SC_GETPW_R_SIZE_MAX);
@@ -115,7 +119,8 @@ static size_t sockdiag_user_name(unsigned int uid, char *name) {
   struct passwd pw, *found = NULL;
   size_t n = 0;
   if (buf != NULL && getpwuid_r((uid_t)uid, &pw, buf, len, &found) == 0 && found != NULL && found->pw_name != NULL) {
-    n = strnlen(found->pw_name, SOCKDIAG_NAME_MAX_OCTETS);
+    n = strnlen(found->pw_name, SOCKDIAG_NAME_MAX_OCTETS + 1);
+    if (n > SOCKDIAG_NAME_MAX_OCTETS) n = 0;
     memcpy(name, found->pw_name, n);
   }
   name[n] = '\0';

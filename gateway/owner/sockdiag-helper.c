@@ -6,6 +6,9 @@
  * Node has no AF_NETLINK sockets, hence this small helper; the gateway keeps
  * one running as a child process (gateway/owner/sockdiag.ts).
  *
+ * Run as `identgate-sockdiag PARENT_PID`; it exits at once when its parent is
+ * not that process any more (it died as the helper started).
+ *
  * Line protocol (ASCII, one line per message, requests may be pipelined):
  *   start:    "ready 1"                                (or "fatal <code> <text>", exit 1)
  *   request:  "<id> <4|6> <localAddr> <localPort> <remoteAddr> <remotePort>"
@@ -72,7 +75,8 @@ static void flush_out(void) {
 static void emit(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 static void emit(const char *fmt, ...) {
   va_list ap;
-  if (out_len + 512 > sizeof out_buf) flush_out();
+  /* Room for the longest message: a found line with a hex-encoded name (2 * 256 octets). */
+  if (out_len + 1024 > sizeof out_buf) flush_out();
   va_start(ap, fmt);
   int n = vsnprintf(out_buf + out_len, sizeof out_buf - out_len, fmt, ap);
   va_end(ap);
@@ -171,10 +175,19 @@ static void answer(char *line) {
   emit("\n");
 }
 
-int main(void) {
+int main(int argc, char **argv) {
   signal(SIGPIPE, SIG_IGN);
   prctl(PR_SET_PDEATHSIG, SIGTERM);
-  if (getppid() == 1) return 0; /* the parent is already gone */
+  /*
+   * The parent may have died before PDEATHSIG was set: compare with the pid
+   * it gave us, not with 1, which is the parent itself when the gateway is
+   * PID 1 (a container without init).
+   */
+  if (argc > 1) {
+    char *end;
+    long parent = strtol(argv[1], &end, 10);
+    if (*end != '\0' || parent <= 0 || (pid_t)parent != getppid()) return 0;
+  }
   nl_fd = sockdiag_open();
   if (nl_fd < 0) {
     emit("fatal E%d NETLINK_SOCK_DIAG unavailable: %s\n", errno, strerror(errno));

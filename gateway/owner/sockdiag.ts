@@ -225,7 +225,8 @@ export class SockDiagOwnerLookup {
       throw this.#lastStartError;
     }
     this.#starts += 1;
-    const child = spawn(this.#helperPath, [], { stdio: ['pipe', 'pipe', 'ignore'] });
+    // Our pid: the helper exits if its parent is another process (we died as it started).
+    const child = spawn(this.#helperPath, [String(process.pid)], { stdio: ['pipe', 'pipe', 'ignore'] });
     let markReady: () => void = () => {};
     let failStart: (error: OwnerLookupError) => void = () => {};
     const ready = new Promise<void>((resolve, reject) => {

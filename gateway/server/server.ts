@@ -22,7 +22,7 @@ import { IdentBindError, IdentServerError, IdentServerRunningError, IdentSocketE
 import { LiveConnections } from './live-connections.js';
 import type { TransactionEndpoints } from './transaction.js';
 import { selectTransport, type TransportChoice } from './transport/index.js';
-import type { ByteStream, ListenTarget, Listener } from './transport/types.js';
+import type { BoundSocket, ByteStream, ListenTarget, Listener } from './transport/types.js';
 
 export type { IdentHandler } from './connection.js';
 export { IdentTransaction } from './transaction.js';
@@ -128,6 +128,8 @@ export class IdentServer {
   readonly #maxPerAddress: number;
   readonly #options: IdentServerOptions;
   #listeners: Listener[] = [];
+  /** Bound by bind(), not accepting yet; start() takes them. */
+  #bound: BoundSocket[] = [];
   /** Resolves stop()'s wait once the last connection has closed. */
   #onLastClose: (() => void) | undefined;
   /** What every connection reports to this server; made once per start(). */
@@ -172,12 +174,12 @@ export class IdentServer {
 
   /** The first listener's bound port (the ephemeral one when port 0 was asked). */
   get port(): number {
-    return this.#listeners[0]?.address.port ?? 0;
+    return this.addresses[0]?.port ?? 0;
   }
 
-  /** Every bound address. */
+  /** Every bound address (after bind() or start()). */
   get addresses(): AddressInfo[] {
-    return this.#listeners.map((listener) => listener.address);
+    return [...this.#listeners, ...this.#bound].map((listener) => listener.address);
   }
 
   /** The transport in use while started: 'native' or 'node'. */
@@ -194,13 +196,43 @@ export class IdentServer {
     return this.#listeners.length > 0;
   }
 
-  /** Binds every listener and starts answering with `handler`. */
+  /**
+   * Binds every listener without accepting: connections wait unread until
+   * start(). A process that starts as root binds, drops privileges, then
+   * starts, so no untrusted byte is read as root. start() binds by itself
+   * when bind() was not called.
+   */
+  async bind(): Promise<void> {
+    if (this.#starting || this.#bound.length > 0 || this.#listeners.length > 0) {
+      throw new IdentServerRunningError('IdentServer is already bound; call stop() first');
+    }
+    this.#starting = true;
+    try {
+      const transport = selectTransport(this.#options.transport ?? 'auto');
+      this.#transportKind = transport.kind;
+      for (const target of this.#targets) {
+        const bound = await transport.bind(target).catch((error: NodeJS.ErrnoException) => {
+          throw error instanceof IdentServerError ? error : bindError(target, error);
+        });
+        this.#bound.push(bound);
+      }
+    } catch (error) {
+      await Promise.all(this.#bound.map((bound) => bound.close()));
+      this.#bound = [];
+      this.#transportKind = undefined;
+      throw error;
+    } finally {
+      this.#starting = false;
+    }
+  }
+
+  /** Binds every listener (unless bind() did) and starts answering with `handler`. */
   async start(handler: IdentHandler): Promise<void> {
     if (typeof handler !== 'function') throw new TypeError('IdentServer.start needs a handler function');
     if (this.#starting || this.#listeners.length > 0) {
       throw new IdentServerRunningError('IdentServer is already started; call stop() first');
     }
-    this.#starting = true;
+    if (this.#bound.length === 0) await this.bind();
     this.#hooks = {
       handler,
       onError: (error) => this.#report(error),
@@ -211,29 +243,15 @@ export class IdentServer {
         if (this.#connections.size === 0) this.#onLastClose?.();
       },
     };
-    try {
-      const transport = selectTransport(this.#options.transport ?? 'auto');
-      this.#transportKind = transport.kind;
-      for (const target of this.#targets) {
-        const listener = await transport
-          .listen(
-            target,
-            (stream, endpoints) => this.#accept(stream, endpoints),
-            (error) => this.#report(new IdentSocketError(`listener error: ${error.message}`, { cause: error })),
-          )
-          .catch((error: NodeJS.ErrnoException) => {
-            throw error instanceof IdentServerError ? error : bindError(target, error);
-          });
-        this.#listeners.push(listener);
-        this.#options.onBind?.(listener.address);
-      }
-    } catch (error) {
-      await Promise.all(this.#listeners.map((listener) => listener.close()));
-      this.#listeners = [];
-      this.#transportKind = undefined;
-      throw error;
-    } finally {
-      this.#starting = false;
+    const bound = this.#bound;
+    this.#bound = [];
+    for (const socket of bound) {
+      const listener = socket.accept(
+        (stream, endpoints) => this.#accept(stream, endpoints),
+        (error) => this.#report(new IdentSocketError(`listener error: ${error.message}`, { cause: error })),
+      );
+      this.#listeners.push(listener);
+      this.#options.onBind?.(listener.address);
     }
     const idleTimeoutMs = this.#limits.idleTimeoutMs;
     this.#idleSweep = setInterval(() => this.#closeIdle(idleTimeoutMs), idleSweepInterval(idleTimeoutMs)).unref();
@@ -324,8 +342,9 @@ export class IdentServer {
    * still open after `graceMs` are dropped. start() may be called again after.
    */
   async stop({ graceMs = 5_000 }: { graceMs?: number } = {}): Promise<void> {
-    const listeners = this.#listeners;
+    const listeners: { close(): Promise<void> }[] = [...this.#listeners, ...this.#bound];
     this.#listeners = [];
+    this.#bound = [];
     clearInterval(this.#idleSweep);
     this.#idleSweep = undefined;
     const closed = Promise.all(listeners.map((listener) => listener.close()));

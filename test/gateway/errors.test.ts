@@ -12,6 +12,8 @@ import * as cluster from '../../gateway/daemon/cluster.js';
 import * as owner from '../../gateway/owner/index.js';
 import * as userFiles from '../../gateway/delegate/oidentd-conf.js';
 import * as resolverTypes from '../../gateway/resolver/types.js';
+import * as privileges from '../../gateway/daemon/privileges.js';
+import * as nodeWorker from '../../worker/node.js';
 import { ConfigError, IDENTGATE_ERROR_CODES, IdentgateError } from '../../protocol/errors.js';
 
 type ErrorClass = abstract new (...args: never[]) => IdentgateError;
@@ -29,11 +31,23 @@ const ARGUMENTS: Record<string, unknown[]> = {
   ResolverFailure: ['refused', 'connect ECONNREFUSED'],
   UserFileSyntaxError: [3, 'unterminated string'],
   ClaimsApiError: [403, 'no_connection', 'not yours'],
+  WorkerListenError: ['127.0.0.1:8787', Object.assign(new Error('listen EADDRINUSE'), { code: 'EADDRINUSE' })],
 };
 
 function errorClasses(): Map<string, ErrorClass> {
   const classes = new Map<string, ErrorClass>();
-  for (const module of [identgate, protocol, gateway, owner, worker, cluster, resolverTypes, userFiles]) {
+  for (const module of [
+    identgate,
+    protocol,
+    gateway,
+    owner,
+    worker,
+    cluster,
+    resolverTypes,
+    userFiles,
+    privileges,
+    nodeWorker,
+  ]) {
     for (const [name, value] of Object.entries(module)) {
       if (typeof value === 'function' && value.prototype instanceof Error) classes.set(name, value as ErrorClass);
     }

@@ -6,7 +6,7 @@
  * const transport = loadNativeTransport();   // throws ERR_IDENT_TRANSPORT when the addon is missing
  * const listener = await transport.listen({ hostname: '127.0.0.1', port: 0 }, onAccept, onListenerError);
  */
-import { statSync } from 'node:fs';
+import { closeSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { lookup } from 'node:dns/promises';
 import { isIP, type AddressInfo } from 'node:net';
@@ -17,6 +17,7 @@ import type { TransactionEndpoints } from '../transaction.js';
 import {
   LISTEN_BACKLOG,
   type AcceptHandler,
+  type BoundSocket,
   type ByteStream,
   type ListenTarget,
   type Listener,
@@ -219,32 +220,53 @@ export class NativeTransport implements Transport {
     return fd;
   }
 
+  /**
+   * Binds (or adopts the descriptor) without accepting: until accept(),
+   * connections wait in the kernel's backlog and nothing of theirs is read.
+   */
+  async bind(target: ListenTarget): Promise<BoundSocket> {
+    const addon = this.#addon;
+    const fd = 'fd' in target ? target.fd : await this.bindSocket(target);
+    const name = addon.sockName(fd);
+    if (typeof name === 'number') {
+      if (!('fd' in target)) closeSync(fd);
+      throw systemError(name, 'getsockname');
+    }
+    const [host, port] = name;
+    const address: AddressInfo = { address: host, port, family: host.includes(':') ? 'IPv6' : 'IPv4' };
+    let state: 'bound' | 'accepting' | 'closed' = 'bound';
+    return {
+      address,
+      accept: (onAccept, onListenerError) => {
+        if (state !== 'bound') throw new Error(`this socket is ${state}`);
+        state = 'accepting';
+        const id = addon.listen(fd, LISTEN_BACKLOG);
+        if (id < 0) throw systemError(id, 'listen');
+        const entry: ListenerEntry = { onAccept, onListenerError, address };
+        this.#listeners[id] = entry;
+        return {
+          address,
+          close: async () => {
+            if (this.#listeners[id] !== entry) return;
+            this.#listeners[id] = undefined;
+            addon.closeListener(id);
+          },
+        };
+      },
+      close: async () => {
+        if (state !== 'bound') return;
+        state = 'closed';
+        closeSync(fd);
+      },
+    };
+  }
+
   async listen(
     target: ListenTarget,
     onAccept: AcceptHandler,
     onListenerError: (error: Error) => void,
   ): Promise<Listener> {
-    const addon = this.#addon;
-    const fd = 'fd' in target ? target.fd : await this.bindSocket(target);
-    const name = addon.sockName(fd);
-    if (typeof name === 'number') throw systemError(name, 'getsockname');
-    const id = addon.listen(fd, LISTEN_BACKLOG);
-    if (id < 0) throw systemError(id, 'listen');
-    const [address, port] = name;
-    const entry: ListenerEntry = {
-      onAccept,
-      onListenerError,
-      address: { address, port, family: address.includes(':') ? 'IPv6' : 'IPv4' },
-    };
-    this.#listeners[id] = entry;
-    return {
-      address: entry.address,
-      close: async () => {
-        if (this.#listeners[id] !== entry) return;
-        this.#listeners[id] = undefined;
-        addon.closeListener(id);
-      },
-    };
+    return (await this.bind(target)).accept(onAccept, onListenerError);
   }
 }
 

@@ -14,6 +14,7 @@ import {
   type StreamReceiver,
   type Transport,
   type AcceptHandler,
+  type BoundSocket,
 } from './types.js';
 
 /** The receiver of a socket's events, for the listeners shared by every socket. */
@@ -39,6 +40,8 @@ class NodeStream implements ByteStream {
     socket.on('end', NodeStream.#socketEnd);
     socket.on('error', NodeStream.#socketError);
     socket.on('close', NodeStream.#socketClose);
+    // Accepted paused (pauseOnConnect): reading starts now that someone listens.
+    socket.resume();
   }
 
   static #socketData(this: OwnedSocket, chunk: Buffer): void {
@@ -95,15 +98,14 @@ class NodeStream implements ByteStream {
   }
 }
 
-function listen(
-  target: ListenTarget,
-  onAccept: AcceptHandler,
-  onListenerError: (error: Error) => void,
-): Promise<Listener> {
+function bind(target: ListenTarget): Promise<BoundSocket> {
   // A listener bound to one address knows every accepted socket's local end
   // without asking the kernel (getsockname); a wildcard one does not.
   let local: net.AddressInfo | undefined;
-  const accept = (socket: Socket): void => {
+  let onAccept: AcceptHandler | undefined;
+  /** Connections that came before accept(): paused (pauseOnConnect), so not one byte of theirs is read yet. */
+  let waiting: Socket[] = [];
+  const take = (socket: Socket): void => {
     const remoteAddress = socket.remoteAddress;
     const localAddress = local ? local.address : socket.localAddress;
     if (!remoteAddress || localAddress === undefined) {
@@ -112,23 +114,50 @@ function listen(
       socket.destroy();
       return;
     }
-    onAccept(new NodeStream(socket), {
+    onAccept!(new NodeStream(socket), {
       remoteAddress,
       remotePort: socket.remotePort ?? 0,
       localAddress,
       localPort: local ? local.port : (socket.localPort ?? 0),
     });
   };
+  const arrive = (socket: Socket): void => {
+    if (onAccept) return take(socket);
+    socket.on('error', ignore);
+    waiting.push(socket);
+  };
   // noDelay: false, because each connection sets TCP_NODELAY itself when Nagle could delay a reply (connection.ts #write).
-  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false, noDelay: false }, accept);
+  // pauseOnConnect: a socket reads nothing until its connection attaches (NodeStream.attach resumes it).
+  const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: true, noDelay: false }, arrive);
+  const close = () => new Promise<void>((done) => server.close(() => done()));
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     const ready = (): void => {
       server.off('error', reject);
-      server.on('error', onListenerError);
       const address = server.address() as net.AddressInfo;
       if (address.address !== '0.0.0.0' && address.address !== '::') local = address;
-      resolve({ address, close: () => new Promise((done) => server.close(() => done())) });
+      let listenerError: (error: Error) => void = ignore;
+      server.on('error', (error) => listenerError(error));
+      resolve({
+        address,
+        accept(handler, onListenerError) {
+          if (onAccept) throw new Error('this socket is already accepting');
+          onAccept = handler;
+          listenerError = onListenerError;
+          const early = waiting;
+          waiting = [];
+          for (const socket of early) {
+            socket.off('error', ignore);
+            if (socket.destroyed) continue;
+            take(socket);
+          }
+          return { address, close };
+        },
+        close: async () => {
+          for (const socket of waiting.splice(0)) socket.destroy();
+          await close();
+        },
+      });
     };
     if ('fd' in target) server.listen({ fd: target.fd }, ready);
     // ipv6Only keeps "[::]:113" and "0.0.0.0:113" usable side by side; "[::]" alone is dual-stack.
@@ -136,4 +165,12 @@ function listen(
   });
 }
 
-export const nodeTransport: Transport = { kind: 'node', listen };
+async function listen(
+  target: ListenTarget,
+  onAccept: AcceptHandler,
+  onListenerError: (error: Error) => void,
+): Promise<Listener> {
+  return (await bind(target)).accept(onAccept, onListenerError);
+}
+
+export const nodeTransport: Transport = { kind: 'node', bind, listen };

@@ -54,12 +54,31 @@ export interface Listener {
   close(): Promise<void>;
 }
 
+/**
+ * A bound, listening socket whose connections nobody takes yet: a process
+ * that starts as root binds port 113, drops privileges, and only then
+ * accepts, so no untrusted byte is read with root's rights. Until accept(),
+ * connections wait unread (in the kernel's backlog with the native
+ * transport; accepted but paused, not read, with node:net).
+ */
+export interface BoundSocket {
+  readonly address: AddressInfo;
+  /** Starts handing connections over (those that waited first); once. */
+  accept(onAccept: AcceptHandler, onListenerError: (error: Error) => void): Listener;
+  /** Frees the port without accepting (connections that waited are dropped). */
+  close(): Promise<void>;
+}
+
 export interface Transport {
   readonly kind: 'native' | 'node';
   /**
-   * Binds (or adopts the descriptor) and starts accepting. Rejects with the
+   * Binds (or adopts the descriptor) without accepting. Rejects with the
    * system's error (its `code`: EADDRINUSE, EACCES...) when it cannot.
-   * `onListenerError` gets faults after binding (accept failing).
+   */
+  bind(target: ListenTarget): Promise<BoundSocket>;
+  /**
+   * bind() and accept() in one. `onListenerError` gets faults after binding
+   * (accept failing).
    */
   listen(target: ListenTarget, onAccept: AcceptHandler, onListenerError: (error: Error) => void): Promise<Listener>;
 }
