@@ -88,31 +88,33 @@ export class UserFiles {
     if (home === null) return { status: 'none', reason: `uid ${uid} has no home directory in /etc/passwd` };
     for (const name of files) {
       const path = join(home, name);
+      // Per uid and path: two accounts may share a home, and the owner check is per uid.
+      const key = `${uid}\0${path}`;
       let info: BigIntStats;
       try {
         info = await this.#fs.lstat(path, { bigint: true });
       } catch (error) {
         if (isMissing(error)) continue;
-        return this.#remember(path, '', {
-          status: 'refused',
-          path,
-          reason: `cannot stat: ${(error as Error).message}`,
-        });
+        // Remembered by its code, so that an unreadable home is warned about once, not on every query.
+        const signature = `error:${(error as NodeJS.ErrnoException).code ?? 'unknown'}`;
+        const cached = this.#files.get(key);
+        if (cached?.signature === signature) return cached.result;
+        const reason = `cannot stat: ${(error as Error).message}`;
+        return this.#remember(key, path, signature, { status: 'refused', path, reason });
       }
       const signature = signatureOf(info);
-      const cached = this.#files.get(path);
+      const cached = this.#files.get(key);
       if (cached?.signature === signature) return cached.result;
-      return this.#remember(path, signature, await this.#load(uid, home, path, info));
+      return this.#remember(key, path, signature, await this.#load(uid, home, path, info));
     }
     return { status: 'none', reason: `no ${files.join(' or ')} in ${home}` };
   }
 
-  #remember(path: string, signature: string, result: UserFileRead): UserFileRead {
+  #remember(key: string, path: string, signature: string, result: UserFileRead): UserFileRead {
     if (result.status === 'refused' || result.status === 'broken') this.#onWarning(path, result.reason);
-    if (signature === '') return result;
     if (this.#files.size >= MAX_CACHED_FILES) this.#files.delete(this.#files.keys().next().value!);
-    this.#files.delete(path);
-    this.#files.set(path, { signature, result });
+    this.#files.delete(key);
+    this.#files.set(key, { signature, result });
     return result;
   }
 
