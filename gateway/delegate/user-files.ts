@@ -131,8 +131,12 @@ export class UserFiles {
     }
     let text: string;
     try {
-      // O_NOFOLLOW: a link swapped in since the lstat is not followed; O_NONBLOCK: nor is a FIFO waited on.
-      const handle = await this.#fs.open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      // O_NOFOLLOW: a link swapped in since the lstat is not followed; O_NONBLOCK: nor is a FIFO waited on;
+      // O_NOCTTY: a terminal swapped in does not become ours. fstat below refuses anything but a regular file.
+      const handle = await this.#fs.open(
+        path,
+        constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY,
+      );
       try {
         const opened = await handle.stat({ bigint: true });
         const again = unsafe(opened, uid, this.#maxOctets);
