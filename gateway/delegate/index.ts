@@ -1,14 +1,11 @@
 /**
- * Delegated answers (docs/wire.md "Delegated answers"): the policy, wherever it runs, may answer
- * "ask the app" instead of a user id, and the gateway does the asking on its own host before it
- * writes the reply. One module per kind: forward.ts (another identd) and user-files.ts with
- * oidentd-conf.ts (the owner's oidentd user file). Whatever a delegate yields is checked against
- * the rule's constraints (accept.ts); when it yields nothing acceptable within the deadline, the
- * answer the policy sent with it (the rule's fallback) is written.
+ * Delegated answers (docs/wire.md): the gateway carries out a policy's forward or userfile delegate on its own host
+ * before the reply is written, checks what it yields against the rule's accept, and writes the fallback otherwise.
  *
  * @example
  * const delegates = createDelegateRunner({ log });
  * const { answer, outcome } = await delegates.run(lookup.delegate, request, lookup.answer, deadline);
+ *
  */
 import { compileConstraints, type CompiledConstraints } from '../../protocol/constraints.js';
 import { replyRuleViolation, type IdentAnswer } from '../../protocol/reply.js';

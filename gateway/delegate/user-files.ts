@@ -1,16 +1,12 @@
 /**
- * Reading an owner's oidentd user file at query time, with oidentd's safety rules and more: the
- * file must be a regular file owned by that user, not group- or world-writable, at most
- * `maxOctets`, not a symbolic link itself, and in a directory whose real path is inside the user's
- * home (so a linked `~/.config` cannot lead out of the user's reach). A file is parsed once per
- * change: each query costs one lstat() per listed file until one exists, and the parse is reused
- * while (dev, ino, mtime, ctime, size, mode, uid) stay the same. A refused or broken file is
- * reported once per change through `onWarning` and answers like no file with a reason.
+ * Reading an owner's oidentd user file at query time with oidentd's safety rules and more (docs/apps.md), parsed once
+ * per change: while unchanged, a query costs one lstat() per listed file until one exists.
  *
  * @example
  * const files = new UserFiles({ passwd: new PasswdNames(), onWarning: (path, reason) => log.warn({ path }, reason) });
  * const found = await files.read(1000, ['.config/oidentd.conf', '.oidentd.conf']);
  * if (found.status === 'ok') matchUserFile(found.file, query);
+ *
  */
 import { constants, type BigIntStats } from 'node:fs';
 import * as fsPromises from 'node:fs/promises';
