@@ -1,11 +1,10 @@
 /**
- * The gateway's half of a rule's constraints on an app-supplied name (protocol/constraints.ts has
- * the pure half): unless the rule says `localNames: true`, a name that is another local account's
- * (per /etc/passwd) is refused, as oidentd refuses a reply naming another user without `spoof_all`.
- * The owner's own name is always acceptable.
+ * The gateway's half of a rule's accept: unless localNames is true, a name that is another local account's (per
+ * /etc/passwd) is refused, as oidentd refuses it without spoof_all; the owner's own name is fine.
  *
  * @example
  * await acceptName(compileConstraints({ maxLength: 16, localNames: false }), 'root', 1000, passwd) // 'is the name of another local account (uid 0)'
+ *
  */
 import { identViolation, type CompiledConstraints } from '../../protocol/constraints.js';
 import type { PasswdNames } from '../owner/passwd.js';

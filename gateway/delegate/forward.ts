@@ -1,15 +1,11 @@
 /**
- * The forward delegate: asks another identd (an app's built-in one such as TheLounge's, or an inner
- * host's for NAT) about the same connection, RFC 1413 over TCP, within what is left of the query's
- * deadline. Its destination must be an address the gateway allows (loopback and this host's own
- * addresses unless --forward-allow says otherwise). What it answers is only a candidate: a USERID
- * goes through the rule's constraints (delegate/accept.ts); an ERROR, a timeout, a refused or reset
- * connection and anything that is not an RFC 1413 reply for the ports asked yield no answer, and
- * the rule's fallback is written.
+ * The forward delegate: asks another identd (an app's own, or an inner host's) about the same connection within what
+ * is left of the deadline, only at addresses the gateway allows (loopback, its own, --forward-allow).
  *
  * @example
  * const outcome = await forwardQuery({ host: '127.0.0.1', port: 9001, query: { serverPort: 40000, clientPort: 6667 } }, 800);
  * if (outcome.userId !== undefined) accept(outcome.userId);
+ *
  */
 import { BlockList, isIP } from 'node:net';
 import { networkInterfaces } from 'node:os';

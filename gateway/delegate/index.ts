@@ -1,16 +1,13 @@
 /**
- * Delegated answers (docs/wire.md "Delegated answers"): the policy, wherever it runs, may answer
- * "ask the app" instead of a user id, and the gateway does the asking on its own host before it
- * writes the reply. One module per kind: forward.ts (another identd) and user-files.ts with
- * oidentd-conf.ts (the owner's oidentd user file). Whatever a delegate yields is checked against
- * the rule's constraints (accept.ts); when it yields nothing acceptable within the deadline, the
- * answer the policy sent with it (the rule's fallback) is written.
+ * Delegated answers (docs/wire.md): the gateway carries out a policy's forward or userfile delegate on its own host
+ * before the reply is written, checks what it yields against the rule's accept, and writes the fallback otherwise.
  *
  * @example
  * const delegates = createDelegateRunner({ log });
  * const { answer, outcome } = await delegates.run(lookup.delegate, request, lookup.answer, deadline);
+ *
  */
-import { compileConstraints } from '../../protocol/constraints.js';
+import { compileConstraints, type CompiledConstraints } from '../../protocol/constraints.js';
 import { replyRuleViolation, type IdentAnswer } from '../../protocol/reply.js';
 import type { Delegate, ForwardDelegate, LookupRequest, UserFileDelegate } from '../../protocol/wire.js';
 import type { Logger } from '../daemon/log.js';
@@ -54,6 +51,8 @@ export interface DelegateRunnerOptions {
 /** oidentd's random_ident: 11 characters of this set. */
 const RANDOM_ALPHABET = '0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz';
 const HIDDEN: IdentAnswer = Object.freeze({ type: 'ERROR', error: 'HIDDEN-USER' });
+const ACCOUNT_TTL_MS = 1_000;
+const MAX_ACCOUNTS = 10_000;
 
 function cryptoRandom(): number {
   return crypto.getRandomValues(new Uint32Array(1))[0]! / 0x100000000;
@@ -73,6 +72,19 @@ export function createDelegateRunner(options: DelegateRunnerOptions = {}): Deleg
       onWarning: (path, reason) => log?.warn({ path }, `oidentd user file not used: ${reason}`),
     });
   const forwardAllowed = options.forwardAllowed ?? forwardAllowList();
+  // An embedded policy hands the same delegate object for every query of a rule: its patterns compile once.
+  const compiled = new WeakMap<object, CompiledConstraints>();
+  // Whether a name is another local account's, remembered for a second: repeated answers cost no stat of /etc/passwd.
+  const accounts = new Map<string, { uid: number | null; at: number }>();
+  const uidOf = async (name: string): Promise<number | null> => {
+    const now = performance.now();
+    const known = accounts.get(name);
+    if (known !== undefined && now - known.at < ACCOUNT_TTL_MS) return known.uid;
+    const uid = await passwd.uidOf(name);
+    if (accounts.size >= MAX_ACCOUNTS) accounts.clear();
+    accounts.set(name, { uid, at: now });
+    return uid;
+  };
   const random = options.random ?? cryptoRandom;
   const pick = (size: number) => Math.min(size - 1, Math.floor(random() * size));
 
@@ -88,7 +100,9 @@ export function createDelegateRunner(options: DelegateRunnerOptions = {}): Deleg
     name: string,
     outcome: string,
   ): Promise<DelegateResult> {
-    const refused = await acceptName(compileConstraints(delegate.accept), name, request.owner?.uid ?? null, passwd);
+    let constraints = compiled.get(delegate.accept);
+    if (constraints === undefined) compiled.set(delegate.accept, (constraints = compileConstraints(delegate.accept)));
+    const refused = await acceptName(constraints, name, request.owner?.uid ?? null, { uidOf });
     if (refused) return fallbackWith(fallback, `${JSON.stringify(name.slice(0, 64))} ${refused}`);
     // eslint-disable-next-line no-control-regex
     const charset = delegate.charset ?? (/^[\x00-\x7f]*$/.test(name) ? undefined : 'UTF-8');

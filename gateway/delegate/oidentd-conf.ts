@@ -1,18 +1,12 @@
 /**
- * oidentd user files (`~/.oidentd.conf`, `~/.config/oidentd.conf`), the subset oidentd 2.5 accepts in
- * a user file (src/cfg_scan.l, src/cfg_parse.y): entries `global { CAP }` or one or more of
- * `to ADDR`, `from ADDR`, `fport PORTS`, `lport PORTS` followed by `{ CAP }`, where CAP is one of
- * `reply "id" ["id"...]`, `hide`, `random`, `numeric`, `random_numeric` or `forward HOST PORT`.
- * Keywords are case-insensitive; `#` comments run to the end of the line, `/* ... *\/` comments may
- * span lines; strings are bare words or double-quoted with oidentd's escapes. As in oidentd, the
- * LAST matching entry of the file answers (the parser prepends each entry to its list). Differences,
- * all refusing rather than guessing: host names in `to`/`from`/`forward` are not resolved and
- * service names are not ports (both make the file broken); a CR before a line end is white space.
+ * oidentd user files as oidentd 2.5 parses them (global or to/from/fport/lport entries, one capability each, the last
+ * matching entry answering); host and service names are refused rather than resolved. docs/apps.md has the table.
  *
  * @example
  * const file = parseUserFile('global { reply "alice" }\n');
  * matchUserFile(file, { localPort: 40000, remotePort: 6667, localAddress: '192.0.2.1', remoteAddress: '198.51.100.7' })
  * // { capability: { kind: 'reply', replies: ['alice'] }, line: 1, ... }
+ *
  */
 import { isIP } from 'node:net';
 import { IdentgateError } from '../../protocol/errors.js';

@@ -1,16 +1,12 @@
 /**
- * Reading an owner's oidentd user file at query time, with oidentd's safety rules and more: the
- * file must be a regular file owned by that user, not group- or world-writable, at most
- * `maxOctets`, not a symbolic link itself, and in a directory whose real path is inside the user's
- * home (so a linked `~/.config` cannot lead out of the user's reach). A file is parsed once per
- * change: each query costs one lstat() per listed file until one exists, and the parse is reused
- * while (dev, ino, mtime, ctime, size, mode, uid) stay the same. A refused or broken file is
- * reported once per change through `onWarning` and answers like no file with a reason.
+ * Reading an owner's oidentd user file at query time with oidentd's safety rules and more (docs/apps.md), parsed once
+ * per change: while unchanged, a query costs one lstat() per listed file until one exists.
  *
  * @example
  * const files = new UserFiles({ passwd: new PasswdNames(), onWarning: (path, reason) => log.warn({ path }, reason) });
  * const found = await files.read(1000, ['.config/oidentd.conf', '.oidentd.conf']);
  * if (found.status === 'ok') matchUserFile(found.file, query);
+ *
  */
 import { constants, type BigIntStats } from 'node:fs';
 import * as fsPromises from 'node:fs/promises';
@@ -88,31 +84,33 @@ export class UserFiles {
     if (home === null) return { status: 'none', reason: `uid ${uid} has no home directory in /etc/passwd` };
     for (const name of files) {
       const path = join(home, name);
+      // Per uid and path: two accounts may share a home, and the owner check is per uid.
+      const key = `${uid}\0${path}`;
       let info: BigIntStats;
       try {
         info = await this.#fs.lstat(path, { bigint: true });
       } catch (error) {
         if (isMissing(error)) continue;
-        return this.#remember(path, '', {
-          status: 'refused',
-          path,
-          reason: `cannot stat: ${(error as Error).message}`,
-        });
+        // Remembered by its code, so that an unreadable home is warned about once, not on every query.
+        const signature = `error:${(error as NodeJS.ErrnoException).code ?? 'unknown'}`;
+        const cached = this.#files.get(key);
+        if (cached?.signature === signature) return cached.result;
+        const reason = `cannot stat: ${(error as Error).message}`;
+        return this.#remember(key, path, signature, { status: 'refused', path, reason });
       }
       const signature = signatureOf(info);
-      const cached = this.#files.get(path);
+      const cached = this.#files.get(key);
       if (cached?.signature === signature) return cached.result;
-      return this.#remember(path, signature, await this.#load(uid, home, path, info));
+      return this.#remember(key, path, signature, await this.#load(uid, home, path, info));
     }
     return { status: 'none', reason: `no ${files.join(' or ')} in ${home}` };
   }
 
-  #remember(path: string, signature: string, result: UserFileRead): UserFileRead {
+  #remember(key: string, path: string, signature: string, result: UserFileRead): UserFileRead {
     if (result.status === 'refused' || result.status === 'broken') this.#onWarning(path, result.reason);
-    if (signature === '') return result;
     if (this.#files.size >= MAX_CACHED_FILES) this.#files.delete(this.#files.keys().next().value!);
-    this.#files.delete(path);
-    this.#files.set(path, { signature, result });
+    this.#files.delete(key);
+    this.#files.set(key, { signature, result });
     return result;
   }
 
@@ -129,8 +127,12 @@ export class UserFiles {
     }
     let text: string;
     try {
-      // O_NOFOLLOW: a link swapped in since the lstat is not followed; O_NONBLOCK: nor is a FIFO waited on.
-      const handle = await this.#fs.open(path, constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK);
+      // O_NOFOLLOW: a link swapped in since the lstat is not followed; O_NONBLOCK: nor is a FIFO waited on;
+      // O_NOCTTY: a terminal swapped in does not become ours. fstat below refuses anything but a regular file.
+      const handle = await this.#fs.open(
+        path,
+        constants.O_RDONLY | constants.O_NOFOLLOW | constants.O_NONBLOCK | constants.O_NOCTTY,
+      );
       try {
         const opened = await handle.stat({ bigint: true });
         const again = unsafe(opened, uid, this.#maxOctets);

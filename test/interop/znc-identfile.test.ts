@@ -83,19 +83,38 @@ afterAll(async () => {
   if (workDir) await rm(workDir, { recursive: true, force: true });
 });
 
+async function scenario(policy: string) {
+  const plan = { cli: GATEWAY_CLI, policy, user, zncUsers: ['alice', 'bob'] };
+  const outer = await runInNetns(process.execPath, [join(PEERS_DIR, 'znc-scenario.mjs'), JSON.stringify(plan)], {
+    timeoutMs: 55_000,
+  });
+  return JSON.parse(outer.stdout.trim().split('\n').pop() ?? '{}') as {
+    users: Record<string, string> | null;
+    identFileAfter: string | null;
+    fault: string | null;
+    ngircd: { stdout: string } | null;
+    gateway: { stdout: string; stderr: string } | null;
+  };
+}
+
 describe('two ZNC users behind one Unix user, asked about by ngIRCd', () => {
+  it('look the same without a userFile rule (the control: one answer for the Unix user)', async () => {
+    const control = join(workDir, 'control.json');
+    await writeFile(
+      control,
+      JSON.stringify({
+        version: 1,
+        rules: [{ name: 'znc-account', match: { ownerName: ZNC_USER }, action: { userId: 'zncbox' } }],
+        default: { action: { reveal: 'name' } },
+      }),
+    );
+    const report = await scenario(control);
+    expect(report.fault, report.fault ?? '').toBeNull();
+    expect(report.users).toEqual({ alice: 'zncbox@localhost', bob: 'zncbox@localhost' });
+  });
+
   it('get two different idents at the IRC server, each their own', async () => {
-    const plan = { cli: GATEWAY_CLI, policy: policyPath, user, zncUsers: ['alice', 'bob'] };
-    const outer = await runInNetns(process.execPath, [join(PEERS_DIR, 'znc-scenario.mjs'), JSON.stringify(plan)], {
-      timeoutMs: 55_000,
-    });
-    const report = JSON.parse(outer.stdout.trim().split('\n').pop() ?? '{}') as {
-      users: Record<string, string> | null;
-      identFileAfter: string | null;
-      fault: string | null;
-      ngircd: { stdout: string } | null;
-      gateway: { stdout: string; stderr: string } | null;
-    };
+    const report = await scenario(policyPath);
     const context = `fault: ${report.fault}\nngircd: ${report.ngircd?.stdout.slice(-2000)}\ngateway: ${report.gateway?.stderr.slice(-2000)}`;
     expect(report.fault, context).toBeNull();
     expect(report.users).toEqual({ alice: 'alice@localhost', bob: 'bob@localhost' });

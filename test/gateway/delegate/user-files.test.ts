@@ -135,6 +135,29 @@ describe('hostile user files are refused and warned about once per change', () =
     expect(await files.read(uid, BOTH)).toMatchObject({ status: 'refused', reason: /mode 646/ });
   });
 
+  it.runIf(isRoot)('a file read for its owner is still refused for another uid sharing the home', async () => {
+    const shared = new UserFiles({ passwd: { homeDirectory: async () => home } });
+    await write(HOME_FILE, 'global { reply "alice" }\n');
+    expect((await shared.read(uid, BOTH)).status).toBe('ok');
+    expect(await shared.read(OTHER_UID, BOTH)).toMatchObject({ status: 'refused', reason: /owned by uid 0/ });
+  });
+
+  it('a home it cannot search, warned about once', async () => {
+    const noSearch = new UserFiles({
+      passwd: { homeDirectory: async () => home },
+      fs: {
+        ...fs,
+        lstat: (async () => {
+          throw Object.assign(new Error('EACCES: permission denied'), { code: 'EACCES' });
+        }) as unknown as typeof fs.lstat,
+      },
+      onWarning: (path, reason) => warnings.push([path, reason]),
+    });
+    for (let i = 0; i < 3; i++)
+      expect(await noSearch.read(uid, [HOME_FILE])).toMatchObject({ status: 'refused', reason: /permission denied/ });
+    expect(warnings).toHaveLength(1);
+  });
+
   it.runIf(isRoot)('a file owned by another user', async () => {
     const path = await write(HOME_FILE, 'global { reply "root" }\n');
     await chown(path, OTHER_UID, OTHER_UID);
