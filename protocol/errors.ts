@@ -28,6 +28,8 @@ export const ERROR_CODES = {
     'ERR_OWNER_LOOKUP_HELPER',
     'ERR_OWNER_LOOKUP_KERNEL',
   ],
+  /** gateway/nat/ (conntrack lookups) */
+  nat: ['ERR_NAT_LOOKUP_UNSUPPORTED', 'ERR_NAT_LOOKUP_KERNEL', 'ERR_NAT_LOOKUP_TIMEOUT'],
   resolver: ['ERR_RESOLVER_FAILURE'],
   daemon: ['ERR_IDENTGATE_WORKER'],
   claims: ['ERR_IDENTGATE_CLAIMS_SOCKET', 'ERR_CLAIMS_API'],

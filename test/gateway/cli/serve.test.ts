@@ -110,6 +110,21 @@ describe('identgate serve', () => {
       ],
       [['serve', '--upstream-connections', '2'], /--upstream-connections goes with --upstream/],
       [['serve', '--transport', 'fast'], /--transport "fast": expected auto, native, node/],
+      [['serve', '--nat-lookup', 'yes'], /--nat-lookup "yes": expected auto, on or off/],
+      [
+        ['serve', '--accept-forwarded-from', '10.0.0.1/8'],
+        /--accept-forwarded-from "10.0.0.1\/8": host bits must be zero; expected a router's address or CIDR/,
+      ],
+      [
+        ['serve', '--accept-forwarded-from', 'router.lan'],
+        /--accept-forwarded-from "router.lan": "router.lan" is not an IP address/,
+      ],
+      [['serve', '--accept-forwarded-from', '10.0.0.0/33'], /prefix length must be 0..32/],
+      [['serve', '--docker-socket', '/run/docker.sock', '--nat-lookup', 'off'], /--docker-socket needs the NAT lookup/],
+      [
+        ['serve', '--reply', 'x', '--accept-forwarded-from', '10.0.0.1'],
+        /--accept-forwarded-from gives the policy facts; --reply answers without one/,
+      ],
       [['frobnicate'], /unknown command "frobnicate"/],
     ];
     for (const [args, message] of cases) {
