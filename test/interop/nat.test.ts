@@ -23,7 +23,6 @@ const NAT_LOOKUP = join(REPO_ROOT, 'test/interop/peers/nat-lookup.mjs');
 let rig: NatRig;
 let irc: Agent;
 let inner: Agent;
-let stranger: Agent;
 
 interface Peer {
   localPort: number;
@@ -42,7 +41,6 @@ beforeAll(async () => {
   rig = await createNatRig();
   irc = await rig.agent('outer');
   inner = await rig.agent('inner');
-  stranger = await rig.agent('outer');
   expect(await irc.ask({ op: 'listen', host: '::', port: 6667 })).toEqual({ port: 6667 });
   expect(await inner.ask({ op: 'listen', host: '0.0.0.0', port: INNER_SERVER_PORT })).toEqual({
     port: INNER_SERVER_PORT,
