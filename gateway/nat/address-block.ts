@@ -30,8 +30,16 @@ export function parseAddressBlock(text: string): AddressBlock | string {
   const bitsText = slash === -1 ? String(max) : text.slice(slash + 1);
   const bits = Number(bitsText);
   if (!/^\d{1,3}$/.test(bitsText) || bits > max) return `prefix length must be 0..${max}`;
-  if (!inBlock(network, { text, network, bits: max }, bits)) return 'host bits must be zero';
+  if (!hostBitsZero(network, bits)) return 'host bits must be zero';
   return { text, network, bits };
+}
+
+function hostBitsZero(address: Uint8Array, bits: number): boolean {
+  for (let i = 0; i < address.length; i++) {
+    const keep = Math.max(0, Math.min(8, bits - i * 8));
+    if ((address[i]! & (0xff >> keep)) !== 0) return false;
+  }
+  return true;
 }
 
 function inBlock(address: Uint8Array, block: AddressBlock, bits = block.bits): boolean {

@@ -110,6 +110,21 @@ describe('identgate serve', () => {
       ],
       [['serve', '--upstream-connections', '2'], /--upstream-connections goes with --upstream/],
       [['serve', '--transport', 'fast'], /--transport "fast": expected auto, native, node/],
+      [['frobnicate'], /unknown command "frobnicate"/],
+    ];
+    for (const [args, message] of cases) {
+      // Never bind the host's real port 113 should a case wrongly start.
+      const result = await runCli(
+        args.includes('--listen') || args[0] !== 'serve' ? args : [...args, '--listen', '127.0.0.1:0'],
+      );
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(result.stderr, args.join(' ')).toMatch(message);
+      expect(result.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+    }
+  });
+
+  it('refuses bad NAT and container flags with one line and exit 2', async () => {
+    const cases: [string[], RegExp][] = [
       [['serve', '--nat-lookup', 'yes'], /--nat-lookup "yes": expected auto, on or off/],
       [
         ['serve', '--accept-forwarded-from', '10.0.0.1/8'],
@@ -125,13 +140,9 @@ describe('identgate serve', () => {
         ['serve', '--reply', 'x', '--accept-forwarded-from', '10.0.0.1'],
         /--accept-forwarded-from gives the policy facts; --reply answers without one/,
       ],
-      [['frobnicate'], /unknown command "frobnicate"/],
     ];
     for (const [args, message] of cases) {
-      // Never bind the host's real port 113 should a case wrongly start.
-      const result = await runCli(
-        args.includes('--listen') || args[0] !== 'serve' ? args : [...args, '--listen', '127.0.0.1:0'],
-      );
+      const result = await runCli(args.includes('--listen') ? args : [...args, '--listen', '127.0.0.1:0']);
       expect(result.code, args.join(' ')).toBe(2);
       expect(result.stderr, args.join(' ')).toMatch(message);
       expect(result.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
