@@ -184,8 +184,8 @@ const sometimes = <T>(item: fc.Arbitrary<T>, absentWeight: number) =>
     ? item
     : fc.oneof({ arbitrary: fc.constant(undefined), weight: absentWeight }, { arbitrary: item, weight: 1 });
 
-// The indexed built-ins only; the conditions of worker/policy/conditions/ are confirmed per rule.
-type Weights = Record<keyof BuiltinMatch, number>;
+// The indexed built-ins and the claim conditions (the NAT ones have their own tests: test/worker/policy-nat.test.ts).
+type Weights = Record<keyof BuiltinMatch | 'claimed' | 'claimUser', number>;
 
 const match = (weights: Weights): fc.Arbitrary<PolicyMatch> =>
   fc
