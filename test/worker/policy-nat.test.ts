@@ -165,3 +165,49 @@ describe('per-inner-host answers', () => {
     });
   });
 });
+
+describe('forwarding to the inner host', () => {
+  const policy = compilePolicy(
+    parsePolicy({
+      version: 1,
+      rules: [
+        {
+          name: 'lan',
+          match: { innerAddress: '10.0.0.0/24' },
+          action: {
+            forward: { host: 'inner', port: 113 },
+            accept: { maxLength: 10 },
+            fallback: { userId: 'lan-user' },
+          },
+        },
+      ],
+      default: { action: { forward: { host: 'inner', port: 1113 } } },
+    }),
+  );
+
+  it('delegates a forward to the inner address, asking about the inner port and the remote port', () => {
+    const decision = decide(policy, natRequest(inner('10.0.0.2', 40002)));
+    expect(decision.answer).toEqual({ type: 'USERID', opsys: 'OTHER', userId: 'lan-user' });
+    expect(decision.delegate).toEqual({
+      kind: 'forward',
+      host: '10.0.0.2',
+      port: 113,
+      query: { serverPort: 40002, clientPort: 23 },
+      opsys: 'OTHER',
+      accept: { maxLength: 10, localNames: false },
+    });
+    expect(decide(policy, natRequest(inner('fd00::2', 40003))).delegate).toMatchObject({ host: 'fd00::2', port: 1113 });
+  });
+
+  it('answers the fallback at once, with no delegate, when there is no inner host', () => {
+    const decision = decide(policy, natRequest(null));
+    expect(decision.delegate).toBeUndefined();
+    expect(decision.answer).toEqual({ type: 'ERROR', error: 'UNKNOWN-ERROR' });
+  });
+
+  it('refuses a host that is neither an address nor "inner"', () => {
+    expect(() =>
+      parsePolicy({ version: 1, rules: [], default: { action: { forward: { host: 'router.lan', port: 113 } } } }),
+    ).toThrow('default.action.forward.host: must be an IP address (127.0.0.1, ::1, ...) or "inner"');
+  });
+});
