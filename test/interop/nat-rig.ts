@@ -1,7 +1,7 @@
 /**
  * The NAT rig for the NAT interop suites: three network namespaces created
  * for the test and removed after it,
- *   inner  10.77.0.2, fd77:1::2      a LAN host (or container) behind the router
+ *   inner  10.77.0.2, fd77:1::2      a LAN host behind the router; 10.77.0.3 plays a container
  *   router 10.77.0.1, fd77:1::1 | 198.51.100.1, fd77:2::1   masquerades inner (nftables),
  *                                    and forwards its port 8080 to inner's 80
  *   outer  198.51.100.2, fd77:2::2   the IRC server, which asks the router's port 113
@@ -25,6 +25,8 @@ import { PEERS_DIR, run, startService, type RunResult, type Service } from './ne
 export const ADDRESSES = {
   inner4: '10.77.0.2',
   inner6: 'fd77:1::2',
+  /** A second address of the inner namespace: the "container" a fake Docker engine names. */
+  container4: '10.77.0.3',
   routerIn4: '10.77.0.1',
   routerIn6: 'fd77:1::1',
   routerOut4: '198.51.100.1',
@@ -94,7 +96,7 @@ export async function createNatRig(): Promise<NatRig> {
     await ip(['link', 'add', a, 'netns', names.inner, 'type', 'veth', 'peer', 'name', b, 'netns', names.router]);
     await ip(['link', 'add', c, 'netns', names.router, 'type', 'veth', 'peer', 'name', d, 'netns', names.outer]);
     const plan: [Namespace, string, string[]][] = [
-      ['inner', a, [`${ADDRESSES.inner4}/24`, `${ADDRESSES.inner6}/64`]],
+      ['inner', a, [`${ADDRESSES.inner4}/24`, `${ADDRESSES.container4}/24`, `${ADDRESSES.inner6}/64`]],
       ['router', b, [`${ADDRESSES.routerIn4}/24`, `${ADDRESSES.routerIn6}/64`]],
       ['router', c, [`${ADDRESSES.routerOut4}/24`, `${ADDRESSES.routerOut6}/64`]],
       [
