@@ -45,3 +45,13 @@ export {
 } from './cli/config.js';
 export { createClaimsClient, endpointsOf, ClaimsApiError, type ClaimsClient } from './claims/client.js';
 export { ClaimsSocketError } from './claims/socket.js';
+export {
+  createNatSource,
+  NatLookupError,
+  NatLookupKernelError,
+  NatLookupTimeoutError,
+  NatLookupUnsupportedError,
+  type NatSource,
+} from './nat/conntrack.js';
+export { createForwardedSource, type ForwardedSource } from './nat/forwarded.js';
+export { createDockerSource, type DockerSource } from './containers/docker.js';

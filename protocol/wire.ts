@@ -86,6 +86,36 @@ export const ClaimSchema = z
   })
   .nullable();
 
+/**
+ * The inner side of a connection this host translates (NAT): the inner host's address and its port,
+ * as the inner host sees its own connection; null when connection tracking knows no translation.
+ * Absent when the gateway does not look (no NAT lookup configured, or the owner was found).
+ */
+export const NatSchema = z
+  .strictObject({
+    innerAddress: address,
+    innerPort: port,
+  })
+  .nullable();
+
+/** Most labels passed on per container, and their sizes (docs/wire.md). */
+export const CONTAINER_LIMITS = { labels: 32, keyOctets: 128, valueOctets: 256, nameOctets: 128 } as const;
+
+/**
+ * The container holding the inner address (Docker Engine, `--docker-socket`): its name without
+ * Docker's leading "/", and its labels; null when no known container has that address.
+ */
+export const ContainerSchema = z
+  .strictObject({
+    name: z.string().min(1).max(CONTAINER_LIMITS.nameOctets),
+    labels: z
+      .record(z.string().min(1).max(CONTAINER_LIMITS.keyOctets), z.string().max(CONTAINER_LIMITS.valueOctets))
+      .refine((labels) => Object.keys(labels).length <= CONTAINER_LIMITS.labels, {
+        message: `at most ${CONTAINER_LIMITS.labels} labels`,
+      }),
+  })
+  .nullable();
+
 export const LookupRequestSchema = z.strictObject({
   v: z.literal(WIRE_VERSION),
   /** Unique per query; echoed in the answer and in logs. */
@@ -97,6 +127,10 @@ export const LookupRequestSchema = z.strictObject({
   owner: OwnerSchema,
   /** Optional on the wire so that gateways from before claims still validate; absent means null. */
   claim: ClaimSchema.optional(),
+  /** Absent: the gateway did not look (no NAT lookup, or a local owner was found). */
+  nat: NatSchema.optional(),
+  /** Absent: no --docker-socket, or no inner address to look up. */
+  container: ContainerSchema.optional(),
 });
 
 export const BatchRequestSchema = z.strictObject({
@@ -188,6 +222,8 @@ export type Query = z.infer<typeof QuerySchema>;
 export type Connection = z.infer<typeof ConnectionSchema>;
 export type Owner = z.infer<typeof OwnerSchema>;
 export type Claim = z.infer<typeof ClaimSchema>;
+export type Nat = z.infer<typeof NatSchema>;
+export type Container = z.infer<typeof ContainerSchema>;
 export type LookupRequest = z.infer<typeof LookupRequestSchema>;
 export type BatchRequest = z.infer<typeof BatchRequestSchema>;
 export type LookupAnswer = z.infer<typeof LookupAnswerSchema>;

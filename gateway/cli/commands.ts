@@ -233,6 +233,7 @@ async function serve(argv: string[], hangups: Hangups): Promise<number | undefin
       addresses,
       answeredBy: gateway.answeredBy,
       ownerLookup: gateway.ownerLookup,
+      natLookup: gateway.natLookup,
       transport: gateway.server.transport ?? 'node',
     });
     return undefined;
@@ -241,6 +242,7 @@ async function serve(argv: string[], hangups: Hangups): Promise<number | undefin
     addresses,
     answeredBy: gateway.answeredBy,
     ownerLookup: gateway.ownerLookup,
+    natLookup: gateway.natLookup,
     transport: gateway.server.transport ?? 'node',
     metricsPort: gateway.metricsPort,
     workers: 1,
@@ -255,6 +257,7 @@ function announceListening(
     addresses: { address: string; port: number }[];
     answeredBy: string;
     ownerLookup: string;
+    natLookup?: string;
     transport: string;
     metricsPort: number | undefined;
     workers: number;
@@ -266,6 +269,7 @@ function announceListening(
       listen: where,
       answeredBy: state.answeredBy,
       ownerLookup: state.ownerLookup,
+      natLookup: state.natLookup,
       transport: state.transport,
       metricsPort: state.metricsPort,
       workers: state.workers,
@@ -275,8 +279,9 @@ function announceListening(
   const first = state.addresses[0]!;
   const host = first.address === '::' ? '::1' : first.address === '0.0.0.0' ? '127.0.0.1' : first.address;
   const processes = state.workers > 1 ? `; ${state.workers} worker processes` : '';
+  const nat = state.natLookup !== undefined && state.natLookup !== 'off' ? `; nat lookup: ${state.natLookup}` : '';
   process.stdout.write(
-    `identgate listening on ${where} (answers: ${state.answeredBy}; owner lookup: ${state.ownerLookup}; transport: ${state.transport}${processes})\n` +
+    `identgate listening on ${where} (answers: ${state.answeredBy}; owner lookup: ${state.ownerLookup}; transport: ${state.transport}${nat}${processes})\n` +
       `try: npx identgate query ${host.includes(':') ? `[${host}]` : host} 400,500 --port ${first.port}\n`,
   );
 }

@@ -14,6 +14,7 @@ import { replyRuleViolation, type IdentAnswer } from '../../protocol/index.js';
 import { ConfigError } from '../../protocol/errors.js';
 import type { ListenTarget } from '../server/server.js';
 import type { TransportChoice } from '../server/transport/index.js';
+import type { AddressBlock } from '../nat/address-block.js';
 import {
   CLAIM_FLAGS,
   parseFlags,
@@ -137,6 +138,12 @@ export interface ServeConfig {
   transport: TransportChoice;
   /** The claims API (docs/claims.md); undefined when off. */
   claims: ClaimsConfig | undefined;
+  /** Conntrack lookups for connections with no local owner (gateway/nat/conntrack.ts). */
+  natLookup: 'auto' | 'on' | 'off';
+  /** Routers whose queries are taken as forwarded (gateway/nat/forwarded.ts). */
+  acceptForwardedFrom: AddressBlock[];
+  /** The Docker Engine API socket (gateway/containers/docker.ts). */
+  dockerSocket: string | undefined;
 }
 
 export interface ClaimsConfig {
@@ -268,6 +275,22 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = {}, pid 
   const workers = values.workers === 'auto' ? availableParallelism() : values.workers;
   if (values.console !== undefined && workers > 1)
     throw new ConfigError('--console needs one gateway process (--workers 1): each would hold its own policy edits');
+  const acceptForwardedFrom = values['accept-forwarded-from'] ?? [];
+  const dockerSocket = values['docker-socket'];
+  if (dockerSocket !== undefined && values['nat-lookup'] === 'off')
+    throw new ConfigError(
+      '--docker-socket needs the NAT lookup (containers are found by the inner address); drop --nat-lookup off',
+    );
+  if (answerer.kind === 'fixed') {
+    const factFlags = (['nat-lookup', 'accept-forwarded-from', 'docker-socket'] as const)
+      .filter((flag) => given.has(flag))
+      .map((flag) => `--${flag}`);
+    if (factFlags.length > 0)
+      throw new ConfigError(
+        `${factFlags.join(' and ')} ${factFlags.length > 1 ? 'give' : 'gives'} the policy facts; ${modes[0]} answers without one`,
+      );
+  }
+
   return {
     help,
     listen,
@@ -298,6 +321,9 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = {}, pid 
     workers,
     transport,
     claims: claimsConfig(values, given, env, { answerer, workers }),
+    natLookup: values['nat-lookup'],
+    acceptForwardedFrom,
+    dockerSocket,
   };
 }
 

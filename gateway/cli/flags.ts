@@ -13,6 +13,7 @@ import { RESOLVER_DEFAULTS } from '../resolver/types.js';
 import { PER_ADDRESS_BURST_FACTOR, SERVER_DEFAULTS } from '../server/server.js';
 import { TRANSPORT_CHOICES, type TransportChoice } from '../server/transport/index.js';
 import { AUDIT_RETENTION_DAYS } from '../../worker/audit/retention.js';
+import { parseAddressBlock, type AddressBlock } from '../nat/address-block.js';
 
 export interface Flag<T = unknown> {
   readonly type: 'string' | 'boolean';
@@ -152,6 +153,7 @@ export const SERVE_DEFAULTS = {
   shutdownGraceMs: 5_000,
   fallbackError: 'UNKNOWN-ERROR',
   ownerLookup: 'auto',
+  natLookup: 'auto',
   logLevel: 'info',
   transport: 'auto',
   workers: 1,
@@ -284,6 +286,42 @@ export const SERVE_FLAGS = {
     help: "where forward rules may send queries, besides loopback and\nthis host's addresses (repeatable)",
     docs: "where `forward` rules (and `forward` lines of user files) may send queries, besides loopback and this host's own addresses; repeatable. See docs/apps.md",
     parse: forwardCidr,
+  },
+  'nat-lookup': {
+    type: 'string',
+    placeholder: 'auto|on|off',
+    default: SERVE_DEFAULTS.natLookup,
+    section: 'NAT and containers',
+    help: 'when no local socket owns the connection, ask connection tracking for the inner\nhost of a translated one (ctnetlink, else /proc/net/nf_conntrack); auto = when available',
+    docs: 'see [docs/nat.md](nat.md#the-nat-lookup---nat-lookup-autoonoff)',
+    parse: oneOf(['auto', 'on', 'off'], 'auto, on or off'),
+  },
+  'accept-forwarded-from': {
+    type: 'string',
+    multiple: true,
+    placeholder: 'CIDR',
+    section: 'NAT and containers',
+    help: "repeatable: queries from these routers (oidentd -f, identgate forward) name this host's\nport and the remote port only; answer for the one connection with those two ports",
+    docs: 'repeatable; see [docs/nat.md](nat.md#accepting-forwarded-queries---accept-forwarded-from-cidr) for what is trusted',
+    parse: (value, flag): AddressBlock => {
+      const block = parseAddressBlock(value);
+      if (typeof block === 'string')
+        throw new ConfigError(
+          `${flag} ${JSON.stringify(value)}: ${block}; expected a router's address or CIDR, e.g. 10.0.0.1 or 10.0.0.0/24`,
+        );
+      return block;
+    },
+  },
+  'docker-socket': {
+    type: 'string',
+    placeholder: 'PATH',
+    section: 'NAT and containers',
+    help: "the Docker Engine API's Unix socket: tell the policy the container holding the\ninner address (name, labels)",
+    docs: 'see [docs/nat.md](nat.md#containers---docker-socket-path)',
+    parse: (value, flag) => {
+      if (value === '') throw new ConfigError(`${flag}: expected a path, e.g. /run/docker.sock`);
+      return value;
+    },
   },
   'upstream-connections': {
     type: 'string',

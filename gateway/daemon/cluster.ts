@@ -30,6 +30,7 @@ export interface ReadyMessage {
   addresses: { address: string; port: number }[];
   answeredBy: string;
   ownerLookup: string;
+  natLookup?: string;
   transport: string;
 }
 

@@ -35,8 +35,11 @@ import {
 } from './metrics.js';
 import { exposeWorkerMetrics } from './cluster.js';
 import { createOwnerLookup, type OwnerLookup } from '../owner/index.js';
-import { answerLabel, createQueryPipeline } from '../pipeline.js';
+import { answerLabel, createQueryPipeline, type FactSource } from '../pipeline.js';
 import { createDelegateRunner, forwardAllowList } from '../delegate/index.js';
+import { createNatSource, type NatSource } from '../nat/conntrack.js';
+import { createForwardedSource, type ForwardedSource } from '../nat/forwarded.js';
+import { createDockerSource, type DockerSource } from '../containers/docker.js';
 import { dropPrivileges, resolveRunAs, runningAsRoot, warnRoot } from './privileges.js';
 import type { FailureCause, Resolver } from '../resolver/types.js';
 import { IdentServer, type IdentHandler } from '../server/server.js';
@@ -52,6 +55,8 @@ export interface RunningGateway {
   /** 'fixed', 'embedded policy FILE', 'embedded default policy' or 'upstream URL'. */
   readonly answeredBy: string;
   readonly ownerLookup: string;
+  /** 'ctnetlink', 'procfs' or 'off' (gateway/nat/conntrack.ts). */
+  readonly natLookup: string;
   readonly metricsPort: number | undefined;
   /** The --console port, when on. */
   readonly consolePort: number | undefined;
@@ -84,6 +89,9 @@ export async function startGateway(
   let audit: LocalAudit | undefined;
   let owners: OwnerLookup | undefined;
   let claims: ClaimRegistry | undefined;
+  let nat: NatSource | undefined;
+  let forwarded: ForwardedSource | undefined;
+  let docker: DockerSource | undefined;
   let answeredBy: string;
   let handler: IdentHandler;
 
@@ -167,11 +175,35 @@ export async function startGateway(
         onEnded: (claim) => log.debug({ id: claim.id, uid: claim.uid }, 'claim ended with its connection'),
       });
     }
+    const sources: FactSource[] = claims ? [claimsSource(claims, { waitMs: config.claims!.waitMs })] : [];
+    if (config.acceptForwardedFrom.length > 0) {
+      forwarded = createForwardedSource({
+        from: config.acceptForwardedFrom,
+        onError: (error) => log.warn({ code: error.code }, `forwarded query: ${error.message}`),
+      });
+      await forwarded.start();
+      sources.push(forwarded);
+    }
+    // Opened now, before privileges drop: the conntrack table file stays readable after --run-as.
+    nat = createNatSource({
+      mode: config.natLookup,
+      onError: (error) => log.warn({ code: error.code }, `NAT lookup: ${error.message}`),
+    });
+    await nat.start();
+    if (nat.method !== 'off') sources.push(nat);
+    if (config.dockerSocket !== undefined) {
+      docker = createDockerSource({
+        socketPath: config.dockerSocket,
+        onError: (message) => log.warn(message),
+      });
+      await docker.start();
+      sources.push(docker);
+    }
     handler = createQueryPipeline({
       gatewayName: config.gatewayName,
       owners,
+      sources,
       resolver,
-      sources: claims ? [claimsSource(claims, { waitMs: config.claims!.waitMs })] : [],
       metrics,
       log,
       bootId: randomBytes(4).toString('hex'),
@@ -251,7 +283,15 @@ export async function startGateway(
     consoleServer?.close();
     claims?.close();
     await (claimsEndpoint ?? boundClaims)?.close();
-    await Promise.all([resolver?.close(), owners?.close(), fileStore?.close(), audit?.close()]);
+    await Promise.all([
+      resolver?.close(),
+      owners?.close(),
+      fileStore?.close(),
+      audit?.close(),
+      nat?.close(),
+      forwarded?.close(),
+      docker?.close(),
+    ]);
     throw error;
   }
 
@@ -259,6 +299,7 @@ export async function startGateway(
     server,
     answeredBy,
     ownerLookup: owners?.method ?? 'off',
+    natLookup: nat?.method ?? 'off',
     metricsPort: metricsServer?.address.port,
     consolePort: consoleServer ? (consoleServer.address() as { port: number }).port : undefined,
     claimsSocket: boundClaims?.path,
@@ -271,7 +312,14 @@ export async function startGateway(
       metricsServer?.close();
       consoleServer?.closeAllConnections();
       consoleServer?.close();
-      await Promise.all([resolver?.close(), owners?.close(), fileStore?.close()]);
+      await Promise.all([
+        resolver?.close(),
+        owners?.close(),
+        fileStore?.close(),
+        nat?.close(),
+        forwarded?.close(),
+        docker?.close(),
+      ]);
       // After the last answer: what it recorded is written before the file closes.
       await audit?.close();
     },

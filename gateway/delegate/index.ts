@@ -124,7 +124,12 @@ export function createDelegateRunner(options: DelegateRunnerOptions = {}): Deleg
     deadline: number,
     outcome: string,
   ): Promise<DelegateResult> {
-    if (!forwardAllowed(host)) return fallbackWith(fallback, `forwarding to ${host} is not allowed (--forward-allow)`);
+    // The inner host this gateway's own NAT lookup found for the query may always be asked (docs/nat.md).
+    const inner = request.nat?.innerAddress;
+    const innerCanonical = inner === undefined ? undefined : canonicalAddress(inner);
+    const isInner = innerCanonical !== undefined && innerCanonical === canonicalAddress(host);
+    if (!isInner && !forwardAllowed(host))
+      return fallbackWith(fallback, `forwarding to ${host} is not allowed (--forward-allow)`);
     const query = delegate.kind === 'forward' && delegate.query ? delegate.query : request.query;
     const result = await forwardQuery({ host, port, query }, deadline - performance.now());
     if (result.userId === undefined) return fallbackWith(fallback, `forward to ${host}:${port}: ${result.reason}`);

@@ -17,6 +17,16 @@
  *   lookup(out: Uint32Array(3), family: 4 | 6, local: Uint8Array, localPort,
  *          remote: Uint8Array, remotePort): 1 found (out = state, uid, inode),
  *          0 none, or a negative errno
+ *   lookupPorts(out: Uint32Array(12), family: 4 | 6, localPort, remotePort,
+ *          except: Uint8Array | null): how many sockets have these two ports
+ *          (any addresses, the remote one not `except`; up to 4 written to out
+ *          as state, uid, inode each), or a negative errno
+ *   conntrack(out: Uint8Array(20), family: 4 | 6, remote: Uint8Array,
+ *          remotePort, local: Uint8Array, localPort): 1 when the connection
+ *          is translated by this host's connection tracking (out = the inner
+ *          address in 4 or 16 octets, then the inner port and the port it
+ *          talks to, big-endian, at 16 and 18), 0 when not, or a negative
+ *          errno (-EPERM without CAP_NET_ADMIN); see conntrack-core.h
  *   userName(uid): Promise<string | null>
  *   peerCredentials(out: Uint32Array(3), fd): 0 (out = pid, uid, gid of the
  *          process that connected the Unix socket fd, from SO_PEERCRED), or a
@@ -36,11 +46,14 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "conntrack-core.h"
 #include "sockdiag-core.h"
 
 struct addon_state {
   int fd;
   unsigned int seq;
+  /* NETLINK_NETFILTER, opened at the first conntrack lookup. */
+  int ct_fd;
 };
 
 static void free_state(napi_env env, void *data, void *hint) {
@@ -48,6 +61,7 @@ static void free_state(napi_env env, void *data, void *hint) {
   (void)hint;
   struct addon_state *state = data;
   if (state->fd >= 0) close(state->fd);
+  if (state->ct_fd >= 0) close(state->ct_fd);
   free(state);
 }
 
@@ -77,7 +91,9 @@ static napi_value js_close(napi_env env, napi_callback_info info) {
   (void)info;
   struct addon_state *state = get_state(env);
   if (state->fd >= 0) close(state->fd);
+  if (state->ct_fd >= 0) close(state->ct_fd);
   state->fd = -1;
+  state->ct_fd = -1;
   return NULL;
 }
 
@@ -121,6 +137,68 @@ static napi_value js_lookup(napi_env env, napi_callback_info info) {
   out[0] = res.state;
   out[1] = res.uid;
   out[2] = res.inode;
+  return make_int(env, 1);
+}
+
+static napi_value js_lookup_ports(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  struct addon_state *state = get_state(env);
+  if (argc != 5) return make_int(env, -EINVAL);
+  if (state->fd < 0) return make_int(env, -EBADF);
+  int32_t family = 0;
+  napi_get_value_int32(env, argv[1], &family);
+  size_t octets = family == 4 ? 4 : family == 6 ? 16 : 0;
+  uint32_t *out = typed_bytes(env, argv[0], 48);
+  int lport = port_arg(env, argv[2]);
+  int rport = port_arg(env, argv[3]);
+  napi_valuetype except_type;
+  napi_typeof(env, argv[4], &except_type);
+  void *except = except_type == napi_null ? NULL : octets ? typed_bytes(env, argv[4], octets) : NULL;
+  if (out == NULL || octets == 0 || lport < 0 || rport < 0 || (except == NULL && except_type != napi_null))
+    return make_int(env, -EINVAL);
+  struct sockdiag_result res[4];
+  int count = sockdiag_by_ports(state->fd, ++state->seq, family == 4 ? AF_INET : AF_INET6, (unsigned short)lport,
+                                (unsigned short)rport, except, MSG_DONTWAIT, res, 4);
+  for (int i = 0; i < count && i < 4; i++) {
+    out[i * 3] = res[i].state;
+    out[i * 3 + 1] = res[i].uid;
+    out[i * 3 + 2] = res[i].inode;
+  }
+  return make_int(env, count);
+}
+
+static napi_value js_conntrack(napi_env env, napi_callback_info info) {
+  size_t argc = 6;
+  napi_value argv[6];
+  napi_get_cb_info(env, info, &argc, argv, NULL, NULL);
+  struct addon_state *state = get_state(env);
+  if (argc != 6) return make_int(env, -EINVAL);
+  int32_t family = 0;
+  napi_get_value_int32(env, argv[1], &family);
+  size_t octets = family == 4 ? 4 : family == 6 ? 16 : 0;
+  unsigned char *out = typed_bytes(env, argv[0], 20);
+  void *remote = octets ? typed_bytes(env, argv[2], octets) : NULL;
+  void *local = octets ? typed_bytes(env, argv[4], octets) : NULL;
+  int rport = port_arg(env, argv[3]);
+  int lport = port_arg(env, argv[5]);
+  if (out == NULL || local == NULL || remote == NULL || lport < 0 || rport < 0) return make_int(env, -EINVAL);
+  if (state->ct_fd < 0) {
+    state->ct_fd = conntrack_open();
+    if (state->ct_fd < 0) return make_int(env, -errno);
+  }
+  struct conntrack_result res;
+  int rc = conntrack_get(state->ct_fd, ++state->seq, family == 4 ? AF_INET : AF_INET6, remote, (unsigned short)rport,
+                         local, (unsigned short)lport, MSG_DONTWAIT, &res);
+  if (rc < 0) return make_int(env, rc);
+  if (!res.found) return make_int(env, 0);
+  memset(out, 0, 20);
+  memcpy(out, res.inner, octets);
+  out[16] = (unsigned char)(res.inner_port >> 8);
+  out[17] = (unsigned char)(res.inner_port & 0xff);
+  out[18] = (unsigned char)(res.inner_peer_port >> 8);
+  out[19] = (unsigned char)(res.inner_peer_port & 0xff);
   return make_int(env, 1);
 }
 
@@ -194,11 +272,14 @@ NAPI_MODULE_INIT() {
   struct addon_state *state = malloc(sizeof *state);
   if (state == NULL) return NULL;
   state->fd = -1;
+  state->ct_fd = -1;
   state->seq = 0;
   napi_set_instance_data(env, state, free_state, NULL);
   napi_property_descriptor props[] = {
       {"open", NULL, js_open, NULL, NULL, NULL, napi_default, NULL},
       {"lookup", NULL, js_lookup, NULL, NULL, NULL, napi_default, NULL},
+      {"lookupPorts", NULL, js_lookup_ports, NULL, NULL, NULL, napi_default, NULL},
+      {"conntrack", NULL, js_conntrack, NULL, NULL, NULL, napi_default, NULL},
       {"userName", NULL, js_user_name, NULL, NULL, NULL, napi_default, NULL},
       {"peerCredentials", NULL, js_peer_credentials, NULL, NULL, NULL, napi_default, NULL},
       {"close", NULL, js_close, NULL, NULL, NULL, napi_default, NULL},

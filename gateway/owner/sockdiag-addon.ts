@@ -26,6 +26,13 @@ interface SockDiagAddon {
     remote: Uint8Array,
     remotePort: number,
   ): number;
+  lookupPorts(
+    out: Uint32Array,
+    family: 4 | 6,
+    localPort: number,
+    remotePort: number,
+    except: Uint8Array | null,
+  ): number;
   userName(uid: number): Promise<string | null>;
   close(): void;
 }
@@ -57,6 +64,8 @@ export class SockDiagAddonLookup {
   readonly #names = new Map<number, CachedName>();
   /** Where the addon writes state, uid and inode. */
   readonly #found = new Uint32Array(3);
+  /** Where the addon writes up to four sockets found by their ports. */
+  readonly #byPorts = new Uint32Array(12);
   #addon: SockDiagAddon | null = null;
   #unsupported: OwnerLookupError | null = null;
   #lookups = 0;
@@ -113,6 +122,42 @@ export class SockDiagAddonLookup {
     const userName = this.#userName(addon, uid);
     if (userName instanceof Promise) return userName.then((name) => ({ uid, userName: name }));
     return { uid, userName };
+  }
+
+  /**
+   * The owner of the one connection of `family` whose local port is
+   * localPort and remote port remotePort, whatever its addresses (its remote
+   * address not `except`): what a query forwarded by a NAT router names.
+   * Null when no such connection is owned, or when several are and their
+   * owners differ (the two ports do not say which one was meant). Throws as
+   * find() does.
+   *
+   * @example
+   * await diag.findByPorts(4, 40002, 6667, routerBytes) // { uid: 1000, userName: 'alice' }
+   */
+  findByPorts(
+    family: 4 | 6,
+    localPort: number,
+    remotePort: number,
+    except: Uint8Array | null,
+  ): Owner | null | Promise<Owner | null> {
+    const addon = this.#ready();
+    this.#lookups += 1;
+    const found = this.#byPorts;
+    const count = addon.lookupPorts(found, family, localPort, remotePort, except);
+    if (count < 0) throw new OwnerLookupKernelError(`sock_diag dump failed: ${errnoName(-count)}`);
+    let uid: number | null = null;
+    for (let i = 0; i < Math.min(count, 4); i++) {
+      if (!isOwnedConnection(found[i * 3]!, found[i * 3 + 2]!)) continue;
+      if (uid !== null && uid !== found[i * 3 + 1]) return null;
+      uid = found[i * 3 + 1]!;
+    }
+    // More than four candidates: too many to tell apart; none owned: nobody.
+    if (uid === null || count > 4) return null;
+    const owner = uid;
+    const userName = this.#userName(addon, owner);
+    if (userName instanceof Promise) return userName.then((name) => ({ uid: owner, userName: name }));
+    return { uid: owner, userName };
   }
 
   /**

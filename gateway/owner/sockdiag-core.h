@@ -101,6 +101,78 @@ static int sockdiag_exact(int fd, unsigned int seq, int family, const void *loca
 }
 
 /*
+ * Every TCP socket of `family` whose local port is lport and remote port
+ * rport, whatever the addresses, except those whose remote address is
+ * `except` (NULL: none): a dump filtered in the kernel by inet_diag
+ * bytecode. This answers a query forwarded by a NAT router, which names the
+ * two ports only (oidentd -f). Fills up to `max` results; returns how many
+ * matched (possibly more than max) or a negative errno.
+ */
+static inline int sockdiag_by_ports(int fd, unsigned int seq, int family, unsigned short lport, unsigned short rport,
+                                    const void *except, int recv_flags, struct sockdiag_result *results, int max) {
+  struct {
+    struct nlmsghdr nlh;
+    struct inet_diag_req_v2 r;
+    struct nlattr bc;
+    struct inet_diag_bc_op ops[4];
+  } req;
+  memset(&req, 0, sizeof req);
+  req.nlh.nlmsg_len = sizeof req;
+  req.nlh.nlmsg_type = SOCK_DIAG_BY_FAMILY;
+  req.nlh.nlmsg_flags = NLM_F_REQUEST | NLM_F_DUMP;
+  req.nlh.nlmsg_seq = seq;
+  req.r.sdiag_family = (unsigned char)family;
+  req.r.sdiag_protocol = IPPROTO_TCP;
+  req.r.idiag_states = ~0U;
+  req.bc.nla_type = INET_DIAG_REQ_BYTECODE;
+  req.bc.nla_len = NLA_HDRLEN + sizeof req.ops;
+  /* sport == lport && dport == rport; a failed test jumps past the end (len + 4), which rejects. */
+  req.ops[0] = (struct inet_diag_bc_op){INET_DIAG_BC_S_EQ, 8, 20};
+  req.ops[1] = (struct inet_diag_bc_op){0, 0, lport};
+  req.ops[2] = (struct inet_diag_bc_op){INET_DIAG_BC_D_EQ, 8, 12};
+  req.ops[3] = (struct inet_diag_bc_op){0, 0, rport};
+
+  struct sockaddr_nl kernel = {.nl_family = AF_NETLINK};
+  ssize_t sent;
+  do sent = sendto(fd, &req, sizeof req, 0, (struct sockaddr *)&kernel, sizeof kernel);
+  while (sent < 0 && errno == EINTR);
+  if (sent < 0) return -errno;
+
+  size_t octets = family == AF_INET ? 4 : 16;
+  long buf[8192 / sizeof(long)];
+  int count = 0;
+  for (;;) {
+    ssize_t n = recv(fd, buf, sizeof buf, recv_flags);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return errno == EAGAIN || errno == EWOULDBLOCK ? -ETIMEDOUT : -errno;
+    }
+    struct nlmsghdr *h = (struct nlmsghdr *)buf;
+    int len = (int)n;
+    for (; NLMSG_OK(h, len); h = NLMSG_NEXT(h, len)) {
+      if (h->nlmsg_seq != req.nlh.nlmsg_seq) continue;
+      if (h->nlmsg_type == NLMSG_DONE) return count;
+      if (h->nlmsg_type == NLMSG_ERROR) {
+        struct nlmsgerr *e = NLMSG_DATA(h);
+        if (h->nlmsg_len < NLMSG_LENGTH(sizeof *e)) return -EPROTO;
+        return e->error == 0 ? count : e->error;
+      }
+      if (h->nlmsg_type != SOCK_DIAG_BY_FAMILY) continue;
+      struct inet_diag_msg *m = NLMSG_DATA(h);
+      if (h->nlmsg_len < NLMSG_LENGTH(sizeof *m)) return -EPROTO;
+      if (except != NULL && memcmp(m->id.idiag_dst, except, octets) == 0) continue;
+      if (count < max) {
+        results[count].found = 1;
+        results[count].state = m->idiag_state;
+        results[count].uid = m->idiag_uid;
+        results[count].inode = m->idiag_inode;
+      }
+      count++;
+    }
+  }
+}
+
+/**
  * Most octets of a user name passed on (the wire's userName limit,
  * protocol/wire.ts). A longer name is reported as no name at all, never cut:
  * a cut name is another user's name.

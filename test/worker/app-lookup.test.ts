@@ -103,6 +103,38 @@ describe('POST /v1/ident in embedded mode', () => {
     expect(error.message).toContain('claim.ident');
   });
 
+  it('accepts a request carrying nat and container facts, or null ones', async () => {
+    const requests = [
+      lookupRequest({
+        id: 'q-nat',
+        owner: null,
+        nat: { innerAddress: '10.77.0.2', innerPort: 40002 },
+        container: { name: 'irc-bouncer', labels: { 'identgate.ident': 'znc' } },
+      }),
+      lookupRequest({ id: 'q-no-nat', owner: null, nat: null, container: null }),
+    ];
+    for (const request of requests) {
+      const res = await post(embeddedApp(), '/v1/ident', JSON.stringify(request));
+      expect(res.status).toBe(200);
+      expect(LookupAnswerSchema.parse(await res.json())).toMatchObject({ id: request.id });
+    }
+  });
+
+  it('refuses nat and container facts that break the wire limits, naming the field', async () => {
+    const labels = Object.fromEntries(Array.from({ length: 33 }, (_, i) => [`l${i}`, 'x']));
+    const cases: [object, string][] = [
+      [{ nat: { innerAddress: '10.77.0.2', innerPort: 0 } }, 'nat.innerPort'],
+      [{ nat: { innerAddress: '10.77.0.2', innerPort: 1, uid: 0 } }, 'nat'],
+      [{ container: { name: 'x', labels } }, 'container.labels'],
+      [{ container: { name: '', labels: {} } }, 'container.name'],
+    ];
+    for (const [facts, field] of cases) {
+      const res = await post(embeddedApp(), '/v1/ident', JSON.stringify({ ...lookupRequest(), ...facts }));
+      expect(res.status, field).toBe(400);
+      expect((await errorOf(res)).message, field).toContain(field);
+    }
+  });
+
   it('refuses unknown fields in a claim', async () => {
     const bad = { ...lookupRequest(), claim: { user: 'bob', uid: 0 } };
     const res = await post(embeddedApp(), '/v1/ident', JSON.stringify(bad));

@@ -11,6 +11,7 @@ import {
   type PolicyMatch,
 } from '../../worker/policy/index.js';
 import { parseRange } from '../../worker/policy/patterns.js';
+import type { BuiltinMatch } from '../../worker/policy/schema.js';
 import { buildRuleIndex, firstMatch } from '../../worker/policy/rule-index.js';
 import { request } from './policy-helpers.js';
 
@@ -183,7 +184,8 @@ const sometimes = <T>(item: fc.Arbitrary<T>, absentWeight: number) =>
     ? item
     : fc.oneof({ arbitrary: fc.constant(undefined), weight: absentWeight }, { arbitrary: item, weight: 1 });
 
-type Weights = Record<keyof PolicyMatch, number>;
+// The indexed built-ins and the claim conditions (the NAT ones have their own tests: test/worker/policy-nat.test.ts).
+type Weights = Record<keyof BuiltinMatch | 'claimed' | 'claimUser', number>;
 
 const match = (weights: Weights): fc.Arbitrary<PolicyMatch> =>
   fc

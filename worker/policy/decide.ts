@@ -56,6 +56,11 @@ function decisionOf(
   assigned: AssignedIdents | undefined,
 ): Decision {
   const constant = rule.answerer.constant;
+  if (rule.answerer.delegateFor !== undefined) {
+    const answer = constant ?? rule.answerer.answer(request, random);
+    const delegate = rule.answerer.delegateFor(request);
+    return delegate === undefined ? { answer, rule: rule.name } : { answer, rule: rule.name, delegate };
+  }
   if (constant !== null) {
     let decision = constantDecisions.get(rule);
     if (decision === undefined) {

@@ -17,10 +17,8 @@
 import { z } from 'zod';
 import { issuesOf } from '../../protocol/issues.js';
 import { ActionSchema, checkOutcome, keyNeedOf, type PolicyAction } from './actions/index.js';
-import { parseCidr } from './address.js';
 import { PolicyError } from './errors.js';
-import { parseRange } from './patterns.js';
-import { custom, oneOrMany, rfcToken, type OneOrMany } from './zod.js';
+import { cidr, namePattern, oneOrMany, range, rfcToken, type OneOrMany } from './zod.js';
 import type { ConditionDefinition, MatchOf } from './conditions/condition.js';
 import { CONDITIONS } from './conditions/index.js';
 
@@ -77,28 +75,6 @@ export interface Policy {
   key?: string;
   rules: PolicyRule[];
   default: PolicyOutcome;
-}
-
-const cidr = custom<string>((value, ctx) => {
-  if (typeof value !== 'string')
-    return void ctx.addIssue({
-      code: 'custom',
-      message: `must be a CIDR string like "192.0.2.0/24", got ${JSON.stringify(value)}`,
-    });
-  const block = parseCidr(value);
-  if (typeof block === 'string') ctx.addIssue({ code: 'custom', message: block });
-});
-
-const namePattern = z.string().min(1, 'must not be empty').max(256, 'must be at most 256 characters');
-
-function range(min: number, max: number, what: string) {
-  return custom<RangeSpec>((value, ctx) => {
-    if (typeof value !== 'number' && typeof value !== 'string') {
-      return void ctx.addIssue({ code: 'custom', message: `must be a ${what} or a range like "${min}-${max}"` });
-    }
-    const parsed = parseRange(value, min, max);
-    if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
-  });
 }
 
 const port = range(1, 65535, 'port');

@@ -4,6 +4,8 @@
  */
 import { z } from 'zod';
 import { isErrorToken, isToken, type ErrorToken } from '../../protocol/tokens.js';
+import { parseCidr } from './address.js';
+import { parseRange } from './patterns.js';
 
 /** One value or a non-empty list of them. */
 export type OneOrMany<T> = T | T[];
@@ -79,3 +81,28 @@ export const rfcToken = z
 
 /** Printable ASCII without white space (prefixes, alphabets). */
 export const printable = /^[\x21-\x7e]*$/;
+
+/** A CIDR block (or a bare address), as parseCidr takes it. */
+export const cidr = custom<string>((value, ctx) => {
+  if (typeof value !== 'string')
+    return void ctx.addIssue({
+      code: 'custom',
+      message: `must be a CIDR string like "192.0.2.0/24", got ${JSON.stringify(value)}`,
+    });
+  const block = parseCidr(value);
+  if (typeof block === 'string') ctx.addIssue({ code: 'custom', message: block });
+});
+
+/** A name or glob (gateway, owner and container names, label values). */
+export const namePattern = z.string().min(1, 'must not be empty').max(256, 'must be at most 256 characters');
+
+/** A number in min..max or a "lo-hi" range of them (ports, uids). */
+export function range(min: number, max: number, what: string) {
+  return custom<number | string>((value, ctx) => {
+    if (typeof value !== 'number' && typeof value !== 'string') {
+      return void ctx.addIssue({ code: 'custom', message: `must be a ${what} or a range like "${min}-${max}"` });
+    }
+    const parsed = parseRange(value, min, max);
+    if (typeof parsed === 'string') ctx.addIssue({ code: 'custom', message: parsed });
+  });
+}

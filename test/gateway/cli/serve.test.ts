@@ -128,6 +128,32 @@ describe('identgate serve', () => {
     }
   });
 
+  it('refuses bad NAT and container flags with one line and exit 2', async () => {
+    const cases: [string[], RegExp][] = [
+      [['serve', '--nat-lookup', 'yes'], /--nat-lookup "yes": expected auto, on or off/],
+      [
+        ['serve', '--accept-forwarded-from', '10.0.0.1/8'],
+        /--accept-forwarded-from "10.0.0.1\/8": host bits must be zero; expected a router's address or CIDR/,
+      ],
+      [
+        ['serve', '--accept-forwarded-from', 'router.lan'],
+        /--accept-forwarded-from "router.lan": "router.lan" is not an IP address/,
+      ],
+      [['serve', '--accept-forwarded-from', '10.0.0.0/33'], /prefix length must be 0..32/],
+      [['serve', '--docker-socket', '/run/docker.sock', '--nat-lookup', 'off'], /--docker-socket needs the NAT lookup/],
+      [
+        ['serve', '--reply', 'x', '--accept-forwarded-from', '10.0.0.1'],
+        /--accept-forwarded-from gives the policy facts; --reply answers without one/,
+      ],
+    ];
+    for (const [args, message] of cases) {
+      const result = await runCli(args.includes('--listen') ? args : [...args, '--listen', '127.0.0.1:0']);
+      expect(result.code, args.join(' ')).toBe(2);
+      expect(result.stderr, args.join(' ')).toMatch(message);
+      expect(result.stderr.trim().split('\n'), args.join(' ')).toHaveLength(1);
+    }
+  });
+
   it('says what to do when the port is taken, with either transport', async () => {
     const serve = await startCli(['serve', '--listen', '127.0.0.1:0', '--reply', 'x'], READY);
     const port = listeningPort(serve.stdout());

@@ -132,7 +132,7 @@ describe('deploy/identgate.socket and deploy/identgate.service', () => {
     const reply = await queryInNetns(launcher.pid, '127.0.0.1', 113, '1,2');
     expect(reply.stdout).toBe('1, 2 : ERROR : NO-USER\n');
     expect(launcher.stdout()).toMatch(
-      /identgate listening on \[::\]:113 \(answers: embedded default policy; owner lookup: (sock_diag|procfs); transport: native\)/,
+      /identgate listening on \[::\]:113 \(answers: embedded default policy; owner lookup: (sock_diag|procfs); transport: native(; nat lookup: (ctnetlink|procfs))?\)/,
     );
   });
 });

@@ -153,3 +153,35 @@ describe('forwardAllowList', () => {
     expect(() => parseForwardCidr('example.net')).toThrow(/not an address or CIDR/);
   });
 });
+
+describe('forwarding to the inner host behind this NAT router (docs/nat.md)', () => {
+  const nobodyAllowed = createDelegateRunner({
+    forwardAllowed: () => false,
+    passwd: { uidOf: async () => null } as never,
+  });
+  const natRequest = (innerAddress: string): LookupRequest => ({
+    ...request,
+    owner: null,
+    nat: { innerAddress, innerPort: 40002 },
+  });
+
+  it('may ask the inner host its own NAT lookup found, whatever --forward-allow says', async () => {
+    const identd = await fakeIdentd((line, socket) => socket.write(`${line} : USERID : UNIX : carol\r\n`));
+    const inner = delegate(identd.port, { query: { serverPort: 40002, clientPort: 6697 } });
+    const result = await nobodyAllowed.run(inner, natRequest('127.0.0.1'), FALLBACK, performance.now() + 500);
+    expect(identd.lines).toEqual(['40002, 6697']);
+    expect(result.answer).toEqual({ type: 'USERID', opsys: 'OTHER', userId: 'carol' });
+  });
+
+  it('may not ask another host than the inner one when --forward-allow does not list it', async () => {
+    const identd = await fakeIdentd((line, socket) => socket.write(`${line} : USERID : UNIX : carol\r\n`));
+    const result = await nobodyAllowed.run(
+      delegate(identd.port),
+      natRequest('10.0.0.2'),
+      FALLBACK,
+      performance.now() + 500,
+    );
+    expect(identd.lines).toEqual([]);
+    expect(result.outcome).toMatch(/forwarding to 127\.0\.0\.1 is not allowed/);
+  });
+});

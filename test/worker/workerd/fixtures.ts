@@ -9,7 +9,7 @@
  * const request = await signedRequest(['test-secret-new'], '/v1/ident', body);
  */
 import { signatureHeaders } from '../../../protocol/signature.js';
-import type { Claim, LookupRequest } from '../../../protocol/wire.js';
+import type { Claim, Container, LookupRequest, Nat } from '../../../protocol/wire.js';
 
 /**
  * hide-root: uid 0 is hidden; apps-*: the actions for apps (issue 13) on ports 7001..7003 only;
@@ -48,6 +48,9 @@ export interface RequestFacts {
   gateway?: string;
   /** Sent only when given (a gateway without the claims API leaves the field out). */
   claim?: Claim;
+  /** Sent only when given (a gateway without a NAT lookup leaves them out). */
+  nat?: Nat;
+  container?: Container;
 }
 
 /** A valid lookup request: by default alice (uid 1000) asked about by 192.0.2.7. */
@@ -68,6 +71,8 @@ export function lookupRequest(facts: RequestFacts = {}): LookupRequest {
         ? null
         : { uid: facts.uid ?? 1000, userName: facts.userName === undefined ? 'alice' : facts.userName },
     ...(facts.claim !== undefined && { claim: facts.claim }),
+    ...(facts.nat !== undefined && { nat: facts.nat }),
+    ...(facts.container !== undefined && { container: facts.container }),
   };
 }
 

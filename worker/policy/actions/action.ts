@@ -23,6 +23,8 @@ export interface Answerer {
    * is then what it writes when the delegate yields nothing acceptable (the rule's fallback).
    */
   readonly delegate?: Delegate;
+  /** A delegate that depends on the request (a forward to the inner host of request.nat); undefined: none. */
+  delegateFor?(request: LookupRequest): Delegate | undefined;
 }
 
 export interface CompileContext {

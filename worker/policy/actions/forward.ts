@@ -1,15 +1,19 @@
 /**
- * `{ "forward": { "port": 9001, "host"?: "127.0.0.1" }, "accept"?, "fallback"? }`: the gateway asks
- * an app's own identd (TheLounge, Quassel, matrix-appservice-irc...) about the same connection and
- * answers with its user id if `accept` allows it, else `fallback` (default UNKNOWN-ERROR). The
- * worker only decides; the gateway forwards, on its own host (docs/wire.md "Delegated answers").
+ * `{ "forward": { "port": 9001, "host"?: "127.0.0.1" | "inner" }, "accept"?, "fallback"? }`: the gateway asks
+ * an app's own identd (TheLounge, Quassel, matrix-appservice-irc...) about the same connection, or with
+ * `"host": "inner"` the identd of the inner host behind this NAT router about the inner ports (request.nat,
+ * docs/nat.md), and answers with its user id if `accept` allows it, else `fallback` (default UNKNOWN-ERROR).
+ * The worker only decides; the gateway forwards, on its own host (docs/wire.md "Delegated answers").
  */
 import { z } from 'zod';
-import type { ForwardDelegate } from '../../../protocol/wire.js';
+import type { ForwardDelegate, LookupRequest } from '../../../protocol/wire.js';
 import { NOT_AN_ADDRESS, parseAddress } from '../address.js';
 import { acceptSchema, constraintsOf, type AcceptSpec } from './accept.js';
 import type { ActionDefinition } from './action.js';
 import { ActionSchema } from './index.js';
+
+/** The `host` that means the inner host of the translated connection (request.nat). */
+export const INNER_HOST = 'inner';
 
 export interface ForwardAction {
   forward: { port: number; host?: string };
@@ -29,8 +33,9 @@ export const forward: ActionDefinition<ForwardAction> = {
         .string()
         .max(64)
         .refine(
-          (host) => !host.includes('%') && parseAddress(host, new Int32Array(4)) !== NOT_AN_ADDRESS,
-          'must be an IP address (127.0.0.1, ::1, ...)',
+          (host) =>
+            host === INNER_HOST || (!host.includes('%') && parseAddress(host, new Int32Array(4)) !== NOT_AN_ADDRESS),
+          'must be an IP address (127.0.0.1, ::1, ...) or "inner" (the inner host behind this NAT router)',
         )
         .optional(),
     }),
@@ -41,6 +46,26 @@ export const forward: ActionDefinition<ForwardAction> = {
   nested: (action) => (action.fallback === undefined ? [] : [{ action: action.fallback, path: ['fallback'] }]),
   compile(action, { opsys, charset, compileNested }) {
     const fallback = compileNested(action.fallback ?? DEFAULT_DELEGATE_FALLBACK);
+    if (action.forward.host === INNER_HOST) {
+      const fields = {
+        kind: 'forward' as const,
+        port: action.forward.port,
+        opsys: opsys ?? 'OTHER',
+        ...(charset !== undefined && { charset }),
+        accept: constraintsOf(action.accept),
+      };
+      // No inner host (not NAT, or conntrack knows none): no forward, the fallback answers.
+      const delegateFor = (request: LookupRequest): ForwardDelegate | undefined => {
+        const nat = request.nat;
+        if (nat == null) return undefined;
+        return {
+          ...fields,
+          host: nat.innerAddress,
+          query: { serverPort: nat.innerPort, clientPort: request.query.clientPort },
+        };
+      };
+      return { constant: fallback.constant, answer: fallback.answer, delegateFor };
+    }
     const delegate: ForwardDelegate = Object.freeze({
       kind: 'forward',
       host: action.forward.host ?? '127.0.0.1',

@@ -11,6 +11,7 @@ import { claim } from './claim.js';
 import { assigned } from './assigned.js';
 import { error } from './error.js';
 import { forward } from './forward.js';
+import { label } from './label.js';
 import { pseudonym } from './pseudonym.js';
 import { random } from './random.js';
 import { reveal } from './reveal.js';
@@ -18,7 +19,7 @@ import { userFile } from './user-file.js';
 import { userId } from './user-id.js';
 
 /** In the order the error for a missing action lists them. */
-export const ACTIONS = [reveal, userId, random, pseudonym, error, claim, forward, userFile, assigned] as const;
+export const ACTIONS = [reveal, userId, random, pseudonym, label, error, claim, forward, userFile, assigned] as const;
 
 /** An action as written in a rule: exactly one of the ACTIONS' keys. */
 export type PolicyAction = ActionOf<(typeof ACTIONS)[number]>;

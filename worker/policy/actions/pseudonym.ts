@@ -1,4 +1,7 @@
-/** `{ "pseudonym": { "length"?, "prefix"? } }`: a stable id keyed by the policy key (HMAC of gateway and uid). */
+/**
+ * `{ "pseudonym": { "length"?, "prefix"?, "of"? } }`: a stable id keyed by the policy key: HMAC of the gateway and the
+ * owner's uid, or (`"of": "innerAddress"`) of the inner host behind this NAT router (request.nat, docs/nat.md).
+ */
 import { z } from 'zod';
 import type { ErrorToken } from '../../../protocol/tokens.js';
 import { errorToken, printable } from '../zod.js';
@@ -12,7 +15,7 @@ export const MIN_PSEUDONYM_LENGTH = 6;
 
 export interface PseudonymAction {
   /** perClaimUser: a claimed connection's pseudonym is keyed by the claim's user too (a bouncer's users differ). */
-  pseudonym: { length?: number; prefix?: string; perClaimUser?: boolean };
+  pseudonym: { length?: number; prefix?: string; perClaimUser?: boolean; of?: 'uid' | 'innerAddress' };
   ifUnknown?: ErrorToken;
 }
 
@@ -44,6 +47,11 @@ export function pseudonymMessage(gateway: string, uid: number, claimUser?: strin
   return encoder.encode(`identgate-pseudonym-v1\0${gateway}\0${uid}`);
 }
 
+/** What an inner host's pseudonym is computed over: the gateway and the inner address as the gateway wrote it. */
+export function innerPseudonymMessage(gateway: string, innerAddress: string): Uint8Array {
+  return encoder.encode(`identgate-pseudonym-inner-v1\0${gateway}\0${innerAddress}`);
+}
+
 export const pseudonym: ActionDefinition<PseudonymAction> = {
   key: 'pseudonym',
   schema: z.strictObject({
@@ -55,6 +63,7 @@ export const pseudonym: ActionDefinition<PseudonymAction> = {
         .refine((prefix) => printable.test(prefix), 'must be printable ASCII without white space')
         .optional(),
       perClaimUser: z.boolean().optional(),
+      of: z.enum(['uid', 'innerAddress'], 'must be "uid" or "innerAddress"').optional(),
     }),
     ifUnknown: errorToken.optional(),
   }),
@@ -64,6 +73,17 @@ export const pseudonym: ActionDefinition<PseudonymAction> = {
     const ifUnknown = errorAnswer(action.ifUnknown ?? 'NO-USER');
     const length = action.pseudonym.length ?? DEFAULT_PSEUDONYM_LENGTH;
     const prefix = action.pseudonym.prefix ?? DEFAULT_PSEUDONYM_PREFIX;
+    if (action.pseudonym.of === 'innerAddress') {
+      return {
+        constant: null,
+        answer: (request) => {
+          const nat = request.nat;
+          if (nat == null) return ifUnknown;
+          const digest = mac(innerPseudonymMessage(request.gateway, nat.innerAddress));
+          return userIdAnswer(opsys, charset, prefix + base32(digest, length));
+        },
+      };
+    }
     const perClaimUser = action.pseudonym.perClaimUser === true;
     return {
       constant: null,
