@@ -1,8 +1,6 @@
 /**
- * `{ "forward": { "port": 9001, "host"?: "127.0.0.1" }, "accept"?, "fallback"? }`: the gateway asks
- * an app's own identd (TheLounge, Quassel, matrix-appservice-irc...) about the same connection and
- * answers with its user id if `accept` allows it, else `fallback` (default UNKNOWN-ERROR). The
- * worker only decides; the gateway forwards, on its own host (docs/wire.md "Delegated answers").
+ * `{ "forward": { "port", "host"? }, "accept"?, "fallback"? }`: the gateway asks an app's own identd
+ * about the same connection and answers its user id if accepted (docs/wire.md "Delegated answers").
  */
 import { z } from 'zod';
 import type { ForwardDelegate } from '../../../protocol/wire.js';
