@@ -45,7 +45,7 @@ export interface ActionDefinition<A extends object> {
   readonly answersError?: boolean;
   /** Set when the action needs the policy key; names the action in the error for a policy without one. */
   readonly needsKey?: string;
-  /** The user ids it answers as written, checked at parse time against the rule's opsys and charset (on the unparsed action). */
+  /** The user ids it answers as written, checked at parse time against the rule's opsys and charset (unparsed). */
   fixedUserIds?(action: Record<string, unknown>): FixedUserId[];
   /** Actions nested in this one (a delegate's fallback), for the parse-time checks; not parsed yet. */
   nested?(action: Record<string, unknown>): { readonly action: unknown; readonly path: PropertyKey[] }[];
