@@ -1,5 +1,5 @@
 // Decisions per second of the policy engine's pure evaluator, decide(compiled, request),
-// on the compiled JS, against the target of 200,000 decisions/s with 1,000 rules.
+// on the compiled JS, against the target in bench/targets.json (200,000 decisions/s with 1,000 rules).
 // Run: npx tsc -p tsconfig.build.json && node bench/policy-eval.mjs [--dist <dir>] [--ms <per round>]
 // Each case runs one untimed warm-up round, then ROUNDS timed rounds; the best and the
 // median round are printed, with the load average and a trivial calibration loop, since the
@@ -18,7 +18,10 @@ const dist = resolve(flag('--dist', 'dist'));
 const ROUND_MS = Number(flag('--ms', '400'));
 const ROUNDS = 5;
 const RULES = 1000;
-const TARGET = 200_000;
+// The target lives in bench/targets.json with the others (metric decisions-per-second).
+const TARGET = JSON.parse(readFileSync(new URL('targets.json', import.meta.url), 'utf8')).targets.find(
+  (target) => target.metric === 'decisions-per-second',
+).threshold;
 const { compilePolicy, decide, parsePolicy } = await import(pathToFileURL(`${dist}/worker/policy/index.js`).href);
 
 function loadavg() {

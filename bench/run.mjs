@@ -1,32 +1,6 @@
 /**
- * The side-by-side benchmark: identgate embedded, identgate -> Node worker over
- * HTTP, identgate -> worker in workerd (wrangler dev) over HTTP, oidentd, and
- * the Node and C fixed-reply ceilings, each driven on loopback by the C load
- * generator (bench/loadgen.c) in two modes — one query per connection and 100
- * request/response queries per connection — with 32 concurrent clients for 3 s.
- * Then 10,000 idle connections are held open to identgate embedded while fresh
- * queries are measured. Then identgate embedded and the Node ceiling are
- * measured head to head, in turn, for the ceiling ratios. Then the host's TCP table is filled with ~20,000
- * TIME_WAIT sockets and identgate embedded (built-in default policy) and
- * oidentd are asked, side by side, about a connection that does not exist
- * (an owner-lookup miss, answered NO-USER). Last, bench/policy-eval.mjs runs
- * as a subprocess and its decisions/s per case join the targets. Prints the
- * table and the issue's targets as PASS/MISS; writes
- * bench/out/latest.{json,md}, and bench/RESULTS.md with --record.
- *
- * Bounded: every server start, every load pass and the whole run have time
- * limits, and every child process group is killed at the end. A server that
- * fails to start is reported and the rest still run.
- *
- * Usage: node bench/run.mjs [--duration 3] [--conns 32] [--idle 10000]
- *          [--only a,b] [--skip a,b] [--record] [--budget 280] [--dist dist]
- *          [--time-wait 20000] [--time-wait-cap 25] [--policy-ms 400]
- *          [--h2h-rounds 5] [--h2h-duration 2]
- * Phase names for --only/--skip: the servers, idle, h2h, time-wait, policy-eval.
- *
- * @example
- *   npm run bench                                  # build, then everything
- *   node bench/run.mjs --only c-ceiling,oidentd    # just those two
+ * The side-by-side benchmark (bench/README.md): every server under the C load generator, the idle flood,
+ * head to head, TIME_WAIT misses and policy-eval.mjs, judged against bench/targets.json. `--help` lists the flags.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -52,11 +26,7 @@ import {
   MODES,
   parsePolicyEval,
   recordResults,
-  renderHeadToHead,
-  renderPolicyEval,
-  renderTable,
-  renderTargets,
-  renderTimeWait,
+  renderResults,
 } from './lib/report.mjs';
 import { closeSinks, fillTimeWait, listenSinks, missQuery, timeWaitCount } from './lib/time-wait.mjs';
 import { gatewayCli, queriesPerHttpRequest } from './lib/identgate.mjs';
@@ -65,71 +35,75 @@ import { selfCheck } from './lib/selfcheck.mjs';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const benchDir = join(root, 'bench');
 
-/** `npm run bench` with this run's arguments, as someone would type it. */
-function npmCommand(command) {
-  const args = command.replace(/^node bench\/run\.mjs\s*/, '');
-  return args ? `npm run bench -- ${args}` : 'npm run bench';
-}
+const PHASES =
+  'c-ceiling node-ceiling oidentd embedded node-worker-http workerd-http embedded-node idle h2h time-wait policy-eval';
+/** The flags: parseArgs' options, their checks and --help all come from here. `min`: a number at least this. */
+const FLAGS = {
+  duration: { default: '3', min: 0.001, help: 's per load pass' },
+  conns: { default: '32', min: 1, whole: true, help: 'concurrent clients' },
+  idle: {
+    default: '10000',
+    min: 0,
+    whole: true,
+    help: 'connections held open in the idle flood (with embedded; 0 = none)',
+  },
+  'idle-probe-conns': { default: '8', min: 1, whole: true, help: 'clients asking fresh queries during the idle flood' },
+  warmup: { default: '1', min: 0, help: 's of warm-up per server' },
+  only: { help: `run only these phases, comma-separated: ${PHASES}` },
+  skip: { help: 'skip these phases' },
+  record: { type: 'boolean', help: 'also rewrite bench/RESULTS.md (a full run: not with --only or --skip)' },
+  budget: { default: '280', min: 1, whole: true, help: 's the whole run may take' },
+  dist: { help: 'compiled identgate (default dist/)' },
+  'time-wait': { default: '20000', min: 0, whole: true, help: 'TIME_WAIT sockets wanted on the host' },
+  'time-wait-cap': { default: '25', min: 1, whole: true, help: 's of filling at most' },
+  'policy-ms': { min: 1, whole: true, help: 'ms per round of policy-eval.mjs (its default 400)' },
+  'h2h-rounds': {
+    default: '5',
+    min: 0,
+    whole: true,
+    help: 'alternating embedded / node-ceiling rounds per mode (0 = none)',
+  },
+  'h2h-duration': { default: '2', min: 0.001, help: 's per head-to-head pass' },
+  'skip-selfcheck': { type: 'boolean', help: 'do not check the load generator first' },
+  help: { type: 'boolean', short: 'h', help: 'this text' },
+};
 
 let opts;
 try {
-  ({ values: opts } = parseArgs({
-    options: {
-      duration: { type: 'string', default: '3' },
-      conns: { type: 'string', default: '32' },
-      idle: { type: 'string', default: '10000' },
-      'idle-probe-conns': { type: 'string', default: '8' },
-      warmup: { type: 'string', default: '1' },
-      only: { type: 'string' },
-      skip: { type: 'string' },
-      record: { type: 'boolean', default: false },
-      budget: { type: 'string', default: '280' },
-      dist: { type: 'string' },
-      'time-wait': { type: 'string', default: '20000' },
-      'time-wait-cap': { type: 'string', default: '25' },
-      'policy-ms': { type: 'string' },
-      'h2h-rounds': { type: 'string', default: '5' },
-      'h2h-duration': { type: 'string', default: '2' },
-      'skip-selfcheck': { type: 'boolean', default: false },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  }));
+  const options = Object.fromEntries(
+    Object.entries(FLAGS).map(([name, { type = 'string', short, default: fallback }]) => [
+      name,
+      { type, ...(short && { short }), ...(fallback !== undefined && { default: fallback }) },
+    ]),
+  );
+  ({ values: opts } = parseArgs({ options }));
 } catch (error) {
   console.error(`bench: ${error.message.split('\n')[0]} (see --help)`);
   process.exit(2);
 }
 if (opts.help) {
-  console.log(
-    'usage: node bench/run.mjs [--duration 3] [--conns 32] [--idle 10000] [--idle-probe-conns 8] [--warmup 1] [--only a,b] [--skip a,b] [--record] [--budget 280] [--dist DIR (compiled identgate; default dist/)] [--skip-selfcheck]',
-  );
-  console.log(
-    '          [--time-wait 20000 (TIME_WAIT sockets wanted on the host)] [--time-wait-cap 25 (s of filling at most)] [--policy-ms MS (per round of policy-eval.mjs; its default 400)]',
-  );
-  console.log(
-    '          [--h2h-rounds 5 (alternating embedded/node-ceiling rounds per mode; 0 = none)] [--h2h-duration 2 (s per pass)]',
-  );
-  console.log(
-    'phases (for --only/--skip): c-ceiling node-ceiling oidentd embedded embedded-node node-worker-http workerd-http idle (the idle flood, runs with embedded) h2h (head to head, needs embedded and node-ceiling) time-wait policy-eval',
-  );
+  console.log('usage: node bench/run.mjs [flags]   (npm run bench -- [flags] builds first)');
+  for (const [name, flag] of Object.entries(FLAGS)) {
+    const value = flag.type === 'boolean' ? '' : flag.min === undefined ? ' VALUE' : ' N';
+    const fallback = flag.default === undefined ? '' : ` (default ${flag.default})`;
+    console.log(`  --${`${name}${value}`.padEnd(22)} ${flag.help}${fallback}`);
+  }
   process.exit(0);
 }
-// Numeric options: a typo is a one-line error, not a silently skipped or unbounded phase.
-const counts = ['conns', 'idle', 'idle-probe-conns', 'budget', 'time-wait', 'time-wait-cap', 'policy-ms', 'h2h-rounds'];
-const seconds = ['duration', 'warmup', 'h2h-duration'];
-for (const name of [...counts, ...seconds]) {
+// Numeric flags: a typo is a one-line error, not a silently skipped or unbounded phase.
+for (const [name, { min, whole }] of Object.entries(FLAGS)) {
   const value = opts[name];
-  if (value === undefined) continue;
+  if (min === undefined || value === undefined) continue;
   const number = Number(value);
-  const zeroAllowed = ['idle', 'time-wait', 'h2h-rounds', 'warmup'].includes(name);
-  const valid =
-    (counts.includes(name) ? Number.isInteger(number) : Number.isFinite(number)) &&
-    (zeroAllowed ? number >= 0 : number > 0);
-  if (!valid) {
-    console.error(
-      `bench: --${name} must be ${counts.includes(name) ? 'a whole number' : 'a number of seconds'} ${zeroAllowed ? '>= 0' : '> 0'}, got ${JSON.stringify(value)} (see --help)`,
-    );
+  if (!(whole ? Number.isInteger(number) : Number.isFinite(number)) || number < min) {
+    const what = `${whole ? 'a whole number' : 'a number of seconds'} ${min === 0 ? '>= 0' : '> 0'}`;
+    console.error(`bench: --${name} must be ${what}, got ${JSON.stringify(value)} (see --help)`);
     process.exit(2);
   }
+}
+if (opts.record && (opts.only || opts.skip)) {
+  console.error('bench: --record rewrites bench/RESULTS.md from a full run; drop --only/--skip (see --help)');
+  process.exit(2);
 }
 const durationS = Number(opts.duration);
 const conns = Number(opts.conns);
@@ -185,179 +159,108 @@ const logDir = join(benchDir, 'out', 'logs');
 mkdirSync(logDir, { recursive: true });
 /** Start a server whose output goes to bench/out/logs/SCENARIO-NAME.log. */
 const launch = (scenario, options) =>
-  startServer({ logFile: join(logDir, `${scenario}-${options.name}.log`), ...options });
+  startServer({ logFile: join(logDir, `${scenario}-${options.name}.log`), cwd: root, ...options });
+
+/** One server on a free port: `argsFor(port)` gives its arguments, or an identgate command spec. */
+async function startOne(scenario, name, command, argsFor) {
+  const port = await freePort();
+  const made = await argsFor(port);
+  const spec = Array.isArray(made) ? undefined : made;
+  const args = spec ? spec.args : made;
+  return { port, spec, servers: [await launch(scenario, { name, command, args, port })] };
+}
+
+const node = process.execPath;
+const oidentdArgs = (port) => ['-i', '-S', '-q', '-a', '127.0.0.1', '-p', String(port)]; // foreground, stderr, quiet
+const oidentdMissing = () =>
+  run('sh', ['-c', 'command -v oidentd']).status === 0 ? undefined : 'oidentd not installed (apt-get install oidentd)';
+
+/** A gateway asking a worker over HTTP: the worker is started by `startWorker(port)`, then the gateway. */
+async function startUpstream(scenario, startWorker) {
+  const workerPort = await freePort();
+  const { worker, note } = await startWorker(workerPort);
+  try {
+    const upstream = `http://127.0.0.1:${workerPort}`;
+    const started = await startOne(scenario, 'gateway', node, async (port) =>
+      cli.serveUpstream({ port, upstream, secretFile, metricsPort: await freePort() }),
+    );
+    if (note) started.spec.display += ` (worker policy: ${note})`;
+    return { ...started, servers: [...started.servers, worker] };
+  } catch (error) {
+    await worker.stop();
+    throw error;
+  }
+}
 
 /** Each scenario starts its servers and returns them plus the port the load generator targets. */
 const scenarios = [
   {
     name: 'c-ceiling',
     label: 'single-threaded C epoll, fixed reply',
-    async start() {
-      const port = await freePort();
-      return {
-        port,
-        servers: [
-          await launch(this.name, {
-            name: 'c-ceiling',
-            command: tools.ceiling,
-            args: [String(port), '127.0.0.1'],
-            port,
-          }),
-        ],
-      };
-    },
+    start: () => startOne('c-ceiling', 'c-ceiling', tools.ceiling, (port) => [String(port), '127.0.0.1']),
   },
   {
     name: 'node-ceiling',
     label: 'minimal node:net, fixed reply',
-    async start() {
-      const port = await freePort();
-      return {
-        port,
-        servers: [
-          await launch(this.name, {
-            name: 'node-ceiling',
-            command: process.execPath,
-            args: [join(benchDir, 'ceiling.mjs'), String(port), '127.0.0.1'],
-            port,
-          }),
-        ],
-      };
-    },
+    start: () =>
+      startOne('node-ceiling', 'node-ceiling', node, (port) => [
+        join(benchDir, 'ceiling.mjs'),
+        String(port),
+        '127.0.0.1',
+      ]),
   },
   {
     name: 'oidentd',
     label: 'oidentd (Debian), real lookup',
-    unavailable: () =>
-      run('sh', ['-c', 'command -v oidentd']).status === 0
-        ? undefined
-        : 'oidentd not installed (apt-get install oidentd)',
-    async start() {
-      const port = await freePort();
-      // -i foreground, -S log to stderr, -q quiet; started as root it drops to nobody.
-      return {
-        port,
-        servers: [
-          await launch(this.name, {
-            name: 'oidentd',
-            command: 'oidentd',
-            args: ['-i', '-S', '-q', '-a', '127.0.0.1', '-p', String(port)],
-            port,
-          }),
-        ],
-      };
-    },
+    unavailable: oidentdMissing,
+    start: () => startOne('oidentd', 'oidentd', 'oidentd', oidentdArgs), // started as root it drops to nobody
   },
   {
     name: 'embedded',
     label: 'identgate, policy in-process, owner lookup on',
     unavailable: () => cli.unavailable(),
     idleFlood: true,
-    async start() {
-      const port = await freePort();
-      const spec = cli.serveEmbedded({ port, policy, metricsPort: await freePort() });
-      return {
-        port,
-        spec,
-        servers: [
-          await launch(this.name, { name: 'embedded', command: process.execPath, args: spec.args, port, cwd: root }),
-        ],
-      };
-    },
+    start: () =>
+      startOne('embedded', 'embedded', node, async (port) =>
+        cli.serveEmbedded({ port, policy, metricsPort: await freePort() }),
+      ),
   },
   {
     name: 'node-worker-http',
     label: 'identgate -> Node worker over HTTP',
     unavailable: () => cli.unavailable(),
-    async start() {
-      const workerPort = await freePort();
-      const port = await freePort();
-      const worker = await launch(this.name, {
-        name: 'node-worker',
-        command: process.execPath,
-        args: cli.worker({ port: workerPort, policy, secretFile }).args,
-        port: workerPort,
-        cwd: root,
-      });
-      try {
-        const spec = cli.serveUpstream({
+    start: () =>
+      startUpstream('node-worker-http', async (port) => ({
+        worker: await launch('node-worker-http', {
+          name: 'node-worker',
+          command: node,
+          args: cli.worker({ port, policy, secretFile }).args,
           port,
-          upstream: `http://127.0.0.1:${workerPort}`,
-          secretFile,
-          metricsPort: await freePort(),
-        });
-        const gateway = await launch(this.name, {
-          name: 'gateway',
-          command: process.execPath,
-          args: spec.args,
-          port,
-          cwd: root,
-        });
-        return { port, spec, servers: [gateway, worker] };
-      } catch (error) {
-        await worker.stop();
-        throw error;
-      }
-    },
+        }),
+      })),
   },
   {
     name: 'workerd-http',
     label: 'identgate -> worker in workerd (wrangler dev) over HTTP',
     unavailable: () => cli.unavailable() ?? (existsSync(join(root, 'wrangler.toml')) ? undefined : 'no wrangler.toml'),
-    async start() {
-      const workerPort = await freePort();
-      const inspectorPort = await freePort();
-      const port = await freePort();
-      const wrangler = join(root, 'node_modules', '.bin', 'wrangler');
-      const worker = await launch(this.name, {
-        name: 'wrangler-dev',
-        command: wrangler,
-        args: [
-          'dev',
-          '--ip',
-          '127.0.0.1',
-          '--port',
-          String(workerPort),
-          '--inspector-port',
-          String(inspectorPort),
-          '--persist-to',
-          join(scratch, 'wrangler-state'),
-          '--var',
-          `IDENTGATE_SECRETS:${secret}`,
-          '--var',
-          `IDENTGATE_ADMIN_TOKENS:${adminToken}`,
-          '--log-level',
-          'warn',
-          '--show-interactive-dev-session=false',
-        ],
-        env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false', CI: '1' },
-        port: workerPort,
-        cwd: root,
-        readyTimeoutMs: 60000,
-      });
-      try {
+    start: () =>
+      startUpstream('workerd-http', async (port) => {
+        const worker = await launch('workerd-http', {
+          name: 'wrangler-dev',
+          command: join(root, 'node_modules', '.bin', 'wrangler'),
+          args: [
+            ...['dev', '--ip', '127.0.0.1', '--port', String(port), '--inspector-port', String(await freePort())],
+            ...['--persist-to', join(scratch, 'wrangler-state'), '--log-level', 'warn'],
+            ...['--var', `IDENTGATE_SECRETS:${secret}`, '--var', `IDENTGATE_ADMIN_TOKENS:${adminToken}`],
+            '--show-interactive-dev-session=false',
+          ],
+          env: { ...process.env, CLOUDFLARE_CF_FETCH_ENABLED: 'false', WRANGLER_SEND_METRICS: 'false', CI: '1' },
+          port,
+          readyTimeoutMs: 60000,
+        });
         // KV starts empty (the built-in default policy); load the same policy the other scenarios use.
-        const policyNote = await putPolicy(`http://127.0.0.1:${workerPort}/v1/policy`);
-        const spec = cli.serveUpstream({
-          port,
-          upstream: `http://127.0.0.1:${workerPort}`,
-          secretFile,
-          metricsPort: await freePort(),
-        });
-        spec.display += ` (worker policy: ${policyNote})`;
-        const gateway = await launch(this.name, {
-          name: 'gateway',
-          command: process.execPath,
-          args: spec.args,
-          port,
-          cwd: root,
-        });
-        return { port, spec, servers: [gateway, worker] };
-      } catch (error) {
-        await worker.stop();
-        throw error;
-      }
-    },
+        return { worker, note: await putPolicy(`http://127.0.0.1:${port}/v1/policy`) };
+      }),
   },
   {
     // The same gateway on node:net: what the native transport (the default where built) is worth.
@@ -365,23 +268,10 @@ const scenarios = [
     name: 'embedded-node',
     label: 'identgate as above, on the node:net transport (--transport node)',
     unavailable: () => cli.unavailable(),
-    async start() {
-      const port = await freePort();
-      const spec = cli.serveEmbedded({ port, policy, transport: 'node' });
-      return {
-        port,
-        spec,
-        servers: [
-          await launch(this.name, {
-            name: 'embedded-node',
-            command: process.execPath,
-            args: spec.args,
-            port,
-            cwd: root,
-          }),
-        ],
-      };
-    },
+    start: () =>
+      startOne('embedded-node', 'embedded-node', node, (port) =>
+        cli.serveEmbedded({ port, policy, transport: 'node' }),
+      ),
   },
 ];
 
@@ -611,39 +501,19 @@ async function timeWaitPhase() {
     return Object.assign(phase, { status: 'skipped', reason: `time budget of ${budgetMs / 1000} s used up` });
   const miss = missQuery();
   phase.query = miss.query;
-  const oidentdScenario = scenarios.find((s) => s.name === 'oidentd');
   const candidates = [
     {
       name: 'embedded',
       label: 'identgate, built-in default policy, owner lookup on',
-      async start() {
-        const port = await freePort();
-        const spec = cli.serveEmbedded({ port }); // no --policy: the built-in default
-        return {
-          port,
-          spec,
-          server: await launch('time-wait', {
-            name: 'embedded',
-            command: process.execPath,
-            args: spec.args,
-            port,
-            cwd: root,
-          }),
-        };
-      },
+      start: () => startOne('time-wait', 'embedded', node, (port) => cli.serveEmbedded({ port })), // no --policy
     },
     {
       name: 'oidentd',
       label: 'oidentd (Debian), real lookup',
-      unavailable: oidentdScenario.unavailable,
+      unavailable: oidentdMissing,
       async start() {
-        const port = await freePort();
-        const args = ['-i', '-S', '-q', '-a', '127.0.0.1', '-p', String(port)];
-        return {
-          port,
-          spec: { display: `oidentd ${args.join(' ')}` },
-          server: await launch('time-wait', { name: 'oidentd', command: 'oidentd', args, port }),
-        };
+        const started = await startOne('time-wait', 'oidentd', 'oidentd', oidentdArgs);
+        return { ...started, spec: { display: `oidentd ${oidentdArgs(started.port).join(' ')}` } };
       },
     },
   ];
@@ -658,9 +528,9 @@ async function timeWaitPhase() {
         continue;
       }
       try {
-        const started = await candidate.start();
-        entry.command = started.spec.display;
-        running.push({ name: candidate.name, entry, ...started });
+        const { port, spec, servers } = await candidate.start();
+        entry.command = spec.display;
+        running.push({ name: candidate.name, entry, port, server: servers[0] });
       } catch (error) {
         Object.assign(entry, { status: 'failed', reason: error.message });
         log(`time-wait: ${candidate.name} FAILED to start: ${error.message}`);
@@ -780,45 +650,13 @@ if (wanted('time-wait')) await timeWaitPhase();
 if (wanted('policy-eval')) await policyEvalPhase();
 rmSync(scratch, { recursive: true, force: true });
 
-const targets = evaluateTargets(results);
-results.targets = targets;
+results.targets = evaluateTargets(results);
 results.elapsedS = (Date.now() - startedAt) / 1000;
-const m = results.machine;
-const markdown = [
-  `## ${results.date}`,
-  '',
-  `Machine: ${m.nproc} CPUs (${m.cpuModel}), ${m.memGiB} GiB, Linux ${m.kernel}, Node ${m.node}; load average at start ${m.loadAverage}; fork+exec+wait of /bin/true ${m.spawnMs} ms.`,
-  `Command: \`${npmCommand(results.command)}\` (= \`npm run build && ${results.command}\`), ${conns} concurrent clients, ${durationS} s per pass, query \`${held.query}\` about a held loopback connection; total ${results.elapsedS.toFixed(0)} s.`,
-  '',
-  ...(Object.keys(results.servers).length > 0 ? [renderTable(results), ''] : []),
-  ...Object.entries(results.servers)
-    .filter(([, s]) => s.command)
-    .map(([name, s]) => `- ${name}: \`${s.command}\``),
-  '',
-  ...(results.headToHead
-    ? ['### Head to head: embedded and the Node ceiling in turn', '', renderHeadToHead(results.headToHead), '']
-    : []),
-  ...(results.timeWait
-    ? [
-        `### Owner-lookup misses with ${results.timeWait.target} sockets in TIME_WAIT`,
-        '',
-        renderTimeWait(results.timeWait),
-        '',
-        ...Object.entries(results.timeWait.servers ?? {})
-          .filter(([, s]) => s.command)
-          .map(([name, s]) => `- ${name}: \`${s.command}\``),
-        '',
-      ]
-    : []),
-  ...(results.policyEval ? ['### Policy evaluation', '', renderPolicyEval(results.policyEval), ''] : []),
-  renderTargets(targets),
-  '',
-].join('\n');
+const markdown = renderResults(results);
 const outDir = join(benchDir, 'out');
 writeFileSync(join(outDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
 writeFileSync(join(outDir, 'latest.md'), markdown);
-if (opts.record) {
-  recordResults(join(benchDir, 'RESULTS.md'), markdown);
-}
+// RESULTS.md changes only when asked to: an ordinary run leaves the tree as it was.
+if (opts.record) recordResults(join(benchDir, 'RESULTS.md'), markdown);
 console.log(markdown);
 process.exit(0);

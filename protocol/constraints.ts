@@ -1,15 +1,6 @@
 /**
- * What a policy rule allows an app to answer for its users: the constraints a claimed ident, a
- * forwarded identd's reply or an oidentd user file's `reply` must meet before it is written. The
- * same check runs in the worker (claims) and in the gateway (delegated answers), so it is pure.
- * A name is accepted when it is 1..maxLength characters of printable text without white space,
- * matches one of `pattern` (globs; any name when absent) and none of `deny`. Whether it may be
- * another local account's name (oidentd's `spoof_all`) only the gateway can tell; see
- * gateway/delegate/constraints.ts.
- *
- * @example
- * const accept = { pattern: ['znc-*'], deny: ['root'], maxLength: 16, localNames: false };
- * identViolation(compileConstraints(accept), 'root') // 'is denied by the rule ("root")'
+ * What a rule allows an app to answer for its users (a claimed ident, a forwarded reply, an oidentd
+ * user file's `reply`): pure, so the worker and the gateway run the same check (docs/internals.md).
  */
 
 export interface IdentConstraints {

@@ -1,18 +1,6 @@
 /**
- * Incremental line framing for RFC 1413 connections, fed raw octets as they
- * arrive. LF ends a line and a CR right before it is dropped (CRLF or LF); a
- * bare CR is part of the line. An unterminated last line is never a request.
- * More than `maxLineOctets` octets without a line end is a protocol error: the
- * caller closes the connection (RFC 1413 sets no limit; 1000 is ours).
- *
- * Modelled on smtp-server's smtp-stream: it only splits lines and hands them on.
- * Push mode returns every line of a chunk; pull mode (feed + nextLine) lets a
- * server take lines only as fast as it answers them, leaving the rest unsplit.
- *
- * @example
- * const splitter = new LineSplitter();
- * splitter.push(bytes('61'));          // []
- * splitter.push(bytes('93, 23\r\n'));  // [bytes('6193, 23')]
+ * Incremental line framing for RFC 1413 connections (LF or CRLF ends a line; over maxLineOctets is
+ * a protocol error), push or pull; like smtp-server's smtp-stream it only splits lines (docs/internals.md).
  */
 
 import { IdentgateError } from './errors.js';

@@ -1,7 +1,6 @@
 /**
- * identgate's protocol core: RFC 1413 request parsing, line framing, reply
- * formatting and parsing, and (with the worker) the gateway<->worker wire contract.
- * Pure: no sockets, no timers, no node: imports — it runs unchanged in workerd.
+ * identgate's protocol core: RFC 1413 requests, framing and replies, and the gateway<->worker wire
+ * contract. Pure: no sockets, no timers, no node: imports; it runs unchanged in workerd.
  */
 export * from './errors.js';
 export * from './tokens.js';

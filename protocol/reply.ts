@@ -1,18 +1,6 @@
 /**
- * RFC 1413 replies: building them for servers, with every rule checked before a
- * single octet is written, and reading them for clients.
- *
- * A reply is `<ports> : USERID : <opsys>[ , <charset>] : <user id>` or
- * `<ports> : ERROR : <error token>`. The user id is 1..512 octets without NUL,
- * CR or LF; opsys and charset are tokens; errors are standard or X-tokens
- * (RFC 1413 §6). A reply that breaks a rule throws ReplyRuleError and the server
- * answers UNKNOWN-ERROR instead (see test/fixtures/rfc1413.json).
- *
- * @example
- * encodeReply({ serverPort: 6193, clientPort: 23 }, { type: 'USERID', opsys: 'UNIX', userId: 'stjohns' })
- * // bytes of "6193, 23 : USERID : UNIX : stjohns\r\n"
- * parseReply('6195, 23 : ERROR : NO-USER')
- * // { serverPort: 6195, clientPort: 23, type: 'ERROR', error: 'NO-USER' }
+ * RFC 1413 replies: built for servers with every rule checked before an octet is written
+ * (ReplyRuleError otherwise), and parsed for clients (RFC 1413 §6; docs/internals.md).
  */
 import { isErrorToken, isToken, USER_ID_MAX_OCTETS, type ErrorToken } from './tokens.js';
 import { isPort, parseRequestOctets, type IdentQuery } from './request.js';

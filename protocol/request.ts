@@ -1,12 +1,6 @@
 /**
- * RFC 1413 request lines: `<port-on-server> , <port-on-client>`. The grammar is
- * deliberately narrow (see test/fixtures/rfc1413.json): optional spaces and tabs
- * around each number, 1..5 ASCII digits, a value in 1..65535. Anything else is
- * INVALID-PORT. The parser reads octets, so no decoding happens on the hot path.
- *
- * @example
- * parseRequest('6193, 23')  // { serverPort: 6193, clientPort: 23 }
- * parseRequest('0, 23')     // undefined -> answer ERROR : INVALID-PORT
+ * RFC 1413 request lines, `<port-on-server> , <port-on-client>`: a deliberately narrow grammar read
+ * from octets (test/fixtures/rfc1413.json); anything else is INVALID-PORT.
  */
 
 /** The two ports of a query, named as RFC 1413 names them. */

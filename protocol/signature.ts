@@ -1,16 +1,6 @@
 /**
- * HMAC-SHA256 request signatures for gateway->worker calls, with WebCrypto so the
- * same code runs in Node and in workerd. The signed text binds the timestamp, the
- * method, the path and the exact body octets; the worker accepts a signature made
- * with any of its current secrets (rotation) within a clock-skew window.
- *
- * Headers: `x-identgate-timestamp: <unix seconds>` and
- * `x-identgate-signature: v1=<lowercase hex>`.
- *
- * @example
- * const headers = await signatureHeaders(['s3cret'], 'POST', '/v1/ident', body);
- * const verdict = await verifySignature(['old', 's3cret'], { method: 'POST', path: '/v1/ident', body, ...headers });
- * // { ok: true }
+ * HMAC-SHA256 signatures of gateway->worker calls (WebCrypto, Node and workerd): timestamp, method,
+ * path and body bound; any current secret, within the clock skew (docs/wire.md "Signatures").
  */
 
 export const TIMESTAMP_HEADER = 'x-identgate-timestamp';

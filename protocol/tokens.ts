@@ -1,13 +1,6 @@
 /**
- * The closed vocabulary of RFC 1413 replies: the four standard error tokens,
- * X-tokens (RFC 1413 §6, "error-type"), and the token grammar shared by opsys and
- * charset. Everything here is a pure predicate so that the gateway, the worker and
- * the client agree on one definition.
- *
- * @example
- * isErrorToken('NO-USER')        // true
- * isErrorToken('X-RATE-LIMITED') // true
- * isToken('UNIX')                // true
+ * The closed vocabulary of RFC 1413 replies: the standard error tokens, X-tokens (§6) and the token
+ * grammar of opsys and charset, as pure predicates shared by gateway, worker and client.
  */
 
 /** RFC 1413 §6: the error tokens every client understands. */

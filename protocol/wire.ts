@@ -1,12 +1,6 @@
 /**
- * The gateway<->worker wire contract, version 1: one zod schema per message,
- * used by both sides wherever untrusted JSON enters (the worker parses requests,
- * the gateway parses answers). Inside, code trusts the inferred types.
- * Documented with examples in docs/wire.md.
- *
- * @example
- * const request = LookupRequestSchema.parse(JSON.parse(body));
- * const answer: LookupAnswer = { id: request.id, answer: { type: 'ERROR', error: 'NO-USER' }, rule: 'default' };
+ * The gateway<->worker wire contract, version 1 (docs/wire.md): one zod schema per message, parsed
+ * wherever untrusted JSON enters; inside, code trusts the inferred types.
  */
 import { z } from 'zod';
 import { isErrorToken, isToken, type ErrorToken } from './tokens.js';

@@ -1,12 +1,6 @@
 /**
- * The policy worker's public API: the runtime-agnostic Hono app, the policy
- * stores behind one interface, the Node entry and the policy engine. The
- * Cloudflare Workers entry (worker/workers-entry.ts) is not re-exported: it needs
- * workerd's types and is only ever loaded by wrangler.
- *
- * @example
- * import { createApp, createMemoryStore, parsePolicy } from 'identgate/worker';
- * const app = createApp({ store: createMemoryStore(parsePolicy(json)), secrets: [], mode: 'embedded' });
+ * The policy worker's public API: the Hono app, the stores, the Node entry and the policy engine.
+ * The Workers entry (workers-entry.ts) is not re-exported: it needs workerd's types.
  */
 export { createApp, RequestRejected, MAX_REMEMBERED_SIGNATURES, type AppDeps } from './app.js';
 export { PolicyStoreError, policyVersion, snapshotOf, type PolicySnapshot, type PolicyStore } from './stores/store.js';

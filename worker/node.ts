@@ -1,15 +1,6 @@
 /**
- * The policy worker as a Node HTTP service (@hono/node-server), for hosts that do
- * not use Cloudflare: `identgate worker --listen ADDR:PORT --policy FILE ...` calls
- * startNodeWorker. Lookups must be signed ('service' mode). With a policy file the
- * file store serves it (reloaded on change and on `reload()`); without one an
- * in-memory store starts from DEFAULT_POLICY.
- *
- * @example
- * const worker = await startNodeWorker({ hostname: '127.0.0.1', port: 8787, policyFile: 'policy.json', secrets: ['s3cret'], adminTokens: [], log: console.log });
- * process.on('SIGHUP', () => void worker.reload());
- * // worker.url === 'http://127.0.0.1:8787'
- * await worker.close();
+ * The policy worker as a Node HTTP service (@hono/node-server) for `identgate worker`: signed lookups,
+ * the file store when given a policy file (reloaded on change and reload()), else memory from DEFAULT_POLICY.
  */
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';

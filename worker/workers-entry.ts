@@ -1,20 +1,6 @@
 /**
- * The Cloudflare Workers entry. Bindings (wrangler.toml): the KV namespace
- * `POLICY` (key "policy"; DEFAULT_POLICY when absent), the D1 database `AUDIT`
- * (the audit trail, assignments and fleet, docs/audit.md: records are written
- * after the response through ctx.waitUntil, one batch per request; the cron
- * trigger's `scheduled` run prunes what is older than
- * IDENTGATE_AUDIT_RETENTION_DAYS, default 30) and the secrets
- * `IDENTGATE_SECRETS` (HMAC secrets, one per line; more than one during a
- * rotation) and `IDENTGATE_ADMIN_TOKENS` (admin bearer tokens, one per line).
- * Nothing happens at import time: the app is built on the first request of an
- * isolate and kept for the isolate's life. Env types come
- * from worker-configuration.d.ts (`npx wrangler types --include-runtime=false --env-file .dev.vars.example`;
- * the secrets are named in .dev.vars.example).
- *
- * @example
- * // wrangler dev / wrangler deploy use this file as `main`.
- * const res = await worker.fetch(request, env, ctx);
+ * The Cloudflare Workers entry (wrangler's `main`): bindings POLICY, AUDIT (D1, docs/audit.md), IDENTGATE_SECRETS and
+ * IDENTGATE_ADMIN_TOKENS (docs/internals.md); the app is built on an isolate's first request, not at import.
  */
 import type { Hono } from 'hono';
 import { createApp } from './app.js';

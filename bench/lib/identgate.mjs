@@ -19,7 +19,7 @@ import { join, relative } from 'node:path';
  *   const { args, display } = gatewayCli(root).worker({ port: 8787, policy, secretFile });
  */
 export function gatewayCli(root, distDir = join(root, 'dist')) {
-  const cliPath = join(distDir, 'gateway', 'cli.js');
+  const cliPath = join(distDir, 'gateway', 'cli', 'main.js');
   const show = (args) => `node ${args.map((a) => (a.startsWith(root) ? relative(root, a) : a)).join(' ')}`;
   // Without the policy file the worker's built-in default applies (reveal a found owner).
   const policyArgs = (policy) => (policy && existsSync(policy) ? ['--policy', policy] : []);
@@ -56,7 +56,7 @@ export function gatewayCli(root, distDir = join(root, 'dist')) {
   return {
     unavailable() {
       if (!existsSync(cliPath))
-        return `${relative(root, cliPath)} not built (npm run build; the CLI is gateway/cli.ts)`;
+        return `${relative(root, cliPath)} not built (npm run build; the CLI is gateway/cli/main.ts)`;
       return undefined;
     },
     serveEmbedded({ port, policy, metricsPort, transport }) {

@@ -1,17 +1,6 @@
 /**
- * IP addresses and CIDR blocks as integers, so a policy rule tests an address
- * with a mask and a compare. IPv4 is one 32-bit word; IPv6 four words. An
- * IPv4-mapped IPv6 address (`::ffff:192.0.2.1`, what a dual-stack socket
- * reports for an IPv4 peer) is treated as the IPv4 address it carries, both in
- * requests and in CIDRs (`::ffff:10.0.0.0/104` is `10.0.0.0/8`). Parsing is
- * strict: dotted quads without leading zeros, RFC 4291 text for IPv6, and host
- * bits must be zero in a CIDR.
- *
- * @example
- * const words = new Int32Array(4);
- * parseAddress('::ffff:10.1.2.3', words) // 0x0a010203 (an IPv4 address)
- * parseAddress('2001:db8::1', words)     // IPV6 (words now holds the address)
- * parseCidr('10.0.0.0/33')               // 'not a CIDR: 10.0.0.0/33 (IPv4 prefix length must be 0..32)'
+ * IP addresses and CIDR blocks as integers, so a rule tests an address with a mask and a compare;
+ * IPv4-mapped IPv6 is the IPv4 it carries; parsing is strict (docs/policy.md "CIDRs").
  */
 
 /** parseAddress result for an IPv6 address (its words are in the out array). */

@@ -1,15 +1,6 @@
 /**
- * Compiling a parsed policy into the form decisions run on: each rule becomes
- * a compiled match (integer ranges, address masks, interned name patterns)
- * plus an answerer, the pseudonym key becomes a ready HMAC, and the rule
- * index (rule-index.ts) lets a decision find the first matching rule among
- * thousands without trying them one by one. Done once per policy version;
- * compiling is synchronous (pseudonyms use a pure-JS HMAC-SHA256, see
- * hmac.ts), so callers may `await` it or not.
- *
- * @example
- * const compiled = compilePolicy(parsePolicy(json));
- * decide(compiled, request) // { answer, rule }
+ * Compiling a parsed policy, once per version and synchronously: compiled matches, answerers, the
+ * pseudonym HMAC and the rule index (rule-index.ts).
  */
 import { compileAction, type Answerer } from './actions/index.js';
 import { createHmacSha256 } from './hmac.js';

@@ -1,18 +1,6 @@
 /**
- * Decisions: which rule answers a lookup request and with what. Rules are
- * tried in order and the first whose conditions all hold answers; when none
- * does, the policy's default answers (rule name "default"); the rule index
- * (rule-index.ts) finds that rule without trying each. A pure function of
- * the compiled policy, the request and, for random rules only, the random
- * source; synchronous, and without allocation beyond the answer itself (and
- * a cache entry the first time the index sees a gateway or owner name).
- * `explain` tries the rules one by one instead, to report why each earlier
- * rule did not match; both agree (a property test holds them to it).
- *
- * @example
- * const compiled = compilePolicy(parsePolicy(json));
- * const { answer, rule } = decide(compiled, request);
- * explain(compiled, request).skipped // [{ rule: 'hide-system', ruleIndex: 0, failed: 'ownerUid' }]
+ * Decisions: the first rule whose conditions hold answers, else the default (decide, via the rule
+ * index), and why each earlier rule did not (explain, rule by rule). Pure and synchronous.
  */
 import type { IdentAnswer } from '../../protocol/reply.js';
 import type { Delegate, LookupRequest } from '../../protocol/wire.js';

@@ -1,14 +1,6 @@
 /**
- * The one error the policy engine throws: PolicyError, code ERR_POLICY_INVALID,
- * raised when a policy document does not parse. Its message names every bad
- * field by path (`rules[2].match.clientAddress: not a CIDR: 10.0.0.0/33`) so an
- * operator can fix the file without reading code; `issues` carries the same
- * findings as data for the admin API.
- *
- * @example
- * try { parsePolicy(json) } catch (error) {
- *   if (error instanceof PolicyError) console.error(error.message) // one line, names the path
- * }
+ * PolicyError (ERR_POLICY_INVALID), the one error the policy engine throws: a document that does
+ * not parse, every bad field named by path in its message and listed in `issues`.
  */
 import type { Issue } from '../../protocol/issues.js';
 import { IdentgateError } from '../../protocol/errors.js';

@@ -1,16 +1,6 @@
 /**
- * HMAC-SHA256 (RFC 2104, FIPS 180-4) in plain synchronous JavaScript, for one
- * purpose: pseudonym tokens. WebCrypto would do the same work but only behind a
- * Promise, which would make every decision that reaches a pseudonym rule async;
- * a keyed hash of a few dozen octets is cheap enough to do inline. The key's
- * inner and outer pad blocks are compressed once, when the policy is compiled,
- * so each token costs two or three compression rounds. Tested against
- * node:crypto on random keys and messages (test/worker/policy-hmac.test.ts).
- *
- * @example
- * const mac = createHmacSha256(new TextEncoder().encode('key'));
- * mac(new TextEncoder().encode('The quick brown fox jumps over the lazy dog'))
- * // 32 octets: f7bc83f4 30538424 b13298e6 aa6fb143 ef4d59a1 49461759 97479dbc 2d1a3cd8
+ * HMAC-SHA256 (RFC 2104) in synchronous JavaScript, for pseudonyms: WebCrypto would make every such
+ * decision async; the key's pads are compressed once per policy (docs/internals.md).
  */
 
 const K = Uint32Array.of(

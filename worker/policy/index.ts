@@ -1,12 +1,6 @@
 /**
- * The policy engine: a policy document (docs/policy.md) is parsed once into a
- * typed Policy, compiled once per version, and then decides every lookup as a
- * pure, synchronous function. No node: imports; it runs unchanged in workerd.
- *
- * @example
- * import { compilePolicy, decide, parsePolicy } from './policy/index.js';
- * const compiled = compilePolicy(parsePolicy(JSON.parse(text)));
- * const { answer, rule } = decide(compiled, lookupRequest);
+ * The policy engine (docs/policy.md): a document parsed once, compiled once per version, then
+ * deciding every lookup as a pure, synchronous function. No node: imports.
  */
 export { PolicyError, type PolicyIssue } from './errors.js';
 export {

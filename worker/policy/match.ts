@@ -1,18 +1,6 @@
 /**
- * Rule conditions, compiled. A compiled match is a flat record of integer
- * ranges, address masks and ids of interned name matchers; `failedCondition`
- * tests one against the facts of a request and returns 0 (every condition
- * holds) or the code of the first condition that failed, cheapest first. The
- * facts are loaded once per decision into a reusable object: a request's
- * addresses are parsed at most once, on first use, and each distinct name
- * pattern list is tested at most once per decision however many rules share it.
- *
- * @example
- * const names = new NameTable();
- * const match = compileMatch({ clientAddress: '192.0.2.0/24', serverPort: '6660-6669' }, names, names);
- * const facts = new Facts(names, names);
- * facts.load(request);
- * failedCondition(match, facts) // 0 when both hold
+ * The built-in rule conditions, compiled to integer ranges, address masks and interned name matchers,
+ * and the per-decision Facts they are tested against (docs/internals.md).
  */
 import type { LookupRequest } from '../../protocol/wire.js';
 import { IPV6, NOT_AN_ADDRESS, parseAddress, parseCidr } from './address.js';

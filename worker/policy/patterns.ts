@@ -1,15 +1,6 @@
 /**
- * The two non-address pattern kinds a policy rule matches with: name globs
- * (gateway and owner names; `*` is any run of characters, `?` exactly one,
- * everything else literal and case-sensitive) and integer ranges (ports and
- * uids: `113`, `"6660-6669"`). Both compile once into cheap tests: a glob list
- * into a Set of literal names plus at most one anchored RegExp, a range list
- * into a flat array of inclusive bounds.
- *
- * @example
- * const names = compileNames(['irc-*', 'bastion']);
- * matchesNames(names, 'irc-eu') // true
- * parseRange('6660-6669', 1, 65535) // [6660, 6669]
+ * Name globs (gateway, owner names) and integer ranges (ports, uids), each compiled once into a
+ * cheap test: a Set plus at most one anchored RegExp, or a flat array of inclusive bounds.
  */
 
 /** A compiled list of names and globs. */

@@ -1,22 +1,6 @@
 /**
- * The rule index: finds the first rule whose conditions all hold without
- * trying rules one by one. Rule i is bit i of a bitset (32 rules per
- * Uint32Array word). For each condition kind the index knows, for any value a
- * request can carry, the set of rules that value allows (rules without that
- * condition allow every value): ports, uids and addresses by partitioning the
- * value space at the bounds of every range and CIDR in the policy (a binary
- * search finds the part, and each part keeps its rules as a sparse bitset
- * row), owner-known as two bitsets, and gateway and owner names (globs cannot
- * be partitioned) through a per-name cache of bitsets computed on first sight.
- * A decision ANDs the rows word by word and stops at the first set bit, which
- * is the first matching rule because bits are in rule order. A kind whose
- * partition would be too large (pathologically nested ranges) is left out of
- * the index, and candidates are then confirmed with the per-rule test.
- *
- * @example
- * const index = buildRuleIndex(matches, gateways, ownerNames);
- * facts.load(request);
- * firstMatch(index, facts) // index of the deciding rule, or -1 for the default
+ * The rule index: the first rule whose conditions all hold, found with bitsets per condition kind
+ * instead of trying rules one by one (docs/policy.md "Performance", docs/internals.md).
  */
 import { failedCondition, KIND_V4, KIND_V6, type CompiledMatch, type Facts, type NameTable } from './match.js';
 import { globToRegExpSource, isGlob } from './patterns.js';

@@ -1,18 +1,6 @@
 /**
- * The policy document: its TypeScript types, the zod schema that turns
- * untrusted JSON into a Policy (every finding named by its path, e.g.
- * `rules[2].match.clientAddress: not a CIDR: 10.0.0.0/33 (...)`), and the
- * built-in default policy. Everything a decision can need is checked here, at
- * parse time: CIDRs, ranges, tokens, and every fixed user id against the RFC
- * 1413 reply rules, so evaluation never has to. The format is documented with
- * examples in docs/policy.md.
- *
- * @example
- * const policy = parsePolicy({
- *   version: 1,
- *   rules: [{ name: 'hide-system', match: { ownerUid: '0-999' }, action: { error: 'HIDDEN-USER' } }],
- *   default: { action: { reveal: 'name' } },
- * });
+ * The policy document (docs/policy.md): its types, the zod schema that parses untrusted JSON into a
+ * Policy naming every finding by path, and the built-in default. Everything is checked here, at parse time.
  */
 import { z } from 'zod';
 import { issuesOf } from '../../protocol/issues.js';

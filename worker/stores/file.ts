@@ -1,18 +1,6 @@
 /**
- * A policy store backed by a JSON file, for the Node worker (the only store that
- * touches node:fs). The file is read when the store is opened: a missing or
- * invalid file is a one-line FileStoreError. Afterwards it is read again when it
- * changes (fs.watch on its directory, so editors that save by rename are seen,
- * debounced) and on `reload()` (the CLI wires SIGHUP to it). A new file that is
- * not a valid policy is refused with one log line and the last good policy stays.
- * `replace()` (PUT /v1/policy) writes the file atomically: a temporary file in the
- * same directory, then rename.
- *
- * @example
- * const store = await openFileStore('/etc/identgate/policy.json', { log });
- * process.on('SIGHUP', () => void store.reload());
- * // ...
- * store.close();
+ * A policy store backed by a JSON file (the Node worker): read on open, again on change and on
+ * reload(); a bad file keeps the last good policy; replace() writes atomically (docs/internals.md).
  */
 import { watch, type FSWatcher } from 'node:fs';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';

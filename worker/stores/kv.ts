@@ -1,16 +1,6 @@
 /**
- * A policy store in Workers KV, under the key `policy` of the `POLICY` binding.
- * Each isolate keeps what it read for a short while (5 s by default) so a burst of
- * lookups costs one KV read; a `replace()` is seen at once by the isolate that made
- * it and by others within that cache time plus KV's own propagation delay (KV is
- * eventually consistent; other locations may take up to about 60 s). When the key
- * is absent the store serves DEFAULT_POLICY. A stored value that is not a valid
- * policy is reported in the log and the last good policy stays; with no earlier
- * policy in this isolate, `current()` throws PolicyStoreError.
- *
- * @example
- * const store = createKvStore(env.POLICY);
- * await store.replace(parsePolicy(json)); // writes the key "policy"
+ * A policy store in Workers KV (key `policy` of the POLICY binding), cached per isolate for a few
+ * seconds; absent means DEFAULT_POLICY, a bad value keeps the last good policy (docs/internals.md).
  */
 import { DEFAULT_POLICY, parsePolicy, type Policy } from '../policy/index.js';
 import { PolicyStoreError, snapshotOf, type PolicySnapshot, type PolicyStore } from './store.js';

@@ -1,11 +1,6 @@
 /**
- * A policy store that lives in memory: the embedded default (a gateway running
- * the worker in-process) and the store tests use. `replace()` takes effect at once.
- *
- * @example
- * const store = createMemoryStore(); // starts with DEFAULT_POLICY
- * await store.replace(parsePolicy(json));
- * (await store.current()).policy; // the new policy
+ * A policy store in memory: the embedded default (the worker in a gateway's process) and the one
+ * tests use. replace() takes effect at once.
  */
 import { DEFAULT_POLICY, type Policy } from '../policy/index.js';
 import { snapshotOf, type PolicySnapshot, type PolicyStore } from './store.js';

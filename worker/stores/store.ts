@@ -1,14 +1,6 @@
 /**
- * The one interface every policy store sits behind (memory, Workers KV, a JSON
- * file): `current()` hands out the policy together with its compiled form and a
- * content-derived version, `replace()` stores a new, already validated policy.
- * A policy is compiled once per version; the version is a short SHA-256 of the
- * policy's JSON so equal policies share a version across isolates and processes.
- *
- * @example
- * const snapshot = await snapshotOf(DEFAULT_POLICY);
- * snapshot.version; // "3f1c0a9b5e2d4c71"
- * const { answer, rule } = await decide(snapshot.compiled, request);
+ * The interface every policy store sits behind (memory, KV, file): current() gives the policy with
+ * its compiled form and a content-derived version (a short SHA-256 of its JSON); replace() stores a new one.
  */
 import { compilePolicy, type CompiledPolicy, type Policy } from '../policy/index.js';
 import { IdentgateError } from '../../protocol/errors.js';

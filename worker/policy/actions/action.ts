@@ -28,7 +28,7 @@ export interface Answerer {
 }
 
 export interface CompileContext {
-  /** The outcome's opsys; undefined leaves the choice to the action (RFC 1413 §6: UNIX for login names, else OTHER). */
+  /** The outcome's opsys; undefined leaves it to the action (RFC 1413 §6: UNIX for login names, else OTHER). */
   readonly opsys: string | undefined;
   /** The outcome's charset; undefined means US-ASCII. */
   readonly charset: string | undefined;
@@ -53,7 +53,7 @@ export interface ActionDefinition<A extends object> {
   readonly answersError?: boolean;
   /** Set when the action needs the policy key; names the action in the error for a policy without one. */
   readonly needsKey?: string;
-  /** The user ids the action answers as written, checked at parse time against the rule's opsys and charset. The action is not parsed yet. */
+  /** The user ids it answers as written, checked at parse time against the rule's opsys and charset (unparsed). */
   fixedUserIds?(action: Record<string, unknown>): FixedUserId[];
   /** Actions nested in this one (a delegate's fallback), for the parse-time checks; not parsed yet. */
   nested?(action: Record<string, unknown>): { readonly action: unknown; readonly path: PropertyKey[] }[];

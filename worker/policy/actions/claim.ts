@@ -1,10 +1,6 @@
 /**
- * `{ "claim": { "ident"?: accept, "user"?: accept | false }, "ifUnclaimed"?, "ifRefused"? }`: for a
- * connection a local app claimed through the gateway's claims API (docs/claims.md), the ident it
- * asked for if the rule's `ident` allows it, else the app's user (`claim.user`) if `user` allows
- * it, else `ifRefused` (default HIDDEN-USER). Without `ident` a claimed ident is never answered;
- * without a claim, `ifUnclaimed` (default NO-USER). A claim changes nothing unless a rule with
- * this action (or a pseudonym with perClaimUser) answers it, as oidentd's `allow spoof`.
+ * `{ "claim": { "ident"?, "user"? }, "ifUnclaimed"?, "ifRefused"? }`: for a connection an app claimed
+ * (docs/claims.md), the ident or the app's user the rule accepts, else ifRefused; unclaimed: ifUnclaimed.
  */
 import { z } from 'zod';
 import { compileConstraints, identViolation } from '../../../protocol/constraints.js';

@@ -1,9 +1,6 @@
 /**
- * `{ "forward": { "port": 9001, "host"?: "127.0.0.1" | "inner" }, "accept"?, "fallback"? }`: the gateway asks
- * an app's own identd (TheLounge, Quassel, matrix-appservice-irc...) about the same connection, or with
- * `"host": "inner"` the identd of the inner host behind this NAT router about the inner ports (request.nat,
- * docs/nat.md), and answers with its user id if `accept` allows it, else `fallback` (default UNKNOWN-ERROR).
- * The worker only decides; the gateway forwards, on its own host (docs/wire.md "Delegated answers").
+ * `{ "forward": { "port", "host"?: "127.0.0.1" | "inner" }, "accept"?, "fallback"? }`: the gateway asks an app's
+ * own identd, or the inner host's behind NAT, about the connection (docs/wire.md "Delegated answers", docs/nat.md).
  */
 import { z } from 'zod';
 import type { ForwardDelegate, LookupRequest } from '../../../protocol/wire.js';

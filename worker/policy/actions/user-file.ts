@@ -1,9 +1,6 @@
 /**
  * `{ "userFile": { "files"?, "allow"? }, "accept"?, "fallback"? }`: the gateway reads the owner's
- * oidentd user file (`~/.config/oidentd.conf`, `~/.oidentd.conf`), as ZNC's identfile module,
- * TheLounge's and Quassel's oidentd modes and eggdrop write it, and answers what its matching entry
- * says if the rule grants that capability and `accept` allows the name; else `fallback` (default
- * UNKNOWN-ERROR). The gateway reads, on its own host (docs/apps.md, docs/wire.md).
+ * oidentd user file and answers what its matching entry says, if granted and accepted (docs/apps.md).
  */
 import { z } from 'zod';
 import {
