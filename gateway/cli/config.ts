@@ -128,6 +128,7 @@ export interface ServeConfig {
     maxQueriesPerConnection: number;
     maxConnections: number;
     maxConnectionsPerAddress: number;
+    perAddressPrefix6: number;
   };
   shutdownGraceMs: number;
   /** Gateway processes sharing the listeners (node:cluster); 1 = this process alone. */
@@ -291,6 +292,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = {}, pid 
       maxQueriesPerConnection: values['max-queries'],
       maxConnections: values['max-connections'],
       maxConnectionsPerAddress: values['max-per-address'],
+      perAddressPrefix6: values['per-address-prefix6'],
     },
     shutdownGraceMs: values['shutdown-grace'],
     workers,

@@ -10,7 +10,7 @@ import { ConfigError } from '../../protocol/errors.js';
 import { CLAIMS_DEFAULTS } from '../claims/registry.js';
 import { parseForwardCidr } from '../delegate/forward.js';
 import { RESOLVER_DEFAULTS } from '../resolver/types.js';
-import { SERVER_DEFAULTS } from '../server/server.js';
+import { PER_ADDRESS_BURST_FACTOR, SERVER_DEFAULTS } from '../server/server.js';
 import { TRANSPORT_CHOICES, type TransportChoice } from '../server/transport/index.js';
 import { AUDIT_RETENTION_DAYS } from '../../worker/audit/retention.js';
 
@@ -322,8 +322,8 @@ export const SERVE_FLAGS = {
     placeholder: 'MS',
     default: SERVER_DEFAULTS.idleTimeoutMs,
     section: 'Limits',
-    help: 'close a connection idle this long',
-    docs: 'a connection with no input and nothing in flight for this long is closed (RFC 1413: 60–180 s); one sweep per server looks every min(1 s, timeout/4), so it closes up to that much later',
+    help: 'close a connection that makes no progress this long: no input and nothing\nin flight, or replies it does not read',
+    docs: 'a connection that makes no progress for this long (no input accepted, no output drained) is closed, whatever it has pending, unless a query is still in the handler (the query deadline bounds that) (RFC 1413: 60–180 s); one sweep per server looks every min(1 s, timeout/4), so it closes up to that much later',
     parse: positiveInt,
   },
   'max-line': {
@@ -359,7 +359,7 @@ export const SERVE_FLAGS = {
     default: SERVER_DEFAULTS.maxConnections,
     section: 'Limits',
     help: 'connections at once; at the cap the stalest idle one is evicted',
-    docs: 'connections at once: at the cap the one that has gone longest without input (and has no query in flight) is evicted; if all are busy the new one is refused',
+    docs: 'connections at once: at the cap the idle one that has gone longest without progress is evicted (idle: nothing in flight, or replies waiting for a client that does not read them); if all are busy the new one is refused',
     parse: positiveInt,
   },
   'max-per-address': {
@@ -367,9 +367,23 @@ export const SERVE_FLAGS = {
     placeholder: 'N',
     default: SERVER_DEFAULTS.maxConnectionsPerAddress,
     section: 'Limits',
-    help: 'connections at once from one address',
-    docs: 'connections at once from one address; more are refused (closed at once)',
+    help: `idle connections one address may hold; beyond it a new one takes back that\naddress's longest-held answered one, or is served once (at most ${PER_ADDRESS_BURST_FACTOR}x this\nat once, busy ones included)`,
+    docs: 'idle connections one address, or one IPv6 prefix, may hold; see [Per-address accounting](#per-address-accounting)',
     parse: positiveInt,
+  },
+  'per-address-prefix6': {
+    type: 'string',
+    placeholder: 'BITS',
+    default: SERVER_DEFAULTS.perAddressPrefix6,
+    section: 'Limits',
+    help: 'IPv6 clients count per prefix of this length',
+    docs: 'IPv6 clients count per prefix of this length (1–128; 128 = per address)',
+    parse: (value, flag) => {
+      const length = positiveInt(value, flag);
+      if (length > 128)
+        throw new ConfigError(`${flag} ${JSON.stringify(value)}: expected a prefix length from 1 to 128`);
+      return length;
+    },
   },
   'shutdown-grace': {
     type: 'string',

@@ -1,6 +1,7 @@
 /**
  * One client connection of an IdentServer (smtp-server's smtp-connection): its state, line framing, queries to the
- * handler, replies in request order, and the per-connection limits. Bytes move through a transport/ ByteStream.
+ * handler, replies in request order, and the per-connection limits (the idle timeout counts progress: input accepted
+ * or output drained). Bytes move through a transport/ ByteStream.
  */
 import {
   formatReplyUnchecked,
@@ -31,7 +32,10 @@ export interface ConnectionLimits {
   readonly maxLineOctets: number;
   readonly maxInFlight: number;
   readonly maxQueriesPerConnection: number;
-  /** A connection with no input and nothing in flight this long is closed (by the server's sweep). */
+  /**
+   * A connection that makes no progress this long is closed (by the server's
+   * sweep) when it is idle: nothing in flight, or replies the client does not read.
+   */
   readonly idleTimeoutMs: number;
   readonly queryDeadlineMs: number;
   /** RFC 1413 §6: answer UNKNOWN-ERROR instead of any specific error (only when configured). */
@@ -42,8 +46,8 @@ export interface ConnectionLimits {
 export interface ConnectionHooks {
   readonly handler: IdentHandler;
   readonly onError: (error: IdentServerError) => void;
-  /** The client sent input: the server keeps connections ordered by it (idle sweep, eviction). */
-  readonly onInput: (connection: IdentConnection) => void;
+  /** Input was accepted or output drained: the server keeps connections ordered by it (idle sweep, eviction). */
+  readonly onProgress: (connection: IdentConnection) => void;
   readonly onClose: (connection: IdentConnection) => void;
 }
 
@@ -89,8 +93,13 @@ export class IdentConnection implements LiveNode<IdentConnection>, StreamReceive
   /** The server's live list (live-connections.ts) owns these links. */
   liveOlder: IdentConnection | null = null;
   liveNewer: IdentConnection | null = null;
-  /** performance.now() (monotonic: wall-clock jumps neither close nor keep connections) of the last input, or of the accept. */
-  lastInput = performance.now();
+  /**
+   * performance.now() (monotonic: wall-clock jumps neither close nor keep
+   * connections) of the last progress: input accepted, output drained, or the accept.
+   */
+  lastProgress = performance.now();
+  /** The server's key for this connection's remote address or IPv6 prefix (address-groups.ts). */
+  addressGroup = '';
 
   readonly #limits: ConnectionLimits;
   readonly #hooks: ConnectionHooks;
@@ -116,6 +125,9 @@ export class IdentConnection implements LiveNode<IdentConnection>, StreamReceive
   #noDelay = false;
   #ended = false;
   #lingerTimer: NodeJS.Timeout | undefined;
+  /** Answers what it receives, then ends: the server took it beyond the per-address cap (serveOnce). */
+  #once = false;
+  #firstQueryTimer: NodeJS.Timeout | undefined;
   /** Every Slot of this connection answers through this one function. */
   readonly #settleSlot = (slot: Slot, answer: IdentAnswer): boolean => this.#answer(slot, answer);
 
@@ -138,6 +150,37 @@ export class IdentConnection implements LiveNode<IdentConnection>, StreamReceive
     return this.#closed;
   }
 
+  /**
+   * Nothing the server still owes a client that is listening: no query in
+   * flight, or replies written that the client does not read (a write stalled
+   * on the client). The idle sweep closes such a connection once it has made
+   * no progress for idleTimeoutMs, and the global cap may evict it.
+   */
+  get idle(): boolean {
+    return this.pending === 0 || this.#waitingForDrain;
+  }
+
+  /**
+   * Idle, and the client has had its answers: it asked at least once, or its
+   * writes stall. What the per-address cap may take back; a connection whose
+   * first query is still on its way is never reclaimable.
+   */
+  get reclaimable(): boolean {
+    return this.#waitingForDrain || (this.#queries > 0 && this.pending === 0);
+  }
+
+  /**
+   * Serves this connection once: it must send its first query within
+   * `firstQueryMs`, and it ends as soon as what it sent is answered. For a
+   * connection taken beyond its address's cap, so that it cannot stay idle.
+   */
+  serveOnce(firstQueryMs: number): void {
+    this.#once = true;
+    this.#firstQueryTimer = setTimeout(() => {
+      if (this.#queries === 0) this.stream.destroy();
+    }, firstQueryMs);
+  }
+
   /** Stops reading, answers what was received, then closes (graceful shutdown and limits). */
   finish(): void {
     this.#readingStopped = true;
@@ -155,10 +198,8 @@ export class IdentConnection implements LiveNode<IdentConnection>, StreamReceive
 
   /** The transport's call: bytes from the client. */
   onData(chunk: Uint8Array): void {
-    // The server keeps connections ordered by their last input: idle sweep and eviction take the stalest.
-    this.lastInput = performance.now();
-    this.#hooks.onInput(this);
     if (this.#readingStopped) return;
+    this.#progressed();
     this.#splitter.feed(chunk);
     this.#pump();
     // The chunk's memory is the transport's again after this call: keep a copy of what is left.
@@ -170,6 +211,12 @@ export class IdentConnection implements LiveNode<IdentConnection>, StreamReceive
     // A client resetting or vanishing is ordinary client behaviour, not a fault to report.
     if (error.code === 'ECONNRESET' || error.code === 'EPIPE' || error.code === 'ETIMEDOUT') return;
     this.#hooks.onError(new IdentSocketError(`client ${this.#peer()}: ${error.message}`, { cause: error }));
+  }
+
+  /** The server keeps connections ordered by their last progress: idle sweep and eviction take the stalest. */
+  #progressed(): void {
+    this.lastProgress = performance.now();
+    this.#hooks.onProgress(this);
   }
 
   #pause(): void {
@@ -315,6 +362,7 @@ export class IdentConnection implements LiveNode<IdentConnection>, StreamReceive
     if (out) this.#write(out);
     if (this.#slots.length - this.#head < this.#limits.maxInFlight) this.#schedulePump();
     this.#armDeadline();
+    if (this.#once && this.#queries > 0 && this.pending === 0) this.#readingStopped = true;
     this.#maybeEnd();
   }
 
@@ -342,6 +390,7 @@ export class IdentConnection implements LiveNode<IdentConnection>, StreamReceive
     // A client still reading keeps a finished connection open (the linger is for one that stopped).
     this.#lingerTimer?.refresh();
     this.#waitingForDrain = false;
+    this.#progressed();
     this.#schedulePump();
     this.#maybeEnd();
   }
@@ -384,11 +433,13 @@ export class IdentConnection implements LiveNode<IdentConnection>, StreamReceive
   }
 
   /**
-   * The server's idle sweep: closes the connection unless a query is in
-   * flight (a slow handler is bounded by the deadline instead).
+   * The server's idle sweep, for a connection without progress for
+   * idleTimeoutMs: closes it when idle, whatever it has pending (a client that
+   * does not read its replies holds nothing), but not while a query is in the
+   * handler (bounded by the query deadline instead).
    */
   closeIfIdle(): void {
-    if (this.pending === 0) this.stream.destroy();
+    if (this.idle) this.stream.destroy();
   }
 
   #maybeEnd(): void {
@@ -407,6 +458,7 @@ export class IdentConnection implements LiveNode<IdentConnection>, StreamReceive
     if (this.#deadlineTimer) clearTimeout(this.#deadlineTimer);
     this.#deadlineTimer = undefined;
     if (this.#lingerTimer) clearTimeout(this.#lingerTimer);
+    if (this.#firstQueryTimer) clearTimeout(this.#firstQueryTimer);
     this.#splitter.release();
     this.#hooks.onClose(this);
   }

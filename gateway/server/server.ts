@@ -1,6 +1,7 @@
 /**
  * IdentServer, the listening side of RFC 1413 (after Perl's AnyEvent::Ident::Server): listeners, the live
- * connections and the limits across them, start and stop. One connection's life is connection.ts.
+ * connections and the limits across them (overall, and per address or IPv6 prefix: address-groups.ts), start and
+ * stop. One connection's life is connection.ts.
  *
  * @example
  * const server = new IdentServer({ hostname: '127.0.0.1', port: 0 });
@@ -14,6 +15,7 @@
 import type { AddressInfo } from 'node:net';
 import { DEFAULT_MAX_LINE_OCTETS } from '../../protocol/index.js';
 import { IdentConnection, type ConnectionHooks, type ConnectionLimits, type IdentHandler } from './connection.js';
+import { AddressGroups } from './address-groups.js';
 import { ConfigError } from '../../protocol/errors.js';
 import { hostPort } from '../describe.js';
 import { IdentBindError, IdentServerError, IdentServerRunningError, IdentSocketError } from './errors.js';
@@ -40,7 +42,21 @@ export const SERVER_DEFAULTS = {
   queryDeadlineMs: 5_000,
   maxConnections: 4096,
   maxConnectionsPerAddress: 32,
+  perAddressPrefix6: 64,
 } as const;
+
+/**
+ * Beyond its cap an address may have this many times more connections at
+ * once, each served once (a burst of one-query clients, such as an IRC server
+ * checking hosts after a netsplit); beyond that, new ones are refused.
+ */
+export const PER_ADDRESS_BURST_FACTOR = 16;
+/** A connection taken beyond its address's cap must send its first query within this. */
+export const BEYOND_CAP_FIRST_QUERY_MS = 2_000;
+/** How many of an address's connections, longest held first, are looked at for one to take back. */
+const RECLAIM_SCAN = 64;
+
+export type RefuseReason = 'per_address' | 'global' | 'evicted' | 'evicted_per_address';
 
 export interface IdentServerOptions extends Partial<ConnectionLimits> {
   /** Address to listen on (IPv4 or IPv6). Ignored when `listen` is given. */
@@ -51,8 +67,15 @@ export interface IdentServerOptions extends Partial<ConnectionLimits> {
   listen?: readonly ListenTarget[];
   /** Connections open at once; at the cap the stalest idle one is evicted, else the new one is refused. */
   maxConnections?: number;
-  /** Connections open at once from one remote address; beyond it new ones are refused. */
+  /**
+   * Idle connections one remote address (or IPv6 prefix) may hold. At the cap
+   * a new connection takes back the address's longest-held connection that
+   * has been answered and has nothing in flight; when there is none it is
+   * served once (see PER_ADDRESS_BURST_FACTOR); docs/operations.md, Limits.
+   */
   maxConnectionsPerAddress?: number;
+  /** IPv6 clients count per prefix of this many bits (1-128; default 64). */
+  perAddressPrefix6?: number;
   /** Faults of handlers, replies, clients and limits. Never throws into the server. */
   onError?: (error: IdentServerError) => void;
   /** Called once per listener after it is bound. */
@@ -64,7 +87,7 @@ export interface IdentServerOptions extends Partial<ConnectionLimits> {
    */
   transport?: TransportChoice;
   /** Called for each refused or evicted connection, with the reason. */
-  onRefuse?: (reason: 'per_address' | 'global' | 'evicted', remoteAddress: string) => void;
+  onRefuse?: (reason: RefuseReason, remoteAddress: string) => void;
 }
 
 /** How often idle connections are looked for: a connection closes between idleTimeoutMs and this much later. */
@@ -111,7 +134,7 @@ export class IdentServer {
   #hooks: ConnectionHooks | undefined;
   /** Live connections, stalest input first (moved to the newest end whenever input arrives). */
   readonly #connections = new LiveConnections<IdentConnection>();
-  readonly #perAddress = new Map<string, number>();
+  readonly #groups: AddressGroups<IdentConnection>;
   #starting = false;
   #transportKind: 'native' | 'node' | undefined;
   #idleSweep: NodeJS.Timeout | undefined;
@@ -132,6 +155,10 @@ export class IdentServer {
     };
     this.#maxConnections = options.maxConnections ?? SERVER_DEFAULTS.maxConnections;
     this.#maxPerAddress = options.maxConnectionsPerAddress ?? SERVER_DEFAULTS.maxConnectionsPerAddress;
+    const prefix6 = options.perAddressPrefix6 ?? SERVER_DEFAULTS.perAddressPrefix6;
+    if (!Number.isInteger(prefix6) || prefix6 < 1 || prefix6 > 128)
+      throw new ConfigError(`IdentServer option perAddressPrefix6 must be an integer from 1 to 128, got ${prefix6}`);
+    this.#groups = new AddressGroups(prefix6);
     const { hideErrors: _, ...numeric } = this.#limits;
     for (const [name, value] of Object.entries({
       ...numeric,
@@ -177,13 +204,10 @@ export class IdentServer {
     this.#hooks = {
       handler,
       onError: (error) => this.#report(error),
-      onInput: (connection) => this.#connections.touch(connection),
+      onProgress: (connection) => this.#connections.touch(connection),
       onClose: (connection) => {
         this.#connections.remove(connection);
-        const address = connection.endpoints.remoteAddress;
-        const left = (this.#perAddress.get(address) ?? 1) - 1;
-        if (left > 0) this.#perAddress.set(address, left);
-        else this.#perAddress.delete(address);
+        this.#groups.remove(connection.addressGroup, connection);
         if (this.#connections.size === 0) this.#onLastClose?.();
       },
     };
@@ -217,36 +241,68 @@ export class IdentServer {
 
   /**
    * One sweep for every connection instead of a timer per socket: the list is
-   * ordered by last input, so it stops at the first connection that is not idle.
+   * ordered by last progress, so it stops at the first connection that made
+   * progress within the timeout.
    */
   #closeIdle(idleTimeoutMs: number): void {
     const cutoff = performance.now() - idleTimeoutMs;
     for (const connection of this.#connections) {
-      if (connection.lastInput > cutoff) break;
+      if (connection.lastProgress > cutoff) break;
       connection.closeIfIdle();
     }
   }
 
   #accept(stream: ByteStream, endpoints: TransactionEndpoints): void {
     const address = endpoints.remoteAddress;
-    const fromAddress = this.#perAddress.get(address) ?? 0;
-    if (fromAddress >= this.#maxPerAddress) return this.#refuse(stream, 'per_address', address);
+    const group = this.#groups.keyOf(address);
+    let once = false;
+    if (this.#groups.size(group) >= this.#maxPerAddress && !this.#reclaim(group)) {
+      if (this.#groups.size(group) >= this.#maxPerAddress * PER_ADDRESS_BURST_FACTOR)
+        return this.#refuse(stream, 'per_address', address);
+      once = true;
+    }
     if (this.#connections.size >= this.#maxConnections && !this.#evictStalest())
       return this.#refuse(stream, 'global', address);
-    this.#perAddress.set(address, fromAddress + 1);
-    this.#connections.add(new IdentConnection(stream, endpoints, this.#limits, this.#hooks!));
+    const connection = new IdentConnection(stream, endpoints, this.#limits, this.#hooks!);
+    connection.addressGroup = group;
+    this.#groups.add(group, connection);
+    this.#connections.add(connection);
+    if (once) connection.serveOnce(Math.min(this.#limits.idleTimeoutMs, BEYOND_CAP_FIRST_QUERY_MS));
   }
 
-  /** At the global cap, the connection that has gone longest without input and has no query in flight makes room. */
-  #evictStalest(): boolean {
-    for (const connection of this.#connections) {
-      if (connection.pending > 0) continue;
-      this.#connections.remove(connection);
-      this.#options.onRefuse?.('evicted', connection.endpoints.remoteAddress);
-      connection.destroy();
+  /**
+   * At an address's cap: its longest-held connection that has been answered
+   * and has nothing in flight (or does not read its replies) makes room.
+   * Counting it gone at once is what lets a client that reconnects before its
+   * last close was seen in.
+   */
+  #reclaim(group: string): boolean {
+    let looked = 0;
+    for (const connection of this.#groups.members(group)) {
+      if (++looked > RECLAIM_SCAN) break;
+      if (!connection.reclaimable) continue;
+      this.#drop(connection, 'evicted_per_address');
       return true;
     }
     return false;
+  }
+
+  /** At the global cap, the idle connection that has gone longest without progress makes room. */
+  #evictStalest(): boolean {
+    for (const connection of this.#connections) {
+      if (!connection.idle) continue;
+      this.#drop(connection, 'evicted');
+      return true;
+    }
+    return false;
+  }
+
+  /** Evicts: out of the counts now, closed on the next turn. */
+  #drop(connection: IdentConnection, reason: 'evicted' | 'evicted_per_address'): void {
+    this.#connections.remove(connection);
+    this.#groups.remove(connection.addressGroup, connection);
+    this.#options.onRefuse?.(reason, connection.endpoints.remoteAddress);
+    connection.destroy();
   }
 
   #refuse(stream: ByteStream, reason: 'per_address' | 'global', address: string): void {

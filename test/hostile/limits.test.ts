@@ -30,7 +30,7 @@ describe.each(TRANSPORTS)('IdentServer limits under attack (%s transport)', (tra
     'answers legitimate queries within a second while 2,000 idle attacker connections press against maxConnections 1,000',
     { timeout: 40_000 },
     async () => {
-      const refusals = { evicted: 0, per_address: 0, global: 0 };
+      const refusals = { evicted: 0, evicted_per_address: 0, per_address: 0, global: 0 };
       const { server, port, errors } = await startServer(grimlock, {
         transport,
         maxConnections: 1_000,
@@ -137,17 +137,18 @@ describe.each(TRANSPORTS)('IdentServer limits under attack (%s transport)', (tra
   );
 
   it(
-    'refuses the 41st connection from one address while 10 other addresses keep all of theirs (identgate serve)',
+    'lets one address hold 40 idle connections: the 41st takes back its longest-held one, while 10 other addresses keep all of theirs (identgate serve)',
     { timeout: 40_000 },
     async () => {
       const { port } = await startCliServer(['--transport', transport, '--max-per-address', '40']);
       const attacker = await Promise.all(Array.from({ length: 40 }, () => connectRaw(port, '127.0.0.1', '127.0.0.2')));
-      // The 40 are all accepted: each answers a query.
       for (const peer of attacker) peer.write('400, 500\r\n');
       for (const peer of attacker) expect(await peer.lines(1)).toEqual([PROBE_REPLY]);
-      const refused = await connectRaw(port, '127.0.0.1', '127.0.0.2');
-      refused.write('400, 500\r\n');
-      expect(await refused.closed()).toBe('');
+      // The 41st is answered; the attacker's first (answered, idle) connection made room.
+      const next = await connectRaw(port, '127.0.0.1', '127.0.0.2');
+      next.write('400, 500\r\n');
+      expect(await next.lines(1)).toEqual([PROBE_REPLY]);
+      expect(await attacker[0]!.closed()).toBe(`${PROBE_REPLY}\r\n`);
 
       const others = await Promise.all(
         loopbackRange(100, 109).flatMap((address) =>
@@ -156,13 +157,35 @@ describe.each(TRANSPORTS)('IdentServer limits under attack (%s transport)', (tra
       );
       for (const peer of others) peer.write('400, 500\r\n');
       for (const peer of others) expect(replyLines((await peer.lines(1), peer.text()))).toEqual([PROBE_REPLY]);
-      // The attacker's address is still capped while the others are served.
+      // The attacker's address is still held to 40: each new one costs it its longest-held.
       const again = await connectRaw(port, '127.0.0.1', '127.0.0.2');
-      expect(await again.closed()).toBe('');
-      // Its 40 connections are untouched.
-      attacker[0]!.write('1, 2\r\n');
-      expect(await attacker[0]!.lines(2)).toEqual([PROBE_REPLY, '1, 2 : USERID : OTHER : grimlock']);
-      for (const peer of [...attacker, ...others]) peer.socket.destroy();
+      expect(await attacker[1]!.closed()).toBe(`${PROBE_REPLY}\r\n`);
+      // The other addresses' 400 connections are untouched.
+      for (const peer of others) {
+        peer.write('1, 2\r\n');
+        expect(await peer.lines(2)).toEqual([PROBE_REPLY, '1, 2 : USERID : OTHER : grimlock']);
+      }
+      for (const peer of [...attacker, ...others, next, again]) peer.socket.destroy();
+    },
+  );
+
+  it(
+    'answers in full a burst of 256 concurrent one-query connections from one address, three times over, with default limits (identgate serve)',
+    { timeout: 40_000 },
+    async () => {
+      const { port } = await startCliServer(['--transport', transport]);
+      for (let round = 0; round < 3; round++) {
+        const outcomes = await Promise.all(
+          Array.from({ length: 256 }, () =>
+            probe(port, { localAddress: '127.0.0.2', timeoutMs: 5_000 }).then(
+              (result) => result.line,
+              (error: Error) => error.message,
+            ),
+          ),
+        );
+        expect(outcomes.filter((line) => line !== PROBE_REPLY)).toEqual([]);
+      }
+      await expectServing(port);
     },
   );
 });

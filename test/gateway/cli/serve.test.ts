@@ -98,6 +98,11 @@ describe('identgate serve', () => {
       [['serve', '--policy', '/nonexistent/policy.json', '--listen', '127.0.0.1:0'], /nonexistent/],
       [['serve', '--owner-lookup', 'maybe'], /--owner-lookup "maybe": expected auto, on or off/],
       [['serve', '--max-connections', '0'], /--max-connections "0": expected a positive whole number/],
+      [
+        ['serve', '--per-address-prefix6', '129'],
+        /--per-address-prefix6 "129": expected a prefix length from 1 to 128/,
+      ],
+      [['serve', '--per-address-prefix6', '0'], /--per-address-prefix6 "0": expected a positive whole number/],
       [['serve', '--secret-file', '/dev/null'], /--secret-file goes with --upstream/],
       [['serve', '--batch-hold', '5'], /--batch-hold goes with --upstream/],
       [

@@ -77,17 +77,18 @@ describe('--metrics', () => {
     expect(text).toMatch(/^identgate_process_\w*resident_memory_bytes \d+/m);
   });
 
-  it('reports open connections and connections refused by --max-per-address', async () => {
+  it('reports open connections and connections taken back by --max-per-address', async () => {
     const { identPort, metricsUrl } = await startWithMetrics(['--reply', 'x', '--max-per-address', '1']);
     const first = await connectRaw(identPort);
     first.write('1, 2\r\n');
     await first.lines(1);
     const second = await connectRaw(identPort);
-    await second.closed();
+    await first.closed();
     const text = await scrape(metricsUrl);
     expect(sample(text, 'identgate_open_connections')).toBe(1);
-    expect(sample(text, 'identgate_refused_connections_total{reason="per_address"}')).toBe(1);
+    expect(sample(text, 'identgate_refused_connections_total{reason="evicted_per_address"}')).toBe(1);
     expect(sample(text, 'identgate_queries_total{answer="USERID"}')).toBe(1);
+    second.socket.destroy();
   });
 
   it('answers 404 for anything but GET /metrics', async () => {

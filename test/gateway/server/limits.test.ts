@@ -1,6 +1,7 @@
 import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { connectRaw } from '../../helpers/raw-peer.js';
+import { BEYOND_CAP_FIRST_QUERY_MS, PER_ADDRESS_BURST_FACTOR } from '../../../gateway/server/server.js';
 import { grimlock, startServer, TRANSPORTS } from '../../helpers/server.js';
 
 describe.each(TRANSPORTS)('IdentServer limits (%s transport)', (transport) => {
@@ -107,25 +108,73 @@ describe.each(TRANSPORTS)('IdentServer limits (%s transport)', (transport) => {
     socket.destroy();
   });
 
-  it('refuses connections beyond maxConnectionsPerAddress from one address, but not from another', async () => {
+  it("at an address's cap, a new connection takes back that address's longest-held answered one; another address keeps its own", async () => {
     const refused: string[] = [];
     const { port } = await startServer(grimlock, {
       transport,
       maxConnectionsPerAddress: 2,
       onRefuse: (reason, address) => refused.push(`${reason} ${address}`),
     });
+    const other = await connectRaw(port, '127.0.0.1', '127.0.0.4');
     const a = await connectRaw(port, '127.0.0.1', '127.0.0.3');
     const b = await connectRaw(port, '127.0.0.1', '127.0.0.3');
-    a.write('400, 500\r\n');
-    b.write('400, 500\r\n');
-    await a.lines(1);
-    await b.lines(1);
+    for (const peer of [other, a, b]) peer.write('400, 500\r\n');
+    for (const peer of [other, a, b]) await peer.lines(1);
     const c = await connectRaw(port, '127.0.0.1', '127.0.0.3');
-    expect(await c.closed()).toBe('');
+    c.write('400, 500\r\n');
+    expect(await c.lines(1)).toEqual(['400, 500 : USERID : OTHER : grimlock']);
+    expect(await a.closed()).toBe('400, 500 : USERID : OTHER : grimlock\r\n');
+    expect(refused).toEqual(['evicted_per_address 127.0.0.3']);
+    b.write('1, 2\r\n');
+    other.write('1, 2\r\n');
+    expect(await b.lines(2)).toHaveLength(2);
+    expect(await other.lines(2)).toHaveLength(2);
+  });
+
+  it('beyond the cap with nothing answered to take back, serves a new connection once, then closes it', async () => {
+    const { port, server } = await startServer(grimlock, { transport, maxConnectionsPerAddress: 1 });
+    const waiting = await connectRaw(port, '127.0.0.1', '127.0.0.3');
+    await expect.poll(() => server.connectionCount).toBe(1);
+    const burst = await connectRaw(port, '127.0.0.1', '127.0.0.3');
+    burst.write('400, 500\r\n1, 2\r\n');
+    expect(await burst.closed()).toBe('400, 500 : USERID : OTHER : grimlock\r\n1, 2 : ERROR : NO-USER\r\n');
+    // The connection within the cap, whose query had not come yet, was not touched.
+    waiting.write('400, 500\r\n');
+    expect(await waiting.lines(1)).toEqual(['400, 500 : USERID : OTHER : grimlock']);
+  });
+
+  it('closes a connection taken beyond the cap that sends no query, within the idle timeout', async () => {
+    const { port, server } = await startServer(grimlock, {
+      transport,
+      maxConnectionsPerAddress: 1,
+      idleTimeoutMs: 10_000,
+    });
+    await connectRaw(port, '127.0.0.1', '127.0.0.3');
+    await expect.poll(() => server.connectionCount).toBe(1);
+    const silent = await connectRaw(port, '127.0.0.1', '127.0.0.3');
+    const started = performance.now();
+    expect(await silent.closed(BEYOND_CAP_FIRST_QUERY_MS + 2_000)).toBe('');
+    expect(performance.now() - started).toBeGreaterThanOrEqual(BEYOND_CAP_FIRST_QUERY_MS - 50);
+    await expect.poll(() => server.connectionCount).toBe(1);
+  });
+
+  it(`refuses a new connection once an address has ${PER_ADDRESS_BURST_FACTOR} times its cap open, none of them answered`, async () => {
+    const refused: string[] = [];
+    const { port, server } = await startServer(grimlock, {
+      transport,
+      maxConnectionsPerAddress: 1,
+      onRefuse: (reason, address) => refused.push(`${reason} ${address}`),
+    });
+    const held = [];
+    for (let i = 0; i < PER_ADDRESS_BURST_FACTOR; i++) held.push(await connectRaw(port, '127.0.0.1', '127.0.0.3'));
+    await expect.poll(() => server.connectionCount).toBe(PER_ADDRESS_BURST_FACTOR);
+    const extra = await connectRaw(port, '127.0.0.1', '127.0.0.3');
+    expect(await extra.closed()).toBe('');
     expect(refused).toEqual(['per_address 127.0.0.3']);
     const other = await connectRaw(port, '127.0.0.1', '127.0.0.4');
     other.write('400, 500\r\n');
     expect(await other.lines(1)).toEqual(['400, 500 : USERID : OTHER : grimlock']);
+    for (const peer of held) peer.socket.destroy();
   });
 
   it('at the global cap, evicts the stalest idle connection so a new client is served', async () => {
@@ -147,4 +196,82 @@ describe.each(TRANSPORTS)('IdentServer limits (%s transport)', (transport) => {
     await idle[0]!.closed();
     expect(refused).toEqual(['evicted']);
   });
+
+  it('closes a connection whose replies stall (it never reads, and half-closed) once it makes no progress for idleTimeoutMs', async () => {
+    const { port, server } = await startServer((tx) => tx.replyWithUser('x'.repeat(400)), {
+      transport,
+      idleTimeoutMs: 300,
+      ...STALL_LIMITS,
+    });
+    const staller = await stallReplies(port, '127.0.0.3');
+    await expect.poll(() => server.connectionCount).toBe(1);
+    const started = performance.now();
+    await expect.poll(() => server.connectionCount, { timeout: 3_000 }).toBe(0);
+    expect(performance.now() - started).toBeLessThan(3_000);
+    staller.destroy();
+  });
+
+  it('at the global cap, evicts a connection whose replies stall so a new client is served', async () => {
+    const refused: string[] = [];
+    let answered = 0;
+    const { port } = await startServer(
+      (tx) => {
+        answered++;
+        tx.replyWithUser('x'.repeat(400));
+      },
+      {
+        transport,
+        maxConnections: 1,
+        idleTimeoutMs: 60_000,
+        ...STALL_LIMITS,
+        onRefuse: (reason) => refused.push(reason),
+      },
+    );
+    const staller = await stallReplies(port, '127.0.0.3');
+    // Stalled: the server stopped reading it (no event says so: the count of answers stops growing).
+    let seen = -1;
+    await expect
+      .poll(() => (seen === answered ? 'stalled' : ((seen = answered), 'answering')), {
+        interval: 200,
+        timeout: 10_000,
+      })
+      .toBe('stalled');
+    expect(answered).toBeGreaterThan(1_000);
+    expect(answered).toBeLessThan(20_000);
+    await expect
+      .poll(
+        async () => {
+          const fresh = await connectRaw(port, '127.0.0.1', '127.0.0.4');
+          fresh.write('1, 2\r\n');
+          const answer = await fresh.lines(1, 1_000).catch(() => ['refused']);
+          fresh.socket.destroy();
+          return answer;
+        },
+        { timeout: 5_000 },
+      )
+      .toEqual([`1, 2 : USERID : OTHER : ${'x'.repeat(400)}`]);
+    expect(refused).toContain('evicted');
+    staller.destroy();
+  });
 });
+
+/**
+ * Loopback's kernel buffers take about 4 MB of replies from a client that does
+ * not read; with the default 1000 queries per connection the connection would
+ * end first. (A client with SO_RCVBUF=1 stalls well within 1000.)
+ */
+const STALL_LIMITS = { maxQueriesPerConnection: 100_000 };
+
+/**
+ * A client that sends 20,000 queries, half-closes and never reads: the
+ * server's replies (8 MB) fill the kernel's buffers and its own write queue,
+ * and it waits for a drain that never comes with lines still unread.
+ */
+async function stallReplies(port: number, localAddress: string): Promise<net.Socket> {
+  const socket = net.connect({ port, host: '127.0.0.1', localAddress });
+  socket.on('error', () => {});
+  await new Promise((resolve) => socket.once('connect', resolve));
+  socket.pause();
+  socket.end('1, 2\r\n'.repeat(20_000));
+  return socket;
+}
