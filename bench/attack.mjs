@@ -4,7 +4,8 @@
  * suite (test/hostile/) and by hand: `flood` pipelines queries as fast as the
  * server answers on every connection (reconnecting when the server closes one),
  * `slowloris` dribbles one octet per interval and never finishes a line, `idle`
- * opens connections and sends nothing, `lf` sends 64 KB packets of bare LFs.
+ * opens connections and sends nothing, `lf` sends 64 KB packets of bare LFs,
+ * `stall` sends --lines queries, half-closes and never reads a reply.
  * Connections are spread over a range of 127.0.0.x source addresses. It stops
  * after --seconds (or on SIGTERM) and prints one JSON object with its counts;
  * it prints "engaged" once every connection is up (flood: answered once).
@@ -18,12 +19,14 @@ import { parseArgs } from 'node:util';
 
 const USAGE = `node bench/attack.mjs --port PORT [options]
   --host ADDR          target (default 127.0.0.1; loopback only)
-  --mode MODE          flood | slowloris | idle | lf (default flood)
+  --mode MODE          flood | slowloris | idle | lf | stall (default flood)
   --from 127.0.0.X     first source address (default 127.0.0.2)
   --addresses N        spread connections over N consecutive source addresses (default 1)
   --connections N      connections to hold (default 32)
   --batch N            flood: queries per pipelined batch (default 64)
   --interval MS        slowloris: ms between octets (default 100)
+  --lines N            stall: queries sent before the half-close (default 60000)
+  --no-reconnect       leave a connection the server closed closed (default: open another)
   --seconds S          stop after S seconds (default 5)
 `;
 
@@ -47,6 +50,8 @@ function main() {
       connections: { type: 'string', default: '32' },
       batch: { type: 'string', default: '64' },
       interval: { type: 'string', default: '100' },
+      lines: { type: 'string', default: '60000' },
+      'no-reconnect': { type: 'boolean', default: false },
       seconds: { type: 'string', default: '5' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -77,6 +82,7 @@ function main() {
   };
   const query = Buffer.from('1, 2\r\n'.repeat(batch));
   const lfPacket = Buffer.alloc(65_536, 0x0a);
+  const stallQueries = Buffer.from('65535,65535\r\n'.repeat(Number(values.lines)));
 
   const open = (i) => {
     if (stopping) return;
@@ -95,6 +101,12 @@ function main() {
       } else if (mode === 'lf') {
         stats.octetsSent += lfPacket.length;
         socket.write(lfPacket);
+      } else if (mode === 'stall') {
+        // Never read: the replies fill the kernel's buffers, then the server's write queue.
+        socket.pause();
+        stats.queriesSent += Number(values.lines);
+        stats.octetsSent += stallQueries.length;
+        socket.end(stallQueries);
       }
     });
     socket.on('data', (chunk) => {
@@ -111,7 +123,7 @@ function main() {
       if (stopping) return;
       stats.closedByServer++;
       // Keep the pressure on: a closed connection is replaced at once.
-      setImmediate(() => open(i));
+      if (!values['no-reconnect']) setImmediate(() => open(i));
     });
   };
 
