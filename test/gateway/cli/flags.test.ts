@@ -55,6 +55,7 @@ describe('parseServeArgs', () => {
       maxQueriesPerConnection: SERVER_DEFAULTS.maxQueriesPerConnection,
       maxConnections: SERVER_DEFAULTS.maxConnections,
       maxConnectionsPerAddress: SERVER_DEFAULTS.maxConnectionsPerAddress,
+      perAddressPrefix6: SERVER_DEFAULTS.perAddressPrefix6,
     });
   });
 
@@ -159,6 +160,7 @@ describe('parseServeArgs', () => {
       ['--max-queries', (c) => c.limits.maxQueriesPerConnection],
       ['--max-connections', (c) => c.limits.maxConnections],
       ['--max-per-address', (c) => c.limits.maxConnectionsPerAddress],
+      ['--per-address-prefix6', (c) => c.limits.perAddressPrefix6],
       ['--shutdown-grace', (c) => c.shutdownGraceMs],
       ['--workers', (c) => c.workers],
     ];
@@ -170,6 +172,10 @@ describe('parseServeArgs', () => {
         );
     }
     expect(parseServeArgs(['--workers', 'auto']).workers).toBeGreaterThanOrEqual(1);
+    expect(parseServeArgs(['--per-address-prefix6', '128']).limits.perAddressPrefix6).toBe(128);
+    expect(refusal(['--per-address-prefix6', '129'])).toBe(
+      '--per-address-prefix6 "129": expected a prefix length from 1 to 128',
+    );
   });
 
   it('parses the choice flags and names the choices when refusing', () => {
