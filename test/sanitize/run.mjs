@@ -81,7 +81,8 @@ const files = execFileSync('git', ['ls-files', '-z', '--cached', '--others', '--
   encoding: 'utf8',
 })
   .split('\0')
-  .filter((file) => file && !file.startsWith('build/') && existsSync(join(ROOT, file)));
+  // node_modules: linked below (a node_modules symlink is not matched by the ignore rule for the directory).
+  .filter((file) => file && !/^(build|node_modules)(\/|$)/.test(file) && existsSync(join(ROOT, file)));
 for (const file of files) {
   mkdirSync(dirname(join(OUT, file)), { recursive: true });
   cpSync(join(ROOT, file), join(OUT, file));
