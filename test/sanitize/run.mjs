@@ -5,9 +5,10 @@
  * into a separate tree, and the suites that drive it run there with the
  * sanitizer runtimes preloaded into every process (Node is not built with
  * ASan, so its addons need libasan loaded first). Any report fails the run:
- * a sanitizer aborts the process it finds a fault in (halt_on_error), and the
- * reports written to the tree's reports/ directory (from test processes and
- * their children alike) are checked afterwards.
+ * a sanitizer aborts the process it finds a fault in (halt_on_error), and
+ * afterwards the run looks for reports in the suites' output (UBSan writes to
+ * stderr only) and in the tree's reports/ directory, where ASan writes the
+ * reports of test processes and of their children (a helper, a CLI) alike.
  *
  * The tree: the checkout's files (tracked and new, not ignored) copied into
  * build/sanitize/ (or --out DIR) with node_modules linked, then built there
@@ -52,6 +53,8 @@ const { values } = parseArgs({
   },
 });
 const OUT = resolve(values.out);
+/** The first line of a sanitizer's report. */
+const SANITIZER_REPORT = /^.*(?:ERROR: AddressSanitizer|runtime error:|ERROR: LeakSanitizer).*$/gm;
 const REPORTS = join(OUT, 'reports');
 
 function fail(message) {
@@ -114,12 +117,15 @@ const env = {
 const vitest = spawnSync(
   process.execPath,
   [join(ROOT, 'node_modules/vitest/vitest.mjs'), 'run', '--project', 'node', '--reporter', 'dot', ...SUITES],
-  { cwd: OUT, env, stdio: ['ignore', 'pipe', 'inherit'], encoding: 'utf8', maxBuffer: 64 * 1024 * 1024 },
+  { cwd: OUT, env, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 },
 );
 process.stdout.write(vitest.stdout ?? '');
+process.stderr.write(vitest.stderr ?? '');
 
-const reports = readdirSync(REPORTS).map((name) => join(REPORTS, name));
-for (const report of reports) console.error(`==== ${report}\n${readFileSync(report, 'utf8')}`);
+const reportFiles = readdirSync(REPORTS).map((name) => join(REPORTS, name));
+for (const report of reportFiles) console.error(`==== ${report}\n${readFileSync(report, 'utf8')}`);
+const printed = `${vitest.stdout ?? ''}${vitest.stderr ?? ''}`.match(SANITIZER_REPORT) ?? [];
+const reports = [...reportFiles, ...new Set(printed)];
 const seconds = ((performance.now() - started) / 1000).toFixed(1);
 const counts = /Tests\s+(.*\(\d+\))/.exec((vitest.stdout ?? '').replace(/\x1b\[[0-9;]*m/g, ''))?.[1] ?? 'unknown';
 console.log(`test:sanitize: ${counts}; ${reports.length} sanitizer report(s); ${seconds} s`);
