@@ -188,4 +188,23 @@ describe.each(TRANSPORTS)('IdentServer limits under attack (%s transport)', (tra
       await expectServing(port);
     },
   );
+  it(
+    'keeps another address under 200 ms p99 while one address holds 2,000 idle connections open, reopening each one closed (identgate serve, default limits)',
+    { timeout: 40_000 },
+    async () => {
+      const { port } = await startCliServer(['--transport', transport]);
+      const attack = await startAttack(port, ['--mode', 'idle', '--from', '127.0.0.2', '--connections', '2000']);
+      const latencies: number[] = [];
+      for (let i = 0; i < 100; i++) {
+        const result = await probe(port, { localAddress: '127.0.0.100' });
+        expect(result.line).toBe(PROBE_REPLY);
+        latencies.push(result.ms);
+      }
+      const stats = await attack.stop();
+      // Beyond its 32 (and 16 x 32 served once for at most 2 s each) the address is refused: it reconnected.
+      expect(stats.closedByServer).toBeGreaterThan(1_000);
+      expect(percentile(latencies, 99), `latencies (ms): ${latencies.map(Math.round).join(' ')}`).toBeLessThan(200);
+      await expectServing(port);
+    },
+  );
 });
