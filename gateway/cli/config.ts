@@ -8,7 +8,6 @@
  */
 import { readFileSync } from 'node:fs';
 import { hostPort } from '../describe.js';
-import { isIP } from 'node:net';
 import { availableParallelism, hostname as osHostname } from 'node:os';
 import { CLAIMS_DEFAULTS } from '../claims/registry.js';
 import { replyRuleViolation, type IdentAnswer } from '../../protocol/index.js';
