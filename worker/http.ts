@@ -9,7 +9,7 @@ import type { z } from 'zod';
 import { describeIssues } from '../protocol/issues.js';
 import { MAX_BODY_OCTETS } from '../protocol/wire.js';
 
-export type RejectionStatus = 400 | 401 | 404 | 405 | 413 | 503;
+export type RejectionStatus = 400 | 401 | 404 | 405 | 409 | 413 | 503;
 
 /** A wire error answer: `{ error: { code, message } }` with its status and headers. */
 export function errorResponse(

@@ -295,6 +295,10 @@ function announceListening(
   );
 }
 
+function isLoopback(address: string): boolean {
+  return address === '::1' || address.startsWith('127.') || address.toLowerCase().startsWith('::ffff:127.');
+}
+
 async function worker(argv: string[], hangups: Hangups): Promise<number | undefined> {
   const config = parseWorkerArgs(argv);
   if (config.help) {
@@ -313,6 +317,15 @@ async function worker(argv: string[], hangups: Hangups): Promise<number | undefi
     log: workerLog(log, 'info'),
   });
   log.info({ url: running.url, policy: config.policyFile ?? 'default' }, 'identgate worker serving');
+  if (config.policyFile === undefined && config.adminTokens.length > 0)
+    log.warn(
+      'no --policy FILE: a PUT /v1/policy is kept in memory only and lost when the worker stops; give --policy FILE to keep it',
+    );
+  if (!isLoopback(config.listen.hostname))
+    log.warn(
+      { listen: running.url },
+      'listening beyond loopback over plain http: signed lookups and admin bearer tokens cross the network unencrypted; put a TLS proxy in front (docs/operations.md) or listen on 127.0.0.1',
+    );
   process.stdout.write(`identgate worker listening on ${running.url}\n`);
   hangups.ready(() => {
     running.reload().then(
