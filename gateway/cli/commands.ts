@@ -6,6 +6,7 @@
  * identgate query 127.0.0.1 400,500 --port 1113
  * identgate serve --listen 127.0.0.1:1113 --reply grimlock
  */
+import { fileURLToPath } from 'node:url';
 import { ConfigError, parseClaimArgs, parseQueryArgs, parseServeArgs, parseWorkerArgs } from './config.js';
 import { CLAIM_FLAGS, flagsHelp, QUERY_FLAGS, SERVE_FLAGS, WORKER_FLAGS } from './flags.js';
 import type { Logger } from '../daemon/log.js';
@@ -27,9 +28,9 @@ Usage:
   identgate worker  --listen ADDR:PORT --secret-file FILE [--policy FILE]   run the policy worker on Node
   identgate claim   add|list|release|pending ...   tell the gateway which of an app's users a connection is for
   identgate audit search [filters] (--worker URL --admin-token-file FILE | --audit FILE)   who was answered as what
-  identgate help | --help | --version
+  identgate help [COMMAND] | --help | --version
 
-Run 'identgate COMMAND --help' for a command's options.
+Run 'identgate help COMMAND' or 'identgate COMMAND --help' for a command's options.
 `;
 
 const QUERY_USAGE = `identgate query HOST SERVERPORT,CLIENTPORT [options]
@@ -138,9 +139,7 @@ async function claim(argv: string[]): Promise<number> {
     return 0;
   } catch (error) {
     if (!(error instanceof ClaimsApiError)) throw error;
-    process.stderr.write(
-      `identgate claim: ${error.message}${error.status ? ` (${error.status} ${error.reason})` : ''}\n`,
-    );
+    process.stderr.write(`identgate: ${error.message}${error.status ? ` (${error.status} ${error.reason})` : ''}\n`);
     return error.status >= 400 && error.status < 500 ? 1 : 2;
   }
 }
@@ -191,7 +190,7 @@ async function query(argv: string[]): Promise<number> {
     return response.isSuccess ? 0 : 1;
   } catch (error) {
     if (error instanceof IdentClientError) {
-      process.stderr.write(`identgate query: ${escapeControls(error.message)}\n`);
+      process.stderr.write(`identgate: ${escapeControls(error.message)}\n`);
       return 2;
     }
     throw error;
@@ -238,8 +237,14 @@ async function serve(argv: string[], hangups: Hangups): Promise<number | undefin
     });
     return undefined;
   }
+  const first = addresses[0]!;
+  const host = first.address === '::' ? '::1' : first.address === '0.0.0.0' ? '127.0.0.1' : first.address;
+  const example = { serverPort: 400, clientPort: 500 };
   announceListening(log, {
     addresses,
+    tryQuery: gateway.answersUserId(example, host)
+      ? `${invokedAs()} query ${host.includes(':') ? `[${host}]` : host} ${example.serverPort},${example.clientPort} --port ${first.port}`
+      : undefined,
     answeredBy: gateway.answeredBy,
     ownerLookup: gateway.ownerLookup,
     natLookup: gateway.natLookup,
@@ -250,11 +255,18 @@ async function serve(argv: string[], hangups: Hangups): Promise<number | undefin
   return undefined;
 }
 
+/** How to run this executable again: `identgate` when installed, `npx identgate` from a clone. */
+function invokedAs(): string {
+  return fileURLToPath(import.meta.url).includes('/node_modules/') ? 'identgate' : 'npx identgate';
+}
+
 /** The human line on stdout (where, how, a query to paste) and the JSON line in the log. */
 function announceListening(
   log: Logger,
   state: {
     addresses: { address: string; port: number }[];
+    /** A query that this gateway answers with a user id, to paste; none when it would not. */
+    tryQuery?: string | undefined;
     answeredBy: string;
     ownerLookup: string;
     natLookup?: string;
@@ -276,14 +288,16 @@ function announceListening(
     },
     'identgate serving',
   );
-  const first = state.addresses[0]!;
-  const host = first.address === '::' ? '::1' : first.address === '0.0.0.0' ? '127.0.0.1' : first.address;
   const processes = state.workers > 1 ? `; ${state.workers} worker processes` : '';
   const nat = state.natLookup !== undefined && state.natLookup !== 'off' ? `; nat lookup: ${state.natLookup}` : '';
   process.stdout.write(
     `identgate listening on ${where} (answers: ${state.answeredBy}; owner lookup: ${state.ownerLookup}; transport: ${state.transport}${nat}${processes})\n` +
-      `try: npx identgate query ${host.includes(':') ? `[${host}]` : host} 400,500 --port ${first.port}\n`,
+      (state.tryQuery ? `try: ${state.tryQuery}\n` : ''),
   );
+}
+
+function isLoopback(address: string): boolean {
+  return address === '::1' || address.startsWith('127.') || address.toLowerCase().startsWith('::ffff:127.');
 }
 
 async function worker(argv: string[], hangups: Hangups): Promise<number | undefined> {
@@ -308,6 +322,15 @@ async function worker(argv: string[], hangups: Hangups): Promise<number | undefi
     { url: running.url, policy: config.policyFile ?? 'default', audit: config.audit?.path ?? 'off' },
     'identgate worker serving',
   );
+  if (config.policyFile === undefined && config.adminTokens.length > 0)
+    log.warn(
+      'no --policy FILE: a PUT /v1/policy is kept in memory only and lost when the worker stops; give --policy FILE to keep it',
+    );
+  if (!isLoopback(config.listen.hostname))
+    log.warn(
+      { listen: running.url },
+      'listening beyond loopback over plain http: signed lookups and admin bearer tokens cross the network unencrypted; put a TLS proxy in front (docs/operations.md) or listen on 127.0.0.1',
+    );
   process.stdout.write(`identgate worker listening on ${running.url}\n`);
   hangups.ready(() => {
     running.reload().then(
@@ -332,8 +355,14 @@ export async function main(argv: string[], hangups: Hangups): Promise<number | u
       return claim(rest);
     case 'audit':
       return (await import('./audit-search.js')).audit(rest);
-    case undefined:
     case 'help':
+      if (rest[0] !== undefined) {
+        if (!COMMANDS.includes(rest[0])) throw unknownCommand(rest[0]);
+        return main([rest[0], '--help'], hangups);
+      }
+      process.stdout.write(USAGE);
+      return 0;
+    case undefined:
     case '--help':
     case '-h':
       process.stdout.write(USAGE);
@@ -343,10 +372,16 @@ export async function main(argv: string[], hangups: Hangups): Promise<number | u
       process.stdout.write(`${identgateVersion()}\n`);
       return 0;
     default:
-      throw new ConfigError(
-        `unknown command ${JSON.stringify(command)}: expected serve, query, worker, claim or audit (see identgate --help)`,
-      );
+      throw unknownCommand(command);
   }
+}
+
+const COMMANDS: readonly string[] = ['serve', 'query', 'worker', 'claim', 'audit'];
+
+function unknownCommand(command: string): ConfigError {
+  return new ConfigError(
+    `unknown command ${JSON.stringify(command)}: expected ${COMMANDS.slice(0, -1).join(', ')} or ${COMMANDS.at(-1)} (see 'identgate --help')`,
+  );
 }
 
 /** Errors a user can act on print as one line; anything else is a bug and keeps its stack. */

@@ -7,7 +7,7 @@
  * // config.listen -> [{ hostname: '127.0.0.1', port: 1113 }]
  */
 import { readFileSync } from 'node:fs';
-import { isIP } from 'node:net';
+import { hostPort } from '../describe.js';
 import { availableParallelism, hostname as osHostname } from 'node:os';
 import { CLAIMS_DEFAULTS } from '../claims/registry.js';
 import { replyRuleViolation, type IdentAnswer } from '../../protocol/index.js';
@@ -69,7 +69,7 @@ export interface QueryConfig {
 }
 
 export function parseQueryArgs(argv: string[]): QueryConfig {
-  const { values, help, positionals } = parseFlags(QUERY_FLAGS, argv, true);
+  const { values, help, positionals } = parseFlags(QUERY_FLAGS, argv, true, 'query');
   if (help) return { help: true, hostname: '', port: 0, serverPort: 0, clientPort: 0, timeoutMs: 0, json: false };
   if (positionals.length !== 2)
     throw new ConfigError('usage: identgate query HOST SERVERPORT,CLIENTPORT [--port 113] [--timeout MS] [--json]');
@@ -197,7 +197,7 @@ export function systemdListenTargets(env: NodeJS.ProcessEnv, pid: number, primar
  * parseServeArgs(['--upstream', 'http://127.0.0.1:8787', '--secret-file', '/etc/identgate/secret']).answerer.kind // 'upstream'
  */
 export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = {}, pid = 0, primaryPid?: number): ServeConfig {
-  const { values, help, given } = parseFlags(SERVE_FLAGS, argv);
+  const { values, help, given } = parseFlags(SERVE_FLAGS, argv, false, 'serve');
 
   const fromSystemd = systemdListenTargets(env, pid, primaryPid);
   const listenFlags = values.listen ?? [];
@@ -208,6 +208,7 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = {}, pid 
       : listenFlags.length
         ? listenFlags
         : [parseHostPort(SERVE_DEFAULTS.listen, '--listen')];
+  assertDistinct(listenFlags);
   let transport: TransportChoice = values.transport;
   if (inherited.length > 0) {
     // The supervisor bound the listeners for the native transport: this worker adopts them.
@@ -327,6 +328,36 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = {}, pid 
   };
 }
 
+/** Two --listen flags for one socket would fail at bind time as "already in use"; say what is wrong instead. */
+function assertDistinct(targets: HostPort[]): void {
+  const seen = new Map<string, string>();
+  for (const { hostname, port } of targets) {
+    if (port === 0) continue; // each asks for its own free port
+    const key = `${hostname.includes(':') ? canonicalIPv6(hostname) : hostname}|${port}`;
+    const shown = hostPort(hostname, port);
+    const earlier = seen.get(key);
+    if (earlier !== undefined)
+      throw new ConfigError(
+        `--listen ${shown}: the same address is given twice${earlier === shown ? '' : ` (as ${earlier})`}`,
+      );
+    seen.set(key, shown);
+  }
+  for (const { hostname, port } of targets) {
+    if (hostname === '0.0.0.0' && port !== 0 && seen.has(`::|${port}`))
+      throw new ConfigError(
+        `--listen 0.0.0.0:${port}: [::]:${port} already covers IPv4 (dual-stack); give one of the two`,
+      );
+  }
+}
+
+function canonicalIPv6(address: string): string {
+  try {
+    return new URL(`http://[${address}]/`).hostname.slice(1, -1);
+  } catch {
+    return address; // a scoped address (fe80::1%eth0): compared as written
+  }
+}
+
 type ServeValues = ReturnType<typeof parseFlags<typeof SERVE_FLAGS>>['values'];
 
 /**
@@ -402,8 +433,13 @@ function parseEndpoint(value: string, what: string): HostPort {
       `${what} ${JSON.stringify(value)}: expected IP-ADDRESS:PORT, e.g. 192.0.2.1:40000 or [2001:db8::1]:6697`,
     );
   if (!/^(?:\[[^\]]+\]|[^:[\]]+):\d+$/.test(value)) throw wrong();
-  const endpoint = parseHostPort(value, what);
-  if (isIP(endpoint.hostname) === 0 || endpoint.port === 0) throw wrong();
+  let endpoint: HostPort;
+  try {
+    endpoint = parseHostPort(value, what);
+  } catch {
+    throw wrong();
+  }
+  if (endpoint.port === 0) throw wrong();
   return endpoint;
 }
 
@@ -414,7 +450,7 @@ function parseEndpoint(value: string, what: string): HostPort {
  * parseClaimArgs(['add', '192.0.2.1:40000', '203.0.113.5:6697', 'alice']).command?.action // 'add'
  */
 export function parseClaimArgs(argv: string[]): ClaimConfig {
-  const { values, help, given, positionals } = parseFlags(CLAIM_FLAGS, argv, true);
+  const { values, help, given, positionals } = parseFlags(CLAIM_FLAGS, argv, true, 'claim');
   const base = { help, socketPath: values.socket, json: Boolean(values.json) };
   if (help) return { ...base, command: undefined };
   const [action, ...args] = positionals;
@@ -477,7 +513,7 @@ export interface WorkerConfig {
 }
 
 export function parseWorkerArgs(argv: string[]): WorkerConfig {
-  const { values, help, given } = parseFlags(WORKER_FLAGS, argv);
+  const { values, help, given } = parseFlags(WORKER_FLAGS, argv, false, 'worker');
   if (help)
     return {
       help,

@@ -55,18 +55,26 @@ export interface HostPort {
   port: number;
 }
 
-/** Parses "ADDR:PORT", "[IPv6]:PORT" or ":PORT"/"PORT" (all addresses, dual-stack). */
+/**
+ * Parses "ADDR:PORT", "[IPv6]:PORT" or ":PORT"/"PORT" (all addresses, dual-stack). ADDR is an IP address (a name
+ * would be resolved at bind time, and a typo would only show there as a resolver error).
+ */
 export function parseHostPort(value: string, flag: string): HostPort {
   const match =
-    /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d{1,5})$/.exec(value) ??
-    (/^\d{1,5}$/.test(value) ? [value, undefined, '', value] : null);
-  const port = match ? Number(match[3]) : NaN;
-  if (!match || !Number.isInteger(port) || port > 65535) {
+    /^(?:\[([^\]]+)\]|([^:[\]]*)):(\d+)$/.exec(value) ?? (/^\d+$/.test(value) ? [value, undefined, '', value] : null);
+  if (!match) {
     throw new ConfigError(`${flag} ${JSON.stringify(value)}: expected ADDRESS:PORT, e.g. 127.0.0.1:113 or [::]:113`);
   }
+  const port = Number(match[3]);
+  if (port > 65535)
+    throw new ConfigError(`${flag} ${JSON.stringify(value)}: port ${match[3]} is out of range (0..65535)`);
   const hostname = match[1] ?? (match[2] || '::');
   if (match[1] !== undefined && isIP(hostname) !== 6)
     throw new ConfigError(`${flag} ${JSON.stringify(value)}: ${hostname} is not an IPv6 address`);
+  if (match[1] === undefined && isIP(hostname) === 0)
+    throw new ConfigError(
+      `${flag} ${JSON.stringify(value)}: ${hostname} is not an IP address (e.g. 127.0.0.1, 0.0.0.0 or [::1])`,
+    );
   return { hostname, port };
 }
 
@@ -689,6 +697,7 @@ export function parseFlags<F extends FlagTable>(
   table: F,
   argv: readonly string[],
   allowPositionals = false,
+  command?: string,
 ): { values: FlagValues<F>; given: ReadonlySet<keyof F & string>; help: boolean; positionals: string[] } {
   const options: Record<string, { type: 'string' | 'boolean'; short?: string; multiple?: boolean }> = {
     help: { type: 'boolean', short: 'h' },
@@ -704,7 +713,8 @@ export function parseFlags<F extends FlagTable>(
   try {
     parsed = parseArgs({ args: [...argv], options, allowPositionals, strict: true });
   } catch (error) {
-    throw new ConfigError((error as Error).message.split('\n')[0]!.replace(/\. To specify .*$/, ''));
+    const message = (error as Error).message.split('\n')[0]!.replace(/\. To specify .*$/, '');
+    throw new ConfigError(command ? `${message} (see 'identgate ${command} --help')` : message);
   }
   const values: Record<string, unknown> = {};
   const given = new Set<keyof F & string>();

@@ -15,6 +15,8 @@ import { randomBytes } from 'node:crypto';
 import { createApp } from '../../worker/app.js';
 import { openLocalAudit, type LocalAudit } from '../../worker/audit/local.js';
 import { identgateVersion } from '../version.js';
+import { explain } from '../../worker/policy/index.js';
+import { WIRE_VERSION } from '../../protocol/wire.js';
 import { openFileStore, type FileStore } from '../../worker/stores/file.js';
 import { createMemoryStore } from '../../worker/stores/memory.js';
 import { listenApp } from '../../worker/node.js';
@@ -64,6 +66,11 @@ export interface RunningGateway {
   readonly claimsSocket: string | undefined;
   /** The live claims, when the claims API is on. */
   readonly claims: ClaimRegistry | undefined;
+  /**
+   * Whether a query from `remoteAddress` about a connection with no known owner answers a user id (the banner's
+   * suggestion); undefined when this process cannot tell (an upstream worker decides).
+   */
+  answersUserId(query: { serverPort: number; clientPort: number }, remoteAddress: string): boolean | undefined;
   /** Reloads the policy file (SIGHUP); false when there is none or the new one was refused. */
   reload(): Promise<boolean>;
   /** Graceful: stop accepting, answer what was received, close. */
@@ -304,6 +311,20 @@ export async function startGateway(
     consolePort: consoleServer ? (consoleServer.address() as { port: number }).port : undefined,
     claimsSocket: boundClaims?.path,
     claims,
+    answersUserId(query, remoteAddress) {
+      if (config.answerer.kind === 'fixed') return config.answerer.answer.type === 'USERID';
+      const snapshot = embeddedStore?.peek?.();
+      if (snapshot === undefined) return undefined;
+      const { answer, delegate } = explain(snapshot.compiled, {
+        v: WIRE_VERSION,
+        id: 'banner',
+        gateway: config.gatewayName,
+        query,
+        connection: { localAddress: remoteAddress, localPort: 113, remoteAddress, remotePort: 40000 },
+        owner: null,
+      });
+      return answer.type === 'USERID' && delegate === undefined;
+    },
     reload: async () => (fileStore ? fileStore.reload() : false),
     stop: async () => {
       await claimsEndpoint?.close();

@@ -20,8 +20,8 @@ import { join } from 'node:path';
 import { afterEach } from 'vitest';
 import { listeningPort, startCli, type LongRunning } from '../helpers/cli.js';
 
-/** `identgate serve` prints "listening on ..." and a "try: ..." line once it accepts queries. */
-export const SERVE_READY = /listening on .*\n.*\n/;
+/** `identgate serve` prints "identgate listening on ..." once it accepts queries. */
+export const SERVE_READY = /listening on .*\n/;
 /** `identgate worker` prints "identgate worker listening on http://ADDR:PORT". */
 export const WORKER_READY = /listening on http:\/\/\S+\n/;
 /** Generous: the machine running the suites may be busy. */

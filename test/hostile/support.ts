@@ -198,7 +198,7 @@ export function percentile(values: readonly number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] ?? NaN;
 }
 
-const READY = /listening on .*\n.*\n/;
+const READY = /listening on .*\n/;
 
 /** Starts the real `identgate serve --reply USERID` (grimlock) on an ephemeral loopback port, logging errors only. */
 export async function startCliServer(

@@ -146,4 +146,48 @@ describe('admin routes', () => {
     expect(res.status).toBe(400);
     expect(await codeOf(res)).toBe('invalid_request');
   });
+
+  it('PUT /v1/policy takes back what GET answered (the envelope), so GET -> edit -> PUT round-trips', async () => {
+    const app = adminApp(['admin']);
+    const got = (await (await app.fetch(adminRequest('GET', '/v1/policy', 'admin'))).json()) as {
+      version: string;
+      policy: { default: unknown };
+    };
+    got.policy.default = { action: { userId: 'anonymous' } };
+    const put = await app.fetch(adminRequest('PUT', '/v1/policy', 'admin', JSON.stringify(got)));
+    expect(put.status).toBe(200);
+    const after = (await (await app.fetch(adminRequest('GET', '/v1/policy', 'admin'))).json()) as {
+      policy: { default: unknown };
+    };
+    expect(after.policy.default).toEqual({ action: { userId: 'anonymous' } });
+  });
+
+  it('PUT /v1/policy of a GET answer refuses it with 409 policy_changed when the policy was replaced since', async () => {
+    const app = adminApp(['admin']);
+    const got = (await (await app.fetch(adminRequest('GET', '/v1/policy', 'admin'))).json()) as { version: string };
+    await app.fetch(adminRequest('PUT', '/v1/policy', 'admin', JSON.stringify(OTHER_POLICY)));
+    const stale = await app.fetch(adminRequest('PUT', '/v1/policy', 'admin', JSON.stringify(got)));
+    expect(stale.status).toBe(409);
+    expect(await codeOf(stale)).toBe('policy_changed');
+  });
+
+  it('POST /v1/explain assumes a loopback query for left-out connection fields and says which it assumed', async () => {
+    const res = await adminApp(['admin']).fetch(
+      adminRequest(
+        'POST',
+        '/v1/explain',
+        'admin',
+        JSON.stringify({ query: { serverPort: 6193, clientPort: 23 }, connection: { remoteAddress: '192.0.2.7' } }),
+      ),
+    );
+    expect(res.status).toBe(200);
+    const json = (await res.json()) as { assumed: string[]; rule: string };
+    expect(json.assumed).toEqual([
+      'connection.localAddress',
+      'connection.localPort',
+      'connection.remotePort',
+      'gateway',
+      'owner',
+    ]);
+  });
 });

@@ -4,7 +4,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { FileStoreError, openFileStore, type FileStore } from '../../worker/stores/file.js';
 import { parsePolicy } from '../../worker/policy/index.js';
-import { TEST_POLICY } from './workerd/fixtures.js';
+import { createApp } from '../../worker/app.js';
+import { TEST_POLICY, adminRequest } from './workerd/fixtures.js';
 
 const OTHER_POLICY = { version: 1, rules: [], default: { action: { userId: 'anonymous' } } };
 
@@ -137,5 +138,20 @@ describe('file store replace', () => {
     expect((await store.current()).version).toBe(version);
     expect(JSON.parse(await readFile(file, 'utf8'))).toEqual(parsePolicy(OTHER_POLICY));
     expect(await readdir(dir)).toEqual(['policy.json']);
+  });
+
+  it('keeps the document as a PUT sent it: its keys in their order, not a normalised copy', async () => {
+    await writeFile(file, JSON.stringify(TEST_POLICY));
+    store = await openFileStore(file, { watch: false });
+    const app = createApp({ store, secrets: [], adminTokens: ['admin'], mode: 'embedded' });
+    const sent = {
+      default: { action: { userId: 'anonymous' }, description: 'everyone' },
+      rules: [],
+      description: 'keys in an order of my own',
+      version: 1,
+    };
+    const put = await app.fetch(adminRequest('PUT', '/v1/policy', 'admin', JSON.stringify(sent)));
+    expect(put.status).toBe(200);
+    expect(await readFile(file, 'utf8')).toBe(`${JSON.stringify(sent, null, 2)}\n`);
   });
 });

@@ -171,13 +171,15 @@ export function consoleRoutes(service: Service): Hono {
     const current = policyText(redactPolicy(snapshot.policy));
     let issues: readonly PolicyIssue[] | undefined;
     let policy;
+    let document: unknown;
     try {
-      policy = await parseReplacement(service, JSON.parse(text));
+      document = JSON.parse(text);
+      policy = await parseReplacement(service, document);
     } catch (error) {
       issues = issuesOfError(error);
     }
     if (policy && formValue(form, 'intent') === 'save') {
-      const { version } = await service.store.replace(policy);
+      const { version } = await service.store.replace(policy, document);
       service.log({ msg: 'policy_replaced', version, via: 'console' });
       return c.redirect(`/admin/policy?saved=${version}`, 303);
     }

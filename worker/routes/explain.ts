@@ -1,16 +1,36 @@
 /** POST ROUTES.explain: which rule would answer a query, and why earlier rules did not (admin). */
 import { Hono } from 'hono';
 import { z } from 'zod';
-import { LookupRequestSchema, OwnerSchema, ROUTES, WIRE_VERSION, type LookupRequest } from '../../protocol/wire.js';
+import {
+  ConnectionSchema,
+  LookupRequestSchema,
+  OwnerSchema,
+  ROUTES,
+  WIRE_VERSION,
+  type LookupRequest,
+} from '../../protocol/wire.js';
 import { explain } from '../policy/index.js';
 import { adminAuth } from '../auth.js';
 import { limitBody, parseWith, readJson } from '../http.js';
 import type { Service } from '../service.js';
 
-/** An explain query: a lookup request whose `v`, `id` and `owner` may be left out. */
+/**
+ * What a question leaves out: a query from this host (loopback) on the ident port, by an unnamed gateway, about a
+ * connection whose owner is unknown and unclaimed. The answer lists the fields it assumed.
+ */
+export const EXPLAIN_DEFAULTS = {
+  id: 'explain',
+  gateway: 'explain',
+  owner: null,
+  connection: { localAddress: '127.0.0.1', localPort: 113, remoteAddress: '127.0.0.1', remotePort: 0 },
+} as const;
+
+/** An explain query: a lookup request of which only `query` is needed. */
 const ExplainRequestSchema = LookupRequestSchema.extend({
   v: z.literal(WIRE_VERSION).optional(),
   id: z.string().min(1).max(128).optional(),
+  gateway: z.string().min(1).max(128).optional(),
+  connection: ConnectionSchema.partial().optional(),
   owner: OwnerSchema.optional(),
 });
 
@@ -18,9 +38,28 @@ export function explainRoutes(service: Service): Hono {
   const routes = new Hono();
   routes.post(ROUTES.explain, adminAuth(service), limitBody, async (c) => {
     const query = parseWith(ExplainRequestSchema, await readJson(c));
-    const request: LookupRequest = { ...query, v: WIRE_VERSION, id: query.id ?? 'explain', owner: query.owner ?? null };
+    const assumed: string[] = [];
+    const given = <K extends string, T>(name: K, value: T | undefined, fallback: T): T => {
+      if (value !== undefined) return value;
+      assumed.push(name);
+      return fallback;
+    };
+    const connection = Object.fromEntries(
+      Object.entries(EXPLAIN_DEFAULTS.connection).map(([field, fallback]) => [
+        field,
+        given(`connection.${field}`, query.connection?.[field as keyof typeof EXPLAIN_DEFAULTS.connection], fallback),
+      ]),
+    ) as LookupRequest['connection'];
+    const request: LookupRequest = {
+      ...query,
+      v: WIRE_VERSION,
+      id: query.id ?? EXPLAIN_DEFAULTS.id,
+      gateway: given('gateway', query.gateway, EXPLAIN_DEFAULTS.gateway),
+      connection,
+      owner: given('owner', query.owner, EXPLAIN_DEFAULTS.owner),
+    };
     const snapshot = await service.current();
-    return c.json({ v: WIRE_VERSION, version: snapshot.version, ...explain(snapshot.compiled, request) });
+    return c.json({ v: WIRE_VERSION, version: snapshot.version, ...explain(snapshot.compiled, request), assumed });
   });
   return routes;
 }

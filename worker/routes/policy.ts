@@ -36,14 +36,26 @@ export function policyRoutes(service: Service): Hono {
     return c.json({ v: WIRE_VERSION, version: snapshot.version, policy: redactPolicy(snapshot.policy) });
   });
   routes.put(ROUTES.policy, admin, limitBody, async (c) => {
+    let json = await readJson(c);
+    if (isObject(json) && json.v === WIRE_VERSION && isObject(json.policy)) {
+      // What GET answered, edited and sent back: the policy inside; its version says which policy it was edited from.
+      const current = await service.current();
+      if (typeof json.version === 'string' && json.version !== current.version)
+        throw new RequestRejected(
+          409,
+          'policy_changed',
+          `the policy was replaced since version ${json.version} was fetched (now ${current.version}): GET it again and redo the edit`,
+        );
+      json = json.policy;
+    }
     let policy;
     try {
-      policy = await parseReplacement(service, await readJson(c));
+      policy = await parseReplacement(service, json);
     } catch (error) {
       if (error instanceof PolicyError) throw new RequestRejected(400, 'invalid_policy', error.message);
       throw error;
     }
-    const { version } = await service.store.replace(policy);
+    const { version } = await service.store.replace(policy, json);
     service.log({ msg: 'policy_replaced', version });
     return c.json({ v: WIRE_VERSION, version });
   });

@@ -111,12 +111,12 @@ export async function openFileStore(path: string, options: FileStoreOptions = {}
     reload,
     current: () => Promise.resolve(snapshot),
     peek: () => snapshot,
-    replace(policy) {
+    replace(policy, document = policy) {
       const run = queue.then(async () => {
         const next = await snapshotOf(policy, snapshot);
         const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.${++tmpCounter}.tmp`);
         try {
-          await writeFile(tmp, `${JSON.stringify(policy, null, 2)}\n`, { mode: 0o644 });
+          await writeFile(tmp, `${JSON.stringify(document, null, 2)}\n`, { mode: 0o644 });
           await rename(tmp, path);
         } catch (error) {
           await rm(tmp, { force: true });

@@ -68,8 +68,8 @@ export function createKvStore(kv: PolicyKvNamespace, options: KvStoreOptions = {
       });
       return refreshing;
     },
-    async replace(policy) {
-      const text = JSON.stringify(policy, null, 2);
+    async replace(policy, document = policy) {
+      const text = JSON.stringify(document, null, 2);
       const snapshot = await snapshotOf(policy, good?.snapshot);
       await kv.put(key, text);
       good = { snapshot, text };

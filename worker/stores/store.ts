@@ -21,8 +21,11 @@ export interface PolicyStore {
    * decide synchronously.
    */
   peek?(): PolicySnapshot | undefined;
-  /** Stores a policy that has already passed parsePolicy; answers its version. */
-  replace(policy: Policy): Promise<{ version: string }>;
+  /**
+   * Stores a policy that has already passed parsePolicy; answers its version. `document` is the JSON it was parsed
+   * from: a store that keeps text (a file, KV) writes that, so an operator's key order and layout survive a PUT.
+   */
+  replace(policy: Policy, document?: unknown): Promise<{ version: string }>;
 }
 
 /** Thrown when a store cannot produce any policy (for example, unreadable KV value and no earlier one). */

@@ -78,14 +78,14 @@ describe('identgate serve --claims-socket with identgate claim', () => {
     const refused = await runCli(['claim', 'add', '127.0.0.1:1', '127.0.0.1:2', 'alice', '--socket', socket]);
     expect(refused.code).toBe(1);
     expect(refused.stderr).toMatch(
-      /^identgate claim: no open TCP connection 127\.0\.0\.1:1 -> 127\.0\.0\.1:2 .*\(403 no_connection\)\n$/,
+      /^identgate: no open TCP connection 127\.0\.0\.1:1 -> 127\.0\.0\.1:2 .*\(403 no_connection\)\n$/,
     );
   });
 
   it('exits 2 with one line when no gateway serves the socket', async () => {
     const result = await runCli(['claim', 'list', '--socket', join(socketDir(), 'none.sock')]);
     expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/^identgate claim: cannot reach the claims API at .*none\.sock \(ENOENT\)\n$/);
+    expect(result.stderr).toMatch(/^identgate: cannot reach the claims API at .*none\.sock \(ENOENT\)\n$/);
   });
 
   it.each([

@@ -69,7 +69,26 @@ describe('parseServeArgs', () => {
       '--listen "127.0.0.1": expected ADDRESS:PORT, e.g. 127.0.0.1:113 or [::]:113',
     );
     expect(refusal(['--listen', '[nothost]:1'])).toBe('--listen "[nothost]:1": nothost is not an IPv6 address');
-    expect(refusal(['--listen', ':65536'])).toMatch(/^--listen ":65536": expected ADDRESS:PORT/);
+    expect(refusal(['--listen', ':65536'])).toBe('--listen ":65536": port 65536 is out of range (0..65535)');
+  });
+
+  it('says an address that is not an IP address is not one, instead of resolving it', () => {
+    expect(refusal(['--listen', '300.1.1.1:1113'])).toBe(
+      '--listen "300.1.1.1:1113": 300.1.1.1 is not an IP address (e.g. 127.0.0.1, 0.0.0.0 or [::1])',
+    );
+    expect(refusal(['--metrics', 'localhost:9100'])).toMatch(/^--metrics "localhost:9100": localhost is not an IP/);
+    expect(refusal(['--listen', '127.0.0.1:1234567'])).toMatch(/port 1234567 is out of range \(0\.\.65535\)$/);
+  });
+
+  it('refuses the same --listen address twice, however it is spelled', () => {
+    expect(refusal(['--listen', '127.0.0.1:1113', '--listen', '127.0.0.1:1113'])).toBe(
+      '--listen 127.0.0.1:1113: the same address is given twice',
+    );
+    expect(refusal(['--listen', '[::1]:1113', '--listen', '[0:0::1]:1113'])).toBe(
+      '--listen [0:0::1]:1113: the same address is given twice (as [::1]:1113)',
+    );
+    expect(refusal(['--listen', ':1113', '--listen', '0.0.0.0:1113'])).toMatch(/already covers IPv4 \(dual-stack\)/);
+    expect(parseServeArgs(['--listen', '127.0.0.1:0', '--listen', '127.0.0.1:0']).listen).toHaveLength(2);
   });
 
   it('takes systemd sockets when LISTEN_PID is this process and no --listen is given', () => {
@@ -206,7 +225,7 @@ describe('parseServeArgs', () => {
   });
 
   it('refuses unknown flags, missing values and positionals in one line', () => {
-    expect(refusal(['--nope'])).toBe("Unknown option '--nope'");
+    expect(refusal(['--nope'])).toBe("Unknown option '--nope' (see 'identgate serve --help')");
     expect(refusal(['--deadline'])).toMatch(/^Option '--deadline <value>' argument missing/);
     expect(refusal(['stray'])).toMatch(/^Unexpected argument 'stray'/);
     expect(parseServeArgs(['-h']).help).toBe(true);

@@ -63,7 +63,7 @@ describe('identgate query', () => {
     const { port } = await startServer(() => {}, { queryDeadlineMs: 10_000 });
     const result = await runCli(['query', '127.0.0.1', '400,500', '--port', String(port), '--timeout', '200']);
     expect(result.code).toBe(2);
-    expect(result.stderr).toMatch(/^identgate query: .*200 ms/);
+    expect(result.stderr).toMatch(/^identgate: .*200 ms/);
   });
 
   it('exits 2 with one line on bad arguments', async () => {

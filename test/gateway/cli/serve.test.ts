@@ -7,7 +7,7 @@ import { SERVE_FLAGS } from '../../../gateway/cli/flags.js';
 import { connectRaw } from '../../helpers/raw-peer.js';
 import { listeningPort, ROOT, runCli, startCli } from '../../helpers/cli.js';
 
-const READY = /listening on .*\n.*\n/;
+const READY = /listening on .*\n/;
 
 describe('identgate serve', () => {
   it('answers every query with --reply NAME and opsys OTHER', async () => {
@@ -218,6 +218,40 @@ describe('identgate serve', () => {
     expect(result.code).toBe(0);
     for (const flag of Object.keys(SERVE_FLAGS).map((name) => `--${name}`)) {
       expect(result.stdout).toContain(flag);
+    }
+  });
+
+  it("shows a command's help for 'identgate help COMMAND', the same as COMMAND --help", async () => {
+    const [viaHelp, viaFlag] = await Promise.all([runCli(['help', 'serve']), runCli(['serve', '--help'])]);
+    expect(viaHelp.code).toBe(0);
+    expect(viaHelp.stdout).toBe(viaFlag.stdout);
+    expect((await runCli(['help', 'nope'])).stderr).toBe(
+      'identgate: unknown command "nope": expected serve, query, worker or claim (see \'identgate --help\')\n',
+    );
+  });
+
+  it("points an unknown option to the command's --help, under the one identgate: prefix", async () => {
+    const result = await runCli(['serve', '--nope']);
+    expect(result.code).toBe(2);
+    expect(result.stderr).toBe("identgate: Unknown option '--nope' (see 'identgate serve --help')\n");
+  });
+
+  it('suggests a query that answers a user id with the example policy, and none where it would not', async () => {
+    const example = await startCli(
+      ['serve', '--listen', '127.0.0.1:0', '--policy', join(ROOT, 'examples/policy.json')],
+      READY,
+    );
+    const reveal = await startCli(['serve', '--listen', '127.0.0.1:0', '--owner-lookup', 'off'], READY);
+    try {
+      const line = /^try: npx identgate (query .*)$/m.exec(example.stdout());
+      expect(line).not.toBeNull();
+      const asked = await runCli(line![1]!.split(' '));
+      expect(asked.stdout).toMatch(/: USERID : [^:]+ : grimlock\r?\n$/);
+      expect(reveal.stdout()).not.toMatch(/^try:/m);
+    } finally {
+      example.child.kill('SIGTERM');
+      reveal.child.kill('SIGTERM');
+      await Promise.all([example.exited, reveal.exited]);
     }
   });
 });

@@ -19,7 +19,7 @@ import { CLI, ROOT } from '../../helpers/cli.js';
 export { CLI, ROOT };
 
 /** What `identgate serve` prints on stdout once it listens (two lines). */
-export const READY = /listening on .*\n.*\n/;
+export const READY = /listening on .*\n/;
 
 export interface Daemon {
   readonly child: ChildProcess;

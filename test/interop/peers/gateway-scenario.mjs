@@ -34,7 +34,7 @@ const HOLDER = join(PEERS_DIR, 'gateway-holder.mjs');
 const NET_IDENT = join(PEERS_DIR, 'gateway-net-ident.pl');
 const POE_IDENT = join(PEERS_DIR, 'poe-ident.pl');
 const HOST = '127.0.0.1';
-const GATEWAY_READY = /listening on .*\n.*\n/;
+const GATEWAY_READY = /listening on .*\n/;
 const START_TIMEOUT_MS = 20_000;
 const STEP_TIMEOUT_MS = 15_000;
 
@@ -176,7 +176,7 @@ try {
     '1000',
     ...plan.gatewayArgs,
   ]);
-  await lineOf(gateway, /^try: /, 'identgate serve', START_TIMEOUT_MS);
+  await lineOf(gateway, /^identgate listening on /, 'identgate serve', START_TIMEOUT_MS);
 
   listener.listen(0, HOST);
   await once(listener, 'listening');

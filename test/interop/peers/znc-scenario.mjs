@@ -230,7 +230,7 @@ try {
     '--shutdown-grace',
     '1000',
   ]);
-  await waitForOutput(gateway, /^try: /m, 'identgate serve');
+  await waitForOutput(gateway, /^identgate listening on /m, 'identgate serve');
 
   writeFileSync(join(ngircdDir, 'ngircd.conf'), ngircdConfig());
   writeFileSync(join(ngircdDir, 'ngircd.motd'), 'identgate interop\n');
