@@ -163,7 +163,7 @@ describe.runIf(existsSync(CHROMIUM))('the console in Chromium', () => {
     await page.getByLabel('Owner user name').fill('alice');
     await go(page.getByRole('button', { name: 'Explain' }));
     expect(await text('#result h2')).toContain('Answered by rule');
-    expect(await text('#result table')).toContain('seed-example');
+    expect(await text('#result table')).toContain('demo-400-500');
     await shot(page, 'explain');
   });
 

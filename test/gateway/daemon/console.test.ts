@@ -54,7 +54,7 @@ describe('identgate serve --console', () => {
     expect(signIn.status).toBe(303);
     const cookie = signIn.headers.get('set-cookie')!.split(';')[0]!;
     const page = await fetch(`${base}/admin/policy`, { headers: { cookie } });
-    expect(await page.text()).toContain('seed-example');
+    expect(await page.text()).toContain('demo-400-500');
 
     const lookup = await fetch(`${base}/v1/ident`, { method: 'POST', body: '{}' });
     expect(lookup.status).toBe(503);
