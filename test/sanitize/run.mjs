@@ -116,7 +116,18 @@ const env = {
 };
 const vitest = spawnSync(
   process.execPath,
-  [join(ROOT, 'node_modules/vitest/vitest.mjs'), 'run', '--project', 'node', '--reporter', 'dot', ...SUITES],
+  [
+    join(ROOT, 'node_modules/vitest/vitest.mjs'),
+    'run',
+    '--project',
+    'node',
+    '--reporter',
+    'dot',
+    // Latency bounds are npm test's to check: instrumented code is several times slower by design.
+    '--testNamePattern',
+    '^(?!.*under 200 ms p99).*$',
+    ...SUITES,
+  ],
   { cwd: OUT, env, stdio: ['ignore', 'pipe', 'pipe'], encoding: 'utf8', maxBuffer: 256 * 1024 * 1024 },
 );
 process.stdout.write(vitest.stdout ?? '');
