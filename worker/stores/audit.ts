@@ -332,13 +332,7 @@ export function createAuditStore(db: SqlDatabase): AuditStore {
     },
 
     async search(filter) {
-      const where: string[] = [];
-      const params: SqlValue[] = [];
-      const equal = (column: string, value: SqlValue | undefined) => {
-        if (value === undefined) return;
-        where.push(`${column} = ?`);
-        params.push(value);
-      };
+      const { where, params, equal } = sqlConditions();
       equal('user_id', filter.userId);
       equal('remote_address', filter.remoteAddress);
       equal('server_port', filter.serverPort);
@@ -439,13 +433,7 @@ export function createAuditStore(db: SqlDatabase): AuditStore {
     },
 
     async listAssignments(filter) {
-      const where: string[] = [];
-      const params: SqlValue[] = [];
-      const equal = (column: string, value: SqlValue | undefined) => {
-        if (value === undefined) return;
-        where.push(`${column} = ?`);
-        params.push(value);
-      };
+      const { where, params, equal } = sqlConditions();
       equal('gateway', filter.gateway);
       equal('owner_uid', filter.ownerUid);
       equal('claim_user', filter.claimUser);
@@ -505,4 +493,16 @@ export function createAuditStore(db: SqlDatabase): AuditStore {
       }));
     },
   };
+}
+
+/** A WHERE clause built up: `equal` adds `column = ?` for a value that is given. */
+function sqlConditions() {
+  const where: string[] = [];
+  const params: SqlValue[] = [];
+  const equal = (column: string, value: SqlValue | undefined) => {
+    if (value === undefined) return;
+    where.push(`${column} = ?`);
+    params.push(value);
+  };
+  return { where, params, equal };
 }
