@@ -39,10 +39,17 @@ let addonPath = '';
 type Way = 'addon' | 'helper' | 'procfs';
 
 /** createOwnerLookup options that force one way. */
+/**
+ * These tests check what a lookup finds, not how fast: a scan of a busy /proc/net/tcp on a loaded
+ * CI machine (or under the sanitizers) can pass the 500 ms default, so the bound here is generous.
+ */
+const CORRECTNESS_TIMEOUT_MS = 10_000;
+
 function optionsFor(way: Way): OwnerLookupOptions {
-  if (way === 'addon') return { method: 'sock_diag', addonPath, helperPath: join(workDir, 'missing') };
-  if (way === 'helper') return { method: 'sock_diag', addonPath: null, helperPath };
-  return { method: 'procfs' };
+  const timeoutMs = CORRECTNESS_TIMEOUT_MS;
+  if (way === 'addon') return { method: 'sock_diag', addonPath, helperPath: join(workDir, 'missing'), timeoutMs };
+  if (way === 'helper') return { method: 'sock_diag', addonPath: null, helperPath, timeoutMs };
+  return { method: 'procfs', timeoutMs };
 }
 
 /** A listening server that keeps every accepted socket until closed. */
