@@ -1,8 +1,7 @@
 /**
- * The admin API over the audit database, version 1: the query string of GET /v1/audit and
- * GET /v1/assignments, the body of PUT /v1/assignments, and every answer's JSON (records,
- * assignments, gateways), one zod schema each, shared by the worker (parsing what admins send)
- * and the CLI and consoles (parsing what the worker answers). docs/wire.md shows each with examples.
+ * The admin API over the audit database, version 1: the query of GET /v1/audit and /v1/assignments, the body
+ * of PUT /v1/assignments and every answer's JSON, one zod schema each, shared by the worker, CLI and consoles.
+ * Examples of each: docs/wire.md.
  *
  * @example
  * const filter = AuditQuerySchema.parse({ userId: 'u7algntdlwuka', from: '2026-12-04T12:00:00Z' });

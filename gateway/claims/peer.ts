@@ -1,8 +1,6 @@
 /**
- * Who is at the other end of an accepted Unix socket, as the kernel recorded it when the peer connected
- * (SO_PEERCRED): the claims API's only source of the caller's uid. Node has no API for it, so it is asked of the
- * sock_diag addon (gateway/owner/sockdiag-addon.c, peerCredentials); without the addon there is no answer, and
- * the API refuses every request (503) rather than guess.
+ * Who is at the other end of an accepted Unix socket (SO_PEERCRED, asked of the sock_diag addon): the claims
+ * API's only source of the caller's uid. Without the addon every request is refused (503), never guessed.
  *
  * @example
  * const peers = loadPeerCredentials();

@@ -1,8 +1,6 @@
 /**
- * The live claims and pending holds, per uid, with the bounds that keep one uid from crowding out the rest.
- * A claim is keyed by its connection's four ends in canonical form, so that the query-time lookup is one Map get;
- * a hold by the remote end it is for. Claims end with their connection: `recheck()` (run by a timer) asks the
- * owner lookup again and drops every claim whose connection is gone or changed hands.
+ * The live claims and pending holds, per uid, with the bounds that keep one uid from crowding out the rest;
+ * a claim ends with its connection (`recheck()`). Keys and bounds: docs/internals.md.
  *
  * @example
  * const registry = new ClaimRegistry({ owners });

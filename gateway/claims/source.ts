@@ -1,8 +1,6 @@
 /**
- * Claims as a fact about the queried connection (a FactSource for gateway/pipeline.ts): after the owner lookup,
- * the request carries `claim` when the connection, by its exact four ends, has a live claim made by the uid that
- * owns it; else `claim: null`. At once (one Map get) unless one of the owner's pending holds covers the querier's
- * end: then the query waits, at most `waitMs`, for the claim.
+ * Claims as a fact about the queried connection (a FactSource): the request carries the live claim its owner
+ * made for the connection's exact four ends, else `claim: null`; a pending hold makes the query wait briefly.
  *
  * @example
  * createQueryPipeline({ ..., sources: [claimsSource(registry, { waitMs: 500 })] });

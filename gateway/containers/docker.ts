@@ -1,13 +1,7 @@
 /**
- * The container fact (`--docker-socket PATH`): which Docker container holds
- * the inner address conntrack found (gateway/nat/conntrack.ts), with its name
- * and labels. Answers come from a cache only, so the engine can never delay a
- * query: the cache is filled from GET /containers/json at start and kept
- * current from the GET /events stream (each container event refreshes that
- * container with GET /containers/{id}/json); when the stream breaks, it is
- * reopened with backoff and the whole list read again, since events may have
- * been missed. Whatever the engine answers is parsed by one schema; garbage is
- * reported and leaves the cache as it was. Docs: docs/nat.md.
+ * The container fact (`--docker-socket PATH`): which Docker container holds the inner address conntrack found,
+ * with its name and labels, answered from a cache the engine's event stream keeps current.
+ * How the cache stays right: docs/internals.md; for operators: docs/nat.md.
  *
  * @example
  * const docker = createDockerSource({ socketPath: '/run/docker.sock', onError: (message) => log.warn(message) });

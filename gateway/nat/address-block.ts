@@ -1,7 +1,6 @@
 /**
- * Address blocks as flags give them (`--accept-forwarded-from 10.0.0.1`,
- * `fd00::/64`): parsed once into network bytes and a prefix length, matched
- * against the addresses node:net reports (an IPv4-mapped IPv6 address is its IPv4).
+ * Address blocks as flags give them (`10.0.0.1`, `fd00::/64`): parsed once into network bytes and a prefix
+ * length, matched against the addresses node:net reports (an IPv4-mapped IPv6 address is its IPv4).
  *
  * @example
  * inAnyBlock('10.0.0.7', [parseAddressBlock('10.0.0.0/24') as AddressBlock]) // true

@@ -1,12 +1,7 @@
 /**
- * Queries forwarded by a NAT router (`--accept-forwarded-from CIDR`): a router
- * running oidentd -f (or identgate's forward) asks this inner host
- * "innerPort, remotePort" from its own address, about a connection whose far
- * end is the real querier, not the router. So when a query from an accepted
- * router finds no connection with the router, this source looks for the one
- * owned connection with those two ports whatever its remote address (the
- * router's own connections excepted), as oidentd -P does. What is trusted and
- * what is not: docs/nat.md.
+ * Queries forwarded by a NAT router (`--accept-forwarded-from CIDR`, as oidentd -P): finds the one owned
+ * connection with the two asked ports whatever its remote address, the router's own connections excepted.
+ * What is trusted and what is not: docs/nat.md.
  *
  * @example
  * const forwarded = createForwardedSource({ from: parseCidrList(['10.77.0.1']) });

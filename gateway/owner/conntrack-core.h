@@ -1,18 +1,7 @@
 /*
- * The one ctnetlink exchange identgate makes (NETLINK_NETFILTER,
- * IPCTNL_MSG_CT_GET): given the tuple of a packet that arrives here from the
- * querier (querier -> this host, ports as on the wire), which conntrack entry
- * holds it, and who is on the far side of the translation. The kernel hashes
- * both directions of every entry, so this one tuple finds
- *   - source NAT (masquerade): an inner host connected out; the tuple is the
- *     entry's reply direction and the inner side is the original source;
- *   - destination NAT (a port forwarded inward): the querier connected to us;
- *     the tuple is the original direction and the inner side is the reply source.
- * Like sock_diag, the kernel answers in the sender's context, before sendto()
- * returns, so the answer is read with MSG_DONTWAIT and a lookup never blocks.
- * Cost: one hash lookup in the conntrack table, however many entries it holds.
- * Needs CAP_NET_ADMIN in the socket's network namespace (nfnetlink checks it
- * per message, of the sender too, so it is lost with --run-as).
+ * The one ctnetlink exchange identgate makes (IPCTNL_MSG_CT_GET): which conntrack entry holds the tuple of a
+ * packet from the querier, and who is on the far side of its translation (source or destination NAT).
+ * Cost, privileges and directions: docs/internals.md (gateway/owner/conntrack-core.h).
  */
 #ifndef IDENTGATE_CONNTRACK_CORE_H
 #define IDENTGATE_CONNTRACK_CORE_H

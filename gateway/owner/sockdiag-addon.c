@@ -1,41 +1,7 @@
 /*
- * identgate-sockdiag.node: the sock_diag owner lookup inside the gateway
- * process, as a Node-API addon (ABI-stable across Node 20, 22 and 24). The
- * helper process (sockdiag-helper.c) costs a pipe round trip and two context
- * switches per batch of lookups; asked in-process, one lookup is one sendto()
- * and one recv() on a netlink socket, a few microseconds, because the kernel
- * answers a netlink request in the sender's context before sendto() returns
- * (sockdiag-core.h). The recv() uses MSG_DONTWAIT, so a lookup never blocks
- * the event loop; an absent answer is reported as ETIMEDOUT.
- *
- * User names come from NSS (getpwuid_r), which may block (LDAP, sssd), so
- * they are looked up on the libuv thread pool and resolved as a promise; the
- * caller (sockdiag-addon.ts) remembers them briefly.
- *
- * JavaScript API (each Node environment gets its own netlink socket):
- *   open(): 0, or a negative errno when NETLINK_SOCK_DIAG is unavailable
- *   lookup(out: Uint32Array(3), family: 4 | 6, local: Uint8Array, localPort,
- *          remote: Uint8Array, remotePort): 1 found (out = state, uid, inode),
- *          0 none, or a negative errno
- *   lookupPorts(out: Uint32Array(12), family: 4 | 6, localPort, remotePort,
- *          except: Uint8Array | null): how many sockets have these two ports
- *          (any addresses, the remote one not `except`; up to 4 written to out
- *          as state, uid, inode each), or a negative errno
- *   conntrack(out: Uint8Array(20), family: 4 | 6, remote: Uint8Array,
- *          remotePort, local: Uint8Array, localPort): 1 when the connection
- *          is translated by this host's connection tracking (out = the inner
- *          address in 4 or 16 octets, then the inner port and the port it
- *          talks to, big-endian, at 16 and 18), 0 when not, or a negative
- *          errno (-EPERM without CAP_NET_ADMIN); see conntrack-core.h
- *   userName(uid): Promise<string | null>
- *   peerCredentials(out: Uint32Array(3), fd): 0 (out = pid, uid, gid of the
- *          process that connected the Unix socket fd, from SO_PEERCRED), or a
- *          negative errno; the claims API (gateway/claims/) asks it, as Node
- *          has no API for it
- *   close(): undefined
- *
- * Build: cc -O2 -shared -fPIC -I<node>/include/node -o identgate-sockdiag.node
- * sockdiag-addon.c (gateway/owner/build-helper.mjs).
+ * identgate-sockdiag.node: the sock_diag owner lookup (and the conntrack and SO_PEERCRED questions) inside
+ * the gateway process, as a Node-API addon: one lookup is one sendto() and one non-blocking recv() on netlink.
+ * Its JavaScript API: docs/internals.md (gateway/owner/sockdiag-addon.c).
  */
 #define _GNU_SOURCE
 #define NAPI_VERSION 8

@@ -1,14 +1,7 @@
 /*
- * The one NETLINK_SOCK_DIAG exchange identgate makes, shared by the helper
- * process (sockdiag-helper.c) and the in-process Node addon
- * (sockdiag-addon.c): open the socket, and ask the kernel about one exact
- * TCP connection (inet_diag_req_v2 without NLM_F_DUMP), so the kernel does a
- * hash lookup (inet_diag_find_one_icsk) whose cost does not grow with the
- * number of sockets, TIME_WAIT included.
- *
- * The kernel handles a request to a netlink kernel socket in the sender's own
- * context: the answer is queued before sendto() returns, which is why the
- * addon can read it with MSG_DONTWAIT and never block its event loop.
+ * The one NETLINK_SOCK_DIAG exchange identgate makes, shared by the helper and the addon: open the socket and
+ * ask the kernel about one exact TCP connection (a hash lookup, however many sockets there are).
+ * Why it never blocks: docs/internals.md (gateway/owner/sockdiag-core.h).
  */
 #ifndef IDENTGATE_SOCKDIAG_CORE_H
 #define IDENTGATE_SOCKDIAG_CORE_H

@@ -1,33 +1,7 @@
 /*
- * identgate-sockdiag: answers "who owns this TCP connection?" with one exact
- * NETLINK_SOCK_DIAG request per question (inet_diag_req_v2 without
- * NLM_F_DUMP), so the kernel does a hash lookup (inet_diag_find_one_icsk)
- * whose cost does not grow with the number of sockets, TIME_WAIT included.
- * Node has no AF_NETLINK sockets, hence this small helper; the gateway keeps
- * one running as a child process (gateway/owner/sockdiag.ts).
- *
- * Run as `identgate-sockdiag PARENT_PID`; it exits at once when its parent is
- * not that process any more (it died as the helper started).
- *
- * Line protocol (ASCII, one line per message, requests may be pipelined):
- *   start:    "ready 1"                                (or "fatal <code> <text>", exit 1)
- *   request:  "<id> <4|6> <localAddr> <localPort> <remoteAddr> <remotePort>"
- *   replies:  "<id> found <state> <uid> <inode> <userNameHex|->"
- *             "<id> none"
- *             "<id> error <code> <text>"
- * <id> is 1-20 digits chosen by the caller. <state> is the kernel's TCP state
- * number (1 ESTABLISHED, 6 TIME_WAIT, 10 LISTEN...). The user name is resolved
- * with getpwuid_r (so NSS sources work) only for a socket a process still
- * holds (inode != 0) that is not listening, and is sent hex-encoded so any
- * byte survives the line protocol; "-" means no name. Names are remembered
- * for NAME_TTL_MS per uid (a files lookup costs about five system calls, more
- * than the sock_diag request itself), so a renamed or removed account shows
- * within that time, as with nscd but much sooner.
- *
- * The netlink exchange itself is sockdiag-core.h, shared with the in-process
- * addon (sockdiag-addon.c), which the gateway prefers when it loads.
- *
- * Build: cc -O2 -o identgate-sockdiag sockdiag-helper.c (gateway/owner/build-helper.mjs).
+ * identgate-sockdiag: the owner lookup as a child process, for where the addon does not load; one exact
+ * NETLINK_SOCK_DIAG request per question, asked over a line protocol on its stdin and stdout.
+ * The protocol and its rules: docs/internals.md (gateway/owner/sockdiag-helper.c).
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>

@@ -1,7 +1,7 @@
 /**
  * IdentServer, the listening side of RFC 1413 (after Perl's AnyEvent::Ident::Server): listeners, the live
- * connections and the limits across them (overall, and per address or IPv6 prefix: address-groups.ts), start and
- * stop. One connection's life is connection.ts.
+ * connections and the limits across them (overall, per address or IPv6 prefix), start and stop.
+ * One connection's life is connection.ts.
  *
  * @example
  * const server = new IdentServer({ hostname: '127.0.0.1', port: 0 });

@@ -1,6 +1,5 @@
 /**
- * Which transport an IdentServer uses: `native` (transport/native.ts, the
- * libuv addon), `node` (transport/node.ts, node:net) or `auto`, which takes
+ * Which transport an IdentServer uses: `native` (the libuv addon), `node` (node:net) or `auto`, which takes
  * the native one when its addon is built and loads here, else node:net.
  *
  * @example

@@ -1,42 +1,7 @@
 /*
- * identgate-uv.node: the gateway's TCP transport on libuv directly, as a
- * Node-API addon. node:net spends most of a short ident connection's CPU on
- * its own machinery (a Socket, a stream state, event emitters and a Buffer
- * per read): measured with bench/ab.mjs, a fixed-reply node:net server costs
- * about 70-80 µs of CPU per one-query connection on this hardware, and the
- * same server over this addon about 35. Here a connection is a uv_tcp_t and
- * four calls into JavaScript (connection, data, end, close); everything about
- * what to answer stays in JavaScript (gateway/server/connection.ts).
- *
- * Reads go into one buffer owned by JavaScript (an ArrayBuffer given to
- * init), so a chunk is valid only during its data call. Writes are tried at
- * once (uv_try_write) and queued only for what the kernel did not take.
- *
- * JavaScript API (one instance per Node environment; gateway/server/transport/native.ts):
- *   init(handlers, readBuffer: ArrayBuffer): undefined
- *     handlers.connection(listener, id, remoteAddress, remotePort, localAddress | null, localPort)
- *       (localAddress is null when the listener is bound to one address: the caller knows it)
- *     handlers.data(id, length)   bytes are readBuffer[0, length)
- *     handlers.end(id)            the peer half-closed
- *     handlers.drain(id)          the write queue emptied after write() said 0
- *     handlers.error(id, errno)   a read or write failed (negative errno); close follows
- *     handlers.close(id)          the connection is gone; its id may be reused after this
- *     handlers.acceptError(listener, errno)  accepting failed (EMFILE...), or a connection was
- *       closed at once for want of memory (ENOMEM); the listener goes on
- *   bindSocket(address, port, backlog): a listening socket's fd, or a negative errno
- *   sockName(fd): [address, port], or a negative errno
- *   listen(fd, backlog): a listener id, or a negative errno; fd belongs to the listener from
- *     then on, and a failed listen closes it, except UV_EEXIST (fd is already a listener's here,
- *     and stays that listener's)
- *   closeListener(listener): undefined
- *   write(id, text): 1 queued, 0 queued above the high-water mark (wait for drain),
- *     or a negative errno (the connection is closing)
- *   end(id): half-close once queued writes are out; close once the peer has too
- *   destroy(id), pause(id), resume(id), noDelay(id): undefined
- *
- * Build: cc <hardening flags of gateway/native-build.mjs> -shared -fPIC -I<node>/include/node -o identgate-uv.node uv-tcp.c
- * (gateway/server/transport/build-addon.mjs). Node-API 8 and libuv 1.x keep one build
- * good for Node 20, 22 and 24.
+ * identgate-uv.node: the gateway's TCP transport on libuv directly, as a Node-API addon; a connection is a
+ * uv_tcp_t and four calls into JavaScript, and what to answer stays in gateway/server/connection.ts.
+ * Why, its JavaScript API and how it is built: docs/internals.md (gateway/server/transport/uv-tcp.c).
  */
 #define _GNU_SOURCE
 #define NAPI_VERSION 8

@@ -1,9 +1,7 @@
 /**
- * `{ "assigned": { "scope": "owner" | "claim", "otherwise": ACTION } }`: the ident the admin
- * assigned (PUT /v1/assignments, docs/audit.md) to the connection's owner on this gateway, or with
- * scope "claim" to the claim's user; when there is none, whatever `otherwise` answers. Opsys OTHER
- * unless the rule says: an assigned ident is not a login name. The lookup is a hash lookup in the
- * worker's cache; without a database nothing is assigned and `otherwise` answers.
+ * `{ "assigned": { "scope": "owner" | "claim", "otherwise": ACTION } }`: the ident the admin assigned
+ * (docs/audit.md) to the connection's owner on this gateway, or to the claim's user; else `otherwise`.
+ * A hash lookup in the worker's cache; opsys OTHER unless the rule says (docs/internals.md).
  */
 import { z } from 'zod';
 import { ActionSchema, type PolicyAction } from './index.js';
