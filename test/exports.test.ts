@@ -158,6 +158,8 @@ const WORKER = [
   'POLICY_KV_KEY',
   'openFileStore',
   'FileStoreError',
+  'PolicyFileReadError',
+  'PolicyFileInvalidError',
   'PolicyStoreError',
   'policyVersion',
   'snapshotOf',

@@ -12,7 +12,14 @@ export {
   type KvStoreOptions,
   type PolicyKvNamespace,
 } from './stores/kv.js';
-export { openFileStore, FileStoreError, type FileStore, type FileStoreOptions } from './stores/file.js';
+export {
+  openFileStore,
+  FileStoreError,
+  PolicyFileReadError,
+  PolicyFileInvalidError,
+  type FileStore,
+  type FileStoreOptions,
+} from './stores/file.js';
 export { startNodeWorker, type NodeWorker, type NodeWorkerOptions } from './node.js';
 export * from './policy/index.js';
 export {

@@ -27,7 +27,6 @@ const ARGUMENTS: Record<string, unknown[]> = {
   IdentPortMismatchError: [query, { serverPort: 1, clientPort: 2 }, '1, 2 : ERROR : NO-USER'],
   LineTooLongError: [1000],
   PolicyError: [[{ path: 'rules[0]', message: 'bad' }]],
-  FileStoreError: ['ERR_POLICY_FILE_READ', 'cannot read'],
   ResolverFailure: ['refused', 'connect ECONNREFUSED'],
   UserFileSyntaxError: [3, 'unterminated string'],
   ClaimsApiError: [403, 'no_connection', 'not yours'],
@@ -55,7 +54,7 @@ function errorClasses(): Map<string, ErrorClass> {
   return classes;
 }
 
-/** One instance of every concrete class (abstract bases have no code), plus FileStoreError's second code. */
+/** One instance of every concrete class (abstract bases have no code). */
 function instances(): [string, IdentgateError][] {
   const made: [string, IdentgateError][] = [];
   for (const [name, Class] of errorClasses()) {
@@ -63,7 +62,6 @@ function instances(): [string, IdentgateError][] {
     const error = new (Class as unknown as new (...args: unknown[]) => IdentgateError)(...(ARGUMENTS[name] ?? ['x']));
     if (error.code !== undefined) made.push([name, error]);
   }
-  made.push(['FileStoreError', new worker.FileStoreError('ERR_POLICY_FILE_INVALID', 'not a policy')]);
   return made;
 }
 

@@ -25,14 +25,26 @@ export interface FileStore extends PolicyStore {
   close(): void;
 }
 
-/** Thrown when the policy file cannot be used at start. */
-export class FileStoreError extends IdentgateError {
-  readonly code: 'ERR_POLICY_FILE_READ' | 'ERR_POLICY_FILE_INVALID';
+/** Thrown when the policy file cannot be used at start: one subclass per reason, each with its own code. */
+export abstract class FileStoreError extends IdentgateError {
   override readonly userError = true;
-  constructor(code: FileStoreError['code'], message: string, options?: { cause?: unknown }) {
+}
+
+/** The policy file cannot be read (missing, unreadable). */
+export class PolicyFileReadError extends FileStoreError {
+  readonly code = 'ERR_POLICY_FILE_READ';
+  constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);
-    this.name = 'FileStoreError';
-    this.code = code;
+    this.name = 'PolicyFileReadError';
+  }
+}
+
+/** The policy file is not JSON or not a valid policy. */
+export class PolicyFileInvalidError extends FileStoreError {
+  readonly code = 'ERR_POLICY_FILE_INVALID';
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = 'PolicyFileInvalidError';
   }
 }
 
@@ -46,16 +58,14 @@ async function readPolicyFile(path: string): Promise<Policy> {
     text = await readFile(path, 'utf8');
   } catch (error) {
     const reason = (error as NodeJS.ErrnoException).code === 'ENOENT' ? 'no such file' : messageOf(error);
-    throw new FileStoreError('ERR_POLICY_FILE_READ', `cannot read policy file ${path}: ${reason}`, { cause: error });
+    throw new PolicyFileReadError(`cannot read policy file ${path}: ${reason}`, { cause: error });
   }
   try {
     return parsePolicy(JSON.parse(text));
   } catch (error) {
-    throw new FileStoreError(
-      'ERR_POLICY_FILE_INVALID',
-      `policy file ${path} is not a valid policy: ${messageOf(error)}`,
-      { cause: error },
-    );
+    throw new PolicyFileInvalidError(`policy file ${path} is not a valid policy: ${messageOf(error)}`, {
+      cause: error,
+    });
   }
 }
 
