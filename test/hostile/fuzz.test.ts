@@ -13,7 +13,7 @@ import { describe, expect, it } from 'vitest';
 import { DEFAULT_MAX_LINE_OCTETS, parseRequestOctets } from '../../protocol/index.js';
 import { connectRaw } from '../helpers/raw-peer.js';
 import { startServer, TRANSPORTS } from '../helpers/server.js';
-import { expectDocumentedCodes, expectNoEcho, guardEscapes, probe, replyLines } from './support.js';
+import { expectDocumentedCodes, expectNoEcho, guardEscapes, latencyBound, probe, replyLines } from './support.js';
 
 guardEscapes();
 
@@ -174,7 +174,7 @@ describe.each(TRANSPORTS)('IdentServer fuzzed with random input (%s transport)',
         .toBeLessThanOrEqual(handlesBefore + 5);
       const fresh = await probe(serverPort);
       expect(fresh.line).toBe('400, 500 : ERROR : NO-USER');
-      expect(fresh.ms).toBeLessThan(1_000);
+      expect(fresh.ms).toBeLessThan(latencyBound(1_000));
       expect(
         errors.map((e) => e.code).filter((code) => code !== 'ERR_IDENT_LINE_TOO_LONG' && code !== 'ERR_IDENT_SOCKET'),
       ).toEqual([]);

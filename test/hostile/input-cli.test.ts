@@ -10,6 +10,7 @@ import net from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { connectRaw } from '../helpers/raw-peer.js';
 import {
+  latencyBound,
   expectServing,
   guardEscapes,
   loopbackRange,
@@ -150,7 +151,7 @@ describe('identgate serve under hostile input', () => {
       expect(vmRssKiB(pid) - before).toBeLessThan(150 * 1024);
       // Degraded is acceptable under a sustained attack; starved is not.
       expect(Math.max(...latencies), `probe latencies (ms): ${latencies.map(Math.round).join(' ')}`).toBeLessThan(
-        5_000,
+        latencyBound(5_000),
       );
       await expectServing(port);
     },
