@@ -92,6 +92,14 @@ export interface GatewaySeen {
   readonly queries: number;
 }
 
+/** How one rule answered over a time range. */
+export interface RuleAnswers {
+  readonly rule: string;
+  readonly answers: number;
+  /** Of those, USERID answers (the rest are ERROR). */
+  readonly userIds: number;
+}
+
 /** What putAssignment did. */
 export type PutOutcome =
   | { readonly kind: 'assigned'; readonly assignment: Assignment; readonly replaced: string | null }
@@ -120,6 +128,8 @@ export interface AuditStore {
   /** Deletes by ident or by scope; resolves what was deleted (null: nothing was). */
   deleteAssignment(target: { ident: string } | AssignmentScope): Promise<Assignment | null>;
   listGateways(): Promise<GatewaySeen[]>;
+  /** Decisions per rule from `from` (inclusive) to `to` (exclusive, ms), the most used first. */
+  answersByRule(range: { from: number; to: number }): Promise<RuleAnswers[]>;
 }
 
 const RECORD_COLUMNS = [
@@ -491,6 +501,18 @@ export function createAuditStore(db: SqlDatabase): AuditStore {
         lastSeen: new Date(r.last_seen).toISOString(),
         queries: r.queries,
       }));
+    },
+
+    async answersByRule({ from, to }) {
+      const rows = await db.read<{ rule: string; answers: number; user_ids: number }>(
+        sql(
+          "SELECT rule, count(*) AS answers, sum(answer_type = 'USERID') AS user_ids FROM audit_records " +
+            'WHERE at >= ? AND at < ? GROUP BY rule ORDER BY answers DESC, rule',
+          from,
+          to,
+        ),
+      );
+      return rows.map((r) => ({ rule: r.rule, answers: r.answers, userIds: r.user_ids }));
     },
   };
 }

@@ -21,6 +21,7 @@ export interface RecordFacts {
   claimUser?: string;
   claimIdent?: string;
   signingKey?: string | null;
+  rule?: string;
 }
 
 export const T0 = Date.parse('2026-12-04T12:00:00.000Z');
@@ -53,7 +54,7 @@ export function auditRecord(facts: RecordFacts = {}): AuditRecord {
       facts.error !== undefined
         ? ({ type: 'ERROR', error: facts.error } as AuditRecord['answer'])
         : { type: 'USERID', opsys: 'OTHER', userId: facts.userId ?? 'u7algntdlwuka' },
-    rule: 'pseudonyms',
+    rule: facts.rule ?? 'pseudonyms',
     policyVersion: '3f1c0a9b5e2d4c71',
   };
 }

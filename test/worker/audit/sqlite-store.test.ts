@@ -154,6 +154,23 @@ describe('the SQLite audit file', () => {
       },
     ]);
   });
+
+  it('counts the answers of each rule in a time range, USERID apart, the most used rule first', async () => {
+    await store.writeDecisions([
+      auditRecord({ at: T0 - 1, rule: 'lan' }),
+      auditRecord({ at: T0, rule: 'lan' }),
+      auditRecord({ at: T0 + 1, rule: 'lan', error: 'NO-USER' }),
+      auditRecord({ at: T0 + 2, rule: 'hide-root', error: 'HIDDEN-USER' }),
+      auditRecord({ at: T0 + 3, rule: 'pseudonyms' }),
+      auditRecord({ at: T0 + 10, rule: 'pseudonyms' }),
+    ]);
+    expect(await store.answersByRule({ from: T0, to: T0 + 10 })).toEqual([
+      { rule: 'lan', answers: 2, userIds: 1 },
+      { rule: 'hide-root', answers: 1, userIds: 0 },
+      { rule: 'pseudonyms', answers: 1, userIds: 1 },
+    ]);
+    expect(await store.answersByRule({ from: T0 + 11, to: T0 + 20 })).toEqual([]);
+  });
 });
 
 describe('assignments in the SQLite file', () => {

@@ -40,6 +40,19 @@ describe('the audit store on D1', () => {
     expect((await store.search({ userId: 'pager', claimUser: 'bob', limit: 10 })).records).toHaveLength(3);
   });
 
+  it('counts the answers of each rule in a time range (the console overview)', async () => {
+    const at = T0 + 86_400_000;
+    await store.writeDecisions([
+      auditRecord({ at, requestId: 'r-1', rule: 'lan' }),
+      auditRecord({ at: at + 1, requestId: 'r-2', rule: 'lan', error: 'NO-USER' }),
+      auditRecord({ at: at + 2, requestId: 'r-3', rule: 'hide-root', error: 'HIDDEN-USER' }),
+    ]);
+    expect(await store.answersByRule({ from: at, to: at + 3 })).toEqual([
+      { rule: 'lan', answers: 2, userIds: 1 },
+      { rule: 'hide-root', answers: 1, userIds: 0 },
+    ]);
+  });
+
   it('prunes what is older than the cut-off', async () => {
     await store.writeDecisions([
       auditRecord({ at: 1_000, requestId: 'ancient', gateway: 'prune-gw' }),
