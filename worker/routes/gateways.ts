@@ -5,11 +5,14 @@ import { adminAuth } from '../auth.js';
 import type { Service } from '../service.js';
 import { auditOf, fromDatabase } from './admin-audit.js';
 
+/** What GET does (the console's pages too): the fleet, by name; throws RequestRejected without a database. */
+export async function listGateways(service: Service) {
+  const audit = auditOf(service);
+  return fromDatabase(service, () => audit.store.listGateways());
+}
+
 export function gatewayRoutes(service: Service): Hono {
   const routes = new Hono();
-  routes.get(ROUTES.gateways, adminAuth(service), async (c) => {
-    const audit = auditOf(service);
-    return c.json({ gateways: await fromDatabase(service, () => audit.store.listGateways()) });
-  });
+  routes.get(ROUTES.gateways, adminAuth(service), async (c) => c.json({ gateways: await listGateways(service) }));
   return routes;
 }
