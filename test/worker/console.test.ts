@@ -1,7 +1,7 @@
 /**
  * The operator's console in a real headless Chromium (Debian's `chromium`, driven by playwright-core), against the
- * real `identgate worker` and a real gateway asking it; each page's screenshot goes to docs/console-*.png with
- * IDENTGATE_UPDATE_SCREENSHOTS=1.
+ * real `identgate worker` with an audit file and a real gateway asking it; each page's screenshot goes to
+ * docs/console-*.png with IDENTGATE_UPDATE_SCREENSHOTS=1.
  */
 import { existsSync } from 'node:fs';
 import { copyFile, mkdtemp, rm, writeFile } from 'node:fs/promises';
@@ -66,6 +66,8 @@ describe.runIf(existsSync(CHROMIUM))('the console in Chromium', () => {
         join(dir, 'secret'),
         '--admin-token-file',
         join(dir, 'token'),
+        '--audit',
+        join(dir, 'audit.db'),
       ],
       /listening on (\S+)/,
     );
@@ -101,18 +103,29 @@ describe.runIf(existsSync(CHROMIUM))('the console in Chromium', () => {
 
   /** Clicks what submits a form or follows a link, and waits for the page it loads. */
   const go = async (locator: ReturnType<Page['getByRole']>) => {
-    await Promise.all([page.waitForNavigation(), locator.click()]);
+    const [response] = await Promise.all([page.waitForNavigation(), locator.click()]);
+    return response?.status();
   };
   const text = async (selector: string) => (await page.locator(selector).first().textContent()) ?? '';
 
-  const ask = async () => {
+  const ask = async (serverPort = 400, clientPort = 500) => {
     const client = new IdentClient({ hostname: '127.0.0.1', port: identPort, timeout: 5_000 });
     try {
-      return (await client.ident(400, 500)).raw;
+      return (await client.ident(serverPort, clientPort)).raw;
     } finally {
       client.close();
     }
   };
+  /** The admin API's answer, to compare the pages with. */
+  const api = async (path: string) => {
+    const res = await fetch(`${base}${path}`, { headers: { authorization: `Bearer ${TOKEN}` } });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+  /** Resolves once the worker has written `count` records of web1 (it writes them after the answers). */
+  const recorded = (count: number) =>
+    expect
+      .poll(async () => ((await api('/v1/audit?gateway=web1')).body.records as unknown[]).length, { timeout: 5_000 })
+      .toBe(count);
 
   it('refuses a wrong token with a message and no session, then signs in with the right one', async () => {
     await page.goto(`${base}/admin`);
@@ -130,7 +143,6 @@ describe.runIf(existsSync(CHROMIUM))('the console in Chromium', () => {
     expect(cookie.value).not.toContain(TOKEN);
     expect(page.url()).not.toContain(TOKEN);
     expect(await page.content()).not.toContain(TOKEN);
-    await shot(page, 'overview');
   });
 
   it('shows a typo in the policy at its field path, saves the fix, and the gateway answers by it', async () => {
@@ -165,6 +177,90 @@ describe.runIf(existsSync(CHROMIUM))('the console in Chromium', () => {
     expect(await text('#result h2')).toContain('Answered by rule');
     expect(await text('#result table')).toContain('demo-400-500');
     await shot(page, 'explain');
+  });
+
+  it('searches the audit for the gateway’s queries, newest first, a page at a time, with the API’s messages', async () => {
+    expect(await ask()).toBe('400, 500 : USERID : OTHER : optimus');
+    expect(await ask(401, 501)).toBe('401, 501 : ERROR : NO-USER');
+    await recorded(4);
+    await go(page.getByRole('link', { name: 'Audit' }));
+    expect(await page.locator('#records tbody tr').count()).toBe(4);
+
+    await page.getByLabel('Server port (on this host)').fill('4x0');
+    await page.getByLabel(/^From/).fill('yesterday');
+    expect(await go(page.getByRole('button', { name: 'Search' }))).toBe(400);
+    const { body } = await api('/v1/audit?serverPort=4x0&from=yesterday');
+    const apiMessage = (body.error as { message: string }).message;
+    for (const field of ['serverPort', 'from']) {
+      const shown = (await text(`#errors li:has(code:text-is("${field}"))`)).replace(/\s+/g, ' ');
+      expect(apiMessage).toContain(shown);
+    }
+    expect(await page.getByLabel('Server port (on this host)').getAttribute('aria-invalid')).toBe('true');
+
+    await page.getByLabel('Server port (on this host)').fill('400');
+    await page.getByLabel(/^From/).fill('');
+    await page.getByLabel('Gateway').fill('web1');
+    await page.getByLabel(/^Records per page/).fill('2');
+    expect(await go(page.getByRole('button', { name: 'Search' }))).toBe(200);
+    const rows = page.locator('#records tbody tr');
+    expect(await rows.allTextContents()).toEqual([
+      expect.stringMatching(/web1.*400, 500.*USERID : OTHER : optimus.*demo-400-500.*k0:[0-9a-f]{8}/),
+      expect.stringMatching(/USERID : OTHER : optimus/),
+    ]);
+    await shot(page, 'audit');
+    await go(page.getByRole('link', { name: 'Next page' }));
+    expect(await rows.allTextContents()).toEqual([expect.stringMatching(/USERID : OTHER : grimlock/)]);
+    expect(await page.getByRole('link', { name: 'Next page' }).count()).toBe(0);
+    expect(await page.getByLabel('Server port (on this host)').inputValue()).toBe('400');
+  });
+
+  it('assigns an ident, shows the 409 naming who has it for a duplicate, and removes an assignment', async () => {
+    await go(page.getByRole('link', { name: 'Assignments' }));
+    const assign = page.locator('#assign');
+    const fillAssign = async (fields: Record<string, string>) => {
+      for (const [label, value] of Object.entries(fields)) await assign.getByLabel(label, { exact: true }).fill(value);
+    };
+    await fillAssign({ Gateway: 'web1', 'Owner uid': '1000', Ident: 'alice-web' });
+    await go(assign.getByRole('button', { name: 'Assign' }));
+    expect(await text('[role=status]')).toBe('Assigned alice-web.');
+    await fillAssign({ Gateway: 'web1', 'or claim user': 'bob', Ident: 'bob-web' });
+    await go(assign.getByRole('button', { name: 'Assign' }));
+    expect(await page.locator('#assignments tbody tr').allTextContents()).toEqual([
+      expect.stringMatching(/alice-web\s*web1\s*uid 1000/),
+      expect.stringMatching(/bob-web\s*web1\s*claim user "bob"/),
+    ]);
+
+    // The duplicate is sent from the keyboard: Enter in the ident field submits the form.
+    await fillAssign({ Gateway: 'web1', 'or claim user': 'carol', Ident: 'alice-web' });
+    const [response] = await Promise.all([page.waitForNavigation(), assign.getByLabel('Ident').press('Enter')]);
+    expect(response?.status()).toBe(409);
+    expect(await text('#assign [role=alert]')).toBe(
+      'ident "alice-web" is already assigned to uid 1000 on gateway web1',
+    );
+    expect(await assign.getByLabel('Ident').getAttribute('aria-invalid')).toBe('true');
+    expect(await assign.getByLabel('or claim user').inputValue()).toBe('carol');
+    expect(await page.locator('#assignments tbody tr').count()).toBe(2);
+    await shot(page, 'assignments');
+
+    await go(page.getByRole('button', { name: /^Remove bob-web/ }));
+    expect(await text('[role=status]')).toBe('Removed bob-web.');
+    const { body } = await api('/v1/assignments');
+    expect((body.assignments as { ident: string }[]).map((a) => a.ident)).toEqual(['alice-web']);
+  });
+
+  it('lists the gateway fleet, and the overview counts the gateways and the last hour’s answers by rule', async () => {
+    const { body } = await api('/v1/gateways');
+    const [web1] = body.gateways as { name: string; signingKey: string; version: string; queries: number }[];
+    expect(web1).toMatchObject({ name: 'web1', version: '0.1.0', queries: 4 });
+    await go(page.getByRole('link', { name: 'Gateways' }));
+    const row = (await text('#gateways tbody tr')).replace(/\s+/g, ' ');
+    expect(row).toMatch(new RegExp(`^web1 ?${web1!.signingKey} ?0\\.1\\.0 ?.*Z ?.*Z ?4$`));
+    await shot(page, 'gateways');
+
+    await go(page.getByRole('link', { name: 'Overview' }));
+    expect(await page.locator('#gateways tbody tr').allTextContents()).toEqual([expect.stringMatching(/^web1.*Z4$/)]);
+    expect(await page.locator('#rules tbody tr').allTextContents()).toEqual(['demo-400-500330', 'private-networks101']);
+    await shot(page, 'overview');
   });
 
   it('refuses a form posted without the session token, and signs out', async () => {

@@ -1,5 +1,8 @@
 /** The console's pages, server-rendered with hono/jsx: plain HTML forms, no script, escaped by JSX. */
+import type { Context } from 'hono';
 import type { Child } from 'hono/jsx';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
+import type { IdentAnswer } from '../../protocol/reply.js';
 import type { Explanation, PolicyIssue } from '../policy/index.js';
 import type { DiffLine } from './diff.js';
 import type { Session } from './session.js';
@@ -25,15 +28,92 @@ th, td { border: 1px solid #999; padding: .3rem .5rem; text-align: left; vertica
 .diff { font-family: ui-monospace, monospace; font-size: .85rem; white-space: pre-wrap; border: 1px solid #999; padding: .5rem; }
 .added { background: #e6ffed; } .removed { background: #ffeef0; text-decoration: line-through; }
 .inline { display: inline; }
+.wide { overflow-x: auto; }
+.wide table { font-size: .9rem; }
+fieldset { border: 1px solid #999; margin: .8rem 0; padding: .2rem 1rem .8rem; }
+legend { font-weight: 700; padding: 0 .3rem; }
+.field-error { display: block; color: #b00020; font-weight: 600; }
+[aria-invalid="true"] { border: 3px solid #b00020; }
+.pages a { margin-right: 1.2rem; }
 `;
 
-export type PageName = 'overview' | 'policy' | 'explain';
+export type PageName = 'overview' | 'policy' | 'explain' | 'audit' | 'assignments' | 'gateways';
 
 const NAV: readonly [PageName, string, string][] = [
   ['overview', 'Overview', '/admin'],
   ['policy', 'Policy', '/admin/policy'],
   ['explain', 'Explain', '/admin/explain'],
+  ['audit', 'Audit', '/admin/audit'],
+  ['assignments', 'Assignments', '/admin/assignments'],
+  ['gateways', 'Gateways', '/admin/gateways'],
 ];
+
+/** A page with its doctype (JSX renders elements only). */
+export function page(
+  c: Context,
+  element: unknown,
+  status: ContentfulStatusCode = 200,
+  headers?: Record<string, string>,
+) {
+  return c.html(`<!doctype html>${String(element)}`, status, headers);
+}
+
+/** A form field's text ('' when absent or a file). */
+export function formValue(form: Record<string, unknown>, name: string): string {
+  const value = form[name];
+  return typeof value === 'string' ? value : '';
+}
+
+/** An answer as the ident reply writes it (RFC 1413 section 6). */
+export function answerText(answer: IdentAnswer): string {
+  return answer.type === 'USERID' ? `USERID : ${answer.opsys} : ${answer.userId}` : `ERROR : ${answer.error}`;
+}
+
+/**
+ * A labelled text input; an error is named under it (text, not colour alone) and tied to it for screen readers.
+ *
+ * @example
+ * <Field id="audit-serverPort" name="serverPort" label="Server port" value="abc" error="must be a port number" />
+ */
+export function Field(props: {
+  id: string;
+  name: string;
+  label: string;
+  value: string;
+  error?: string | undefined;
+  placeholder?: string | undefined;
+  inputmode?: 'numeric' | undefined;
+}) {
+  const errorId = `${props.id}-error`;
+  return (
+    <div>
+      <label for={props.id}>{props.label}</label>
+      <input
+        id={props.id}
+        name={props.name}
+        value={props.value}
+        placeholder={props.placeholder}
+        inputmode={props.inputmode}
+        aria-invalid={props.error ? 'true' : undefined}
+        aria-describedby={props.error ? errorId : undefined}
+      />
+      {props.error && (
+        <span class="field-error" id={errorId}>
+          Error: {props.error}
+        </span>
+      )}
+    </div>
+  );
+}
+
+/** A message in place of a page's content: no audit database, or it failed. */
+export function Unavailable(props: { message: string }) {
+  return (
+    <p class="errors" role="alert">
+      {props.message}
+    </p>
+  );
+}
 
 export function Layout(props: { title: string; page?: PageName; session?: Session; children?: Child }) {
   return (
@@ -197,12 +277,7 @@ export function ExplainPage(props: {
             Answered by rule <code>{result.rule}</code>
           </h2>
           <p>
-            Answer:{' '}
-            <code>
-              {result.answer.type === 'USERID'
-                ? `USERID : ${result.answer.opsys} : ${result.answer.userId}`
-                : `ERROR : ${result.answer.error}`}
-            </code>
+            Answer: <code>{answerText(result.answer)}</code>
             {result.delegate && ` (delegated to the gateway: ${result.delegate.kind})`} — policy version{' '}
             <code>{result.version}</code>
           </p>

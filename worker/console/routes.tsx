@@ -1,9 +1,8 @@
 /**
- * The operator's console at /admin (docs/console.md): sign-in with an admin token, then the policy, explain and
- * (with an audit store) audit, assignments and gateways pages. Strict CSP, CSRF-checked forms, no script.
+ * The operator's console at /admin (docs/console.md): sign-in with an admin token, the overview, policy and explain
+ * pages; audit.tsx adds the audit, assignments and gateways pages. Strict CSP, CSRF-checked forms, no script.
  */
 import { Hono, type Context } from 'hono';
-import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import { csrf } from 'hono/csrf';
 import { secureHeaders } from 'hono/secure-headers';
 import { LookupRequestSchema, WIRE_VERSION } from '../../protocol/wire.js';
@@ -12,7 +11,19 @@ import { explain, PolicyError, redactPolicy, type PolicyIssue } from '../policy/
 import { parseReplacement } from '../routes/policy.js';
 import type { Service } from '../service.js';
 import { lineDiff } from './diff.js';
-import { ExplainPage, Diff, Errors, Layout, PolicyEditor, SignIn, STYLE, type ExplainForm } from './pages.js';
+import { auditConsoleRoutes, overviewFigures, OverviewSections } from './audit.js';
+import {
+  ExplainPage,
+  Diff,
+  Errors,
+  formValue,
+  Layout,
+  page,
+  PolicyEditor,
+  SignIn,
+  STYLE,
+  type ExplainForm,
+} from './pages.js';
 import {
   clientAddress,
   CONSOLE_DEFAULTS,
@@ -31,22 +42,12 @@ declare module 'hono' {
   }
 }
 
-/** A page with its doctype (JSX renders elements only). */
-function page(c: Context, element: unknown, status: ContentfulStatusCode = 200, headers?: Record<string, string>) {
-  return c.html(`<!doctype html>${String(element)}`, status, headers);
-}
-
 const policyText = (policy: unknown) => JSON.stringify(policy, null, 2);
 
 function issuesOfError(error: unknown): readonly PolicyIssue[] {
   if (error instanceof PolicyError) return error.issues;
   if (error instanceof SyntaxError) return [{ path: '(document)', message: `not JSON: ${error.message}` }];
   throw error;
-}
-
-function formValue(form: Record<string, unknown>, name: string): string {
-  const value = form[name];
-  return typeof value === 'string' ? value : '';
 }
 
 export function consoleRoutes(service: Service): Hono {
@@ -95,7 +96,7 @@ export function consoleRoutes(service: Service): Hono {
     }
     const session = await signedIn(c);
     if (!session) return page(c, <SignIn />);
-    const snapshot = await service.current();
+    const [snapshot, figures] = await Promise.all([service.current(), overviewFigures(service)]);
     return page(
       c,
       <Layout title="Overview" page="overview" session={session}>
@@ -109,6 +110,7 @@ export function consoleRoutes(service: Service): Hono {
           <dt>Session</dt>
           <dd>signed in until {new Date(session.expiresMs).toISOString()}</dd>
         </dl>
+        <OverviewSections figures={figures} />
       </Layout>,
     );
   });
@@ -251,5 +253,6 @@ export function consoleRoutes(service: Service): Hono {
     );
   });
 
+  auditConsoleRoutes(routes, service, guard);
   return routes;
 }
