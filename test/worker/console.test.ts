@@ -263,7 +263,7 @@ describe.runIf(existsSync(CHROMIUM))('the console in Chromium', () => {
     await shot(page, 'overview');
   });
 
-  it('refuses a form posted without the session token, and signs out', async () => {
+  it('refuses a form posted without the session token or from another site, and signs out', async () => {
     // The browser's cookies go with these requests; one lacks the form's session token, one comes from another site.
     const request = page.context().request;
     const form = { policy: '{}', intent: 'save' };
@@ -276,6 +276,19 @@ describe.runIf(existsSync(CHROMIUM))('the console in Chromium', () => {
       headers: { origin: 'http://attacker.example' },
     });
     expect(crossSite.status()).toBe(403);
+    // The assignment forms likewise: neither a post without the token nor a cross-site one changes anything.
+    const assign = { gateway: 'web1', ownerUid: '1001', ident: 'forged' };
+    const forms = [
+      ['/admin/assignments', assign, base],
+      ['/admin/assignments', { ...assign, csrf: csrf! }, 'http://attacker.example'],
+      ['/admin/assignments/remove', { ident: 'alice-web' }, base],
+      ['/admin/assignments/remove', { ident: 'alice-web', csrf: csrf! }, 'http://attacker.example'],
+    ] as const;
+    for (const [path, fields, origin] of forms) {
+      expect((await request.post(`${base}${path}`, { form: fields, headers: { origin } })).status()).toBe(403);
+    }
+    const { body } = await api('/v1/assignments');
+    expect((body.assignments as { ident: string }[]).map((a) => a.ident)).toEqual(['alice-web']);
     await go(page.getByRole('button', { name: 'Sign out' }));
     expect(await text('h1')).toBe('Sign in');
   });
