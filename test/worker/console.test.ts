@@ -222,7 +222,7 @@ describe.runIf(existsSync(CHROMIUM))('the console in Chromium', () => {
     };
     await fillAssign({ Gateway: 'web1', 'Owner uid': '1000', Ident: 'alice-web' });
     await go(assign.getByRole('button', { name: 'Assign' }));
-    expect(await text('[role=status]')).toBe('Assigned alice-web.');
+    expect(await text('[role=status]')).toBe('Assigned alice-web to uid 1000 on gateway web1.');
     await fillAssign({ Gateway: 'web1', 'or claim user': 'bob', Ident: 'bob-web' });
     await go(assign.getByRole('button', { name: 'Assign' }));
     expect(await page.locator('#assignments tbody tr').allTextContents()).toEqual([
@@ -244,6 +244,11 @@ describe.runIf(existsSync(CHROMIUM))('the console in Chromium', () => {
 
     await go(page.getByRole('button', { name: /^Remove bob-web/ }));
     expect(await text('[role=status]')).toBe('Removed bob-web.');
+    // The notice follows the database, not the link: a crafted one claims nothing.
+    for (const link of ['added=mallory', 'removed=alice-web']) {
+      await page.goto(`${base}/admin/assignments?${link}`);
+      expect(await page.locator('[role=status]').count()).toBe(0);
+    }
     const { body } = await api('/v1/assignments');
     expect((body.assignments as { ident: string }[]).map((a) => a.ident)).toEqual(['alice-web']);
   });

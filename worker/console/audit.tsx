@@ -505,10 +505,16 @@ export function OverviewSections(props: { figures: OverviewFigures }) {
 export function auditConsoleRoutes(routes: Hono, service: Service, guard: MiddlewareHandler): void {
   routes.get('/admin/audit', guard, (c) => auditPage(c, service, c.var.session));
 
-  routes.get('/admin/assignments', guard, (c) => {
-    const added = c.req.query('added');
-    const removed = c.req.query('removed');
-    const notice = added ? `Assigned ${added}.` : removed ? `Removed ${removed}.` : undefined;
+  routes.get('/admin/assignments', guard, async (c) => {
+    // After a change the notice says what the database holds now, so a crafted link cannot claim a change.
+    const ident = c.req.query('added') ?? c.req.query('removed');
+    let notice: string | undefined;
+    if (ident) {
+      const found = await attempt(() => listAssignments(service, { ident, limit: 1 }));
+      const now = 'value' in found ? found.value.assignments : undefined;
+      if (c.req.query('added') && now?.[0]) notice = `Assigned ${ident} to ${describeScope(now[0].scope)}.`;
+      else if (!c.req.query('added') && now?.length === 0) notice = `Removed ${ident}.`;
+    }
     return assignmentsPage(c, service, c.var.session, { notice }, 200);
   });
 
