@@ -95,6 +95,21 @@ function summarize(answer: IdentAnswer): Record<string, string> {
   return answer.type === 'USERID' ? { type: 'USERID', userId: answer.userId } : { type: 'ERROR', error: answer.error };
 }
 
+/**
+ * A decision-log setting (Workers: the IDENTGATE_DECISION_LOG var): "on" or unset logs each request's decisions,
+ * "off" does not; any other value is logged once as a config error and leaves the log on, so a typo hides nothing.
+ *
+ * @example
+ * decisionLog('off', log) // false
+ */
+export function decisionLog(value: string | undefined, log: (entry: Record<string, unknown>) => void): boolean {
+  if (value === undefined || value === '' || value === 'on') return true;
+  if (value === 'off') return false;
+  const error = `IDENTGATE_DECISION_LOG must be "on" or "off", got ${JSON.stringify(value.slice(0, 64))}; the decision log stays on`;
+  log({ msg: 'config_error', error });
+  return true;
+}
+
 /** 400 invalid_request unless 1 to MAX_BATCH requests. */
 export function checkBatchSize<T>(requests: readonly T[]): readonly T[] {
   if (requests.length < 1 || requests.length > MAX_BATCH) {

@@ -1,6 +1,6 @@
 /**
- * The Cloudflare Workers entry (wrangler's `main`): bindings POLICY, AUDIT (D1, docs/audit.md), IDENTGATE_SECRETS and
- * IDENTGATE_ADMIN_TOKENS (docs/internals.md); the app is built on an isolate's first request, not at import.
+ * The Cloudflare Workers entry (wrangler's `main`): bindings POLICY, AUDIT (D1, docs/audit.md), IDENTGATE_SECRETS,
+ * IDENTGATE_ADMIN_TOKENS and IDENTGATE_DECISION_LOG (docs/internals.md); the app is built on an isolate's first request.
  */
 import type { Hono } from 'hono';
 import { createApp } from './app.js';
@@ -10,7 +10,7 @@ import { d1Database } from './stores/d1.js';
 import { createAssignmentCache } from './audit/assignments.js';
 import { createAuditRecorder } from './audit/recorder.js';
 import { pruneAudit, retentionDaysOf } from './audit/retention.js';
-import type { AuditDeps } from './service.js';
+import { decisionLog, type AuditDeps } from './service.js';
 
 /** Splits a newline-separated secret binding into its values. */
 function lines(value: string | undefined): string[] {
@@ -65,6 +65,7 @@ function appFor(env: Env): Hono {
       mode: 'service',
       log,
       audit: auditFor(env),
+      logDecisions: decisionLog(env.IDENTGATE_DECISION_LOG as string | undefined, log),
     });
   }
   return app;

@@ -9,6 +9,7 @@ import { describe, expect, it } from 'vitest';
 import { createApp, RequestRejected } from '../../worker/app.js';
 import { createMemoryStore } from '../../worker/stores/memory.js';
 import { PolicyStoreError } from '../../worker/stores/store.js';
+import { decisionLog } from '../../worker/service.js';
 import { parsePolicy } from '../../worker/policy/index.js';
 import { MAX_BATCH } from '../../protocol/wire.js';
 import { TEST_POLICY, lookupRequest, signedRequest } from './workerd/fixtures.js';
@@ -133,5 +134,20 @@ describe('in-process lookups', () => {
     await rejectionOf(app.inProcess!.lookup([lookupRequest()]));
     await embeddedApp({ log: (entry) => lines.push(entry), logDecisions: false }).inProcess!.lookup([lookupRequest()]);
     expect(lines.map((line) => line.msg)).toEqual(['policy_unavailable']);
+  });
+
+  it('reads the Workers decision-log setting: on or unset logs, off does not, anything else logs once and stays on', () => {
+    const lines: Record<string, unknown>[] = [];
+    const log = (entry: Record<string, unknown>) => lines.push(entry);
+    expect([undefined, '', 'on'].map((value) => decisionLog(value, log))).toEqual([true, true, true]);
+    expect(decisionLog('off', log)).toBe(false);
+    expect(lines).toEqual([]);
+    expect(decisionLog('Off', log)).toBe(true);
+    expect(lines).toEqual([
+      {
+        msg: 'config_error',
+        error: 'IDENTGATE_DECISION_LOG must be "on" or "off", got "Off"; the decision log stays on',
+      },
+    ]);
   });
 });
