@@ -72,6 +72,8 @@ export function gatewayAuth(service: Service): { configured: MiddlewareHandler; 
         service.secrets(),
         { method: c.req.method, path: c.req.path, body, timestamp, signature },
         nowSeconds,
+        MAX_CLOCK_SKEW_SECONDS,
+        service.hmac,
       );
       if (!verdict.ok) throw new RequestRejected(401, verdict.code, verdict.message);
       if (!replay.admit(signature ?? '', Number(timestamp), nowSeconds)) {

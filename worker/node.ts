@@ -2,6 +2,7 @@
  * The policy worker as a Node HTTP service (@hono/node-server) for `identgate worker`: signed lookups,
  * the file store when given a policy file (reloaded on change and reload()), else memory from DEFAULT_POLICY.
  */
+import { createHmac } from 'node:crypto';
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
@@ -11,6 +12,10 @@ import { createMemoryStore } from './stores/memory.js';
 import { openFileStore, type FileStore } from './stores/file.js';
 import type { PolicyStore } from './stores/store.js';
 import { openLocalAudit, type LocalAudit, type LocalAuditOptions } from './audit/local.js';
+import type { HmacSha256 } from '../protocol/signature.js';
+
+/** node:crypto's HMAC-SHA256: synchronous, a fraction of WebCrypto's cost in Node (a thread-pool job per call). */
+export const nodeHmacSha256: HmacSha256 = (secret, octets) => createHmac('sha256', secret).update(octets).digest();
 
 /** The worker's address could not be listened on (EADDRINUSE, EACCES, EADDRNOTAVAIL): one line for the user. */
 export class WorkerListenError extends IdentgateError {
@@ -82,6 +87,7 @@ export async function startNodeWorker(options: NodeWorkerOptions): Promise<NodeW
     mode: 'service',
     log,
     audit,
+    hmac: nodeHmacSha256,
   });
 
   let server: Server;

@@ -4,6 +4,7 @@
  */
 import { MAX_BATCH, WIRE_VERSION, type LookupAnswer, type LookupRequest } from '../protocol/wire.js';
 import type { IdentAnswer } from '../protocol/reply.js';
+import type { HmacSha256 } from '../protocol/signature.js';
 import { decide } from './policy/index.js';
 import { PolicyStoreError, type PolicySnapshot, type PolicyStore } from './stores/store.js';
 import { RequestRejected } from './http.js';
@@ -39,6 +40,8 @@ export interface AppDeps {
   audit?: AuditDeps | undefined;
   /** This identgate's version: in embedded mode the gateway is this process, and the fleet list shows it. */
   version?: string;
+  /** The HMAC the signature checks use; default WebCrypto's (the Node worker passes node:crypto's). */
+  hmac?: HmacSha256;
 }
 
 /** Hands work to the runtime to finish after the response (Workers: ctx.waitUntil); absent elsewhere. */
@@ -49,6 +52,7 @@ export interface Service {
   readonly store: PolicyStore;
   readonly log: (entry: Record<string, unknown>) => void;
   readonly now: () => number;
+  readonly hmac: HmacSha256 | undefined;
   /** The configured signing secrets, empty ones dropped. */
   secrets(): readonly string[];
   adminTokens(): readonly string[];
@@ -132,6 +136,7 @@ export function createService(deps: AppDeps): Service {
     store: deps.store,
     log,
     now,
+    hmac: deps.hmac,
     secrets: () => resolve(deps.secrets),
     adminTokens: () => resolve(deps.adminTokens),
     async current() {

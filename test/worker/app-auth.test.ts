@@ -2,25 +2,19 @@ import { describe, expect, it } from 'vitest';
 import { createApp } from '../../worker/app.js';
 import { createMemoryStore } from '../../worker/stores/memory.js';
 import { parsePolicy } from '../../worker/policy/index.js';
-import { SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../../protocol/signature.js';
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, type HmacSha256 } from '../../protocol/signature.js';
+import { nodeHmacSha256 } from '../../worker/node.js';
 import { WireErrorSchema } from '../../protocol/wire.js';
 import { TEST_POLICY, lookupRequest, signedRequest } from './workerd/fixtures.js';
 
 const NOW_MS = 1_750_000_000_000;
 const NOW_S = NOW_MS / 1000;
 
-function serviceApp(
-  secrets: readonly string[] | (() => readonly string[]),
-  log: (entry: Record<string, unknown>) => void = () => {},
-) {
-  return createApp({
-    store: createMemoryStore(parsePolicy(TEST_POLICY)),
-    secrets,
-    mode: 'service',
-    now: () => NOW_MS,
-    log,
-  });
-}
+// Every check holds with WebCrypto's HMAC (Workers) and with node:crypto's (the Node worker).
+const HMACS: readonly [string, HmacSha256 | undefined][] = [
+  ['WebCrypto', undefined],
+  ['node:crypto', nodeHmacSha256],
+];
 
 async function codeOf(res: Response): Promise<string> {
   return WireErrorSchema.parse(await res.json()).error.code;
@@ -28,7 +22,21 @@ async function codeOf(res: Response): Promise<string> {
 
 const body = (id = 'q-1') => JSON.stringify(lookupRequest({ id }));
 
-describe('signed lookups in service mode', () => {
+describe.each(HMACS)('signed lookups in service mode (%s HMAC)', (_name, hmac) => {
+  function serviceApp(
+    secrets: readonly string[] | (() => readonly string[]),
+    log: (entry: Record<string, unknown>) => void = () => {},
+  ) {
+    return createApp({
+      store: createMemoryStore(parsePolicy(TEST_POLICY)),
+      secrets,
+      mode: 'service',
+      now: () => NOW_MS,
+      log,
+      ...(hmac && { hmac }),
+    });
+  }
+
   it('accepts a request signed with the current secret', async () => {
     const res = await serviceApp(['new']).fetch(await signedRequest(['new'], '/v1/ident', body(), NOW_S));
     expect(res.status).toBe(200);
