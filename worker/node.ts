@@ -42,6 +42,8 @@ export interface NodeWorkerOptions {
   secrets: readonly string[] | (() => readonly string[]);
   adminTokens?: readonly string[] | (() => readonly string[]) | undefined;
   log?: ((entry: Record<string, unknown>) => void) | undefined;
+  /** Build and log each request's decisions (default true); false when the log level hides them anyway. */
+  logDecisions?: boolean;
   /** Watch the policy file for changes. Default true. */
   watchPolicy?: boolean;
   /** The audit database (--audit FILE, docs/audit.md); without it nothing is recorded. `log` is the worker's. */
@@ -87,6 +89,7 @@ export async function startNodeWorker(options: NodeWorkerOptions): Promise<NodeW
     mode: 'service',
     log,
     audit,
+    logDecisions: options.logDecisions ?? true,
     hmac: nodeHmacSha256,
   });
 

@@ -317,6 +317,8 @@ async function worker(argv: string[], hangups: Hangups): Promise<number | undefi
     adminTokens: config.adminTokens,
     log: workerLog(log, 'info'),
     audit: config.audit,
+    // Decisions are logged at info: above it, the entries are not even built.
+    logDecisions: log.isLevelEnabled('info'),
   });
   log.info(
     { url: running.url, policy: config.policyFile ?? 'default', audit: config.audit?.path ?? 'off' },
