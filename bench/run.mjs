@@ -1,6 +1,6 @@
 /**
  * The side-by-side benchmark (bench/README.md): every server under the C load generator, the idle flood,
- * head to head, TIME_WAIT misses and policy-eval.mjs, judged against bench/targets.json. `--help` lists the flags.
+ * head to head, TIME_WAIT misses, policy-eval.mjs and workerd-cpu.mjs, judged against bench/targets.json. `--help` lists the flags.
  */
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -36,7 +36,7 @@ const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const benchDir = join(root, 'bench');
 
 const PHASES =
-  'c-ceiling node-ceiling oidentd embedded node-worker-http workerd-http embedded-node idle h2h time-wait policy-eval';
+  'c-ceiling node-ceiling oidentd embedded node-worker-http workerd-http embedded-node idle h2h time-wait policy-eval workerd-cpu';
 /** The flags: parseArgs' options, their checks and --help all come from here. `min`: a number at least this. */
 const FLAGS = {
   duration: { default: '3', min: 0.001, help: 's per load pass' },
@@ -128,7 +128,11 @@ const timeWaitReserveMs = wanted('time-wait')
     1000
   : 0;
 const policyRounds = 10 * 6; // policy-eval.mjs: 10 cases, a warm-up and 5 timed rounds each
-const policyReserveMs = wanted('policy-eval') ? policyRounds * Number(opts['policy-ms'] ?? 400) + 15000 : 0;
+/** bench/workerd-cpu.mjs at its bench settings: two Miniflare starts per setting, 6 timed passes each (~40 s here). */
+const WORKERD_CPU_RESERVE_MS = 70_000;
+const policyReserveMs =
+  (wanted('policy-eval') ? policyRounds * Number(opts['policy-ms'] ?? 400) + 15000 : 0) +
+  (wanted('workerd-cpu') ? WORKERD_CPU_RESERVE_MS : 0);
 const h2hRounds = Number(opts['h2h-rounds']);
 const h2hDurationS = Number(opts['h2h-duration']);
 const h2hWanted = wanted('h2h') && wanted('embedded') && wanted('node-ceiling') && h2hRounds > 0;
@@ -646,8 +650,49 @@ async function policyEvalPhase() {
   if (phase.status !== 'ok') log(`policy-eval: ${phase.status}: ${phase.reason}`);
 }
 
+/**
+ * bench/workerd-cpu.mjs as a subprocess: the Workers bundle's CPU per request and per decision inside workerd, raw and
+ * net of an empty worker driven the same way, at batch 1, 16 and 64, with the decision log on and off.
+ */
+async function workerdCpuPhase() {
+  const args = [join(benchDir, 'workerd-cpu.mjs'), '--json', '--requests', '300'];
+  const phase = { status: 'ok', command: `node bench/workerd-cpu.mjs ${args.slice(1).join(' ')}` };
+  results.workerdCpu = phase;
+  const remainingMs = () => budgetMs - (Date.now() - startedAt);
+  if (!existsSync(join(root, 'dist', 'worker-bundle', 'workers-entry.js'))) {
+    log('workerd-cpu: bundling the worker (npm run deploy:check)');
+    const built = await runBounded('npm', ['run', 'deploy:check'], { cwd: root, timeoutMs: 90_000 });
+    if (built.status !== 0)
+      return Object.assign(phase, {
+        status: 'failed',
+        reason: `npm run deploy:check failed: ${built.stderr.trim().split('\n').pop()}`,
+      });
+  }
+  if (remainingMs() < 20000)
+    return Object.assign(phase, { status: 'skipped', reason: `time budget of ${budgetMs / 1000} s used up` });
+  log(`workerd-cpu: ${phase.command}`);
+  const r = await runBounded(process.execPath, args, { cwd: root, timeoutMs: remainingMs() });
+  phase.seconds = r.seconds;
+  if (r.timedOut) return Object.assign(phase, { status: 'failed', reason: 'killed at the end of the time budget' });
+  if (r.status !== 0)
+    return Object.assign(phase, {
+      status: 'failed',
+      reason: `exited ${r.status ?? r.signal}: ${r.stderr.trim().split('\n').pop()}`,
+    });
+  try {
+    phase.rows = JSON.parse(r.stdout.trim().split('\n').pop());
+  } catch {
+    return Object.assign(phase, { status: 'failed', reason: `no JSON result line: ${r.stdout.slice(-200)}` });
+  }
+  for (const row of phase.rows)
+    log(
+      `workerd-cpu decision log ${row.decisionLog}, batch ${row.batch}: ${row.cpuUsPerRequest.toFixed(0)} µs/request raw, ${row.netCpuUsPerRequest.toFixed(0)} net (${row.netCpuUsPerDecision.toFixed(1)} µs/decision)`,
+    );
+}
+
 if (wanted('time-wait')) await timeWaitPhase();
 if (wanted('policy-eval')) await policyEvalPhase();
+if (wanted('workerd-cpu')) await workerdCpuPhase();
 rmSync(scratch, { recursive: true, force: true });
 
 results.targets = evaluateTargets(results);

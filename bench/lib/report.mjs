@@ -150,6 +150,30 @@ const METRICS = {
     return { value: q, measured: q ?? 'n/a' };
   },
 
+  // Gateway + worker CPU of one path against another's (issue 17: the Node-worker path against embedded).
+  'cpu-ratio': (results, { of, vs }, mode) => {
+    const a = ok(results.servers, of, mode);
+    const b = ok(results.servers, vs, mode);
+    if (!a || !b) return notMeasured(!a && of, !b && vs);
+    const value = a.serverCpuUsPerQuery / b.serverCpuUsPerQuery;
+    const measured = `${value.toFixed(2)}x (${fmt(a.serverCpuUsPerQuery, 0)} / ${fmt(b.serverCpuUsPerQuery, 0)} µs/query)`;
+    return { value, measured };
+  },
+
+  // bench/workerd-cpu.mjs: one row per decision-log setting at the target's batch size, net of the baseline.
+  'workerd-net-cpu-per-decision': (results, { batch }) => {
+    const phase = results.workerdCpu;
+    if (!phase) return [];
+    if (phase.status !== 'ok') return { measured: `${phase.status}: ${phase.reason ?? ''}` };
+    return ['on', 'off'].map((decisionLog) => {
+      const row = phase.rows.find((r) => r.batch === batch && r.decisionLog === decisionLog);
+      const label = `decision log ${decisionLog}`;
+      if (!row) return { label, measured: 'not measured' };
+      const measured = `${fmt(row.netCpuUsPerDecision, 1)} µs (raw ${fmt(row.cpuUsPerDecision, 1)})`;
+      return { label, value: row.netCpuUsPerDecision, measured };
+    });
+  },
+
   errors: (results, { of }) => {
     const server = results.servers[of];
     if (server?.status !== 'ok') return { measured: 'not measured' };
@@ -269,6 +293,8 @@ const COMPARE = { '>=': (a, b) => a >= b, '>': (a, b) => a > b, '<=': (a, b) => 
 /** How a metric's threshold is written after its number. */
 const UNITS = {
   'throughput-ratio': 'x',
+  'cpu-ratio': 'x',
+  'workerd-net-cpu-per-decision': ' µs',
   'ceiling-ratio': 'x',
   'time-wait-throughput-ratio': 'x',
   'idle-rss-growth-mib': ' MiB',
@@ -432,6 +458,28 @@ function npmCommand(command) {
 }
 
 /**
+ * Markdown for the workerd CPU phase (bench/workerd-cpu.mjs): per batch size and decision-log setting, workerd's CPU
+ * per request raw, the empty-worker baseline, and net (raw - baseline), per request and per decision.
+ *
+ * @example
+ *   console.log(renderWorkerdCpu(results.workerdCpu));
+ */
+export function renderWorkerdCpu(phase) {
+  if (phase.status !== 'ok') return `workerd CPU (\`${phase.command}\`) ${phase.status}: ${phase.reason ?? ''}`;
+  const rows = [
+    `\`${phase.command}\` (${fmt(phase.seconds, 0)} s): the Workers bundle under Miniflare's API (no wrangler proxy), workerd's CPU from /proc; baseline: an empty worker (\`await req.text(); return new Response('{}')\`) driven the same way, i.e. Miniflare's entry worker and workerd's local HTTP path, which a Workers bill does not count. Net = raw - baseline is identgate's share; requests/query = 1/batch.`,
+    '',
+    '| decision log | batch | raw CPU µs/request | baseline µs/request | net µs/request | net µs/decision | requests/query |',
+    '|---|---:|---:|---:|---:|---:|---:|',
+  ];
+  for (const r of phase.rows)
+    rows.push(
+      `| ${r.decisionLog} | ${r.batch} | ${fmt(r.cpuUsPerRequest, 0)} | ${fmt(r.baselineCpuUsPerRequest, 0)} | ${fmt(r.netCpuUsPerRequest, 0)} | ${fmt(r.netCpuUsPerDecision, 1)} | ${fmt(r.requestsPerQuery, 3)} |`,
+    );
+  return rows.join('\n');
+}
+
+/**
  * The whole report of one run as markdown: machine and command, every phase that ran, the targets.
  *
  * @example
@@ -462,6 +510,9 @@ export function renderResults(results) {
         ]
       : []),
     ...(results.policyEval ? ['### Policy evaluation', '', renderPolicyEval(results.policyEval), ''] : []),
+    ...(results.workerdCpu
+      ? ['### The worker inside workerd (what a Workers bill counts)', '', renderWorkerdCpu(results.workerdCpu), '']
+      : []),
     renderTargets(results.targets),
     '',
   ].join('\n');
