@@ -24,6 +24,8 @@ export const ROUTES = {
   audit: '/v1/audit',
   assignments: '/v1/assignments',
   gateways: '/v1/gateways',
+  /** A gateway's copy of the policy, for answering through an outage (signed like lookups; docs/wire.md). */
+  gatewayPolicy: '/v1/gateway/policy',
   health: '/healthz',
 } as const;
 
@@ -207,6 +209,22 @@ export const BatchAnswerSchema = z.strictObject({
   answers: z.array(LookupAnswerSchema).min(1).max(MAX_BATCH),
 });
 
+/** A gateway asking for the policy it may answer from when the worker fails (docs/wire.md "Last-good policy"). */
+export const GatewayPolicyRequestSchema = z.strictObject({
+  v: z.literal(WIRE_VERSION),
+  /** Fresh per request, so that two polls within a second are two signatures (the replay guard). */
+  id: z.string().min(1).max(128),
+  gateway: z.string().min(1).max(128),
+  /** The version the gateway holds: when it is still current the answer is `unchanged`, without the policy. */
+  have: z.string().min(1).max(128).optional(),
+});
+
+export const GatewayPolicyAnswerSchema = z.union([
+  z.strictObject({ v: z.literal(WIRE_VERSION), version: z.string().min(1).max(128), unchanged: z.literal(true) }),
+  /** `policy`: a policy document (docs/policy.md), parsed by the gateway as it would parse a file. */
+  z.strictObject({ v: z.literal(WIRE_VERSION), version: z.string().min(1).max(128), policy: z.unknown() }),
+]);
+
 /** JSON error body of every non-2xx response. */
 export const WireErrorSchema = z.strictObject({
   error: z.strictObject({ code: z.string(), message: z.string() }),
@@ -223,6 +241,8 @@ export type BatchRequest = z.infer<typeof BatchRequestSchema>;
 export type LookupAnswer = z.infer<typeof LookupAnswerSchema>;
 export type BatchAnswer = z.infer<typeof BatchAnswerSchema>;
 export type WireError = z.infer<typeof WireErrorSchema>;
+export type GatewayPolicyRequest = z.infer<typeof GatewayPolicyRequestSchema>;
+export type GatewayPolicyAnswer = z.infer<typeof GatewayPolicyAnswerSchema>;
 export type Delegate = z.infer<typeof DelegateSchema>;
 export type ForwardDelegate = Extract<Delegate, { kind: 'forward' }>;
 export type UserFileDelegate = Extract<Delegate, { kind: 'userfile' }>;

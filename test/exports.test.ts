@@ -40,6 +40,8 @@ const PROTOCOL = [
   'CONTAINER_LIMITS',
   'ConnectionSchema',
   'ContainerSchema',
+  'GatewayPolicyAnswerSchema',
+  'GatewayPolicyRequestSchema',
   'LookupAnswerSchema',
   'LookupRequestSchema',
   'MAX_BATCH',

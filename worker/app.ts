@@ -11,6 +11,7 @@ import { consoleRoutes } from './console/routes.js';
 import { assignmentRoutes } from './routes/assignments.js';
 import { auditRoutes } from './routes/audit.js';
 import { explainRoutes } from './routes/explain.js';
+import { gatewayPolicyRoutes } from './routes/gateway-policy.js';
 import { gatewayRoutes } from './routes/gateways.js';
 import { healthRoutes } from './routes/health.js';
 import { lookupRoutes } from './routes/lookup.js';
@@ -25,6 +26,7 @@ export type { AppDeps, AuditDeps } from './service.js';
 /** The route groups, each a Hono app mounted at the root. A new group is one file and one entry here. */
 const ROUTE_GROUPS: readonly ((service: Service) => Hono)[] = [
   lookupRoutes,
+  gatewayPolicyRoutes,
   policyRoutes,
   explainRoutes,
   auditRoutes,
