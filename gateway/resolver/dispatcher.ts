@@ -6,6 +6,7 @@ import { replyRuleViolation, type IdentAnswer } from '../../protocol/reply.js';
 import { LookupRequestSchema, MAX_BATCH, type LookupAnswer, type LookupRequest } from '../../protocol/wire.js';
 import { describeIssues } from '../../protocol/issues.js';
 import { FailureReporter } from './failures.js';
+import type { LastGoodAnswerer } from './last-good.js';
 import {
   DEFAULT_FALLBACK,
   RESOLVER_DEFAULTS,
@@ -14,6 +15,7 @@ import {
   type PolicyTransport,
   type Resolver,
   type SharedResolverOptions,
+  type StaleListener,
 } from './types.js';
 import { fallbackAnswer } from './wire.js';
 
@@ -58,6 +60,9 @@ export function checkCommonOptions(options: {
 export interface DispatcherOptions extends SharedResolverOptions {
   /** Exchanges in flight at once. */
   concurrency?: number;
+  /** Answers what the transport failed to, before the fallback does (docs/wire.md "Last-good policy"). */
+  lastGood?: LastGoodAnswerer;
+  onStale?: StaleListener;
 }
 
 interface Pending {
@@ -89,6 +94,8 @@ export class BatchingDispatcher implements Resolver {
   readonly #concurrency: number;
   readonly #onBatch: DispatcherOptions['onBatch'];
   readonly #onFallback: DispatcherOptions['onFallback'];
+  readonly #lastGood: LastGoodAnswerer | undefined;
+  readonly #onStale: StaleListener | undefined;
   readonly #reporter: FailureReporter;
   readonly #queue: Pending[] = [];
   readonly #inFlight = new Set<Slot>();
@@ -114,6 +121,8 @@ export class BatchingDispatcher implements Resolver {
     this.#concurrency = concurrency;
     this.#onBatch = options.onBatch;
     this.#onFallback = options.onFallback;
+    this.#lastGood = options.lastGood;
+    this.#onStale = options.onStale;
     this.#reporter = new FailureReporter(options);
     this.resolveNow = transport.askNow ? (request) => this.#resolveNow(request) : undefined;
   }
@@ -172,14 +181,31 @@ export class BatchingDispatcher implements Resolver {
   }
 
   #fail(batch: readonly Pending[], failure: ResolverFailure): void {
-    const count = this.#settle(batch, undefined);
-    if (count === 0 || this.#closed) return;
+    // A request the gateway built wrong is not the worker's failure: no policy would answer it.
+    const lastGood = failure.reason === 'invalid_request' || this.#closed ? undefined : this.#lastGood;
+    let fallbacks = 0;
+    let stale = 0;
+    for (const pending of batch) {
+      if (pending.done) continue;
+      pending.done = true;
+      let answer: LookupAnswer | undefined;
+      try {
+        answer = lastGood?.answer(pending.request);
+      } catch {
+        // A bug there must not leave the query without the fallback.
+      }
+      if (answer) stale++;
+      else fallbacks++;
+      pending.resolve(answer ?? fallbackAnswer(pending.request, this.#fallback));
+    }
+    if (fallbacks + stale === 0 || this.#closed) return;
     try {
-      this.#onFallback?.(failure.reason, count);
+      if (fallbacks > 0) this.#onFallback?.(failure.reason, fallbacks);
+      if (stale > 0) this.#onStale?.(failure.reason, stale);
     } catch {
       // A listener's bug must not turn into a rejected resolve().
     }
-    this.#reporter.failure(failure.reason, failure.message, count);
+    this.#reporter.failure(failure.reason, failure.message, fallbacks + stale);
   }
 
   #scheduleFlush(): void {

@@ -26,8 +26,10 @@ import {
   type FailureCause,
   type Resolver,
   type SharedResolverOptions,
+  type StaleListener,
 } from './types.js';
 import { exchangeTransport, readCapped, tooLarge } from './wire.js';
+import { LastGoodPolicy, type LastGoodOptions } from './last-good.js';
 
 export interface HttpResolverOptions extends SharedResolverOptions {
   /** The worker's base URL (http: or https:); routes are appended to its path. */
@@ -36,6 +38,15 @@ export interface HttpResolverOptions extends SharedResolverOptions {
   secrets: readonly string[];
   /** Most connections (and requests in flight) to the worker. */
   connections?: number;
+  /** Keep the worker's policy and answer from it when the worker fails (docs/wire.md "Last-good policy"). */
+  lastGood?: Omit<LastGoodOptions, 'exchange' | 'mapError'>;
+  /** Queries the last-good policy answered, by the cause of the worker's failure. */
+  onStale?: StaleListener;
+}
+
+/** The HTTP resolver, with its last-good policy when it keeps one (polling once its start() is called). */
+export interface HttpResolver extends Resolver {
+  readonly lastGood: LastGoodPolicy | undefined;
 }
 
 function parseUpstream(upstream: string | URL): URL {
@@ -101,7 +112,7 @@ export function mapHttpError(error: unknown): ResolverFailure {
  * @example
  * const resolver = createHttpResolver({ upstream: 'http://127.0.0.1:8787', secrets: ['s3cret'], deadlineMs: 500 });
  */
-export function createHttpResolver(options: HttpResolverOptions): Resolver {
+export function createHttpResolver(options: HttpResolverOptions): HttpResolver {
   const url = parseUpstream(options.upstream);
   const secrets = options.secrets;
   if (
@@ -152,6 +163,12 @@ export function createHttpResolver(options: HttpResolverOptions): Resolver {
     return { status: response.statusCode, text };
   };
 
-  const transport = { ...exchangeTransport(exchange, mapHttpError), close: () => pool.close() };
-  return new BatchingDispatcher(transport, { ...options, concurrency: connections });
+  const lastGood = options.lastGood && new LastGoodPolicy({ ...options.lastGood, exchange, mapError: mapHttpError });
+  const close = async () => {
+    lastGood?.close();
+    await pool.close();
+  };
+  const transport = { ...exchangeTransport(exchange, mapHttpError), close };
+  const dispatcher = new BatchingDispatcher(transport, { ...options, concurrency: connections, lastGood });
+  return Object.assign(dispatcher, { lastGood });
 }

@@ -54,6 +54,8 @@ export type RecoveryListener = (failures: number, downMs: number) => void;
 export type BatchListener = (size: number, latencyMs: number) => void;
 /** Every fallback answer, not throttled like onFailure (for counters): its cause and how many queries got it. */
 export type FallbackListener = (cause: FailureCause, count: number) => void;
+/** Queries the worker failed to answer that the last-good policy answered instead (for counters and the log). */
+export type StaleListener = (cause: FailureCause, count: number) => void;
 
 /** The answer used when the worker cannot be asked: RFC 1413 §6 UNKNOWN-ERROR. */
 export const DEFAULT_FALLBACK: IdentAnswer = Object.freeze({ type: 'ERROR', error: 'UNKNOWN-ERROR' });

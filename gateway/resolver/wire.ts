@@ -61,18 +61,7 @@ function isRuleIssue(error: z.ZodError): boolean {
  * const answers = parseExchangeReply({ status: 200, text }, [request]); // [LookupAnswer]
  */
 export function parseExchangeReply(reply: ExchangeReply, requests: readonly LookupRequest[]): LookupAnswer[] {
-  if (reply.status < 200 || reply.status > 299) {
-    const reason: FailureCause = reply.status === 401 || reply.status === 403 ? 'auth' : 'http_status';
-    throw new ResolverFailure(reason, `worker answered HTTP ${reply.status}${describeWireError(reply.text)}`, {
-      status: reply.status,
-    });
-  }
-  let json: unknown;
-  try {
-    json = JSON.parse(reply.text);
-  } catch (error) {
-    throw new ResolverFailure('invalid_json', `worker answer is not JSON: ${(error as Error).message}`);
-  }
+  const json = parseReplyJson(reply);
   const batch = requests.length > 1;
   const parsed = batch ? BatchAnswerSchema.safeParse(json) : LookupAnswerSchema.safeParse(json);
   if (!parsed.success) {
@@ -86,6 +75,26 @@ export function parseExchangeReply(reply: ExchangeReply, requests: readonly Look
   const answers = batch ? (parsed.data as z.infer<typeof BatchAnswerSchema>).answers : [parsed.data as LookupAnswer];
   checkIds(answers, requests);
   return answers;
+}
+
+/**
+ * The JSON of a 2xx reply; throws ResolverFailure for another status (401/403: 'auth') or a body that is not JSON.
+ *
+ * @example
+ * parseReplyJson({ status: 200, text: '{"v":1}' }) // { v: 1 }
+ */
+export function parseReplyJson(reply: ExchangeReply): unknown {
+  if (reply.status < 200 || reply.status > 299) {
+    const reason: FailureCause = reply.status === 401 || reply.status === 403 ? 'auth' : 'http_status';
+    throw new ResolverFailure(reason, `worker answered HTTP ${reply.status}${describeWireError(reply.text)}`, {
+      status: reply.status,
+    });
+  }
+  try {
+    return JSON.parse(reply.text);
+  } catch (error) {
+    throw new ResolverFailure('invalid_json', `worker answer is not JSON: ${(error as Error).message}`);
+  }
 }
 
 function checkIds(answers: readonly LookupAnswer[], requests: readonly LookupRequest[]): void {
