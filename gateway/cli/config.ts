@@ -98,7 +98,16 @@ export function parseQueryArgs(argv: string[]): QueryConfig {
 export type Answerer =
   | { kind: 'fixed'; answer: IdentAnswer }
   | { kind: 'embedded'; policyFile: string | undefined; audit: AuditConfig | undefined }
-  | { kind: 'upstream'; upstream: URL; secrets: string[]; connections: number; holdMs: number };
+  | {
+      kind: 'upstream';
+      upstream: URL;
+      secrets: string[];
+      connections: number;
+      holdMs: number;
+      /** --stale-policy-max-age in ms; 0: no last-good policy. */
+      staleMaxAgeMs: number;
+      staleRefreshMs: number;
+    };
 
 /** --audit FILE and --audit-retention DAYS. */
 export interface AuditConfig {
@@ -255,9 +264,18 @@ export function parseServeArgs(argv: string[], env: NodeJS.ProcessEnv = {}, pid 
       secrets: readSecretFile(values['secret-file']),
       connections: values['upstream-connections'],
       holdMs: values['batch-hold'],
+      staleMaxAgeMs: values['stale-policy-max-age'] * 1000,
+      staleRefreshMs: values['stale-policy-refresh'],
     };
   } else {
-    for (const flag of ['upstream-connections', 'batch-hold', 'secret-file'] as const) {
+    const upstreamOnly = [
+      'upstream-connections',
+      'batch-hold',
+      'secret-file',
+      'stale-policy-max-age',
+      'stale-policy-refresh',
+    ] as const;
+    for (const flag of upstreamOnly) {
       if (given.has(flag)) throw new ConfigError(`--${flag} goes with --upstream URL`);
     }
     const audit =

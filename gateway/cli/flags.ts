@@ -10,6 +10,7 @@ import { ConfigError } from '../../protocol/errors.js';
 import { CLAIMS_DEFAULTS } from '../claims/registry.js';
 import { parseForwardCidr } from '../delegate/forward.js';
 import { RESOLVER_DEFAULTS } from '../resolver/types.js';
+import { LAST_GOOD_DEFAULTS } from '../resolver/last-good.js';
 import { PER_ADDRESS_BURST_FACTOR, SERVER_DEFAULTS } from '../server/server.js';
 import { TRANSPORT_CHOICES, type TransportChoice } from '../server/transport/index.js';
 import { AUDIT_RETENTION_DAYS } from '../../worker/audit/retention.js';
@@ -355,6 +356,32 @@ export const SERVE_FLAGS = {
           `${flag} ${JSON.stringify(value)}: expected a whole number of milliseconds (0 = no holding)`,
         );
       return Number(value);
+    },
+  },
+  'stale-policy-max-age': {
+    type: 'string',
+    placeholder: 'SECONDS',
+    default: LAST_GOOD_DEFAULTS.maxAgeMs / 1000,
+    section: 'Policy worker',
+    help: "with --upstream: keep the worker's policy and, when the worker fails, answer from it\nfor up to SECONDS after the worker last confirmed it; 0 = never (the fallback answers)",
+    docs: 'with `--upstream`: the gateway keeps the worker\'s current policy (the rules that can match its name, docs/wire.md "Last-good policy") and, when the worker is down, slow, answers 5xx or an answer that fails its checks, answers from it with the pure evaluator, marked stale (logged, `identgate_stale_answers_total`), for at most this long after the worker last confirmed the policy; then the fallback. Rules that need the pseudonym key or the assignments get the fallback. 0 = off',
+    parse: (value, flag) => {
+      if (!/^\d+$/.test(value))
+        throw new ConfigError(`${flag} ${JSON.stringify(value)}: expected a whole number of seconds (0 = off)`);
+      return Number(value);
+    },
+  },
+  'stale-policy-refresh': {
+    type: 'string',
+    placeholder: 'MS',
+    default: LAST_GOOD_DEFAULTS.refreshMs,
+    section: 'Policy worker',
+    help: 'with --upstream: ask the worker this often whether its policy changed (100..15000)',
+    parse: (value, flag) => {
+      const ms = positiveInt(value, flag);
+      if (ms < 100 || ms > 15_000)
+        throw new ConfigError(`${flag} ${ms}: expected 100..15000 ms (a change must reach the gateway within 15 s)`);
+      return ms;
     },
   },
   'hide-errors': {

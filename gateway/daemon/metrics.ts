@@ -22,6 +22,8 @@ export interface GatewayMetrics {
   readonly upstreamLatency: Histogram<never>;
   readonly upstreamQueriesPerRequest: Histogram<never>;
   readonly upstreamFailures: Counter<'cause'>;
+  /** Queries the worker failed to answer that the last-good policy answered (docs/wire.md), by cause. */
+  readonly staleAnswers: Counter<'cause'>;
   readonly openConnections: Gauge<never>;
   readonly refusedConnections: Counter<'reason'>;
   /** Delegated answers (forward, userfile) by kind and result: answered, or fallback. */
@@ -91,6 +93,12 @@ export function createMetrics(): GatewayMetrics {
     upstreamFailures: new Counter({
       name: 'identgate_upstream_failures_total',
       help: 'Queries answered with the fallback, by cause',
+      labelNames: ['cause'],
+      registers,
+    }),
+    staleAnswers: new Counter({
+      name: 'identgate_stale_answers_total',
+      help: "Queries the policy worker failed to answer that were answered from the gateway's last-good copy of its policy, by cause",
       labelNames: ['cause'],
       registers,
     }),

@@ -26,6 +26,7 @@ import { errnoCode, errnoMessage, hostPort } from '../describe.js';
 import type { ServeConfig } from '../cli/config.js';
 import { createEmbeddedResolver } from '../resolver/embedded.js';
 import { createHttpResolver } from '../resolver/http.js';
+import type { LastGoodPolicy } from '../resolver/last-good.js';
 import { workerLog, type Logger } from './log.js';
 import {
   bindMetrics,
@@ -91,6 +92,7 @@ export async function startGateway(
   const runAs = config.runAs === undefined ? undefined : resolveRunAs(config.runAs);
   const metrics: GatewayMetrics | undefined = config.metrics ? createMetrics() : undefined;
   let resolver: Resolver | undefined;
+  let lastGood: LastGoodPolicy | undefined;
   let fileStore: FileStore | undefined;
   let embeddedStore: PolicyStore | undefined;
   let audit: LocalAudit | undefined;
@@ -158,7 +160,10 @@ export async function startGateway(
       });
       answeredBy = policyFile ? `embedded policy ${policyFile}` : 'embedded default policy';
     } else {
-      resolver = createHttpResolver({
+      const { staleMaxAgeMs, staleRefreshMs } = config.answerer;
+      // One warning per outage for the stale answers; the failure lines go on as before.
+      let staleSince: string | undefined;
+      const http = createHttpResolver({
         upstream: config.answerer.upstream,
         secrets: config.answerer.secrets,
         connections: config.answerer.connections,
@@ -166,10 +171,34 @@ export async function startGateway(
         deadlineMs: config.deadlineMs,
         fallback: config.fallback,
         onFailure,
-        onRecover,
+        onRecover: (failures, downMs) => {
+          staleSince = undefined;
+          onRecover(failures, downMs);
+        },
         onFallback: metrics ? (cause, count) => metrics.upstreamFailures.inc({ cause }, count) : undefined,
+        onStale: (cause, count) => {
+          metrics?.staleAnswers.inc({ cause }, count);
+          const version = http.lastGood?.usableVersion;
+          if (staleSince === version) return;
+          staleSince = version;
+          log.warn({ cause, count, version }, 'answering from the last-good policy');
+        },
         onBatch,
+        lastGood:
+          staleMaxAgeMs === 0
+            ? undefined
+            : {
+                gateway: config.gatewayName,
+                maxAgeMs: staleMaxAgeMs,
+                refreshMs: staleRefreshMs,
+                onUpdate: (version, rules, workerOnly) =>
+                  log.info({ version, rules, workerOnly }, 'last-good policy updated'),
+                onPollFailure: (failure) =>
+                  log.warn({ cause: failure.reason }, `last-good policy not refreshed: ${failure.message}`),
+              },
       });
+      resolver = http;
+      lastGood = http.lastGood;
       answeredBy = `upstream ${config.answerer.upstream.origin}${config.answerer.upstream.pathname.replace(/\/$/, '')}`;
     }
     owners = createOwnerLookup(config.ownerLookup, {
@@ -254,6 +283,8 @@ export async function startGateway(
     // Children start unprivileged: the lookup helper now, so its start-up does not eat the first query's time budget.
     await owners?.start();
     await server.start(handler);
+    // Unprivileged too: its polls read the worker's answers.
+    lastGood?.start();
     // Once serving (a failed start stays one line); a cluster worker's supervisor warns for it.
     if (runAs === undefined && runningAsRoot() && !clusterWorker) warnRoot(log);
     if (config.transport === 'auto' && server.transport === 'node') {

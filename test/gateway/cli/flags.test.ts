@@ -138,6 +138,8 @@ describe('parseServeArgs', () => {
       secrets: ['0123456789abcdef0123', 'fedcba9876543210fedc'],
       connections: 8,
       holdMs: 0,
+      staleMaxAgeMs: 3_600_000,
+      staleRefreshMs: 5_000,
     });
     expect(parseServeArgs(upstream).answerer).toMatchObject({
       connections: RESOLVER_DEFAULTS.connections,
@@ -156,6 +158,19 @@ describe('parseServeArgs', () => {
     );
     for (const flag of ['--upstream-connections', '--batch-hold', '--secret-file'])
       expect(refusal([flag, flag === '--secret-file' ? secretFile : '4'])).toBe(`${flag} goes with --upstream URL`);
+  });
+
+  it('keeps a last-good policy for --stale-policy-max-age seconds (0 = off), refreshed every --stale-policy-refresh ms', () => {
+    const args = [...upstream, '--stale-policy-max-age', '0', '--stale-policy-refresh', '100'];
+    expect(parseServeArgs(args).answerer).toMatchObject({ staleMaxAgeMs: 0, staleRefreshMs: 100 });
+    expect(refusal([...upstream, '--stale-policy-max-age', '1h'])).toBe(
+      '--stale-policy-max-age "1h": expected a whole number of seconds (0 = off)',
+    );
+    expect(refusal([...upstream, '--stale-policy-refresh', '20000'])).toBe(
+      '--stale-policy-refresh 20000: expected 100..15000 ms (a change must reach the gateway within 15 s)',
+    );
+    for (const flag of ['--stale-policy-max-age', '--stale-policy-refresh'])
+      expect(refusal([flag, '600'])).toBe(`${flag} goes with --upstream URL`);
   });
 
   it('refuses a secret file that is missing, empty or holds a short secret', () => {
