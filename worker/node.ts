@@ -9,7 +9,7 @@ import { serve } from '@hono/node-server';
 import { IdentgateError } from '../protocol/errors.js';
 import { createApp } from './app.js';
 import { createMemoryStore } from './stores/memory.js';
-import { openFileStore, type FileStore } from './stores/file.js';
+import { openFileStore, type FileStore, type PolicyReload } from './stores/file.js';
 import type { PolicyStore } from './stores/store.js';
 import { openLocalAudit, type LocalAudit, type LocalAuditOptions } from './audit/local.js';
 import type { HmacSha256 } from '../protocol/signature.js';
@@ -57,8 +57,8 @@ export interface NodeWorker {
   readonly store: PolicyStore;
   /** The audit database, when --audit was given. */
   readonly audit: LocalAudit | undefined;
-  /** Reads the policy file again (SIGHUP); false when it was refused or unchanged or there is no file. */
-  reload(): Promise<boolean>;
+  /** Reads the policy file again (SIGHUP); undefined when there is no file. */
+  reload(): Promise<PolicyReload | undefined>;
   close(): Promise<void>;
 }
 
@@ -115,7 +115,7 @@ export async function startNodeWorker(options: NodeWorkerOptions): Promise<NodeW
     port: address.port,
     store,
     audit,
-    reload: () => fileStore?.reload() ?? Promise.resolve(false),
+    reload: () => fileStore?.reload() ?? Promise.resolve(undefined),
     async close() {
       fileStore?.close();
       await new Promise<void>((resolvePromise, reject) => {

@@ -206,7 +206,8 @@ async function serve(argv: string[], hangups: Hangups): Promise<number | undefin
     process.stdout.write(SERVE_USAGE);
     return 0;
   }
-  const log = (await import('../daemon/log.js')).createLogger(config.logLevel);
+  const { createLogger, logPolicyReload } = await import('../daemon/log.js');
+  const log = createLogger(config.logLevel);
   if (config.workers > 1 && cluster.isPrimary) {
     const { runPrimary } = await import('../daemon/cluster.js');
     const primary = await runPrimary(config, log);
@@ -221,7 +222,7 @@ async function serve(argv: string[], hangups: Hangups): Promise<number | undefin
   const addresses = gateway.server.addresses.map(({ address, port }) => ({ address, port }));
   hangups.ready(() => {
     gateway.reload().then(
-      (changed) => log.info({ changed }, 'SIGHUP: policy reload'),
+      (result) => logPolicyReload(log, result),
       (error: Error) => log.warn({ err: error }, 'SIGHUP: policy reload failed'),
     );
   });
@@ -306,7 +307,7 @@ async function worker(argv: string[], hangups: Hangups): Promise<number | undefi
     process.stdout.write(WORKER_USAGE);
     return 0;
   }
-  const { createLogger, workerLog } = await import('../daemon/log.js');
+  const { createLogger, logPolicyReload, workerLog } = await import('../daemon/log.js');
   const log = createLogger(config.logLevel);
   const { startNodeWorker } = await import('../../worker/node.js');
   const running = await startNodeWorker({
@@ -336,7 +337,7 @@ async function worker(argv: string[], hangups: Hangups): Promise<number | undefi
   process.stdout.write(`identgate worker listening on ${running.url}\n`);
   hangups.ready(() => {
     running.reload().then(
-      (changed) => log.info({ changed }, 'SIGHUP: policy reload'),
+      (result) => logPolicyReload(log, result),
       (error: Error) => log.warn({ err: error }, 'SIGHUP: policy reload failed'),
     );
   });

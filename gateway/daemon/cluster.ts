@@ -12,6 +12,8 @@ import { AggregatorRegistry } from 'prom-client';
 import { INHERITED_LISTENERS_ENV, type ServeConfig } from '../cli/config.js';
 import type { Logger } from './log.js';
 import { bindMetrics, type BoundMetrics, type MetricsEndpoint } from './metrics.js';
+import { checkWorkerAtStart, createHealth, trackWorker } from './health.js';
+import { probeWorker } from '../resolver/probe.js';
 import { dropPrivileges, resolveRunAs, runningAsRoot, warnRoot } from './privileges.js';
 import { bindError } from '../server/server.js';
 import { selectTransport } from '../server/transport/index.js';
@@ -147,14 +149,31 @@ export async function runPrimary(
   }
   if (runAs === undefined && runningAsRoot()) warnRoot(log);
   let metricsServer: MetricsEndpoint | undefined;
+  // The primary asks the policy worker itself (the workers' resolvers report to no one here): readiness, start check.
+  const answerer = config.answerer;
+  const worker =
+    answerer.kind === 'upstream'
+      ? trackWorker({ probe: () => probeWorker(answerer.upstream, Math.min(config.deadlineMs, 2_000)) })
+      : undefined;
   if (boundMetrics) {
     const aggregator = new AggregatorRegistry();
-    // The primary serves what its workers measured, summed.
-    metricsServer = boundMetrics.serve({
-      text: () => aggregator.clusterMetrics(),
-      contentType: aggregator.contentType,
+    const health = createHealth({
+      listening: () =>
+        readyWorkers.size === config.workers && !stopping
+          ? { ok: true, detail: `${config.workers} gateway workers listening` }
+          : { ok: false, detail: `${readyWorkers.size} of ${config.workers} gateway workers listening` },
+      policy: () => worker?.check() ?? { ok: true, detail: `${ready.answeredBy} (in every gateway worker)` },
     });
+    // The primary serves what its workers measured, summed.
+    metricsServer = boundMetrics.serve(
+      {
+        text: () => aggregator.clusterMetrics(),
+        contentType: aggregator.contentType,
+      },
+      health,
+    );
   }
+  if (worker) void checkWorkerAtStart(worker, ready.answeredBy, log);
 
   const reload = () => {
     for (const worker of Object.values(cluster.workers ?? {})) worker?.process.kill('SIGHUP');

@@ -9,6 +9,7 @@
  */
 import { pino, type Logger } from 'pino';
 import type { LogLevel } from '../cli/config.js';
+import type { PolicyReload } from '../../worker/stores/file.js';
 
 export type { Logger } from 'pino';
 
@@ -63,4 +64,21 @@ export function workerLog(log: Logger, decisionLevel: 'info' | 'debug'): (entry:
     else if (ROUTINE.has(event)) log.info(fields, event);
     else log.warn(fields, event);
   };
+}
+
+/**
+ * The line a SIGHUP leaves: the policy taken, kept unchanged, or refused (at warn, with the reasons; the last good
+ * policy goes on answering).
+ *
+ * @example
+ * gateway.reload().then((result) => logPolicyReload(log, result));
+ */
+export function logPolicyReload(log: Logger, result: PolicyReload | undefined): void {
+  if (result === undefined) log.info('SIGHUP: no policy file to reload');
+  else if (result.outcome === 'rejected')
+    log.warn(
+      { keptVersion: result.version, error: result.error },
+      `SIGHUP: policy refused, still answering with version ${result.version}: ${result.error}`,
+    );
+  else log.info({ version: result.version }, `SIGHUP: policy ${result.outcome} (version ${result.version})`);
 }

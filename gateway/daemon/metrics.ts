@@ -14,6 +14,7 @@ import net, { type AddressInfo, type Socket } from 'node:net';
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import { ConfigError } from '../../protocol/errors.js';
 import { hostPort } from '../describe.js';
+import type { HealthSource } from './health.js';
 
 export interface GatewayMetrics {
   readonly registry: Registry;
@@ -31,6 +32,10 @@ export interface GatewayMetrics {
   readonly ownerLookupSeconds: Histogram<'result'>;
   /** Audit records (--audit): written, retried, or dropped (queue_full, write_failed). */
   readonly auditRecords: Counter<'outcome'>;
+  /** Policy file reloads (SIGHUP or a change) by outcome: loaded, unchanged, rejected. */
+  readonly policyReloads: Counter<'outcome'>;
+  /** Where identgate_policy_info reads the version of the policy answering now at scrape time (undefined: none known). */
+  policyVersionFrom(source: () => string | undefined): void;
   /** Where the open-connections gauge reads its value at scrape time. */
   countConnectionsWith(source: () => number): void;
   /** Counts one answered query; the labelled child is looked up once per label, not per query. */
@@ -59,8 +64,30 @@ export function createMetrics(): GatewayMetrics {
   });
   // Labelled children, bound once: prom-client hashes the labels on every call otherwise.
   const answerCounters = new Map<string, { inc(): void }>();
+  let policyVersion: () => string | undefined = () => undefined;
+  new Gauge({
+    name: 'identgate_policy_info',
+    help: 'The policy answering now: 1, labelled with its version (the embedded policy, or the last-good copy of the worker policy)',
+    labelNames: ['version'],
+    // Summed over --workers N they would count processes; each says 1 for its version.
+    aggregator: 'max',
+    registers,
+    collect() {
+      this.reset();
+      const version = policyVersion();
+      if (version !== undefined) this.labels(version).set(1);
+    },
+  });
   const lookupFound = ownerLookupSeconds.labels('found');
   const lookupNotFound = ownerLookupSeconds.labels('not_found');
+  const policyReloads = new Counter({
+    name: 'identgate_policy_reloads_total',
+    help: 'Policy file reloads (SIGHUP or a change to the file), by outcome: loaded, unchanged, rejected (the last good policy kept; the log says why)',
+    labelNames: ['outcome'],
+    registers,
+  });
+  // Present from the start, so that an alert on rejected reloads has a series to watch.
+  for (const outcome of ['loaded', 'unchanged', 'rejected']) policyReloads.labels(outcome).inc(0);
   return {
     countConnectionsWith: (source) => {
       openConnections = source;
@@ -75,6 +102,9 @@ export function createMetrics(): GatewayMetrics {
     },
     observeOwnerLookup(found, seconds) {
       (found ? lookupFound : lookupNotFound).observe(seconds);
+    },
+    policyVersionFrom: (source) => {
+      policyVersion = source;
     },
     registry,
     queries,
@@ -129,6 +159,7 @@ export function createMetrics(): GatewayMetrics {
       labelNames: ['outcome'],
       registers,
     }),
+    policyReloads,
   };
 }
 
@@ -152,8 +183,8 @@ export interface MetricsEndpoint {
 /** A bound metrics port that answers nothing yet (see BoundMetrics.serve). */
 export interface BoundMetrics {
   readonly address: AddressInfo;
-  /** Starts answering GET /metrics from `source` (connections that waited first). */
-  serve(source: MetricsSource): MetricsEndpoint;
+  /** Starts answering GET /metrics from `source`, and /healthz, /readyz from `health` (connections that waited first). */
+  serve(source: MetricsSource, health?: HealthSource): MetricsEndpoint;
   close(): void;
 }
 
@@ -187,8 +218,8 @@ export async function bindMetrics(where: { hostname: string; port: number }): Pr
   const address = listener.address() as AddressInfo;
   return {
     address,
-    serve(source) {
-      const server = metricsHttpServer(source);
+    serve(source, health) {
+      const server = metricsHttpServer(source, health);
       http1 = server;
       for (const socket of waiting.splice(0)) if (!socket.destroyed) hand(server, socket);
       return {
@@ -212,16 +243,31 @@ function hand(server: http.Server, socket: Socket): void {
   socket.resume();
 }
 
-function metricsHttpServer(source: MetricsSource): http.Server {
+function metricsHttpServer(source: MetricsSource, health: HealthSource | undefined): http.Server {
+  const json = (res: http.ServerResponse, status: number, body: unknown) =>
+    res
+      .writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' })
+      .end(`${JSON.stringify(body)}\n`);
   return http.createServer((req, res) => {
-    if (req.method !== 'GET' || req.url !== '/metrics') {
-      res.writeHead(404, { 'content-type': 'text/plain' }).end('not found: try GET /metrics\n');
+    const path = req.url;
+    if (req.method === 'GET' && path === '/metrics') {
+      source.text().then(
+        (text) => res.writeHead(200, { 'content-type': source.contentType }).end(text),
+        (error: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`),
+      );
       return;
     }
-    source.text().then(
-      (text) => res.writeHead(200, { 'content-type': source.contentType }).end(text),
-      (error: Error) => res.writeHead(500, { 'content-type': 'text/plain' }).end(`${error.message}\n`),
-    );
+    // Liveness: this process answers HTTP. Readiness: it can answer ident queries now (gateway/daemon/health.ts).
+    if (req.method === 'GET' && path === '/healthz' && health) return json(res, 200, { status: 'ok' });
+    if (req.method === 'GET' && path === '/readyz' && health) {
+      health.ready().then(
+        ({ ready, checks }) => json(res, ready ? 200 : 503, { status: ready ? 'ready' : 'not ready', checks }),
+        (error: Error) => json(res, 503, { status: 'not ready', error: error.message }),
+      );
+      return;
+    }
+    const routes = health ? 'GET /metrics, /healthz or /readyz' : 'GET /metrics';
+    res.writeHead(404, { 'content-type': 'text/plain' }).end(`not found: try ${routes}\n`);
   });
 }
 
@@ -229,6 +275,7 @@ function metricsHttpServer(source: MetricsSource): http.Server {
 export async function serveMetrics(
   source: MetricsSource,
   where: { hostname: string; port: number },
+  health?: HealthSource,
 ): Promise<MetricsEndpoint> {
-  return (await bindMetrics(where)).serve(source);
+  return (await bindMetrics(where)).serve(source, health);
 }

@@ -17,7 +17,7 @@ import { openLocalAudit, type LocalAudit } from '../../worker/audit/local.js';
 import { identgateVersion } from '../version.js';
 import { explain } from '../../worker/policy/index.js';
 import { WIRE_VERSION } from '../../protocol/wire.js';
-import { openFileStore, type FileStore } from '../../worker/stores/file.js';
+import { openFileStore, type FileStore, type PolicyReload } from '../../worker/stores/file.js';
 import { createMemoryStore } from '../../worker/stores/memory.js';
 import { listenApp } from '../../worker/node.js';
 import type { PolicyStore } from '../../worker/stores/store.js';
@@ -28,6 +28,8 @@ import { createEmbeddedResolver } from '../resolver/embedded.js';
 import { createHttpResolver } from '../resolver/http.js';
 import type { LastGoodPolicy } from '../resolver/last-good.js';
 import { workerLog, type Logger } from './log.js';
+import { checkWorkerAtStart, createHealth, trackWorker, type CheckResult, type WorkerTracker } from './health.js';
+import { probeWorker } from '../resolver/probe.js';
 import {
   bindMetrics,
   createMetrics,
@@ -72,8 +74,8 @@ export interface RunningGateway {
    * suggestion); undefined when this process cannot tell (an upstream worker decides).
    */
   answersUserId(query: { serverPort: number; clientPort: number }, remoteAddress: string): boolean | undefined;
-  /** Reloads the policy file (SIGHUP); false when there is none or the new one was refused. */
-  reload(): Promise<boolean>;
+  /** Reloads the policy file (SIGHUP); undefined when there is none. A refused file keeps the last good policy. */
+  reload(): Promise<PolicyReload | undefined>;
   /** Graceful: stop accepting, answer what was received, close. */
   stop(): Promise<void>;
 }
@@ -103,11 +105,17 @@ export async function startGateway(
   let docker: DockerSource | undefined;
   let answeredBy: string;
   let handler: IdentHandler;
+  // What readiness knows of the policy worker (upstream only): the resolver's reports and a probe of its /healthz.
+  let worker: WorkerTracker | undefined;
 
-  const onFailure = (cause: FailureCause, detail: string, count: number) =>
+  const onFailure = (cause: FailureCause, detail: string, count: number) => {
+    worker?.failed(cause, detail);
     log.warn({ cause, count }, `policy worker failed, answering the fallback: ${detail}`);
-  const onRecover = (failures: number, downMs: number) =>
+  };
+  const onRecover = (failures: number, downMs: number) => {
+    worker?.recovered();
     log.warn({ failures, downMs }, 'policy worker answering again');
+  };
   const onBatch = metrics
     ? (size: number, latencyMs: number) => {
         metrics.upstreamLatency.observe(latencyMs / 1000);
@@ -130,7 +138,8 @@ export async function startGateway(
     if (config.answerer.kind === 'embedded') {
       const policyFile = config.answerer.policyFile;
       const policyLog = workerLog(log, 'debug');
-      fileStore = policyFile ? await openFileStore(policyFile, { log: policyLog, watch: true }) : undefined;
+      const onReload = metrics ? ({ outcome }: PolicyReload) => metrics.policyReloads.inc({ outcome }) : undefined;
+      fileStore = policyFile ? await openFileStore(policyFile, { log: policyLog, watch: true, onReload }) : undefined;
       const auditConfig = config.answerer.audit;
       audit = auditConfig
         ? await openLocalAudit({
@@ -200,6 +209,13 @@ export async function startGateway(
       resolver = http;
       lastGood = http.lastGood;
       answeredBy = `upstream ${config.answerer.upstream.origin}${config.answerer.upstream.pathname.replace(/\/$/, '')}`;
+      const upstream = config.answerer.upstream;
+      const upstreamResolver = resolver;
+      // A probe has at most the queries' deadline: a worker slower than that could not answer them either.
+      worker = trackWorker({
+        probe: () => probeWorker(upstream, Math.min(config.deadlineMs, 2_000)),
+        lastGood: () => upstreamResolver.lastGoodPolicy?.(),
+      });
     }
     owners = createOwnerLookup(config.ownerLookup, {
       onError: (error) => log.warn({ code: error.code }, error.message),
@@ -265,6 +281,20 @@ export async function startGateway(
       metrics?.refusedConnections.inc({ reason });
       log.debug({ reason, remoteAddress }, 'connection refused by a limit');
     },
+    onInvalidQuery: metrics ? () => metrics.countAnswer('INVALID-PORT') : undefined,
+  });
+  let stopping = false;
+  const health = createHealth({
+    listening: (): CheckResult =>
+      server.listening && !stopping
+        ? { ok: true, detail: `listening on ${server.addresses.map((a) => hostPort(a.address, a.port)).join(', ')}` }
+        : { ok: false, detail: stopping ? 'stopping' : 'not listening yet' },
+    policy: (): CheckResult | Promise<CheckResult> => {
+      if (worker) return worker.check();
+      if (config.answerer.kind === 'fixed') return { ok: true, detail: 'a fixed reply (--reply)' };
+      const version = embeddedStore?.peek?.()?.version;
+      return { ok: true, detail: `${answeredBy}${version === undefined ? '' : `, version ${version}`}` };
+    },
   });
   let boundMetrics: BoundMetrics | undefined;
   let metricsServer: MetricsEndpoint | undefined;
@@ -295,9 +325,12 @@ export async function startGateway(
     }
     if (metrics) {
       metrics.countConnectionsWith(() => server.connectionCount);
+      metrics.policyVersionFrom(() => embeddedStore?.peek?.()?.version ?? resolver?.lastGoodPolicy?.()?.version);
       if (clusterWorker) exposeWorkerMetrics(metrics.registry);
-      else metricsServer = boundMetrics?.serve(registrySource(metrics.registry));
+      else metricsServer = boundMetrics?.serve(registrySource(metrics.registry), health);
     }
+    // Once, at start: a worker that cannot be reached is said now, not at the first query (a cluster's primary says it).
+    if (worker && !clusterWorker) void checkWorkerAtStart(worker, answeredBy, log);
     // After the drop: the console reads admin requests, which no root process should.
     if (config.console && embeddedStore) consoleServer = await serveConsole(config.console, embeddedStore, log, audit);
     if (boundClaims && claims && owners) {
@@ -356,8 +389,9 @@ export async function startGateway(
       });
       return answer.type === 'USERID' && delegate === undefined;
     },
-    reload: async () => (fileStore ? fileStore.reload() : false),
+    reload: async () => fileStore?.reload(),
     stop: async () => {
+      stopping = true;
       await claimsEndpoint?.close();
       await server.stop({ graceMs: config.shutdownGraceMs });
       claims?.close();

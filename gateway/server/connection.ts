@@ -49,6 +49,8 @@ export interface ConnectionHooks {
   /** Input was accepted or output drained: the server keeps connections ordered by it (idle sweep, eviction). */
   readonly onProgress: (connection: IdentConnection) => void;
   readonly onClose: (connection: IdentConnection) => void;
+  /** A line that is not a query was answered INVALID-PORT (RFC 1413 §6; UNKNOWN-ERROR when errors are hidden). */
+  readonly onInvalidQuery: () => void;
 }
 
 const UNKNOWN_ERROR: IdentAnswer = { type: 'ERROR', error: 'UNKNOWN-ERROR' };
@@ -288,6 +290,7 @@ export class IdentConnection implements LiveNode<IdentConnection>, StreamReceive
     if (!query) {
       const reply = this.#limits.hideErrors ? HIDDEN_INVALID_PORT : invalidPortReply(line);
       this.#slots.push(new Slot(INVALID_QUERY, 0, this.#settleSlot, reply));
+      this.#hooks.onInvalidQuery();
       return;
     }
     const slot = new Slot(query, performance.now() + this.#limits.queryDeadlineMs, this.#settleSlot);

@@ -88,6 +88,8 @@ export interface IdentServerOptions extends Partial<ConnectionLimits> {
   transport?: TransportChoice;
   /** Called for each refused or evicted connection, with the reason. */
   onRefuse?: (reason: RefuseReason, remoteAddress: string) => void;
+  /** Called for each line answered INVALID-PORT without asking the handler (not a query). */
+  onInvalidQuery?: () => void;
 }
 
 /** How often idle connections are looked for: a connection closes between idleTimeoutMs and this much later. */
@@ -242,6 +244,7 @@ export class IdentServer {
         this.#groups.remove(connection.addressGroup, connection);
         if (this.#connections.size === 0) this.#onLastClose?.();
       },
+      onInvalidQuery: this.#options.onInvalidQuery ?? (() => {}),
     };
     const bound = this.#bound;
     this.#bound = [];

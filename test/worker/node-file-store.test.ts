@@ -114,9 +114,12 @@ describe('file store reloads', () => {
   it('reload() reads the file again when asked (SIGHUP) and says whether it took a new policy', async () => {
     await writeFile(file, JSON.stringify(TEST_POLICY));
     store = await openFileStore(file, { watch: false });
-    expect(await store.reload()).toBe(false);
+    const first = await store.current();
+    expect(await store.reload()).toEqual({ outcome: 'unchanged', version: first.version });
     await writeFile(file, JSON.stringify(OTHER_POLICY));
-    expect(await store.reload()).toBe(true);
+    const loaded = await store.reload();
+    expect(loaded.outcome).toBe('loaded');
+    expect(loaded.version).not.toBe(first.version);
     expect((await store.current()).policy).toEqual(parsePolicy(OTHER_POLICY));
   });
 
@@ -125,7 +128,11 @@ describe('file store reloads', () => {
     store = await openFileStore(file, { watch: false });
     const good = await store.current();
     await rm(file);
-    expect(await store.reload()).toBe(false);
+    expect(await store.reload()).toEqual({
+      outcome: 'rejected',
+      version: good.version,
+      error: `cannot read policy file ${file}: no such file`,
+    });
     expect(await store.current()).toBe(good);
   });
 });

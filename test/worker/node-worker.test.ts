@@ -110,7 +110,7 @@ describe('startNodeWorker', () => {
   it('takes an edited policy file on reload()', async () => {
     const { url } = await start();
     await writeFile(file, JSON.stringify(OTHER_POLICY));
-    expect(await worker?.reload()).toBe(true);
+    expect(await worker?.reload()).toMatchObject({ outcome: 'loaded' });
     const res = await signedLookup(url, 'after-reload');
     expect(await res.json()).toMatchObject({ rule: 'default', answer: { type: 'USERID', userId: 'anonymous' } });
   });

@@ -6,7 +6,7 @@ import { watch, type FSWatcher } from 'node:fs';
 import { readFile, rename, rm, writeFile } from 'node:fs/promises';
 import { basename, dirname, join } from 'node:path';
 import { parsePolicy, type Policy } from '../policy/index.js';
-import { snapshotOf, type PolicyStore } from './store.js';
+import { snapshotOf, type PolicySnapshot, type PolicyStore } from './store.js';
 import { IdentgateError } from '../../protocol/errors.js';
 
 export interface FileStoreOptions {
@@ -15,12 +15,19 @@ export interface FileStoreOptions {
   watch?: boolean;
   /** Quiet time after the last change event before reading. Default 100 ms. */
   debounceMs?: number;
+  /** Every reload's result, on a file change and on reload() alike (metrics count them). */
+  onReload?: (result: PolicyReload) => void;
 }
+
+/** What one reload did; a refused file keeps the last good policy (`version`), `error` says why it was refused. */
+export type PolicyReload =
+  | { readonly outcome: 'loaded' | 'unchanged'; readonly version: string }
+  | { readonly outcome: 'rejected'; readonly version: string; readonly error: string };
 
 export interface FileStore extends PolicyStore {
   readonly path: string;
-  /** Reads the file again; resolves true when a new policy was taken, false when it was refused or unchanged. */
-  reload(): Promise<boolean>;
+  /** Reads the file again; resolves what happened (never rejects: a bad file is `rejected`, the old policy kept). */
+  reload(): Promise<PolicyReload>;
   /** Stops watching. */
   close(): void;
 }
@@ -80,28 +87,31 @@ let tmpCounter = 0;
 export async function openFileStore(path: string, options: FileStoreOptions = {}): Promise<FileStore> {
   const log = options.log ?? (() => {});
   const debounceMs = options.debounceMs ?? 100;
+  const onReload = options.onReload ?? (() => {});
   let snapshot = await snapshotOf(await readPolicyFile(path));
   log({ msg: 'policy_loaded', source: path, version: snapshot.version });
 
   // Reloads run one after another so an older read never overwrites a newer one.
   let queue: Promise<unknown> = Promise.resolve();
-  function reload(): Promise<boolean> {
-    const run = queue.then(async () => {
-      let policy: Policy;
+  function reload(): Promise<PolicyReload> {
+    const run = queue.then(async (): Promise<PolicyReload> => {
+      let next: PolicySnapshot;
       try {
-        policy = await readPolicyFile(path);
+        next = await snapshotOf(await readPolicyFile(path), snapshot);
       } catch (error) {
         log({ msg: 'policy_rejected', source: path, error: messageOf(error), keptVersion: snapshot.version });
-        return false;
+        return { outcome: 'rejected', version: snapshot.version, error: messageOf(error) };
       }
-      const next = await snapshotOf(policy, snapshot);
-      if (next === snapshot) return false;
+      if (next === snapshot) return { outcome: 'unchanged', version: snapshot.version };
       snapshot = next;
       log({ msg: 'policy_loaded', source: path, version: snapshot.version });
-      return true;
+      return { outcome: 'loaded', version: snapshot.version };
     });
     queue = run.catch(() => undefined);
-    return run;
+    return run.then((result) => {
+      onReload(result);
+      return result;
+    });
   }
 
   let watcher: FSWatcher | undefined;
