@@ -1,4 +1,4 @@
-// Rewrites the serve flag table in docs/operations.md from gateway/cli/flags.ts (the built copy in dist/).
+// Rewrites the serve and worker flag tables in docs/operations.md from gateway/cli/flags.ts (the built copy in dist/).
 import { readFileSync, writeFileSync } from 'node:fs';
 import { withServeFlagTable } from '../../dist/gateway/cli/flags.js';
 
@@ -7,5 +7,5 @@ const before = readFileSync(path, 'utf8');
 const after = withServeFlagTable(before);
 if (after !== before) writeFileSync(path, after);
 console.log(
-  after === before ? 'docs/operations.md: serve flags unchanged' : 'docs/operations.md: serve flags rewritten',
+  after === before ? 'docs/operations.md: flag tables unchanged' : 'docs/operations.md: flag tables rewritten',
 );

@@ -827,15 +827,25 @@ export const DOCS_MARKERS = {
   end: '<!-- end of serve flags -->',
 } as const;
 
+export const WORKER_DOCS_MARKERS = {
+  start: '<!-- worker flags: generated from gateway/cli/flags.ts by `npm run docs:flags`; edit there -->',
+  end: '<!-- end of worker flags -->',
+} as const;
+
+function withTable(markdown: string, markers: { start: string; end: string }, table: FlagTable): string {
+  const start = markdown.indexOf(markers.start);
+  const end = markdown.indexOf(markers.end);
+  if (start < 0 || end < start) throw new ConfigError(`the flag table markers are missing: ${markers.start}`);
+  return `${markdown.slice(0, start + markers.start.length)}\n\n${flagsMarkdown(table)}\n${markdown.slice(end)}`;
+}
+
 /**
- * docs/operations.md with the serve flag table between the markers regenerated from SERVE_FLAGS.
+ * docs/operations.md with the serve and the worker flag tables between their markers regenerated from SERVE_FLAGS
+ * and WORKER_FLAGS.
  *
  * @example
  * writeFileSync(path, withServeFlagTable(readFileSync(path, 'utf8')));
  */
 export function withServeFlagTable(markdown: string): string {
-  const start = markdown.indexOf(DOCS_MARKERS.start);
-  const end = markdown.indexOf(DOCS_MARKERS.end);
-  if (start < 0 || end < start) throw new ConfigError(`the serve flag markers are missing: ${DOCS_MARKERS.start}`);
-  return `${markdown.slice(0, start + DOCS_MARKERS.start.length)}\n\n${flagsMarkdown(SERVE_FLAGS)}\n${markdown.slice(end)}`;
+  return withTable(withTable(markdown, DOCS_MARKERS, SERVE_FLAGS), WORKER_DOCS_MARKERS, WORKER_FLAGS);
 }

@@ -7,7 +7,7 @@
  * const metrics = createMetrics();
  * metrics.countAnswer('USERID');
  * const bound = await bindMetrics({ hostname: '127.0.0.1', port: 9113 });   // before dropping root
- * const endpoint = bound.serve(registrySource(metrics.registry));
+ * const endpoint = bound.serve(registrySource(metrics.registry), health);   // GET /metrics, /healthz, /readyz
  */
 import http from 'node:http';
 import net, { type AddressInfo, type Socket } from 'node:net';

@@ -282,7 +282,7 @@ describe('the serve flag table', () => {
     }
   });
 
-  it('is what docs/operations.md lists: regenerating the docs table changes nothing (npm run docs:flags)', () => {
+  it('is what docs/operations.md lists, and so is the worker table: regenerating them changes nothing (npm run docs:flags)', () => {
     const docs = readFileSync(join(ROOT, 'docs/operations.md'), 'utf8');
     expect(withServeFlagTable(docs)).toBe(docs);
   });

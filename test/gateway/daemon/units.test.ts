@@ -8,7 +8,7 @@
  * the service's ExecStart, run the way systemd runs it behind the socket unit,
  * answers on the passed port 113. Needs systemd's tools (Debian package systemd).
  */
-import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
@@ -59,6 +59,31 @@ describe('deploy/identgate.socket and deploy/identgate.service', () => {
       ['verify', '--man=no', join(dir, 'identgate.socket'), join(dir, 'identgate.service')],
       { timeoutMs: 30_000 },
     );
+    expect(result.stderr).toBe('');
+    expect(result.code).toBe(0);
+  });
+
+  it('pass systemd-analyze verify with the credential drop-in of docs/operations.md', async () => {
+    const docs = readFileSync(join(ROOT, 'docs/operations.md'), 'utf8');
+    const marker = docs.indexOf('<!-- the drop-in: checked by test/gateway/daemon/units.test.ts -->');
+    expect(marker).toBeGreaterThan(0);
+    const dropIn = /```ini\n([\s\S]*?)```/.exec(docs.slice(marker))![1]!;
+    // It replaces /etc/default/identgate rather than being overridden by it (EnvironmentFile= wins over Environment=).
+    expect(dropIn.split('\n').slice(0, 2)).toEqual(['[Service]', 'EnvironmentFile=']);
+    const dir = mkdtempSync(join(tmpdir(), 'identgate-units-'));
+    copyFileSync(SOCKET, join(dir, 'identgate.socket'));
+    writeFileSync(
+      join(dir, 'identgate.service'),
+      readFileSync(SERVICE, 'utf8').replace(/^ExecStart=identgate /m, `ExecStart=${process.execPath} ${CLI} `),
+    );
+    mkdirSync(join(dir, 'identgate.service.d'));
+    writeFileSync(join(dir, 'identgate.service.d', 'override.conf'), dropIn);
+    const result = await runToEnd(
+      'systemd-analyze',
+      ['verify', '--man=no', join(dir, 'identgate.socket'), join(dir, 'identgate.service')],
+      { timeoutMs: 30_000 },
+    );
+    // An unknown or misspelt key would be a warning here.
     expect(result.stderr).toBe('');
     expect(result.code).toBe(0);
   });
