@@ -2,8 +2,10 @@
  * End to end, gateway -> the policy worker in a real workerd, started the way
  * users run it: `wrangler dev` (worker/workers-entry.ts, wrangler.toml) with
  * the policy seeded into the local KV namespace by `wrangler kv key put`, the
- * signing secret passed with --var, and local state in a temporary directory.
- * `identgate serve --upstream` answers from the seeded policy; the worker
+ * audit schema applied to the local D1 by `wrangler d1 migrations apply`, the
+ * signing secret and an admin token passed with --var, and local state in a
+ * temporary directory. `identgate serve --upstream` answers from the seeded
+ * policy and its decisions reach the audit trail (GET /v1/audit); the worker
  * refuses unsigned and replayed requests with 401 and a JSON error. wrangler
  * and its workerd children run in their own process group, started once for
  * this file (startup takes seconds) and killed as a group afterwards.
@@ -28,6 +30,7 @@ const WRANGLER_ENV = {
   NO_COLOR: '1',
   CI: '1',
 };
+const ADMIN_TOKEN = 'e2e-workerd-admin-token-4f1a9c2e7b';
 /** wrangler dev bundles with esbuild and boots workerd: allow for a busy machine. */
 const WRANGLER_START_TIMEOUT_MS = 60_000;
 
@@ -108,7 +111,13 @@ async function startWranglerDev(files: TempFiles, persistTo: string): Promise<Wr
     '--persist-to',
     persistTo,
   ];
-  args.push('--var', `IDENTGATE_SECRETS:${files.secretValue}`, '--show-interactive-dev-session=false');
+  args.push(
+    '--var',
+    `IDENTGATE_SECRETS:${files.secretValue}`,
+    '--var',
+    `IDENTGATE_ADMIN_TOKENS:${ADMIN_TOKEN}`,
+    '--show-interactive-dev-session=false',
+  );
   const child = spawn(process.execPath, [WRANGLER, ...args], {
     cwd: ROOT,
     env: WRANGLER_ENV,
@@ -181,6 +190,8 @@ describe('identgate serve --upstream -> wrangler dev (workerd)', () => {
       '--path',
       files.policy(POLICY),
     ]);
+    // The same local state wrangler dev then serves: its D1 (AUDIT) gets worker/migrations/, as on deploy.
+    await wrangler(['d1', 'migrations', 'apply', 'AUDIT', '--local', '--persist-to', persistTo]);
     dev = await startWranglerDev(files, persistTo);
   }, WRANGLER_START_TIMEOUT_MS * 2);
 
@@ -212,6 +223,49 @@ describe('identgate serve --upstream -> wrangler dev (workerd)', () => {
     expect(fixed.raw).toBe('400, 500 : USERID : OTHER : seeded-in-kv');
     expect(byGateway.raw).toBe('401, 500 : ERROR : X-SEEDED-GATEWAY');
     expect(byDefault.raw).toBe('402, 500 : ERROR : X-SEEDED-DEFAULT');
+  });
+
+  it('records every decision in the local D1, found by GET /v1/audit', async () => {
+    const gateway = await startServe([
+      '--upstream',
+      dev!.url,
+      '--secret-file',
+      files.secret(),
+      '--gateway-name',
+      'e2e-workerd-audit',
+      '--owner-lookup',
+      'off',
+      '--deadline',
+      '10000',
+    ]);
+    const client = new IdentClient({ hostname: '127.0.0.1', port: gateway.port, timeout: 20_000 });
+    onCleanup(() => client.close());
+    const replies = await Promise.all([client.ident(400, 500), client.ident(403, 501), client.ident(404, 502)]);
+    expect(replies.map((reply) => reply.raw)).toEqual([
+      '400, 500 : USERID : OTHER : seeded-in-kv',
+      '403, 501 : ERROR : X-SEEDED-DEFAULT',
+      '404, 502 : ERROR : X-SEEDED-DEFAULT',
+    ]);
+    // Written after the responses (ctx.waitUntil): look until all three are there, for a bounded time.
+    const deadline = Date.now() + 20_000;
+    let records: { query: { serverPort: number }; answer: unknown; rule: string; gateway: string }[] = [];
+    while (records.length < 3 && Date.now() < deadline) {
+      const response = await fetch(`${dev!.url}${ROUTES.audit}?gateway=e2e-workerd-audit`, {
+        headers: { authorization: `Bearer ${ADMIN_TOKEN}` },
+        signal: AbortSignal.timeout(10_000),
+      });
+      expect(response.status).toBe(200);
+      ({ records } = (await response.json()) as { records: typeof records });
+      if (records.length < 3) await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    expect(records.map((record) => [record.query.serverPort, record.rule, record.answer]).sort()).toEqual([
+      [400, 'seeded-fixed', { type: 'USERID', opsys: 'OTHER', userId: 'seeded-in-kv' }],
+      [403, 'default', { type: 'ERROR', error: 'X-SEEDED-DEFAULT' }],
+      [404, 'default', { type: 'ERROR', error: 'X-SEEDED-DEFAULT' }],
+    ]);
+    // Nothing was dropped for want of a schema.
+    const health = (await (await fetch(`${dev!.url}${ROUTES.health}`)).json()) as { audit: { dropped: number } };
+    expect(health.audit.dropped).toBe(0);
   });
 
   it('refuses an unsigned POST /v1/ident with 401 and a JSON error', async () => {
