@@ -49,6 +49,27 @@ describe('the SQLite audit file', () => {
     });
   });
 
+  it('writes every record of a batch as given, in the inserts of 64 rows and the row-by-row rest alike', async () => {
+    // 2 x 64 rows in multi-row inserts, then 3 one by one; every tenth differs in every optional field.
+    const batch = Array.from({ length: 131 }, (_, i) =>
+      i % 10 === 0
+        ? auditRecord({ at: T0 + i, requestId: `r${i}`, uid: null, error: 'NO-USER', signingKey: null })
+        : auditRecord({ at: T0 + i, requestId: `r${i}`, claimUser: `app:u${i}`, claimIdent: `u${i}` }),
+    );
+    await store.writeDecisions(batch);
+    const { records } = await store.search({ limit: 1000 });
+    expect(records).toHaveLength(131);
+    const written = new Map(records.map((record) => [record.requestId, record]));
+    for (const record of batch) {
+      const { at, gatewayVersion: _v, ...rest } = record;
+      expect(written.get(record.requestId)).toEqual({
+        ...rest,
+        id: expect.any(Number),
+        at: new Date(at).toISOString(),
+      });
+    }
+  });
+
   it('filters on every field the abuse desk asks about', async () => {
     await store.writeDecisions([
       auditRecord({
