@@ -57,7 +57,7 @@ const UNUSABLE_ANSWERS: ReadonlySet<FailureCause> = new Set([
 export interface WorkerTrackerOptions {
   /** Asks the worker once (probeWorker). */
   probe(): Promise<ProbeResult>;
-  /** The resolver's last-good policy, when it keeps one (Resolver.lastGoodPolicy). */
+  /** The last-good policy the gateway may still answer from (gateway/resolver/last-good.ts), when it holds one. */
   lastGood?: () => { readonly version: string; readonly ageMs: number } | undefined;
   /** A probe's answer is reused this long (readiness probes every few seconds must not each ask). Default 1000 ms. */
   freshMs?: number;
@@ -78,7 +78,7 @@ export interface WorkerTracker {
  * the worker's health route when nothing recent is known.
  *
  * @example
- * const worker = trackWorker({ probe: () => probeWorker(url, 1_000), lastGood: () => resolver.lastGoodPolicy?.() });
+ * const worker = trackWorker({ probe: () => probeWorker(url, 1_000), lastGood: () => undefined });
  */
 export function trackWorker(options: WorkerTrackerOptions): WorkerTracker {
   const freshMs = options.freshMs ?? 1_000;

@@ -210,11 +210,15 @@ export async function startGateway(
       lastGood = http.lastGood;
       answeredBy = `upstream ${config.answerer.upstream.origin}${config.answerer.upstream.pathname.replace(/\/$/, '')}`;
       const upstream = config.answerer.upstream;
-      const upstreamResolver = resolver;
+      const held = http.lastGood;
       // A probe has at most the queries' deadline: a worker slower than that could not answer them either.
       worker = trackWorker({
         probe: () => probeWorker(upstream, Math.min(config.deadlineMs, 2_000)),
-        lastGood: () => upstreamResolver.lastGoodPolicy?.(),
+        // Ready while the worker is down if the last-good policy may still answer (within --stale-policy-max-age).
+        lastGood: () => {
+          const version = held?.usableVersion;
+          return version === undefined ? undefined : { version, ageMs: held!.confirmedAgeMs };
+        },
       });
     }
     owners = createOwnerLookup(config.ownerLookup, {
@@ -325,7 +329,8 @@ export async function startGateway(
     }
     if (metrics) {
       metrics.countConnectionsWith(() => server.connectionCount);
-      metrics.policyVersionFrom(() => embeddedStore?.peek?.()?.version ?? resolver?.lastGoodPolicy?.()?.version);
+      // Upstream: the worker's policy as last fetched (its current one, refreshed every --stale-policy-refresh).
+      metrics.policyVersionFrom(() => embeddedStore?.peek?.()?.version ?? lastGood?.version);
       if (clusterWorker) exposeWorkerMetrics(metrics.registry);
       else metricsServer = boundMetrics?.serve(registrySource(metrics.registry), health);
     }

@@ -124,6 +124,11 @@ export class LastGoodPolicy implements LastGoodAnswerer {
     return this.#held?.version;
   }
 
+  /** Milliseconds since the worker last confirmed the held policy (Infinity before it ever did). */
+  get confirmedAgeMs(): number {
+    return this.#now() - this.#confirmedAt;
+  }
+
   /** The version stale answers come from now: undefined without one, or once it is older than maxAgeMs. */
   get usableVersion(): string | undefined {
     return this.#now() - this.#confirmedAt > this.#options.maxAgeMs ? undefined : this.#held?.version;

@@ -16,11 +16,6 @@ export interface Resolver {
    * way. Never throws.
    */
   resolveNow?(request: LookupRequest): LookupAnswer | undefined;
-  /**
-   * The worker's policy this resolver holds to answer from when the worker fails (a last-good policy), while it may
-   * still be used; undefined when it holds none. Readiness (GET /readyz) and identgate_policy_info read it.
-   */
-  lastGoodPolicy?(): { readonly version: string; readonly ageMs: number } | undefined;
   /** Answers every waiting query with the fallback and releases connections. Later resolves get the fallback. */
   close(): Promise<void>;
 }

@@ -124,15 +124,47 @@ describe('/healthz and /readyz', () => {
     expect(await readyzUntil(base, 200)).toMatchObject({ status: 'ready', checks: { policy: { ok: true } } });
   });
 
-  it('say the worker is reachable at start, and answer 503 when it dies', async () => {
+  it('say the worker is reachable at start, and answer 503 when it dies (no last-good policy)', async () => {
     const { worker, url } = await startWorker(SECRET);
-    const { daemon, base } = await serve(['--upstream', url, '--secret-file', tempFile('secret', `${SECRET}\n`)]);
+    const { daemon, base } = await serve([
+      '--upstream',
+      url,
+      '--secret-file',
+      tempFile('secret', `${SECRET}\n`),
+      '--stale-policy-max-age',
+      '0',
+    ]);
     expect(await daemon.logLine((line) => line.msg === 'policy worker reachable')).toMatchObject({ level: 'info' });
     expect((await get(`${base}/readyz`)).status).toBe(200);
     worker.child.kill('SIGKILL');
     await worker.exited;
     const body = await readyzUntil(base, 503);
     expect(body).toMatchObject({ checks: { policy: { ok: false, detail: expect.stringContaining('ECONNREFUSED') } } });
+  });
+
+  it('stay 200 when the worker dies while a last-good policy is held, naming its version', async () => {
+    const { worker, url } = await startWorker(SECRET);
+    const { daemon, base } = await serve(['--upstream', url, '--secret-file', tempFile('secret', `${SECRET}\n`)]);
+    const updated = await daemon.logLine((line) => line.msg === 'last-good policy updated');
+    const version = String(updated.version);
+    expect(await scrape(base)).toContain(`identgate_policy_info{version="${version}"} 1`);
+    worker.child.kill('SIGKILL');
+    await worker.exited;
+    // Once the worker's death is seen (a probe at most a second old), the detail says what answers instead.
+    const deadline = Date.now() + 8_000;
+    let policy: { ok?: boolean; detail?: string } = {};
+    while (!String(policy.detail).includes('ECONNREFUSED') && Date.now() < deadline) {
+      const answer = await get(`${base}/readyz`);
+      expect(answer.status).toBe(200);
+      policy = (answer.body.checks as Record<string, typeof policy>).policy!;
+      if (!String(policy.detail).includes('ECONNREFUSED')) await new Promise((resolve) => setTimeout(resolve, 200));
+    }
+    expect(policy).toEqual({
+      ok: true,
+      detail: expect.stringMatching(
+        new RegExp(`ECONNREFUSED.*; answering from the last-good policy ${version} \\(\\d+ s old\\)$`),
+      ),
+    });
   });
 
   it('answer 503 when the worker refuses this gateway’s signatures, though its health route answers', async () => {
