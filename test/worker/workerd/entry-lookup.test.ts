@@ -1,6 +1,13 @@
 import { env, exports } from 'cloudflare:workers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { BatchAnswerSchema, LookupAnswerSchema, MAX_BODY_OCTETS, WireErrorSchema } from '../../../protocol/wire.js';
+import {
+  BatchAnswerSchema,
+  GatewayPolicyAnswerSchema,
+  LookupAnswerSchema,
+  MAX_BODY_OCTETS,
+  ROUTES,
+  WireErrorSchema,
+} from '../../../protocol/wire.js';
 import { SIGNATURE_HEADER } from '../../../protocol/signature.js';
 import { TEST_POLICY, adminRequest, lookupRequest, signedRequest } from './fixtures.js';
 
@@ -26,6 +33,16 @@ beforeAll(async () => {
 describe('the Workers entry: lookups', () => {
   it('reads its secrets from the bindings', () => {
     expect(env.IDENTGATE_SECRETS.split('\n')).toEqual(['test-secret-new', 'test-secret-old']);
+  });
+
+  it("answers a gateway's policy poll with the rules that can match its name", async () => {
+    const body = JSON.stringify({ v: 1, id: uniqueId(), gateway: 'test-gw' });
+    const res = await worker.fetch(await signedRequest(NEW, ROUTES.gatewayPolicy, body));
+    expect(res.status).toBe(200);
+    const answer = GatewayPolicyAnswerSchema.parse(await res.json());
+    const rules = 'policy' in answer ? (answer.policy as { rules: { name: string }[] }).rules : [];
+    // "assigned" matches gateway assign-gw only.
+    expect(rules.map((rule) => rule.name)).toEqual(['hide-root', 'apps-claim', 'apps-forward', 'apps-userfile', 'lan']);
   });
 
   it('answers a lookup signed with the current secret', async () => {
