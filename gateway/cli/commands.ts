@@ -1,14 +1,25 @@
 /**
- * The `identgate` commands: `query` asks an ident server, `serve` answers ident queries (fixed reply, embedded
- * policy, or a policy worker over HTTP), `worker` runs the policy worker on Node. Usage errors are one line, exit 2.
+ * The `identgate` commands (command-list.ts lists them): `query` asks an ident server, `serve` answers ident queries
+ * (fixed reply, embedded policy, or a policy worker over HTTP), `worker` runs the policy worker on Node, and the
+ * admin and packaging commands. Usage errors are one line, exit 2.
  *
  * @example
  * identgate query 127.0.0.1 400,500 --port 1113
  * identgate serve --listen 127.0.0.1:1113 --reply grimlock
  */
-import { fileURLToPath } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { ConfigError, parseClaimArgs, parseQueryArgs, parseServeArgs, parseWorkerArgs } from './config.js';
-import { CLAIM_FLAGS, flagsHelp, QUERY_FLAGS, SERVE_FLAGS, WORKER_FLAGS } from './flags.js';
+import {
+  BUILD_ADDONS_FLAGS,
+  CLAIM_FLAGS,
+  flagsHelp,
+  parseFlags,
+  QUERY_FLAGS,
+  SERVE_FLAGS,
+  WORKER_FLAGS,
+} from './flags.js';
+import { COMMAND_NAMES, commandNamesText, usageText } from './command-list.js';
+import { packageRoot } from '../native-addons.js';
 import type { Logger } from '../daemon/log.js';
 import { identgateVersion } from '../version.js';
 import { IdentgateError } from '../../protocol/errors.js';
@@ -19,19 +30,6 @@ import { escapeControls, jsonForTerminal } from './printable.js';
 export interface Hangups {
   ready(reload: () => void): void;
 }
-
-const USAGE = `identgate — RFC 1413 ident gateway with a central policy
-
-Usage:
-  identgate serve   [--listen ADDR:PORT]... [how to answer] [options]   answer ident queries
-  identgate query   HOST SERVERPORT,CLIENTPORT [--port 113] [--timeout MS] [--json]
-  identgate worker  --listen ADDR:PORT --secret-file FILE [--policy FILE]   run the policy worker on Node
-  identgate claim   add|list|release|pending ...   tell the gateway which of an app's users a connection is for
-  identgate audit search [filters] (--worker URL --admin-token-file FILE | --audit FILE)   who was answered as what
-  identgate help [COMMAND] | --help | --version
-
-Run 'identgate help COMMAND' or 'identgate COMMAND --help' for a command's options.
-`;
 
 const QUERY_USAGE = `identgate query HOST SERVERPORT,CLIENTPORT [options]
 
@@ -199,6 +197,34 @@ async function query(argv: string[]): Promise<number> {
   }
 }
 
+const BUILD_ADDONS_USAGE = `identgate build-addons [options]
+
+Rebuilds the native transport (identgate-uv.node), the sock_diag addon
+(identgate-sockdiag.node) and the sock_diag helper (identgate-sockdiag) from
+the C sources this package ships, with this machine's C compiler and Node's
+headers. Without --out they go into this package's dist/, which the gateway
+loads before the prebuilt copies under prebuilds/ (docs/operations.md).
+
+${flagsHelp(BUILD_ADDONS_FLAGS)}
+Exit status: 0 all three built, 1 one or more could not be built (the reason is printed), 2 usage error.
+`;
+
+async function buildAddons(argv: string[]): Promise<number> {
+  const { values, help } = parseFlags(BUILD_ADDONS_FLAGS, argv, false, 'build-addons');
+  if (help) {
+    process.stdout.write(BUILD_ADDONS_USAGE);
+    return 0;
+  }
+  const script = pathToFileURL(`${packageRoot()}gateway/build-addons.mjs`).href;
+  const { buildAddons: build } = (await import(script)) as {
+    buildAddons(options: { out?: string; cc: string }): { name: string; path: string | null; reason: string | null }[];
+  };
+  const results = build({ ...(values.out !== undefined && { out: values.out }), cc: values.cc });
+  for (const { name, path, reason } of results)
+    process.stdout.write(path ? `built ${name}: ${path}\n` : `${name} not built: ${reason}\n`);
+  return results.every((result) => result.path !== null) ? 0 : 1;
+}
+
 async function serve(argv: string[], hangups: Hangups): Promise<number | undefined> {
   const cluster = (await import('node:cluster')).default;
   const config = parseServeArgs(argv, process.env, process.pid, cluster.isWorker ? process.ppid : undefined);
@@ -358,17 +384,19 @@ export async function main(argv: string[], hangups: Hangups): Promise<number | u
       return claim(rest);
     case 'audit':
       return (await import('./audit-search.js')).audit(rest);
+    case 'build-addons':
+      return buildAddons(rest);
     case 'help':
       if (rest[0] !== undefined) {
-        if (!COMMANDS.includes(rest[0])) throw unknownCommand(rest[0]);
+        if (!COMMAND_NAMES.includes(rest[0])) throw unknownCommand(rest[0]);
         return main([rest[0], '--help'], hangups);
       }
-      process.stdout.write(USAGE);
+      process.stdout.write(usageText());
       return 0;
     case undefined:
     case '--help':
     case '-h':
-      process.stdout.write(USAGE);
+      process.stdout.write(usageText());
       return command === undefined ? 2 : 0;
     case '--version':
     case '-v':
@@ -379,11 +407,9 @@ export async function main(argv: string[], hangups: Hangups): Promise<number | u
   }
 }
 
-const COMMANDS: readonly string[] = ['serve', 'query', 'worker', 'claim', 'audit'];
-
 function unknownCommand(command: string): ConfigError {
   return new ConfigError(
-    `unknown command ${JSON.stringify(command)}: expected ${COMMANDS.slice(0, -1).join(', ')} or ${COMMANDS.at(-1)} (see 'identgate --help')`,
+    `unknown command ${JSON.stringify(command)}: expected ${commandNamesText()} (see 'identgate --help')`,
   );
 }
 

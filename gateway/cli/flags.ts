@@ -849,3 +849,15 @@ function withTable(markdown: string, markers: { start: string; end: string }, ta
 export function withServeFlagTable(markdown: string): string {
   return withTable(withTable(markdown, DOCS_MARKERS, SERVE_FLAGS), WORKER_DOCS_MARKERS, WORKER_FLAGS);
 }
+
+// ---------------------------------------------------------------- identgate build-addons
+
+export const BUILD_ADDONS_FLAGS = {
+  out: {
+    type: 'string',
+    placeholder: 'DIR',
+    section: 'Options',
+    help: "build into DIR instead of this package's dist/ (where the gateway looks first)",
+  },
+  cc: { type: 'string', placeholder: 'CC', default: 'cc', section: 'Options', help: 'the C compiler' },
+} as const satisfies FlagTable;

@@ -327,6 +327,12 @@ export async function startGateway(
         'using the node:net transport: the native one is not available here',
       );
     }
+    if (owners?.fallbackReason !== undefined) {
+      log.info(
+        { reason: owners.fallbackReason },
+        `owner lookup through ${owners.method === 'procfs' ? '/proc/net/tcp' : 'the sock_diag helper'}: the sock_diag addon is not available here`,
+      );
+    }
     if (metrics) {
       metrics.countConnectionsWith(() => server.connectionCount);
       // Upstream: the worker's policy as last fetched (its current one, refreshed every --stale-policy-refresh).

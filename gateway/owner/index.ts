@@ -11,7 +11,7 @@
  */
 import { accessSync, constants, statSync } from 'node:fs';
 import { join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { locateNative, packageRoot, type NativeProgram } from '../native-addons.js';
 import { type ConnectionEnds, connectionEnds, type OwnerQuery } from './address.js';
 import {
   OwnerLookupError,
@@ -50,6 +50,8 @@ export interface OwnerLookup {
   close(): Promise<void>;
   /** Which way lookups are answered now. */
   readonly method: string;
+  /** Why lookups do not start with the sock_diag addon (it is not built or prebuilt here), when they do not. */
+  readonly fallbackReason?: string;
 }
 
 export interface OwnerLookupOptions {
@@ -107,26 +109,34 @@ export function createOwnerLookup(mode: OwnerLookupMode, options: OwnerLookupOpt
     options.method !== 'sock_diag' && readable(join(procNetDir, 'tcp'))
       ? (): OwnerSource => new ProcfsOwnerLookup({ procNetDir, passwd: new PasswdNames(options.passwdPath) })
       : null;
-  const addonPath =
+  const addonAt =
     options.method === 'procfs' || options.addonPath === null
       ? null
-      : (options.addonPath ?? builtPath(ADDON_NAME, false));
-  const addon =
-    addonPath !== null && built(addonPath, false) ? (): OwnerSource => new SockDiagAddonLookup({ addonPath }) : null;
-  const helperPath = options.method === 'procfs' ? null : (options.helperPath ?? builtPath(HELPER_NAME, true));
+      : options.addonPath !== undefined
+        ? given(options.addonPath, false)
+        : locate(ADDON_NAME, false);
+  const addonPath = addonAt?.path ?? null;
+  const addon = addonPath !== null ? (): OwnerSource => new SockDiagAddonLookup({ addonPath }) : null;
+  const helperAt =
+    options.method === 'procfs'
+      ? null
+      : options.helperPath !== undefined
+        ? given(options.helperPath, true)
+        : locate(HELPER_NAME, true);
+  const helperPath = helperAt?.path ?? null;
   const helper =
-    helperPath !== null && built(helperPath, true)
+    helperPath !== null
       ? (): OwnerSource =>
           new SockDiagOwnerLookup({ helperPath, stallMs: options.timeoutMs ?? OWNER_LOOKUP_DEFAULTS.timeoutMs })
       : null;
 
   // Best first; each hands over to the next when it turns out not to work here.
   const [first, ...fallbacks] = [addon, helper, procfs].filter((source) => source !== null);
-  if (first !== undefined) return new BoundedOwnerLookup(first(), fallbacks, options);
+  if (first !== undefined) {
+    return new BoundedOwnerLookup(first(), fallbacks, options, addon === null ? addonAt?.reason : undefined);
+  }
   if (options.method === 'sock_diag') {
-    return unsupported(
-      `neither the sock_diag addon nor its helper is built (${helperPath ?? HELPER_NAME}); build them with "node gateway/owner/build-helper.mjs"`,
-    );
+    return unsupported(`neither the sock_diag addon nor its helper is available (${helperAt?.reason ?? HELPER_NAME})`);
   }
   return unsupported(`neither the sock_diag addon or helper nor ${procNetDir}/tcp is available`);
 }
@@ -167,8 +177,16 @@ class BoundedOwnerLookup implements OwnerLookup {
   readonly #waiting = new Set<Waiting>();
   #timer: NodeJS.Timeout | undefined;
 
-  constructor(source: OwnerSource, fallbacks: (() => OwnerSource)[], options: OwnerLookupOptions) {
+  readonly fallbackReason: string | undefined;
+
+  constructor(
+    source: OwnerSource,
+    fallbacks: (() => OwnerSource)[],
+    options: OwnerLookupOptions,
+    fallbackReason?: string,
+  ) {
     this.#source = source;
+    this.fallbackReason = fallbackReason;
     this.#fallbacks = fallbacks;
     this.#timeoutMs = options.timeoutMs ?? OWNER_LOOKUP_DEFAULTS.timeoutMs;
     this.#onError = options.onError ?? (() => {});
@@ -295,21 +313,27 @@ class BoundedOwnerLookup implements OwnerLookup {
   }
 }
 
-const ADDON_NAME = 'identgate-sockdiag.node';
-const HELPER_NAME = 'identgate-sockdiag';
+const ADDON_NAME: NativeProgram = 'identgate-sockdiag.node';
+const HELPER_NAME: NativeProgram = 'identgate-sockdiag';
 
 /** Where this package's sock_diag addon is (built or not): the claims API asks it for peer credentials too. */
 export function sockDiagAddonPath(): string {
-  return builtPath(ADDON_NAME, false);
+  const located = locateNative(ADDON_NAME);
+  return located.path ?? `${packageRoot()}dist/owner/${ADDON_NAME}`;
 }
 
-/** dist/owner/NAME, seen from this module in dist/gateway/owner/ or in the source tree's gateway/owner/. */
-function builtPath(name: string, executable: boolean): string {
-  const candidates = [
-    fileURLToPath(new URL(`../../owner/${name}`, import.meta.url)),
-    fileURLToPath(new URL(`../../dist/owner/${name}`, import.meta.url)),
-  ];
-  return candidates.find((path) => built(path, executable)) ?? candidates[0] ?? name;
+type Located = { path: string; reason?: undefined } | { path: null; reason: string };
+
+/** dist/owner/NAME when built here, else this package's prebuilt one for this machine (gateway/native-addons.ts). */
+function locate(name: NativeProgram, executable: boolean): Located {
+  const located = locateNative(name);
+  if (located.path === null) return located;
+  return given(located.path, executable);
+}
+
+function given(path: string, executable: boolean): Located {
+  if (built(path, executable)) return { path };
+  return { path: null, reason: `${path} is ${executable ? 'missing or not executable' : 'missing'}` };
 }
 
 function describeSource(source: OwnerSource): string {

@@ -10,9 +10,9 @@ import { closeSync, statSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { lookup } from 'node:dns/promises';
 import { isIP, type AddressInfo } from 'node:net';
-import { fileURLToPath } from 'node:url';
 import { getSystemErrorMap } from 'node:util';
 import { IdentTransportError } from '../errors.js';
+import { locateNative, type NativeLocation } from '../../native-addons.js';
 import type { TransactionEndpoints } from '../transaction.js';
 import {
   LISTEN_BACKLOG,
@@ -58,28 +58,11 @@ interface AddonHandlers {
 }
 
 /**
- * Whether a file is there, by stat() rather than access(): access() checks the
- * real user without capabilities, so a process that runs as another user with
- * CAP_DAC_READ_SEARCH (the tests' setpriv, a hardened unit) would see nothing.
+ * Where the addon is: built here into dist/, else prebuilt in this package for this platform, CPU and C library
+ * (gateway/native-addons.ts); null with the reason when neither.
  */
-function present(path: string): boolean {
-  try {
-    return statSync(path, { throwIfNoEntry: false }) !== undefined;
-  } catch {
-    return false;
-  }
-}
-
-/**
- * Where `npm run build` puts the addon: next to this module in dist/, or, when
- * this module runs from the source tree (the tests), in dist/ of the same checkout.
- */
-export function nativeAddonPath(): string {
-  const candidates = [
-    new URL('./identgate-uv.node', import.meta.url),
-    new URL('../../../dist/gateway/server/transport/identgate-uv.node', import.meta.url),
-  ].map((url) => fileURLToPath(url));
-  return candidates.find(present) ?? candidates[0]!;
+export function nativeAddonPath(): NativeLocation {
+  return locateNative('identgate-uv.node');
 }
 
 /** Reads land here; 64 KiB, like node:net's read size. */
@@ -277,21 +260,33 @@ let instance: NativeTransport | undefined;
  * IdentTransportError (ERR_IDENT_TRANSPORT), naming why, when the addon is not
  * built or does not load here.
  */
-export function loadNativeTransport(addonPath = nativeAddonPath()): NativeTransport {
+export function loadNativeTransport(addonPath?: string): NativeTransport {
   if (instance) return instance;
-  if (!present(addonPath)) {
-    throw new IdentTransportError(
-      `the native transport is not built (${addonPath} is missing; \`npm run build\` builds it with a C compiler)`,
-    );
-  }
+  const located: NativeLocation =
+    addonPath === undefined ? nativeAddonPath() : present(addonPath) ? { path: addonPath } : missing(addonPath);
+  if (located.path === null) throw new IdentTransportError(`the native transport is not available: ${located.reason}`);
   let addon: UvTcpAddon;
   try {
-    addon = createRequire(import.meta.url)(addonPath) as UvTcpAddon;
+    addon = createRequire(import.meta.url)(located.path) as UvTcpAddon;
   } catch (error) {
-    throw new IdentTransportError(`the native transport does not load: ${(error as Error).message.split('\n')[0]}`, {
-      cause: error,
-    });
+    throw new IdentTransportError(
+      `the native transport ${located.path} does not load: ${(error as Error).message.split('\n')[0]}`,
+      { cause: error },
+    );
   }
   instance = new NativeTransport(addon);
   return instance;
+}
+
+function missing(path: string): NativeLocation {
+  return { path: null, reason: `${path} is missing; \`identgate build-addons\` builds it with a C compiler` };
+}
+
+/** By stat(), not access(): access() checks the real user without capabilities (CAP_DAC_READ_SEARCH). */
+function present(path: string): boolean {
+  try {
+    return statSync(path, { throwIfNoEntry: false }) !== undefined;
+  } catch {
+    return false;
+  }
 }
