@@ -187,7 +187,7 @@ describe('identgate serve', () => {
         .find((line) => line.includes('using the node:net transport'));
       expect(JSON.parse(notice!)).toMatchObject({
         level: 'info',
-        reason: expect.stringMatching(/identgate-uv\.node is missing/),
+        reason: expect.stringMatching(/identgate-uv\.node is neither built here .* nor prebuilt for linux-/),
       });
       const native = await runCli(['serve', '--listen', '127.0.0.1:0', '--reply', 'x', '--transport', 'native'], {
         cli,
@@ -195,7 +195,7 @@ describe('identgate serve', () => {
       expect(native.code).toBe(2);
       expect(native.stderr.trim().split('\n')).toEqual([
         expect.stringMatching(
-          /^identgate: the native transport is not built \(.*identgate-uv\.node is missing; `npm run build` builds it with a C compiler\)$/,
+          /^identgate: the native transport is not available: identgate-uv\.node is neither built here \(.*\) nor prebuilt for linux-\S+ \(this package has no prebuilds\); `identgate build-addons` builds it with a C compiler$/,
         ),
       ]);
     } finally {
