@@ -6,6 +6,9 @@ import {
   AUDIT_SEARCH_FLAGS,
   BUILD_ADDONS_FLAGS,
   CLAIM_FLAGS,
+  COMPLETION_FLAGS,
+  EXPLAIN_FLAGS,
+  POLICY_FLAGS,
   QUERY_FLAGS,
   SERVE_FLAGS,
   WORKER_FLAGS,
@@ -20,6 +23,8 @@ export interface CommandEntry {
   readonly summary: string;
   /** Its words after the name (`claim add`, `audit search`), for completion. */
   readonly subcommands?: readonly string[];
+  /** Whether its other words are file names (`policy check FILE`), for completion. */
+  readonly fileArguments?: boolean;
   readonly flags: FlagTable;
 }
 
@@ -57,10 +62,31 @@ export const COMMANDS: readonly CommandEntry[] = [
     flags: AUDIT_SEARCH_FLAGS,
   },
   {
+    name: 'policy',
+    synopsis: 'check FILE | get | put FILE [--worker URL --admin-token-file FILE]',
+    summary: "validate a policy file offline, or get and replace a worker's policy",
+    subcommands: ['check', 'get', 'put'],
+    fileArguments: true,
+    flags: POLICY_FLAGS,
+  },
+  {
+    name: 'explain',
+    synopsis: 'SERVERPORT,CLIENTPORT (--worker URL --admin-token-file FILE | --policy FILE) [question]',
+    summary: 'which rule answers a query, and why the earlier ones do not',
+    flags: EXPLAIN_FLAGS,
+  },
+  {
     name: 'build-addons',
     synopsis: '[--out DIR] [--cc CC]',
     summary: 'rebuild the native transport and the sock_diag addon and helper from their C sources',
     flags: BUILD_ADDONS_FLAGS,
+  },
+  {
+    name: 'completion',
+    synopsis: 'bash',
+    summary: 'print the bash completion script',
+    subcommands: ['bash'],
+    flags: COMPLETION_FLAGS,
   },
 ];
 

@@ -12,6 +12,7 @@ import { ConfigError, parseClaimArgs, parseQueryArgs, parseServeArgs, parseWorke
 import {
   BUILD_ADDONS_FLAGS,
   CLAIM_FLAGS,
+  COMPLETION_FLAGS,
   flagsHelp,
   parseFlags,
   QUERY_FLAGS,
@@ -209,6 +210,28 @@ ${flagsHelp(BUILD_ADDONS_FLAGS)}
 Exit status: 0 all three built, 1 one or more could not be built (the reason is printed), 2 usage error.
 `;
 
+const COMPLETION_USAGE = `identgate completion bash
+
+Prints a bash completion script for identgate, made from the same flag tables
+as --help. Load it in this shell, or install it for everyone:
+
+  source <(identgate completion bash)
+  identgate completion bash > /usr/share/bash-completion/completions/identgate
+`;
+
+async function completion(argv: string[]): Promise<number> {
+  const { help, positionals } = parseFlags(COMPLETION_FLAGS, argv, true, 'completion');
+  if (help || positionals.length === 0) {
+    process.stdout.write(COMPLETION_USAGE);
+    return help ? 0 : 2;
+  }
+  if (positionals.length > 1 || positionals[0] !== 'bash')
+    throw new ConfigError(`identgate completion ${JSON.stringify(positionals.join(' '))}: expected bash`);
+  const { bashCompletion } = await import('./completion.js');
+  process.stdout.write(bashCompletion());
+  return 0;
+}
+
 async function buildAddons(argv: string[]): Promise<number> {
   const { values, help } = parseFlags(BUILD_ADDONS_FLAGS, argv, false, 'build-addons');
   if (help) {
@@ -384,8 +407,14 @@ export async function main(argv: string[], hangups: Hangups): Promise<number | u
       return claim(rest);
     case 'audit':
       return (await import('./audit-search.js')).audit(rest);
+    case 'policy':
+      return (await import('./admin.js')).policy(rest);
+    case 'explain':
+      return (await import('./admin.js')).explainCommand(rest);
     case 'build-addons':
       return buildAddons(rest);
+    case 'completion':
+      return completion(rest);
     case 'help':
       if (rest[0] !== undefined) {
         if (!COMMAND_NAMES.includes(rest[0])) throw unknownCommand(rest[0]);

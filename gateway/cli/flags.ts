@@ -244,7 +244,7 @@ export const SERVE_FLAGS = {
     placeholder: 'auto|native|node',
     default: SERVE_DEFAULTS.transport,
     section: 'Listening',
-    help: 'how connections are read and written: native = libuv through the addon\n`npm run build` compiles (about half the CPU per connection), node = node:net;\nauto = native when it is built, else node',
+    help: 'how connections are read and written: native = libuv through the addon\n(prebuilt, or `identgate build-addons`; about half the CPU per connection),\nnode = node:net; auto = native when the addon is there and loads, else node',
     docs: 'how connections are read and written; see [Transport](#transport)',
     parse: oneOf<TransportChoice>(TRANSPORT_CHOICES),
   },
@@ -861,3 +861,72 @@ export const BUILD_ADDONS_FLAGS = {
   },
   cc: { type: 'string', placeholder: 'CC', default: 'cc', section: 'Options', help: 'the C compiler' },
 } as const satisfies FlagTable;
+
+// ---------------------------------------------------------------- identgate policy, identgate explain
+
+/** The policy worker to ask, with an admin token (policy get|put, explain). */
+function adminFlags(section: string) {
+  return {
+    worker: {
+      type: 'string',
+      placeholder: 'URL',
+      section,
+      help: 'the policy worker (identgate worker, Workers, wrangler dev)',
+      parse: parseUpstream,
+    },
+    'admin-token-file': {
+      type: 'string',
+      placeholder: 'FILE',
+      section,
+      help: 'with --worker: the admin bearer token (its first line)',
+    },
+  } as const satisfies FlagTable;
+}
+
+export const POLICY_FLAGS = adminFlags('Options');
+
+function uid(value: string, flag: string): number {
+  if (!/^\d+$/.test(value) || Number(value) > 0xffffffff)
+    throw new ConfigError(`${flag} ${JSON.stringify(value)}: expected a uid, 0..4294967295`);
+  return Number(value);
+}
+
+export const EXPLAIN_FLAGS = {
+  ...adminFlags('Where'),
+  policy: {
+    type: 'string',
+    placeholder: 'FILE',
+    section: 'Where',
+    help: 'or decide here, with this policy file (docs/policy.md)',
+  },
+  gateway: { type: 'string', placeholder: 'NAME', section: 'The question', help: 'the gateway asking' },
+  'server-address': {
+    type: 'string',
+    placeholder: 'ADDR',
+    section: 'The question',
+    help: "the ident server's own address (the connection's local end)",
+  },
+  'client-address': {
+    type: 'string',
+    placeholder: 'ADDR',
+    section: 'The question',
+    help: "the querier's address",
+  },
+  'owner-uid': {
+    type: 'string',
+    placeholder: 'UID',
+    section: 'The question',
+    help: "the queried connection's owner (default: unknown)",
+    parse: uid,
+  },
+  'owner-name': {
+    type: 'string',
+    placeholder: 'NAME',
+    section: 'The question',
+    help: "with --owner-uid: the owner's user name",
+  },
+  json: { type: 'boolean', section: 'Output', help: "print the explanation as JSON (the worker's answer)" },
+} as const satisfies FlagTable;
+
+/** `identgate completion` has no flags but --help. */
+export const COMPLETION_FLAGS = {} as const satisfies FlagTable;

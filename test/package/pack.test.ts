@@ -18,6 +18,7 @@ let work: string;
 let installed: string;
 let bin: string;
 let shipped: string[];
+let manDir: string;
 
 /** The files git knows in this checkout (tracked and new), plus the built dist/: what a fresh clone has after `npm run build`. */
 async function copyCheckout(to: string): Promise<void> {
@@ -26,7 +27,7 @@ async function copyCheckout(to: string): Promise<void> {
     maxBuffer: 16 << 20,
   });
   for (const file of stdout.split('\0').filter(Boolean)) {
-    if (!existsSync(join(ROOT, file))) continue; // deleted in the work tree
+    if (!existsSync(join(ROOT, file)) || file === 'node_modules') continue; // deleted in the work tree; linked below
     cpSync(join(ROOT, file), join(to, file), { preserveTimestamps: true });
   }
   cpSync(join(ROOT, 'dist'), join(to, 'dist'), { recursive: true, preserveTimestamps: true });
@@ -48,6 +49,7 @@ beforeAll(async () => {
     { cwd: work },
   );
   installed = join(prefix, 'lib', 'node_modules', 'identgate');
+  manDir = join(prefix, 'share', 'man');
   bin = join(prefix, 'bin', 'identgate');
 }, 240_000);
 
@@ -96,6 +98,13 @@ describe('the packed tarball', () => {
 });
 
 describe('identgate installed from the tarball', () => {
+  it('has its man pages linked under the prefix, where man finds them', async () => {
+    for (const page of ['man8/identgate.8', 'man5/identgate-policy.5'])
+      expect(existsSync(join(manDir, page))).toBe(true);
+    const { stdout } = await run('man', ['identgate'], { env: { ...process.env, MANPATH: manDir, MANPAGER: 'cat' } });
+    expect(stdout).toMatch(/^IDENTGATE\(8\)/);
+  });
+
   it('serves with the native transport and the sock_diag addon, and answers who owns a connection', async () => {
     const target = createServer();
     await new Promise<void>((resolve) => target.listen(0, '127.0.0.1', resolve));

@@ -34,30 +34,44 @@ const ExplainRequestSchema = LookupRequestSchema.extend({
   owner: OwnerSchema.optional(),
 });
 
+export type ExplainRequest = z.infer<typeof ExplainRequestSchema>;
+
+/**
+ * The lookup request an explain question stands for, its left-out fields filled with EXPLAIN_DEFAULTS, and
+ * the names of those fields. Throws RequestRejected (400) when the question does not parse.
+ *
+ * @example
+ * explainRequest({ query: { serverPort: 6667, clientPort: 40000 } }).assumed // ['gateway', 'connection.localAddress', ...]
+ */
+export function explainRequest(question: unknown): { request: LookupRequest; assumed: string[] } {
+  const query = parseWith(ExplainRequestSchema, question);
+  const assumed: string[] = [];
+  const given = <K extends string, T>(name: K, value: T | undefined, fallback: T): T => {
+    if (value !== undefined) return value;
+    assumed.push(name);
+    return fallback;
+  };
+  const connection = Object.fromEntries(
+    Object.entries(EXPLAIN_DEFAULTS.connection).map(([field, fallback]) => [
+      field,
+      given(`connection.${field}`, query.connection?.[field as keyof typeof EXPLAIN_DEFAULTS.connection], fallback),
+    ]),
+  ) as LookupRequest['connection'];
+  const request: LookupRequest = {
+    ...query,
+    v: WIRE_VERSION,
+    id: query.id ?? EXPLAIN_DEFAULTS.id,
+    gateway: given('gateway', query.gateway, EXPLAIN_DEFAULTS.gateway),
+    connection,
+    owner: given('owner', query.owner, EXPLAIN_DEFAULTS.owner),
+  };
+  return { request, assumed };
+}
+
 export function explainRoutes(service: Service): Hono {
   const routes = new Hono();
   routes.post(ROUTES.explain, adminAuth(service), limitBody, async (c) => {
-    const query = parseWith(ExplainRequestSchema, await readJson(c));
-    const assumed: string[] = [];
-    const given = <K extends string, T>(name: K, value: T | undefined, fallback: T): T => {
-      if (value !== undefined) return value;
-      assumed.push(name);
-      return fallback;
-    };
-    const connection = Object.fromEntries(
-      Object.entries(EXPLAIN_DEFAULTS.connection).map(([field, fallback]) => [
-        field,
-        given(`connection.${field}`, query.connection?.[field as keyof typeof EXPLAIN_DEFAULTS.connection], fallback),
-      ]),
-    ) as LookupRequest['connection'];
-    const request: LookupRequest = {
-      ...query,
-      v: WIRE_VERSION,
-      id: query.id ?? EXPLAIN_DEFAULTS.id,
-      gateway: given('gateway', query.gateway, EXPLAIN_DEFAULTS.gateway),
-      connection,
-      owner: given('owner', query.owner, EXPLAIN_DEFAULTS.owner),
-    };
+    const { request, assumed } = explainRequest(await readJson(c));
     const snapshot = await service.current();
     return c.json({ v: WIRE_VERSION, version: snapshot.version, ...explain(snapshot.compiled, request), assumed });
   });

@@ -226,7 +226,7 @@ describe('identgate serve', () => {
     expect(viaHelp.code).toBe(0);
     expect(viaHelp.stdout).toBe(viaFlag.stdout);
     expect((await runCli(['help', 'nope'])).stderr).toBe(
-      'identgate: unknown command "nope": expected serve, query, worker, claim, audit or build-addons (see \'identgate --help\')\n',
+      'identgate: unknown command "nope": expected serve, query, worker, claim, audit, policy, explain, build-addons or completion (see \'identgate --help\')\n',
     );
   });
 
